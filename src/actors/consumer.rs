@@ -1,0 +1,453 @@
+//! ConsumerActor: claims tasks and runs them.
+//!
+//! The actor hosts one async loop (`Consumer::consume`). Each turn claims up to `WORKER_PREFETCH`
+//! tasks in one atomic script; with nothing to do it blocks on its own Redis connection (BLPOP on the
+//! wake list, bounded by `WORKER_POLL_INTERVAL`), so an idle pool costs no polling and a new task is
+//! picked up within a round trip. While a handler runs, the lease is renewed every third of its
+//! length; a lost lease (the task was reclaimed elsewhere) or an operator's cancel stops the handler.
+//!
+//! The handler runs behind `catch_unwind`: a panic fails the attempt (retryable, so a poison task is
+//! dead-lettered after `max_retries`) and then ends this consumer, so the supervisor's restart
+//! limit sees it. Redis errors never end the loop: it backs off and tries again.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use futures::FutureExt;
+use redis::aio::MultiplexedConnection;
+use serde_json::Value;
+use tokio::sync::watch;
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use super::{Outcome, PoolSignal, TaskObserver};
+use crate::handlers::{HandlerRegistry, TaskContext, TaskError};
+use crate::queue::{ClaimedTask, Failure, QueueStore, retry_backoff};
+use crate::task::validate_payload;
+
+/// Why a consumer's loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The pool asked it to stop (stop, restart, shutdown).
+    Stopped,
+    /// A handler panicked; the supervisor decides whether to restart it.
+    Panicked,
+}
+
+/// Sent to the supervisor when a consumer ends.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ConsumerExited {
+    pub slot: usize,
+    /// Which pool generation it belonged to; exits of an older generation are ignored.
+    pub generation: u64,
+    pub exit: Exit,
+}
+
+/// Everything a consumer needs; cloned into each new consumer by the supervisor.
+#[derive(Clone)]
+pub struct ConsumerDeps {
+    pub store: QueueStore,
+    pub handlers: Arc<HandlerRegistry>,
+    pub observer: Arc<dyn TaskObserver>,
+    /// Instance-wide count of running tasks (heartbeat, status API).
+    pub in_flight: Arc<AtomicUsize>,
+    /// Tasks claimed per round trip.
+    pub prefetch: usize,
+    /// Upper bound of one blocking wait.
+    pub poll_interval: Duration,
+}
+
+pub struct ConsumerActor {
+    /// Lease owner name, `<instance>/c<slot>`: written on every task this consumer claims.
+    name: String,
+    /// Position in the pool, so the supervisor can restart the same slot.
+    slot: usize,
+    /// Pool generation this consumer belongs to.
+    generation: u64,
+    deps: ConsumerDeps,
+    /// Pool control: Run, or Drain with a deadline.
+    control: watch::Receiver<PoolSignal>,
+    /// Told when this consumer ends and why.
+    supervisor: Recipient<ConsumerExited>,
+}
+
+impl ConsumerActor {
+    pub fn new(
+        instance: &str,
+        slot: usize,
+        generation: u64,
+        deps: ConsumerDeps,
+        control: watch::Receiver<PoolSignal>,
+        supervisor: Recipient<ConsumerExited>,
+    ) -> Self {
+        Self {
+            name: format!("{instance}/c{slot}"),
+            slot,
+            generation,
+            deps,
+            control,
+            supervisor,
+        }
+    }
+}
+
+impl Actor for ConsumerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let consumer = Consumer {
+            name: self.name.clone(),
+            deps: self.deps.clone(),
+            control: self.control.clone(),
+        };
+        let span = info_span!("consumer", consumer = %self.name);
+        let fut = AssertUnwindSafe(consumer.consume().instrument(span))
+            .catch_unwind()
+            .map(|r| r.unwrap_or(Exit::Panicked));
+        ctx.spawn(fut.into_actor(self).map(|exit, act, ctx| {
+            act.supervisor.do_send(ConsumerExited {
+                slot: act.slot,
+                generation: act.generation,
+                exit,
+            });
+            ctx.stop();
+        }));
+    }
+}
+
+/// What became of one claimed task.
+enum Attempt {
+    Done(Value),
+    Failed(Failure, Outcome),
+    /// Handed back (drain deadline) — released without burning the attempt.
+    HandBack,
+    /// Another instance owns it now, or it was cancelled; nothing to record.
+    Gone(Outcome),
+    /// The handler panicked; record the failure, then end this consumer.
+    Panicked(Failure),
+}
+
+/// The loop itself, separate from the actor so it can be one plain async fn.
+struct Consumer {
+    name: String,
+    deps: ConsumerDeps,
+    control: watch::Receiver<PoolSignal>,
+}
+
+/// Wait for the pool to start draining, then until its deadline. Resolves at once if the pool
+/// is gone.
+async fn hand_back_deadline(mut control: watch::Receiver<PoolSignal>) {
+    loop {
+        let signal = *control.borrow_and_update();
+        if let PoolSignal::Drain { deadline } = signal {
+            tokio::time::sleep_until(deadline.into()).await;
+            return;
+        }
+        if control.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+impl Consumer {
+    fn draining(&self) -> bool {
+        !matches!(*self.control.borrow(), PoolSignal::Run)
+    }
+
+    /// Sleep for `d` unless the pool starts draining first.
+    async fn pause(&mut self, d: Duration) {
+        let mut control = self.control.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = control.changed() => {}
+        }
+    }
+
+    async fn consume(mut self) -> Exit {
+        debug!("consumer started");
+        let mut blocking: Option<MultiplexedConnection> = None;
+        let mut redis_backoff = Duration::from_millis(100);
+        loop {
+            if self.draining() {
+                return Exit::Stopped;
+            }
+            let started = Instant::now();
+            let batch = match self.deps.store.claim(&self.name, self.deps.prefetch).await {
+                Ok(b) => {
+                    redis_backoff = Duration::from_millis(100);
+                    b
+                }
+                Err(e) => {
+                    self.deps.observer.redis_error();
+                    warn!(error = %e, retry_in_ms = redis_backoff.as_millis() as u64, "claim failed");
+                    self.pause(redis_backoff).await;
+                    redis_backoff = (redis_backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            self.deps.observer.claimed(started.elapsed(), batch.len());
+            if batch.is_empty() {
+                self.wait_for_work(&mut blocking).await;
+                continue;
+            }
+            if self.run_batch(batch).await == Exit::Panicked {
+                return Exit::Panicked;
+            }
+        }
+    }
+
+    /// Block until woken, the poll interval passes, or the pool drains.
+    async fn wait_for_work(&mut self, blocking: &mut Option<MultiplexedConnection>) {
+        if blocking.is_none() {
+            match self
+                .deps
+                .store
+                .blocking_connection(self.deps.poll_interval)
+                .await
+            {
+                Ok(c) => *blocking = Some(c),
+                Err(e) => {
+                    self.deps.observer.redis_error();
+                    warn!(error = %e, "cannot open the blocking connection");
+                    self.pause(Duration::from_secs(1)).await;
+                    return;
+                }
+            }
+        }
+        let Some(conn) = blocking.as_mut() else {
+            return;
+        };
+        let mut control = self.control.clone();
+        let store = self.deps.store.clone();
+        tokio::select! {
+            r = store.wait_for_work(conn, self.deps.poll_interval) => {
+                if let Err(e) = r {
+                    self.deps.observer.redis_error();
+                    warn!(error = %e, "blocking wait failed; reconnecting");
+                    *blocking = None;
+                    self.pause(Duration::from_millis(500)).await;
+                }
+            }
+            _ = control.changed() => {}
+        }
+    }
+
+    async fn run_batch(&mut self, batch: Vec<ClaimedTask>) -> Exit {
+        let held: Vec<String> = batch.iter().map(|t| t.id.clone()).collect();
+        let mut done = Vec::new();
+        let mut failed = Vec::new();
+        let mut hand_back = Vec::new();
+        let mut exit = Exit::Stopped;
+        let mut rest = batch.into_iter();
+        for task in rest.by_ref() {
+            let id = task.id.clone();
+            let task_type = task.record.as_ref().ok().map(|r| r.task_type);
+            let wait = task.wait;
+            let started = Instant::now();
+            self.deps.in_flight.fetch_add(1, Ordering::Relaxed);
+            let attempt = self.run_one(task, &held).await;
+            self.deps.in_flight.fetch_sub(1, Ordering::Relaxed);
+            let outcome = match attempt {
+                Attempt::Done(v) => {
+                    done.push((id, v));
+                    Outcome::Completed
+                }
+                Attempt::Failed(f, o) => {
+                    failed.push(f);
+                    o
+                }
+                Attempt::HandBack => {
+                    hand_back.push(id);
+                    Outcome::Released
+                }
+                Attempt::Gone(o) => o,
+                Attempt::Panicked(f) => {
+                    failed.push(f);
+                    exit = Exit::Panicked;
+                    Outcome::Retried
+                }
+            };
+            self.deps
+                .observer
+                .finished(task_type, outcome, wait, started.elapsed());
+            if exit == Exit::Panicked || self.draining() {
+                break;
+            }
+        }
+        // Claimed but not started (prefetch > 1 and the pool is draining or we panicked): hand back.
+        hand_back.extend(rest.map(|t| t.id));
+        self.record_outcomes(done, failed, hand_back).await;
+        exit
+    }
+
+    async fn run_one(&mut self, task: ClaimedTask, held: &[String]) -> Attempt {
+        let permanent = |reason: String| {
+            Attempt::Failed(
+                Failure {
+                    id: task.id.clone(),
+                    reason,
+                    retryable: false,
+                    backoff: Duration::ZERO,
+                },
+                Outcome::Failed,
+            )
+        };
+        let record = match task.record {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(task_id = %task.id, error = %e, "dead-lettering a malformed record");
+                return permanent(e.to_string());
+            }
+        };
+        if let Err(e) = validate_payload(record.task_type, &record.payload) {
+            return permanent(format!("invalid payload: {e}"));
+        }
+        let Some(handler) = self.deps.handlers.get(record.task_type) else {
+            return permanent(format!(
+                "no handler for task type `{}` in this build",
+                record.task_type
+            ));
+        };
+        let span = info_span!(
+            "task",
+            task_id = %record.task_id,
+            task_type = %record.task_type,
+            priority = %record.priority,
+            attempt = record.attempts,
+            trace_id = %record.trace_id,
+        );
+        let attempts = record.attempts;
+        let failure = |reason: String, retryable: bool| Failure {
+            id: task.id.clone(),
+            reason,
+            retryable,
+            backoff: if retryable {
+                retry_backoff(attempts)
+            } else {
+                Duration::ZERO
+            },
+        };
+        async {
+            info!("task started");
+            let ctx = TaskContext {
+                record,
+                store: self.deps.store.clone(),
+            };
+            let work = AssertUnwindSafe(handler.run(ctx)).catch_unwind();
+            tokio::pin!(work);
+            let lease = self.deps.store.lease();
+            let mut renew = tokio::time::interval_at(
+                (Instant::now() + lease / 3).into(),
+                lease / 3,
+            );
+            let deadline = hand_back_deadline(self.control.clone());
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    r = &mut work => {
+                        return match r {
+                            Ok(Ok(v)) => {
+                                info!("task completed");
+                                Attempt::Done(v)
+                            }
+                            Ok(Err(TaskError::Retryable(m))) => {
+                                warn!(error = %m, "attempt failed (retryable)");
+                                Attempt::Failed(failure(m, true), Outcome::Retried)
+                            }
+                            Ok(Err(TaskError::Permanent(m))) => {
+                                warn!(error = %m, "attempt failed (permanent)");
+                                Attempt::Failed(failure(m, false), Outcome::Failed)
+                            }
+                            Err(p) => {
+                                let m = format!("handler panicked: {}", panic_message(&*p));
+                                error!(error = %m, "handler panicked; restarting this consumer");
+                                Attempt::Panicked(failure(m, true))
+                            }
+                        };
+                    }
+                    _ = renew.tick() => {
+                        match self.deps.store.renew(&self.name, held).await {
+                            Ok((lost, cancel)) => {
+                                if lost.contains(&task.id) {
+                                    warn!("lease lost (reclaimed elsewhere); abandoning this attempt");
+                                    return Attempt::Gone(Outcome::Released);
+                                }
+                                if cancel.contains(&task.id) {
+                                    info!("cancelled by an operator; stopping the handler");
+                                    if let Err(e) = self.deps.store.finish_cancel(&self.name, &task.id).await {
+                                        warn!(error = %e, "could not record the cancel; the lease will lapse");
+                                    }
+                                    return Attempt::Gone(Outcome::Cancelled);
+                                }
+                            }
+                            Err(e) => {
+                                self.deps.observer.redis_error();
+                                warn!(error = %e, "lease renewal failed; will retry");
+                            }
+                        }
+                    }
+                    _ = &mut deadline => {
+                        warn!("shutdown timeout reached; handing the task back");
+                        return Attempt::HandBack;
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Write outcomes to Redis, retrying through Redis outages for up to one lease length. If that
+    /// fails the leases lapse and the tasks run again elsewhere (at-least-once).
+    async fn record_outcomes(
+        &mut self,
+        done: Vec<(String, Value)>,
+        failed: Vec<Failure>,
+        hand_back: Vec<String>,
+    ) {
+        let give_up = Instant::now() + self.deps.store.lease();
+        let mut backoff = Duration::from_millis(50);
+        let (mut done_ok, mut failed_ok, mut back_ok) =
+            (done.is_empty(), failed.is_empty(), hand_back.is_empty());
+        loop {
+            let store = &self.deps.store;
+            if !done_ok {
+                done_ok = store.complete(&done).await.is_ok();
+            }
+            if !failed_ok {
+                failed_ok = store.fail(&failed).await.is_ok();
+            }
+            if !back_ok {
+                back_ok = store.release(&self.name, &hand_back).await.is_ok();
+            }
+            if done_ok && failed_ok && back_ok {
+                return;
+            }
+            self.deps.observer.redis_error();
+            if Instant::now() >= give_up {
+                error!(
+                    unrecorded = (!done_ok) as usize * done.len()
+                        + (!failed_ok) as usize * failed.len()
+                        + (!back_ok) as usize * hand_back.len(),
+                    "could not record task outcomes; their leases will lapse and they will run again"
+                );
+                return;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The actors of one instance (SPEC §2).
+//!
+//! - [`SupervisorActor`](supervisor::SupervisorActor): owns the pool. Spawns `WORKER_CONCURRENCY`
+//!   consumers spread over one arbiter per core, restarts the ones that exit unexpectedly within a
+//!   restart-intensity limit, runs queue maintenance (promote due tasks, reclaim lapsed leases),
+//!   writes the heartbeat, and drains the pool on stop / shutdown.
+//! - [`ConsumerActor`](consumer::ConsumerActor): claims tasks, runs their handler behind a panic
+//!   boundary while renewing the lease, and records the outcome.
+//!
+//! Pool control flows down through a `watch` channel ([`PoolSignal`]); exits flow up as messages.
+
+pub mod consumer;
+pub mod supervisor;
+
+use std::time::{Duration, Instant};
+
+use crate::task::TaskType;
+
+/// What the pool tells its consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolSignal {
+    /// Claim and run tasks.
+    Run,
+    /// Stop claiming; finish running tasks until `deadline`, then hand them back.
+    Drain { deadline: Instant },
+}
+
+/// How a finished attempt ended, for observers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    /// Failed, another attempt scheduled.
+    Retried,
+    /// Failed for good (dead-lettered).
+    Failed,
+    /// Stopped on an operator's cancel.
+    Cancelled,
+    /// Handed back unfinished (shutdown) or lost to a reclaim.
+    Released,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Retried => "retried",
+            Outcome::Failed => "failed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Released => "released",
+        }
+    }
+}
+
+/// Receives what consumers see, without slowing them down (metrics, `bench`).
+pub trait TaskObserver: Send + Sync + 'static {
+    /// One claim round trip took `latency` and returned `claimed` tasks.
+    fn claimed(&self, _latency: Duration, _claimed: usize) {}
+    /// An attempt ended. `task_type` is `None` for records that could not be decoded.
+    fn finished(
+        &self,
+        _task_type: Option<TaskType>,
+        _outcome: Outcome,
+        _wait: Duration,
+        _run: Duration,
+    ) {
+    }
+    /// A consumer was restarted after exiting unexpectedly.
+    fn consumer_restarted(&self) {}
+    /// A Redis call failed.
+    fn redis_error(&self) {}
+}
+
+/// The observer that ignores everything.
+pub struct NoObserver;
+impl TaskObserver for NoObserver {}

@@ -1,0 +1,374 @@
+//! The command line (SPEC §10). Every subcommand has `--help`.
+//!
+//! Exit codes: 0 success; 1 a runtime failure (Redis unreachable, a task not found); 2 bad input
+//! (invalid configuration naming the variable, an invalid flag or payload naming the field).
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+
+use crate::config::{Config, ConfigError, Mode};
+use crate::queue::{CancelOutcome, QueueStats, QueueStore, ReplayOutcome};
+use crate::task::{NewTask, Priority};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ops-worker",
+    version,
+    about = "Crash-safe Redis priority-queue worker for ops tasks (Vercel deployments)",
+    long_about = "Crash-safe Redis priority-queue worker for ops tasks (Vercel deployments).\n\n\
+                  Configuration comes from the environment (see docs/configuration.md); the flags \
+                  below override it."
+)]
+pub struct Cli {
+    /// Redis URL (overrides REDIS_URL).
+    #[arg(long, global = true, value_name = "URL")]
+    redis_url: Option<String>,
+    /// Queue name (overrides QUEUE_NAME).
+    #[arg(long, global = true, value_name = "NAME")]
+    queue: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the consumer pool and the HTTP server until SIGTERM/SIGINT.
+    Run(RunArgs),
+    /// Submit tasks.
+    Enqueue(EnqueueArgs),
+    /// Print queue statistics.
+    Stats {
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one task's record as JSON.
+    Show { task_id: String },
+    /// Cancel a task (a running one stops at its next lease renewal).
+    Cancel { task_id: String },
+    /// Replay a failed (dead-lettered) task.
+    Retry { task_id: String },
+    /// Pause priorities cluster-wide; their tasks stay pending.
+    Pause {
+        #[arg(required = true, value_name = "PRIORITY")]
+        priorities: Vec<String>,
+    },
+    /// Resume paused priorities.
+    Resume {
+        #[arg(required = true, value_name = "PRIORITY")]
+        priorities: Vec<String>,
+    },
+    /// Measure enqueue and drain throughput of noop tasks on a private queue.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Consumers in this instance (overrides WORKER_CONCURRENCY).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// HTTP port (overrides PORT).
+    #[arg(long)]
+    port: Option<u16>,
+}
+
+#[derive(Args, Debug)]
+struct EnqueueArgs {
+    /// Task type: deploy (alias deployment), redeploy, promote, rollback, cancel, check, noop.
+    #[arg(long = "type", value_name = "TYPE")]
+    task_type: String,
+    /// P0 (highest) .. P3.
+    #[arg(long, default_value = "P2")]
+    priority: String,
+    /// JSON object of type-specific arguments.
+    #[arg(long, default_value = "{}")]
+    payload: String,
+    /// How many copies to submit.
+    #[arg(long, default_value_t = 1)]
+    count: usize,
+    /// Same key within 24 h returns the existing task.
+    #[arg(long)]
+    idempotency_key: Option<String>,
+    /// Do not run before this RFC 3339 time.
+    #[arg(long)]
+    run_at: Option<String>,
+    /// Retries after the first attempt (default TASK_MAX_RETRIES).
+    #[arg(long)]
+    max_retries: Option<u32>,
+    /// Free-form submitter name.
+    #[arg(long, default_value = "cli")]
+    source: String,
+    /// Print the submitted task ids as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Failure of a command, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Config(_) | CliError::Invalid(_) => 2,
+            CliError::Failed(_) => 1,
+        }
+    }
+}
+
+impl From<crate::queue::QueueError> for CliError {
+    fn from(e: crate::queue::QueueError) -> Self {
+        CliError::Failed(e.to_string())
+    }
+}
+
+/// Parse arguments, run the command, and map the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match actix_rt::System::new().block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn load_config(
+    cli: &Cli,
+    mode: Mode,
+    extra: &[(&str, Option<String>)],
+) -> Result<Config, CliError> {
+    let mut vars: HashMap<String, String> = std::env::vars().collect();
+    let overrides = [
+        ("REDIS_URL", cli.redis_url.clone()),
+        ("QUEUE_NAME", cli.queue.clone()),
+    ];
+    for (k, v) in overrides.iter().chain(extra) {
+        if let Some(v) = v {
+            vars.insert(k.to_string(), v.clone());
+        }
+    }
+    Ok(Config::from_vars(&vars, mode)?)
+}
+
+fn tool_store(cli: &Cli) -> Result<(Config, QueueStore), CliError> {
+    let config = load_config(cli, Mode::Tool, &[])?;
+    crate::telemetry::init(&config.log_level, config.log_format);
+    let store = QueueStore::new(&config.redis_url, &config.queue)?;
+    Ok((config, store))
+}
+
+fn parse_priorities(raw: &[String]) -> Result<Vec<Priority>, CliError> {
+    raw.iter()
+        .flat_map(|s| s.split(','))
+        .map(|p| p.parse().map_err(CliError::Invalid))
+        .collect()
+}
+
+async fn dispatch(cli: Cli) -> Result<(), CliError> {
+    match &cli.command {
+        Command::Run(args) => {
+            let config = load_config(
+                &cli,
+                Mode::Run,
+                &[
+                    (
+                        "WORKER_CONCURRENCY",
+                        args.concurrency.map(|n| n.to_string()),
+                    ),
+                    ("PORT", args.port.map(|p| p.to_string())),
+                ],
+            )?;
+            crate::telemetry::init(&config.log_level, config.log_format);
+            crate::startup::run(config)
+                .await
+                .map_err(|e| CliError::Failed(e.to_string()))
+        }
+        Command::Enqueue(args) => enqueue(&cli, args).await,
+        Command::Stats { json } => {
+            let (_, store) = tool_store(&cli)?;
+            let stats = store.stats().await?;
+            if *json {
+                println!("{}", stats_json(&stats));
+            } else {
+                print_stats(&stats);
+            }
+            Ok(())
+        }
+        Command::Show { task_id } => {
+            let (_, store) = tool_store(&cli)?;
+            match store.get(task_id).await? {
+                Some(r) => {
+                    println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                    Ok(())
+                }
+                None => Err(CliError::Failed(format!("task {task_id} not found"))),
+            }
+        }
+        Command::Cancel { task_id } => {
+            let (_, store) = tool_store(&cli)?;
+            match store.cancel(task_id).await? {
+                CancelOutcome::Cancelled => println!("cancelled {task_id}"),
+                CancelOutcome::Cancelling => {
+                    println!("{task_id} is running; it will stop at its next lease renewal")
+                }
+                CancelOutcome::NotFound => {
+                    return Err(CliError::Failed(format!("task {task_id} not found")));
+                }
+                CancelOutcome::NotCancellable(s) => {
+                    return Err(CliError::Failed(format!(
+                        "task {task_id} is already {s}; nothing to cancel"
+                    )));
+                }
+            }
+            Ok(())
+        }
+        Command::Retry { task_id } => {
+            let (_, store) = tool_store(&cli)?;
+            match store.replay(task_id).await? {
+                ReplayOutcome::Replayed => {
+                    println!("{task_id} is pending again");
+                    Ok(())
+                }
+                ReplayOutcome::NotFound => {
+                    Err(CliError::Failed(format!("task {task_id} not found")))
+                }
+                ReplayOutcome::NotFailed(s) => Err(CliError::Failed(format!(
+                    "task {task_id} is {s}; only failed tasks can be retried"
+                ))),
+            }
+        }
+        Command::Pause { priorities } => {
+            let ps = parse_priorities(priorities)?;
+            let (_, store) = tool_store(&cli)?;
+            store.pause(&ps).await?;
+            println!("paused: {}", store.stats().await?.paused.join(" "));
+            Ok(())
+        }
+        Command::Resume { priorities } => {
+            let ps = parse_priorities(priorities)?;
+            let (_, store) = tool_store(&cli)?;
+            store.resume(&ps).await?;
+            println!("paused: {}", store.stats().await?.paused.join(" "));
+            Ok(())
+        }
+        Command::Bench(args) => {
+            let config = load_config(&cli, Mode::Tool, &[])?;
+            crate::telemetry::init("warn", config.log_format);
+            crate::bench::run(&config, args)
+                .await
+                .map_err(|e| CliError::Failed(e.to_string()))
+        }
+    }
+}
+
+async fn enqueue(cli: &Cli, args: &EnqueueArgs) -> Result<(), CliError> {
+    let payload: Value = serde_json::from_str(&args.payload)
+        .map_err(|e| CliError::Invalid(format!("payload: invalid JSON: {e}")))?;
+    if args.count == 0 || args.count > 1_000_000 {
+        return Err(CliError::Invalid("count: must be from 1 to 1000000".into()));
+    }
+    let (config, store) = tool_store(cli)?;
+    let now = Utc::now();
+    let mut tasks = Vec::with_capacity(args.count);
+    for _ in 0..args.count {
+        let new = NewTask {
+            task_type: Some(args.task_type.clone()),
+            priority: Some(args.priority.clone()),
+            payload: Some(payload.clone()),
+            source: Some(args.source.clone()),
+            max_retries: args.max_retries,
+            idempotency_key: args.idempotency_key.clone(),
+            run_at: args.run_at.clone(),
+            ..Default::default()
+        };
+        tasks.push(
+            new.validate(config.queue.max_retries, now)
+                .map_err(|e| CliError::Invalid(e.to_string()))?,
+        );
+    }
+    let ids = store.enqueue(&tasks).await?;
+    if args.json {
+        let list: Vec<Value> = ids
+            .iter()
+            .map(|(id, created)| json!({"task_id": id, "created": created}))
+            .collect();
+        println!("{}", Value::Array(list));
+    } else {
+        let created = ids.iter().filter(|(_, c)| *c).count();
+        println!(
+            "enqueued {created} task(s) on {} ({} already existed)",
+            store.key_base(),
+            ids.len() - created
+        );
+        for (id, _) in ids.iter().take(20) {
+            println!("{id}");
+        }
+    }
+    Ok(())
+}
+
+/// The `stats --json` object (the CLI contract: pending keyed P0..P3, in_flight, retrying, failed,
+/// completed_total, paused).
+pub fn stats_json(s: &QueueStats) -> Value {
+    let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
+    let pending: serde_json::Map<String, Value> = Priority::ALL
+        .iter()
+        .map(|p| {
+            (
+                p.as_str().to_string(),
+                json!(s.pending.get(p.as_str()).copied().unwrap_or(0)),
+            )
+        })
+        .collect();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("pending".into(), Value::Object(pending));
+        o.insert("pending_total".into(), json!(s.pending_total()));
+    }
+    v
+}
+
+fn print_stats(s: &QueueStats) {
+    let p = |k: &str| s.pending.get(k).copied().unwrap_or(0);
+    println!(
+        "pending     P0 {}  P1 {}  P2 {}  P3 {}  (total {})",
+        p("P0"),
+        p("P1"),
+        p("P2"),
+        p("P3"),
+        s.pending_total()
+    );
+    println!("in flight   {}", s.in_flight);
+    println!("retrying    {}", s.retrying);
+    println!("delayed     {}", s.delayed);
+    println!("failed      {} (dead-lettered)", s.failed);
+    println!(
+        "paused      {}",
+        if s.paused.is_empty() {
+            "-".to_string()
+        } else {
+            s.paused.join(" ")
+        }
+    );
+    println!(
+        "completed   {} total, {} last 1m, {} last 5m",
+        s.completed_total, s.completed_last_1m, s.completed_last_5m
+    );
+    println!(
+        "failures    {} total, {} last 1m, {} last 5m",
+        s.failed_total, s.failed_last_1m, s.failed_last_5m
+    );
+    println!("oldest      {:.1}s waiting", s.oldest_pending_age_secs);
+}

@@ -1,0 +1,74 @@
+//! Task handlers: what each task type does when a consumer runs it.
+//!
+//! A handler gets a [`TaskContext`] and returns the JSON `result` for the record, or a
+//! [`TaskError`] saying whether another attempt could help. The consumer owns everything around it
+//! (leases, retries, panics, acknowledgements), so a handler is just the work. New task types plug
+//! in by registering in [`HandlerRegistry`]; a type with no handler in this build is dead-lettered
+//! with that reason, never retried.
+
+mod noop;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::future::LocalBoxFuture;
+use serde_json::Value;
+
+use crate::queue::QueueStore;
+use crate::task::{TaskRecord, TaskType};
+
+pub use noop::NoopHandler;
+
+/// Why an attempt did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaskError {
+    /// Worth another attempt after a back-off (timeouts, 5xx, a flaky dependency).
+    #[error("{0}")]
+    Retryable(String),
+    /// Another attempt would fail the same way (bad input, 4xx, a build that failed).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// What a handler gets to work with.
+pub struct TaskContext {
+    /// The record as claimed (attempts already counts this attempt).
+    pub record: TaskRecord,
+    /// The queue, for handlers that write progress to the record or emit events.
+    pub store: QueueStore,
+}
+
+/// The future a handler returns. Consumers run on single-threaded arbiters, so it need not be Send.
+pub type HandlerFuture = LocalBoxFuture<'static, Result<Value, TaskError>>;
+
+/// One task type's behaviour.
+pub trait TaskHandler: Send + Sync + 'static {
+    fn run(&self, ctx: TaskContext) -> HandlerFuture;
+}
+
+/// Task type -> handler. Built once at startup and shared by every consumer.
+#[derive(Clone, Default)]
+pub struct HandlerRegistry {
+    handlers: HashMap<TaskType, Arc<dyn TaskHandler>>,
+}
+
+impl HandlerRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The handlers that need nothing but the queue (`noop`).
+    pub fn builtin() -> Self {
+        let mut r = Self::new();
+        r.register(TaskType::Noop, NoopHandler);
+        r
+    }
+
+    pub fn register(&mut self, ty: TaskType, handler: impl TaskHandler) {
+        self.handlers.insert(ty, Arc::new(handler));
+    }
+
+    pub fn get(&self, ty: TaskType) -> Option<Arc<dyn TaskHandler>> {
+        self.handlers.get(&ty).cloned()
+    }
+}

@@ -1,0 +1,19 @@
+-- Move due tasks from `delayed` (run_at) and `retry` (back-off) to their pending lists.
+-- ARGV[6] batch limit per set. Returns how many were promoted.
+local limit = tonumber(ARGV[6])
+local n = 0
+for _, set in ipairs({'delayed', 'retry'}) do
+  local ids = redis.call('ZRANGEBYSCORE', k(set), '-inf', NOW, 'LIMIT', 0, limit)
+  for _, id in ipairs(ids) do
+    redis.call('ZREM', k(set), id)
+    local tk = task_key(id)
+    local f = redis.call('HMGET', tk, 'status', 'priority')
+    if f[1] == 'pending' or f[1] == 'retrying' then
+      redis.call('HSET', tk, 'status', 'pending', 'ready_ms', NOW)
+      redis.call('LPUSH', k('pending:' .. f[2]), id)
+      n = n + 1
+    end
+  end
+end
+wake(n)
+return n

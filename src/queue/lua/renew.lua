@@ -1,0 +1,16 @@
+-- Extend the leases consumer ARGV[6] holds by ARGV[7] ms; task ids from ARGV[8] on.
+-- Returns { lost, cancel }: ids whose lease this consumer no longer holds (reclaimed elsewhere or
+-- finished), and ids an operator asked to cancel while they run.
+local consumer, lease = ARGV[6], tonumber(ARGV[7])
+local lost, cancel = {}, {}
+for i = 8, #ARGV do
+  local id = ARGV[i]
+  local f = redis.call('HMGET', task_key(id), 'status', 'worker', 'cancel_requested')
+  if f[1] == 'in_progress' and f[2] == consumer and redis.call('ZSCORE', k('inflight'), id) then
+    redis.call('ZADD', k('inflight'), 'XX', NOW + lease, id)
+    if f[3] == '1' then cancel[#cancel + 1] = id end
+  else
+    lost[#lost + 1] = id
+  end
+end
+return {lost, cancel}

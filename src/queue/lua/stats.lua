@@ -1,0 +1,40 @@
+-- One consistent snapshot of the queue for `stats`, the API and the metrics gauges.
+-- Returns a flat list: P0..P3 depths, in_flight, retrying, delayed, failed, paused (space-separated),
+-- completed_total, failed_total, reclaimed_total, cancelled_total, oldest pending ready_ms (0 = none),
+-- completed last 60 s, last 300 s, failed last 60 s, last 300 s.
+local out = {}
+local oldest = 0
+for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
+  local list = k('pending:' .. prio)
+  out[#out + 1] = redis.call('LLEN', list)
+  local head = redis.call('LINDEX', list, -1)
+  if head then
+    local r = tonumber(redis.call('HGET', task_key(head), 'ready_ms'))
+    if r and (oldest == 0 or r < oldest) then oldest = r end
+  end
+end
+out[#out + 1] = redis.call('ZCARD', k('inflight'))
+out[#out + 1] = redis.call('ZCARD', k('retry'))
+out[#out + 1] = redis.call('ZCARD', k('delayed'))
+out[#out + 1] = redis.call('ZCARD', k('failed'))
+local paused = redis.call('SMEMBERS', k('paused'))
+table.sort(paused)
+out[#out + 1] = table.concat(paused, ' ')
+local c = redis.call('HMGET', k('counters'), 'completed_total', 'failed_total', 'reclaimed_total', 'cancelled_total')
+for i = 1, 4 do out[#out + 1] = tonumber(c[i] or '0') or 0 end
+out[#out + 1] = oldest
+local sec = math.floor(NOW / 1000)
+for _, outcome in ipairs({'completed', 'failed'}) do
+  local keys = {}
+  for s = sec - 299, sec do keys[#keys + 1] = k('tp:' .. outcome .. ':' .. s) end
+  local vals = redis.call('MGET', unpack(keys))
+  local m1, m5 = 0, 0
+  for idx, v in ipairs(vals) do
+    local n = tonumber(v or '0') or 0
+    m5 = m5 + n
+    if idx > 240 then m1 = m1 + n end
+  end
+  out[#out + 1] = m1
+  out[#out + 1] = m5
+end
+return out

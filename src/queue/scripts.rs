@@ -1,0 +1,57 @@
+//! The queue's atomic steps, one Lua file each under `lua/`, all sharing the `lua/lib.lua` prelude.
+//!
+//! `redis::Script` sends `EVALSHA` and falls back to loading the script on `NOSCRIPT`, so a Redis
+//! restart (which forgets loaded scripts) needs no special handling.
+
+use redis::Script;
+
+macro_rules! script {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!("lua/lib.lua"),
+            "\n",
+            include_str!(concat!("lua/", $file))
+        ))
+    };
+}
+
+/// Every script the store runs, compiled into the binary.
+pub struct Scripts {
+    pub enqueue: Script,
+    pub claim: Script,
+    pub renew: Script,
+    pub complete: Script,
+    pub fail: Script,
+    pub release: Script,
+    pub reclaim: Script,
+    pub promote: Script,
+    pub cancel: Script,
+    pub finish_cancel: Script,
+    pub replay: Script,
+    pub stats: Script,
+}
+
+impl Scripts {
+    pub fn new() -> Self {
+        Scripts {
+            enqueue: script!("enqueue.lua"),
+            claim: script!("claim.lua"),
+            renew: script!("renew.lua"),
+            complete: script!("complete.lua"),
+            fail: script!("fail.lua"),
+            release: script!("release.lua"),
+            reclaim: script!("reclaim.lua"),
+            promote: script!("promote.lua"),
+            cancel: script!("cancel.lua"),
+            finish_cancel: script!("finish_cancel.lua"),
+            replay: script!("replay.lua"),
+            stats: script!("stats.lua"),
+        }
+    }
+}
+
+impl Default for Scripts {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,108 @@
+//! Wiring: build the store, the handlers and the supervisor, serve HTTP, and run until a signal.
+//!
+//! Shutdown (SPEC §11): on SIGTERM/SIGINT the supervisor drains the pool (no new claims; running
+//! tasks get `WORKER_SHUTDOWN_TIMEOUT` to finish, then are handed back without burning an attempt),
+//! the HTTP server stops, and the process exits 0.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use actix_web::{App, HttpServer, web};
+use tracing::{error, info, warn};
+
+use crate::actors::TaskObserver;
+use crate::actors::supervisor::{Shutdown, SupervisorActor, consumer_deps};
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::handlers::HandlerRegistry;
+use crate::queue::{QueueError, QueueStore};
+
+/// Why `run` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on port {port}: {source}")]
+    Bind {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// Start a supervisor (and so a consumer pool) for this configuration.
+pub fn start_pool(
+    config: &Config,
+    store: QueueStore,
+    handlers: HandlerRegistry,
+    observer: Arc<dyn TaskObserver>,
+) -> Addr<SupervisorActor> {
+    let deps = consumer_deps(store, Arc::new(handlers), observer, &config.worker);
+    SupervisorActor::new(config.worker.clone(), deps).start()
+}
+
+/// Resolve on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => info!("SIGTERM received"),
+                    _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
+                }
+                return;
+            }
+            Err(e) => warn!(error = %e, "cannot watch SIGTERM; only SIGINT will stop the worker"),
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    info!("SIGINT received");
+}
+
+/// `ops-worker run`: the pool plus the HTTP server, until SIGTERM/SIGINT.
+pub async fn run(config: Config) -> Result<(), StartupError> {
+    let store = QueueStore::new(&config.redis_url, &config.queue)?;
+    info!(
+        instance = %config.worker.instance_id,
+        queue = %store.key_base(),
+        redis = %config.redis_url,
+        consumers = config.worker.concurrency,
+        "starting ops-worker"
+    );
+    let observer: Arc<dyn TaskObserver> = Arc::new(crate::actors::NoObserver);
+    let supervisor = start_pool(&config, store.clone(), HandlerRegistry::builtin(), observer);
+
+    let state = web::Data::new(AppState {
+        store: store.clone(),
+        supervisor: supervisor.clone(),
+    });
+    let server =
+        HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(5)
+            .bind(("0.0.0.0", config.port))
+            .map_err(|source| StartupError::Bind {
+                port: config.port,
+                source,
+            })?
+            .run();
+    let server_handle = server.handle();
+    actix_rt::spawn(server);
+    info!(port = config.port, "HTTP listening");
+
+    shutdown_signal().await;
+
+    let grace = config.worker.shutdown_timeout + Duration::from_secs(10);
+    match tokio::time::timeout(grace, supervisor.send(Shutdown)).await {
+        Ok(Ok(())) => info!("pool drained"),
+        Ok(Err(e)) => error!(error = %e, "supervisor unavailable during shutdown"),
+        Err(_) => error!("pool did not drain in time; unfinished leases will be reclaimed"),
+    }
+    server_handle.stop(true).await;
+    info!("ops-worker stopped");
+    Ok(())
+}

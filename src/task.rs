@@ -1,0 +1,660 @@
+//! The task: what a submitter asks for, what the queue stores, and how a payload is validated.
+//!
+//! A task record lives in one Redis hash (see `queue`). This module owns the conversion between that
+//! hash (a flat map of strings) and [`TaskRecord`], and the per-type payload rules that are checked
+//! twice: when a task is submitted (so the submitter gets a 400 / CLI error naming the field) and again
+//! when it runs (so a record pushed into Redis by hand is dead-lettered with a reason, never retried
+//! forever and never a crash).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// Priority classes, strictly ordered: every P0 task is claimed before any P1 task, and so on.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub enum Priority {
+    P0,
+    P1,
+    #[default]
+    P2,
+    P3,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 4] = [Priority::P0, Priority::P1, Priority::P2, Priority::P3];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::P0 => "P0",
+            Priority::P1 => "P1",
+            Priority::P2 => "P2",
+            Priority::P3 => "P3",
+        }
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Priority {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "P0" => Ok(Priority::P0),
+            "P1" => Ok(Priority::P1),
+            "P2" => Ok(Priority::P2),
+            "P3" => Ok(Priority::P3),
+            _ => Err(format!(
+                "`{s}` is not a priority (expected P0, P1, P2 or P3)"
+            )),
+        }
+    }
+}
+
+/// What a task does. `deployment` is accepted as an alias of `deploy` because the deployment guide's
+/// own curl example submits it that way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskType {
+    #[serde(alias = "deployment")]
+    Deploy,
+    Redeploy,
+    Promote,
+    Rollback,
+    Cancel,
+    Check,
+    Noop,
+}
+
+impl TaskType {
+    pub const ALL: [TaskType; 7] = [
+        TaskType::Deploy,
+        TaskType::Redeploy,
+        TaskType::Promote,
+        TaskType::Rollback,
+        TaskType::Cancel,
+        TaskType::Check,
+        TaskType::Noop,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskType::Deploy => "deploy",
+            TaskType::Redeploy => "redeploy",
+            TaskType::Promote => "promote",
+            TaskType::Rollback => "rollback",
+            TaskType::Cancel => "cancel",
+            TaskType::Check => "check",
+            TaskType::Noop => "noop",
+        }
+    }
+}
+
+impl fmt::Display for TaskType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TaskType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim().to_ascii_lowercase();
+        if t == "deployment" {
+            return Ok(TaskType::Deploy);
+        }
+        TaskType::ALL
+            .into_iter()
+            .find(|ty| ty.as_str() == t)
+            .ok_or_else(|| {
+                format!(
+                    "`{s}` is not a task type (expected one of deploy, deployment, redeploy, promote, \
+                     rollback, cancel, check, noop)"
+                )
+            })
+    }
+}
+
+/// Where a task is in its life. See `docs/architecture.md` for the state machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Pending,
+    InProgress,
+    Retrying,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl TaskStatus {
+    pub const ALL: [TaskStatus; 6] = [
+        TaskStatus::Pending,
+        TaskStatus::InProgress,
+        TaskStatus::Retrying,
+        TaskStatus::Completed,
+        TaskStatus::Failed,
+        TaskStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Pending => "pending",
+            TaskStatus::InProgress => "in_progress",
+            TaskStatus::Retrying => "retrying",
+            TaskStatus::Completed => "completed",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TaskStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TaskStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a task status"))
+    }
+}
+
+/// A field that failed validation, named the way the submitter wrote it (`payload.project`, `priority`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    /// Dotted path of the offending field, so HTTP 400 bodies and CLI errors can name it.
+    pub field: String,
+    /// What is wrong with it, in words an operator understands.
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What a submitter hands in (HTTP body, CLI flags). Everything but `type` has a default.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NewTask {
+    /// The task type as written; parsed by [`NewTask::validate`] so errors can name it.
+    #[serde(rename = "type")]
+    pub task_type: Option<String>,
+    /// `P0`..`P3`; `P2` when absent.
+    pub priority: Option<String>,
+    /// Type-specific arguments; must be a JSON object.
+    pub payload: Option<Value>,
+    /// Who submitted it (service name, `cli`, `api`); free text for operators.
+    pub source: Option<String>,
+    /// Overrides `TASK_MAX_RETRIES` for this task.
+    pub max_retries: Option<u32>,
+    /// Same key within 24 h returns the task that key created first.
+    pub idempotency_key: Option<String>,
+    /// Do not run before this instant (RFC 3339).
+    pub run_at: Option<String>,
+    /// Correlation id propagated to logs and events; generated when absent.
+    pub trace_id: Option<String>,
+    /// Free-form JSON object kept on the record (e.g. PR number, requester).
+    pub metadata: Option<Value>,
+}
+
+/// The longest idempotency key / source / trace id we store; longer values are a client bug.
+const MAX_TEXT_FIELD: usize = 256;
+/// Hard cap on how many retries a submitter may ask for, so a bad value can't pin a task forever.
+pub const MAX_RETRIES_CAP: u32 = 100;
+
+impl NewTask {
+    /// Check every field and build the record to store. `default_max_retries` is `TASK_MAX_RETRIES`.
+    pub fn validate(
+        self,
+        default_max_retries: u32,
+        now: DateTime<Utc>,
+    ) -> Result<TaskRecord, ValidationError> {
+        let task_type: TaskType = match self.task_type.as_deref() {
+            None | Some("") => return Err(ValidationError::new("type", "is required")),
+            Some(t) => t.parse().map_err(|e| ValidationError::new("type", e))?,
+        };
+        let priority = match self.priority.as_deref() {
+            None | Some("") => Priority::default(),
+            Some(p) => p.parse().map_err(|e| ValidationError::new("priority", e))?,
+        };
+        let payload = match self.payload {
+            None | Some(Value::Null) => Value::Object(Map::new()),
+            Some(v @ Value::Object(_)) => v,
+            Some(_) => return Err(ValidationError::new("payload", "must be a JSON object")),
+        };
+        validate_payload(task_type, &payload)?;
+        let metadata = match self.metadata {
+            None | Some(Value::Null) => Value::Object(Map::new()),
+            Some(v @ Value::Object(_)) => v,
+            Some(_) => return Err(ValidationError::new("metadata", "must be a JSON object")),
+        };
+        let max_retries = self.max_retries.unwrap_or(default_max_retries);
+        if max_retries > MAX_RETRIES_CAP {
+            return Err(ValidationError::new(
+                "max_retries",
+                format!("must be at most {MAX_RETRIES_CAP}"),
+            ));
+        }
+        let run_at = match self.run_at.as_deref() {
+            None | Some("") => None,
+            Some(s) => Some(
+                DateTime::parse_from_rfc3339(s)
+                    .map_err(|e| ValidationError::new("run_at", format!("not RFC 3339: {e}")))?
+                    .with_timezone(&Utc),
+            ),
+        };
+        let text = |name: &str, v: Option<String>| -> Result<Option<String>, ValidationError> {
+            match v {
+                Some(s) if s.len() > MAX_TEXT_FIELD => Err(ValidationError::new(
+                    name,
+                    format!("must be at most {MAX_TEXT_FIELD} bytes"),
+                )),
+                Some(s) if s.is_empty() => Ok(None),
+                other => Ok(other),
+            }
+        };
+        let idempotency_key = text("idempotency_key", self.idempotency_key)?;
+        let source = text("source", self.source)?.unwrap_or_else(|| "unknown".to_string());
+        let task_id = Uuid::new_v4();
+        let trace_id =
+            text("trace_id", self.trace_id)?.unwrap_or_else(|| Uuid::new_v4().simple().to_string());
+        Ok(TaskRecord {
+            task_id,
+            task_type,
+            priority,
+            payload,
+            source,
+            status: TaskStatus::Pending,
+            attempts: 0,
+            max_retries,
+            created_at: now,
+            started_at: None,
+            completed_at: None,
+            error: None,
+            result: None,
+            trace_id,
+            idempotency_key,
+            metadata,
+            run_at,
+        })
+    }
+}
+
+/// The stored task. Serialises to the JSON the API returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// Identity, a UUID v4.
+    pub task_id: Uuid,
+    /// Which handler runs it.
+    #[serde(rename = "type")]
+    pub task_type: TaskType,
+    /// Claim order class.
+    pub priority: Priority,
+    /// Handler arguments (validated per type).
+    pub payload: Value,
+    /// Submitter, for operators reading the dashboard.
+    pub source: String,
+    /// Life-cycle position.
+    pub status: TaskStatus,
+    /// How many times a consumer has claimed it (a crash mid-run counts; a graceful hand-back doesn't).
+    pub attempts: u32,
+    /// Retries allowed after the first attempt before dead-lettering.
+    pub max_retries: u32,
+    pub created_at: DateTime<Utc>,
+    /// Start of the latest attempt.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it reached completed / failed / cancelled.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Last failure reason; kept after a later attempt succeeds, so operators can see what was retried.
+    pub error: Option<String>,
+    /// Handler output (e.g. the deployment id, url and state).
+    pub result: Option<Value>,
+    /// Correlates logs, events and Sentry reports of one task.
+    pub trace_id: String,
+    pub idempotency_key: Option<String>,
+    /// Submitter's free-form context.
+    pub metadata: Value,
+    /// Earliest time it may run, for delayed tasks.
+    pub run_at: Option<DateTime<Utc>>,
+}
+
+/// A record in Redis that could not be decoded (hand-written, truncated, or from a newer version).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("malformed task record: field `{field}`: {message}")]
+pub struct DecodeError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn rfc3339(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl TaskRecord {
+    /// The hash fields written on enqueue. Absent optionals are simply not written.
+    pub fn to_fields(&self) -> Vec<(&'static str, String)> {
+        let mut f = vec![
+            ("task_id", self.task_id.to_string()),
+            ("type", self.task_type.as_str().to_string()),
+            ("priority", self.priority.as_str().to_string()),
+            ("payload", self.payload.to_string()),
+            ("source", self.source.clone()),
+            ("status", self.status.as_str().to_string()),
+            ("attempts", self.attempts.to_string()),
+            ("max_retries", self.max_retries.to_string()),
+            ("created_at", rfc3339(&self.created_at)),
+            ("trace_id", self.trace_id.clone()),
+            ("metadata", self.metadata.to_string()),
+        ];
+        if let Some(k) = &self.idempotency_key {
+            f.push(("idempotency_key", k.clone()));
+        }
+        if let Some(t) = &self.run_at {
+            f.push(("run_at", rfc3339(t)));
+        }
+        f
+    }
+
+    /// Decode a record from its Redis hash. Every problem names the field.
+    pub fn from_fields(map: &HashMap<String, String>) -> Result<Self, DecodeError> {
+        fn req<'a>(
+            map: &'a HashMap<String, String>,
+            field: &'static str,
+        ) -> Result<&'a str, DecodeError> {
+            map.get(field).map(String::as_str).ok_or(DecodeError {
+                field,
+                message: "missing".into(),
+            })
+        }
+        fn bad(field: &'static str, e: impl fmt::Display) -> DecodeError {
+            DecodeError {
+                field,
+                message: e.to_string(),
+            }
+        }
+        fn time(field: &'static str, s: &str) -> Result<DateTime<Utc>, DecodeError> {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| bad(field, e))
+        }
+        fn opt_time(
+            map: &HashMap<String, String>,
+            field: &'static str,
+        ) -> Result<Option<DateTime<Utc>>, DecodeError> {
+            match map.get(field).filter(|s| !s.is_empty()) {
+                Some(s) => time(field, s).map(Some),
+                None => Ok(None),
+            }
+        }
+        fn json(field: &'static str, s: &str) -> Result<Value, DecodeError> {
+            serde_json::from_str(s).map_err(|e| bad(field, format!("invalid JSON: {e}")))
+        }
+        let opt = |field: &str| map.get(field).filter(|s| !s.is_empty()).cloned();
+
+        Ok(TaskRecord {
+            task_id: req(map, "task_id")?
+                .parse()
+                .map_err(|e| bad("task_id", e))?,
+            task_type: req(map, "type")?.parse().map_err(|e| bad("type", e))?,
+            priority: req(map, "priority")?
+                .parse()
+                .map_err(|e| bad("priority", e))?,
+            payload: json("payload", req(map, "payload")?)?,
+            source: opt("source").unwrap_or_else(|| "unknown".into()),
+            status: req(map, "status")?.parse().map_err(|e| bad("status", e))?,
+            attempts: req(map, "attempts")?
+                .parse()
+                .map_err(|e| bad("attempts", e))?,
+            max_retries: req(map, "max_retries")?
+                .parse()
+                .map_err(|e| bad("max_retries", e))?,
+            created_at: time("created_at", req(map, "created_at")?)?,
+            started_at: opt_time(map, "started_at")?,
+            completed_at: opt_time(map, "completed_at")?,
+            error: opt("error"),
+            result: match opt("result") {
+                Some(s) => Some(json("result", &s)?),
+                None => None,
+            },
+            trace_id: opt("trace_id").unwrap_or_default(),
+            idempotency_key: opt("idempotency_key"),
+            metadata: match opt("metadata") {
+                Some(s) => json("metadata", &s)?,
+                None => Value::Object(Map::new()),
+            },
+            run_at: opt_time(map, "run_at")?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payload rules per type
+// ---------------------------------------------------------------------------------------------
+
+fn str_field<'a>(payload: &'a Value, names: &[&str]) -> Result<Option<&'a str>, ValidationError> {
+    for name in names {
+        match payload.get(*name) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(s)) if !s.trim().is_empty() => return Ok(Some(s.as_str())),
+            Some(_) => {
+                return Err(ValidationError::new(
+                    format!("payload.{name}"),
+                    "must be a non-empty string",
+                ));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn required_str<'a>(payload: &'a Value, names: &[&str]) -> Result<&'a str, ValidationError> {
+    str_field(payload, names)?.ok_or_else(|| {
+        ValidationError::new(
+            format!("payload.{}", names[0]),
+            if names.len() > 1 {
+                format!("is required (or one of: {})", names[1..].join(", "))
+            } else {
+                "is required".to_string()
+            },
+        )
+    })
+}
+
+fn optional_bool(payload: &Value, name: &str) -> Result<bool, ValidationError> {
+    match payload.get(name) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(ValidationError::new(
+            format!("payload.{name}"),
+            "must be true or false",
+        )),
+    }
+}
+
+/// The project a payload names: `project`, `projectId`, `name`, or the guide's `service`.
+pub const PROJECT_FIELDS: [&str; 4] = ["project", "projectId", "name", "service"];
+/// The deployment a payload names.
+pub const DEPLOYMENT_FIELDS: [&str; 2] = ["deployment_id", "deploymentId"];
+
+/// Longest `noop` sleep: the top histogram bucket (10 minutes).
+pub const NOOP_MAX_SLEEP_MS: u64 = 600_000;
+
+/// Validate a payload for its type. Used at submission and again at execution.
+pub fn validate_payload(task_type: TaskType, payload: &Value) -> Result<(), ValidationError> {
+    if !payload.is_object() {
+        return Err(ValidationError::new("payload", "must be a JSON object"));
+    }
+    match task_type {
+        TaskType::Noop => {
+            match payload.get("sleep_ms") {
+                None | Some(Value::Null) => {}
+                Some(v) => match v.as_u64() {
+                    Some(ms) if ms <= NOOP_MAX_SLEEP_MS => {}
+                    _ => {
+                        return Err(ValidationError::new(
+                            "payload.sleep_ms",
+                            format!("must be an integer from 0 to {NOOP_MAX_SLEEP_MS}"),
+                        ));
+                    }
+                },
+            }
+            optional_bool(payload, "fail")?;
+            optional_bool(payload, "panic")?;
+        }
+        TaskType::Deploy => {
+            required_str(payload, &PROJECT_FIELDS)?;
+            if let Some(t) = str_field(payload, &["target"])?
+                && t != "production"
+                && t != "preview"
+            {
+                return Err(ValidationError::new(
+                    "payload.target",
+                    "must be `production` or `preview`",
+                ));
+            }
+            match payload.get("gitSource") {
+                None | Some(Value::Null) | Some(Value::Object(_)) => {}
+                Some(_) => {
+                    return Err(ValidationError::new(
+                        "payload.gitSource",
+                        "must be a JSON object",
+                    ));
+                }
+            }
+            str_field(payload, &DEPLOYMENT_FIELDS)?;
+        }
+        TaskType::Redeploy | TaskType::Cancel => {
+            required_str(payload, &DEPLOYMENT_FIELDS)?;
+        }
+        TaskType::Promote | TaskType::Rollback => {
+            required_str(payload, &PROJECT_FIELDS)?;
+            required_str(payload, &DEPLOYMENT_FIELDS)?;
+        }
+        TaskType::Check => {
+            if str_field(payload, &DEPLOYMENT_FIELDS)?.is_none()
+                && str_field(payload, &PROJECT_FIELDS)?.is_none()
+            {
+                return Err(ValidationError::new(
+                    "payload.deployment_id",
+                    "is required (or payload.project, to check its latest deployment)",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn new(ty: &str, payload: Value) -> NewTask {
+        NewTask {
+            task_type: Some(ty.into()),
+            payload: Some(payload),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn guide_deployment_example_is_a_deploy_of_project_test() {
+        let rec = new("deployment", json!({"service": "test"}))
+            .validate(3, Utc::now())
+            .unwrap();
+        assert_eq!(rec.task_type, TaskType::Deploy);
+        assert_eq!(rec.priority, Priority::P2);
+        assert_eq!(rec.max_retries, 3);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = new("deploy", json!({}))
+            .validate(3, Utc::now())
+            .unwrap_err();
+        assert_eq!(e.field, "payload.project");
+        let e = new("noop", json!({"sleep_ms": -1}))
+            .validate(3, Utc::now())
+            .unwrap_err();
+        assert_eq!(e.field, "payload.sleep_ms");
+        let e = NewTask {
+            task_type: Some("noop".into()),
+            priority: Some("P9".into()),
+            ..Default::default()
+        }
+        .validate(3, Utc::now())
+        .unwrap_err();
+        assert_eq!(e.field, "priority");
+        let e = NewTask::default().validate(3, Utc::now()).unwrap_err();
+        assert_eq!(e.field, "type");
+        let e = new("promote", json!({"project": "p"}))
+            .validate(3, Utc::now())
+            .unwrap_err();
+        assert_eq!(e.field, "payload.deployment_id");
+        let e = new("noop", json!([1])).validate(3, Utc::now()).unwrap_err();
+        assert_eq!(e.field, "payload");
+    }
+
+    #[test]
+    fn record_round_trips_through_hash_fields() {
+        let rec = NewTask {
+            task_type: Some("check".into()),
+            payload: Some(json!({"deployment_id": "dpl_1"})),
+            idempotency_key: Some("k".into()),
+            run_at: Some("2030-01-01T00:00:00Z".into()),
+            ..Default::default()
+        }
+        .validate(2, Utc::now())
+        .unwrap();
+        let map: HashMap<String, String> = rec
+            .to_fields()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let back = TaskRecord::from_fields(&map).unwrap();
+        // created_at is stored with millisecond precision.
+        assert_eq!(back.task_id, rec.task_id);
+        assert_eq!(back.payload, rec.payload);
+        assert_eq!(back.run_at, rec.run_at);
+        assert_eq!(back.idempotency_key.as_deref(), Some("k"));
+    }
+
+    #[test]
+    fn decode_names_the_broken_field() {
+        let mut map: HashMap<String, String> = HashMap::new();
+        map.insert("task_id".into(), Uuid::new_v4().to_string());
+        map.insert("type".into(), "noop".into());
+        map.insert("priority".into(), "P1".into());
+        map.insert("payload".into(), "{not json".into());
+        let e = TaskRecord::from_fields(&map).unwrap_err();
+        assert_eq!(e.field, "payload");
+    }
+}
