@@ -1,0 +1,288 @@
+//! The Redis store's atomic steps, against a real redis-server, without a worker pool.
+
+mod support;
+
+use std::time::Duration;
+
+use ops_worker::queue::{CancelOutcome, Failure, ReplayOutcome};
+use ops_worker::task::{NewTask, Priority, TaskStatus};
+use serde_json::json;
+use support::*;
+
+#[tokio::test]
+async fn claims_follow_strict_priority_then_fifo_and_skip_paused() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "prio");
+    let mut expected = Vec::new();
+    // Interleave priorities on submission; claims must come out P0 first, FIFO within each.
+    let plan = ["P3", "P1", "P2", "P0", "P1", "P3", "P0", "P2"];
+    let mut by_prio: Vec<(String, String)> = Vec::new();
+    for p in plan {
+        let t = task("noop", p, json!({}));
+        by_prio.push((p.to_string(), t.task_id.to_string()));
+        q.enqueue(&[t]).await.unwrap();
+    }
+    for p in ["P0", "P1", "P2", "P3"] {
+        expected.extend(
+            by_prio
+                .iter()
+                .filter(|(q, _)| q == p)
+                .map(|(_, id)| id.clone()),
+        );
+    }
+
+    q.pause(&[Priority::P3]).await.unwrap();
+    let mut got = Vec::new();
+    loop {
+        let batch = q.claim("t/c0", 1).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        got.push(batch[0].id.clone());
+    }
+    assert_eq!(
+        got,
+        expected[..6],
+        "P0..P2 in order, P3 held back while paused"
+    );
+    let stats = q.stats().await.unwrap();
+    assert_eq!(stats.pending["P3"], 2);
+    assert_eq!(stats.paused, vec!["P3".to_string()]);
+
+    q.resume(&[Priority::P3]).await.unwrap();
+    let rest = q.claim("t/c0", 10).await.unwrap();
+    let rest: Vec<String> = rest.into_iter().map(|c| c.id).collect();
+    assert_eq!(rest, expected[6..], "P3 drains after resume, FIFO");
+}
+
+#[tokio::test]
+async fn claim_takes_a_lease_and_counts_the_attempt() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "lease");
+    let t = noop(json!({}));
+    q.enqueue(std::slice::from_ref(&t)).await.unwrap();
+    let claimed = q.claim("t/c0", 5).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let rec = claimed[0].record.as_ref().unwrap();
+    assert_eq!(rec.status, TaskStatus::InProgress);
+    assert_eq!(rec.attempts, 1);
+    assert_eq!(q.stats().await.unwrap().in_flight, 1);
+    // Renewal by the owner keeps it; by anyone else reports it lost.
+    let (lost, _) = q.renew("t/c0", &[t.task_id.to_string()]).await.unwrap();
+    assert!(lost.is_empty());
+    let (lost, _) = q.renew("t/c9", &[t.task_id.to_string()]).await.unwrap();
+    assert_eq!(lost, vec![t.task_id.to_string()]);
+}
+
+#[tokio::test]
+async fn idempotency_key_returns_the_first_task() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "idem");
+    let mk = || {
+        NewTask {
+            task_type: Some("noop".into()),
+            idempotency_key: Some("deploy-42".into()),
+            ..Default::default()
+        }
+        .validate(3, chrono::Utc::now())
+        .unwrap()
+    };
+    let (a, b) = (mk(), mk());
+    assert_ne!(a.task_id, b.task_id);
+    let first = q.enqueue(std::slice::from_ref(&a)).await.unwrap();
+    let second = q.enqueue(&[b]).await.unwrap();
+    assert_eq!(first, vec![(a.task_id.to_string(), true)]);
+    assert_eq!(second, vec![(a.task_id.to_string(), false)]);
+    assert_eq!(q.stats().await.unwrap().pending_total(), 1);
+}
+
+#[tokio::test]
+async fn retry_backoff_then_dead_letter_then_replay() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "retry");
+    let mut t = noop(json!({}));
+    t.max_retries = 1;
+    let id = t.task_id.to_string();
+    q.enqueue(&[t]).await.unwrap();
+
+    // Attempt 1 fails (retryable): scheduled for retry, not claimable before its back-off.
+    q.claim("t/c0", 1).await.unwrap();
+    let fail = |backoff| Failure {
+        id: id.clone(),
+        reason: "boom".into(),
+        retryable: true,
+        backoff,
+    };
+    assert_eq!(
+        q.fail(&[fail(Duration::from_millis(300))]).await.unwrap(),
+        (1, 0)
+    );
+    let rec = q.get(&id).await.unwrap().unwrap();
+    assert_eq!(rec.status, TaskStatus::Retrying);
+    assert_eq!(rec.error.as_deref(), Some("boom"));
+    assert!(q.claim("t/c0", 1).await.unwrap().is_empty());
+    assert_eq!(q.promote_due(100).await.unwrap(), 0, "not due yet");
+    eventually(Duration::from_secs(5), "retry due", || async {
+        (q.promote_due(100).await.unwrap() == 1).then_some(())
+    })
+    .await;
+
+    // Attempt 2 fails too: max_retries = 1 is exhausted, so it is dead-lettered with the reason.
+    let c = q.claim("t/c0", 1).await.unwrap();
+    assert_eq!(c[0].record.as_ref().unwrap().attempts, 2);
+    assert_eq!(q.fail(&[fail(Duration::ZERO)]).await.unwrap(), (0, 1));
+    let rec = q.get(&id).await.unwrap().unwrap();
+    assert_eq!(rec.status, TaskStatus::Failed);
+    assert!(
+        rec.error
+            .as_deref()
+            .unwrap()
+            .contains("gave up after 2 attempts")
+    );
+    let s = q.stats().await.unwrap();
+    assert_eq!((s.failed, s.failed_total), (1, 1));
+    assert_eq!(q.failed(10).await.unwrap()[0].task_id.to_string(), id);
+
+    // Replay: pending again with a fresh attempt budget.
+    assert_eq!(q.replay(&id).await.unwrap(), ReplayOutcome::Replayed);
+    let rec = q.get(&id).await.unwrap().unwrap();
+    assert_eq!((rec.status, rec.attempts), (TaskStatus::Pending, 0));
+    assert_eq!(q.stats().await.unwrap().failed, 0);
+    assert_eq!(
+        q.replay(&id).await.unwrap(),
+        ReplayOutcome::NotFailed("pending".into())
+    );
+}
+
+#[tokio::test]
+async fn cancel_removes_waiting_tasks_and_flags_running_ones() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "cancel");
+    let (a, b) = (noop(json!({})), noop(json!({})));
+    q.enqueue(&[a.clone(), b.clone()]).await.unwrap();
+    let running = q.claim("t/c0", 1).await.unwrap().remove(0).id;
+    let waiting = if running == a.task_id.to_string() {
+        b
+    } else {
+        a
+    };
+
+    assert_eq!(
+        q.cancel(&waiting.task_id.to_string()).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    assert_eq!(q.stats().await.unwrap().pending_total(), 0);
+    assert_eq!(q.cancel(&running).await.unwrap(), CancelOutcome::Cancelling);
+    let (_, cancel) = q
+        .renew("t/c0", std::slice::from_ref(&running))
+        .await
+        .unwrap();
+    assert_eq!(cancel, vec![running.clone()]);
+    assert!(q.finish_cancel("t/c0", &running).await.unwrap());
+    assert_eq!(
+        q.get(&running).await.unwrap().unwrap().status,
+        TaskStatus::Cancelled
+    );
+    assert_eq!(q.cancel("nope").await.unwrap(), CancelOutcome::NotFound);
+}
+
+#[tokio::test]
+async fn lapsed_leases_are_reclaimed_and_repeat_killers_dead_lettered() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "reclaim");
+    let mut t = noop(json!({}));
+    t.max_retries = 1;
+    let id = t.task_id.to_string();
+    q.enqueue(&[t]).await.unwrap();
+    // Expire leases by hand: move the deadline into the past.
+    let mut conn = redis.conn();
+    let expire = |conn: &mut redis::Connection| {
+        let _: i64 = redis::cmd("ZADD")
+            .arg("ops:{reclaim}:inflight")
+            .arg(0)
+            .arg(&id)
+            .query(conn)
+            .unwrap();
+    };
+    q.claim("t/c0", 1).await.unwrap();
+    expire(&mut conn);
+    assert_eq!(q.reclaim(100).await.unwrap(), (1, 0));
+    assert_eq!(
+        q.get(&id).await.unwrap().unwrap().status,
+        TaskStatus::Pending
+    );
+    // Its old owner can no longer record an outcome for the lost attempt.
+    assert_eq!(
+        q.fail(&[Failure {
+            id: id.clone(),
+            reason: "late".into(),
+            retryable: false,
+            backoff: Duration::ZERO
+        }])
+        .await
+        .unwrap(),
+        (0, 0)
+    );
+
+    q.claim("t/c1", 1).await.unwrap();
+    expire(&mut conn);
+    assert_eq!(
+        q.reclaim(100).await.unwrap(),
+        (0, 1),
+        "second crash uses the last attempt"
+    );
+    let rec = q.get(&id).await.unwrap().unwrap();
+    assert_eq!(rec.status, TaskStatus::Failed);
+    assert!(rec.error.unwrap().contains("lease expired"));
+    assert_eq!(q.stats().await.unwrap().reclaimed_total, 1);
+}
+
+#[tokio::test]
+async fn events_are_streamed_and_published_for_each_state_change() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "events");
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub
+        .subscribe("ops:{events}:events:task.completed")
+        .await
+        .unwrap();
+
+    let t = noop(json!({}));
+    let id = t.task_id.to_string();
+    q.enqueue(&[t]).await.unwrap();
+    q.claim("t/c0", 1).await.unwrap();
+    q.complete(&[(id.clone(), json!({"ok": true}))])
+        .await
+        .unwrap();
+
+    use futures::StreamExt;
+    let msg = tokio::time::timeout(Duration::from_secs(5), pubsub.on_message().next())
+        .await
+        .expect("published event")
+        .unwrap();
+    let body: serde_json::Value =
+        serde_json::from_str(&msg.get_payload::<String>().unwrap()).unwrap();
+    assert_eq!(body["task_id"], id.as_str());
+    assert_eq!(body["event"], "task.completed");
+
+    let kinds: Vec<String> = q
+        .events(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, tid, _)| *tid == id)
+        .map(|(e, _, _)| e)
+        .collect();
+    assert_eq!(kinds, ["task.created", "task.started", "task.completed"]);
+    let rec = q.get(&id).await.unwrap().unwrap();
+    assert_eq!(rec.result, Some(json!({"ok": true})));
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("ops:{{events}}:task:{id}"))
+        .query(&mut redis.conn())
+        .unwrap();
+    assert!(
+        ttl > 6 * 86_400,
+        "completed records expire after the retention (7 days)"
+    );
+}

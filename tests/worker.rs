@@ -1,0 +1,449 @@
+//! The worker as operators run it: the real `ops-worker run` binary against a real redis-server,
+//! through crashes (kill -9), SIGTERM, Redis restarts, panics and poison records.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use ops_worker::queue::QueueStore;
+use ops_worker::task::{TaskRecord, TaskStatus};
+use serde_json::json;
+use support::*;
+
+const LONG: Duration = Duration::from_secs(60);
+
+async fn records(q: &QueueStore, ids: &[String]) -> Vec<TaskRecord> {
+    let mut out = Vec::new();
+    for id in ids {
+        out.push(q.get(id).await.unwrap().expect("record exists"));
+    }
+    out
+}
+
+async fn enqueue_all(q: &QueueStore, tasks: Vec<TaskRecord>) -> Vec<String> {
+    let ids: Vec<String> = tasks.iter().map(|t| t.task_id.to_string()).collect();
+    q.enqueue(&tasks).await.unwrap();
+    ids
+}
+
+async fn heartbeat_of(q: &QueueStore, instance: &str) -> Option<ops_worker::queue::Heartbeat> {
+    q.instances()
+        .await
+        .ok()?
+        .into_iter()
+        .find(|h| h.instance == instance)
+}
+
+#[tokio::test]
+async fn paused_priority_waits_while_the_others_drain_then_runs_after_resume() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "pause");
+    q.pause(&[ops_worker::task::Priority::P3]).await.unwrap();
+    let mut tasks = Vec::new();
+    for p in ["P3", "P0", "P1", "P2", "P3"] {
+        tasks.push(task("noop", p, json!({})));
+    }
+    let ids = enqueue_all(&q, tasks).await;
+    let _w = WorkerProcess::spawn(&redis.url(), "pause", &[("WORKER_CONCURRENCY", "1")]);
+    wait_completed(&q, 3, LONG).await;
+    let s = q.stats().await.unwrap();
+    assert_eq!(s.pending["P3"], 2, "paused P3 stays pending");
+    assert_eq!(s.completed_total, 3);
+
+    // Resume through the CLI, as an operator would.
+    let out = cli(&redis.url(), "pause", &[], &["resume", "P3"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_completed(&q, 5, LONG).await;
+
+    // One consumer: completion order is claim order: P0, P1, P2, then the two P3 in FIFO order.
+    let done: Vec<String> = q
+        .events(1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(e, _, _)| e == "task.completed")
+        .map(|(_, id, _)| id)
+        .collect();
+    assert_eq!(
+        done,
+        [
+            ids[1].clone(),
+            ids[2].clone(),
+            ids[3].clone(),
+            ids[0].clone(),
+            ids[4].clone()
+        ]
+    );
+}
+
+#[tokio::test]
+async fn kill_9_mid_task_loses_nothing_another_instance_reclaims() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "crash");
+    let ids = enqueue_all(
+        &q,
+        (0..8).map(|_| noop(json!({"sleep_ms": 1500}))).collect(),
+    )
+    .await;
+    let lease = [("TASK_LEASE_SECS", "2"), ("WORKER_CONCURRENCY", "4")];
+    let mut a = WorkerProcess::spawn(&redis.url(), "crash", &lease);
+    eventually(LONG, "4 tasks in flight on A", || async {
+        (q.stats().await.ok()?.in_flight == 4).then_some(())
+    })
+    .await;
+    a.kill9();
+
+    let _b = WorkerProcess::spawn(&redis.url(), "crash", &lease);
+    wait_completed(&q, 8, LONG).await;
+    let recs = records(&q, &ids).await;
+    assert!(recs.iter().all(|r| r.status == TaskStatus::Completed));
+    let reclaimed = recs.iter().filter(|r| r.attempts == 2).count();
+    assert_eq!(
+        reclaimed, 4,
+        "the 4 tasks A held ran again after their lease lapsed"
+    );
+    let s = q.stats().await.unwrap();
+    assert_eq!(s.reclaimed_total, 4);
+    assert_eq!((s.in_flight, s.pending_total(), s.failed), (0, 0, 0));
+}
+
+#[tokio::test]
+async fn sigterm_finishes_or_hands_back_and_a_restart_completes_everything() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "term");
+    // Four long P0 tasks occupy every consumer; short P2 tasks wait behind them.
+    let mut tasks: Vec<TaskRecord> = (0..4)
+        .map(|_| task("noop", "P0", json!({"sleep_ms": 4000})))
+        .collect();
+    tasks.extend((0..10).map(|_| noop(json!({"sleep_ms": 10}))));
+    let ids = enqueue_all(&q, tasks).await;
+    let env = [
+        ("WORKER_CONCURRENCY", "4"),
+        ("WORKER_SHUTDOWN_TIMEOUT", "1"),
+    ];
+    let mut w = WorkerProcess::spawn(&redis.url(), "term", &env);
+    eventually(LONG, "long tasks running", || async {
+        (q.stats().await.ok()?.in_flight == 4).then_some(())
+    })
+    .await;
+    w.signal("TERM");
+    let status = w.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "exit 0 after SIGTERM, got {status:?}");
+    let logs = w.logs();
+    assert!(logs.contains("handing the task back"), "{logs}");
+
+    // Handed back: pending again, and the attempt was not burnt.
+    let s = q.stats().await.unwrap();
+    assert_eq!(s.in_flight, 0);
+    assert_eq!(s.pending_total(), 14);
+    for r in records(&q, &ids[..4]).await {
+        assert_eq!((r.status, r.attempts), (TaskStatus::Pending, 0));
+    }
+    assert!(
+        heartbeat_of(&q, &w.instance).await.is_none(),
+        "heartbeat removed on exit"
+    );
+
+    let _w2 = WorkerProcess::spawn(&redis.url(), "term", &[("WORKER_CONCURRENCY", "4")]);
+    wait_completed(&q, 14, LONG).await;
+    for r in records(&q, &ids).await {
+        assert_eq!((r.status, r.attempts), (TaskStatus::Completed, 1));
+    }
+}
+
+#[tokio::test]
+async fn sigterm_lets_short_tasks_finish_within_the_timeout() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "term2");
+    let ids = enqueue_all(&q, (0..2).map(|_| noop(json!({"sleep_ms": 800}))).collect()).await;
+    let mut w = WorkerProcess::spawn(
+        &redis.url(),
+        "term2",
+        &[
+            ("WORKER_CONCURRENCY", "2"),
+            ("WORKER_SHUTDOWN_TIMEOUT", "20"),
+        ],
+    );
+    eventually(LONG, "tasks running", || async {
+        (q.stats().await.ok()?.in_flight == 2).then_some(())
+    })
+    .await;
+    w.signal("TERM");
+    assert!(w.wait_exit(Duration::from_secs(20)).success());
+    for r in records(&q, &ids).await {
+        assert_eq!(r.status, TaskStatus::Completed, "finished during the drain");
+    }
+}
+
+#[tokio::test]
+async fn redis_restart_mid_run_the_pool_resumes_and_nothing_is_lost() {
+    let mut redis = RedisServer::start_persistent();
+    let q = store(&redis.url(), "redis-restart");
+    let ids = enqueue_all(
+        &q,
+        (0..30).map(|_| noop(json!({"sleep_ms": 200}))).collect(),
+    )
+    .await;
+    let mut w = WorkerProcess::spawn(
+        &redis.url(),
+        "redis-restart",
+        &[("WORKER_CONCURRENCY", "3"), ("TASK_LEASE_SECS", "3")],
+    );
+    wait_completed(&q, 5, LONG).await;
+    redis.kill();
+    redis.restart();
+    wait_completed(&q, 30, LONG).await;
+    assert!(w.alive(), "the worker survived the Redis outage");
+    for r in records(&q, &ids).await {
+        assert_eq!(r.status, TaskStatus::Completed);
+    }
+    // And it is healthy again.
+    let url = format!("{}/health", w.base_url());
+    eventually(LONG, "/health 200", || {
+        let url = url.clone();
+        async move {
+            let out = tokio::process::Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &url])
+                .output()
+                .await
+                .ok()?;
+            (String::from_utf8_lossy(&out.stdout) == "200").then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_instances_complete_every_task_exactly_once() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "pair");
+    let ids = enqueue_all(&q, (0..300).map(|_| noop(json!({"sleep_ms": 2}))).collect()).await;
+    let a = WorkerProcess::spawn(&redis.url(), "pair", &[("WORKER_CONCURRENCY", "4")]);
+    let b = WorkerProcess::spawn(&redis.url(), "pair", &[("WORKER_CONCURRENCY", "4")]);
+    wait_completed(&q, 300, LONG).await;
+    for r in records(&q, &ids).await {
+        assert_eq!((r.status, r.attempts), (TaskStatus::Completed, 1));
+    }
+    let events = q.events(5000).await.unwrap();
+    let mut started = HashSet::new();
+    for (e, id, _) in &events {
+        if e == "task.started" {
+            assert!(started.insert(id.clone()), "task {id} started twice");
+        }
+    }
+    assert_eq!(started.len(), 300);
+    assert_eq!(q.stats().await.unwrap().completed_total, 300);
+    // Both instances are visible in the heartbeats.
+    let live: HashSet<String> = q
+        .instances()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.instance)
+        .collect();
+    assert!(live.contains(&a.instance) && live.contains(&b.instance));
+}
+
+#[tokio::test]
+async fn delayed_task_runs_no_earlier_than_run_at() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "delay");
+    let _w = WorkerProcess::spawn(&redis.url(), "delay", &[]);
+    let run_at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let t = ops_worker::task::NewTask {
+        task_type: Some("noop".into()),
+        run_at: Some(run_at.to_rfc3339()),
+        ..Default::default()
+    }
+    .validate(3, chrono::Utc::now())
+    .unwrap();
+    let id = t.task_id.to_string();
+    q.enqueue(&[t]).await.unwrap();
+    assert_eq!(q.stats().await.unwrap().delayed, 1);
+    wait_completed(&q, 1, LONG).await;
+    let r = q.get(&id).await.unwrap().unwrap();
+    let started = r.started_at.unwrap();
+    assert!(
+        started >= run_at,
+        "started {started} before run_at {run_at}"
+    );
+}
+
+#[tokio::test]
+async fn poison_records_are_dead_lettered_with_a_reason_and_the_pool_keeps_working() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "poison");
+    let mut conn = redis.conn();
+    let base = "ops:{poison}";
+    // 1. A record whose payload is not JSON.
+    let bad_json = uuid::Uuid::new_v4().to_string();
+    // 2. A noop whose payload has a wrong field type.
+    let bad_field = uuid::Uuid::new_v4().to_string();
+    for (id, payload) in [
+        (&bad_json, "{not json"),
+        (&bad_field, r#"{"sleep_ms":"soon"}"#),
+    ] {
+        let _: () = redis::cmd("HSET")
+            .arg(format!("{base}:task:{id}"))
+            .arg(&[
+                ("task_id", id.as_str()),
+                ("type", "noop"),
+                ("priority", "P1"),
+                ("payload", payload),
+                ("status", "pending"),
+                ("attempts", "0"),
+                ("max_retries", "3"),
+                ("created_at", "2026-01-01T00:00:00Z"),
+            ])
+            .query(&mut conn)
+            .unwrap();
+        let _: () = redis::cmd("LPUSH")
+            .arg(format!("{base}:pending:P1"))
+            .arg(id)
+            .query(&mut conn)
+            .unwrap();
+    }
+    // 3. An id with no record at all, and 4. a record of an unknown type.
+    let _: () = redis::cmd("LPUSH")
+        .arg(format!("{base}:pending:P1"))
+        .arg("garbage-id")
+        .query(&mut conn)
+        .unwrap();
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{base}:task:{unknown}"))
+        .arg(&[
+            ("task_id", unknown.as_str()),
+            ("type", "launch_missiles"),
+            ("priority", "P1"),
+            ("payload", "{}"),
+            ("status", "pending"),
+            ("attempts", "0"),
+            ("max_retries", "3"),
+            ("created_at", "2026-01-01T00:00:00Z"),
+        ])
+        .query(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("LPUSH")
+        .arg(format!("{base}:pending:P1"))
+        .arg(&unknown)
+        .query(&mut conn)
+        .unwrap();
+    let good = enqueue_all(&q, (0..3).map(|_| noop(json!({}))).collect()).await;
+
+    let w = WorkerProcess::spawn(&redis.url(), "poison", &[("WORKER_CONCURRENCY", "1")]);
+    wait_completed(&q, 3, LONG).await;
+    eventually(LONG, "4 dead-lettered", || async {
+        (q.stats().await.ok()?.failed == 4).then_some(())
+    })
+    .await;
+    let reason = |id: &str| {
+        let id = id.to_string();
+        let mut conn = redis.conn();
+        move || -> String {
+            redis::cmd("HGET")
+                .arg(format!("ops:{{poison}}:task:{id}"))
+                .arg("error")
+                .query(&mut conn)
+                .unwrap()
+        }
+    };
+    assert!(
+        reason(&bad_json)().contains("field `payload`"),
+        "{}",
+        reason(&bad_json)()
+    );
+    assert!(reason(&bad_field)().contains("payload.sleep_ms"));
+    assert!(reason("garbage-id")().contains("no task record"));
+    assert!(reason(&unknown)().contains("field `type`"));
+    for r in records(&q, &good).await {
+        assert_eq!(r.status, TaskStatus::Completed);
+    }
+    // Poison never crashed or restarted a consumer.
+    let hb = eventually(LONG, "heartbeat", || heartbeat_of(&q, &w.instance)).await;
+    assert_eq!(hb.restarts, 0);
+}
+
+#[tokio::test]
+async fn a_panicking_handler_restarts_its_consumer_and_repeated_panics_put_the_instance_in_error() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "panic");
+    let w = WorkerProcess::spawn(
+        &redis.url(),
+        "panic",
+        &[
+            ("WORKER_CONCURRENCY", "1"),
+            ("WORKER_MAX_RESTARTS", "3"),
+            ("WORKER_RESTART_WINDOW_SECS", "60"),
+        ],
+    );
+    // One panic: the consumer is restarted and the next task still runs.
+    let mut p = noop(json!({"panic": true}));
+    p.max_retries = 0;
+    let panicker = p.task_id.to_string();
+    q.enqueue(&[p]).await.unwrap();
+    let after = enqueue_all(&q, vec![noop(json!({}))]).await;
+    wait_completed(&q, 1, LONG).await;
+    assert_eq!(
+        q.get(&after[0]).await.unwrap().unwrap().status,
+        TaskStatus::Completed
+    );
+    let rec = q.get(&panicker).await.unwrap().unwrap();
+    assert_eq!(rec.status, TaskStatus::Failed);
+    assert!(rec.error.unwrap().contains("handler panicked"));
+    let hb = eventually(LONG, "restart counted", || async {
+        heartbeat_of(&q, &w.instance)
+            .await
+            .filter(|h| h.restarts == 1)
+    })
+    .await;
+    assert_eq!(hb.status, "running");
+
+    // A burst of panics: past the limit the instance reports error and stops restarting.
+    let burst: Vec<TaskRecord> = (0..10)
+        .map(|_| {
+            let mut t = noop(json!({"panic": true}));
+            t.max_retries = 0;
+            t
+        })
+        .collect();
+    enqueue_all(&q, burst).await;
+    let hb = eventually(LONG, "instance in error", || async {
+        heartbeat_of(&q, &w.instance)
+            .await
+            .filter(|h| h.status == "error")
+    })
+    .await;
+    // No hot loop: over the next two heartbeats nothing more is claimed or restarted.
+    let failed_at_error = q.stats().await.unwrap().failed;
+    let mut seen = hb.last_heartbeat.clone();
+    for _ in 0..2 {
+        let next = eventually(LONG, "next heartbeat", || async {
+            heartbeat_of(&q, &w.instance)
+                .await
+                .filter(|h| h.last_heartbeat != seen)
+        })
+        .await;
+        assert_eq!(next.status, "error");
+        assert_eq!(next.restarts, hb.restarts, "no restarts while backing off");
+        seen = next.last_heartbeat;
+    }
+    assert_eq!(q.stats().await.unwrap().failed, failed_at_error);
+    assert!(
+        q.stats().await.unwrap().pending_total() > 0,
+        "the rest wait"
+    );
+    let health = tokio::process::Command::new("curl")
+        .args(["-s", &format!("{}/health", w.base_url())])
+        .output()
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&health.stdout).unwrap();
+    assert_eq!(body["worker"], "error");
+    assert_eq!(body["down"], json!(["worker"]));
+}
