@@ -2,6 +2,8 @@
 //! filtered by `LOG_LEVEL`. Task spans carry task_id, task_type, priority, attempt and trace_id,
 //! so every line a handler logs can be tied to its task.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -13,6 +15,7 @@ pub fn init(level: &str, format: LogFormat) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder
