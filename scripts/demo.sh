@@ -30,6 +30,8 @@ if [ -z "${REDIS_URL:-}" ]; then
   echo "started a private redis-server at $REDIS_URL"
 fi
 export QUEUE_NAME="demo-$$" LOG_FORMAT=pretty WORKER_CONCURRENCY=4 PORT="${PORT:-8080}"
+# The engine demo runs noop tasks only; `run` still insists on a Vercel token.
+export VERCEL_TOKEN="${VERCEL_TOKEN:-demo-token}"
 
 "$BIN" run >"$WORK/worker.log" 2>&1 &
 WORKER_PID=$!

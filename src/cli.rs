@@ -245,6 +245,9 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 ReplayOutcome::NotFound => {
                     Err(CliError::Failed(format!("task {task_id} not found")))
                 }
+                ReplayOutcome::NotFailed(s) if s == "failed" => Err(CliError::Failed(format!(
+                    "task {task_id} is a dead-lettered stub with no task behind it; nothing to retry"
+                ))),
                 ReplayOutcome::NotFailed(s) => Err(CliError::Failed(format!(
                     "task {task_id} is {s}; only failed tasks can be retried"
                 ))),

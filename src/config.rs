@@ -38,7 +38,7 @@ impl RedisUrl {
     pub fn expose(&self) -> &str {
         &self.0
     }
-    /// `redis://:***@host:port/db` when a password is present.
+    /// `redis://***@host:port/db` when credentials are present (user name hidden too).
     pub fn redacted(&self) -> String {
         match (self.0.find("://"), self.0.rfind('@')) {
             (Some(scheme), Some(at)) if at > scheme => {
@@ -120,13 +120,26 @@ pub struct WorkerSettings {
     pub restart_window: Duration,
 }
 
-/// Vercel access (used from the Vercel issue on; parsed and validated now).
+/// Vercel access and pacing.
 #[derive(Debug, Clone)]
 pub struct VercelSettings {
+    /// Bearer token; required by `run` (it never falls back to the simulator).
     pub token: Option<Secret>,
+    /// Sent as `teamId` on every call when set.
     pub team_id: Option<String>,
+    /// API base, `https://api.vercel.com` unless overridden (the simulator in tests and demo).
     pub api_url: String,
+    /// Cluster-wide calls per minute across every instance; 0 = no limit.
     pub rate_limit_per_min: u32,
+    /// How many calls may go out back-to-back before the per-minute pace applies.
+    pub rate_limit_burst: u32,
+    /// Timeout of one HTTP call.
+    pub request_timeout: Duration,
+    /// Interval between deployment state polls.
+    pub poll_interval: Duration,
+    /// How long a deploy may take to reach READY/ERROR/CANCELED before the attempt fails (retryable;
+    /// the retry resumes the same deployment).
+    pub deploy_timeout: Duration,
 }
 
 /// The whole validated configuration.
@@ -275,11 +288,28 @@ impl Config {
         if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
             r.problem("VERCEL_API_URL", "must be an http(s) URL");
         }
+        let token = r.raw("VERCEL_TOKEN").map(Secret::new);
+        if token.is_none() && mode == Mode::Run {
+            r.problem(
+                "VERCEL_TOKEN",
+                "is required (a Vercel access token; `run` never falls back to the simulator)",
+            );
+        }
+        let rate_limit_per_min = r.number("VERCEL_RATE_LIMIT_PER_MIN", 100u32, 0, 1_000_000);
         let vercel = VercelSettings {
-            token: r.raw("VERCEL_TOKEN").map(Secret::new),
+            token,
             team_id: r.raw("VERCEL_TEAM_ID").map(str::to_string),
             api_url: api_url.trim_end_matches('/').to_string(),
-            rate_limit_per_min: r.number("VERCEL_RATE_LIMIT_PER_MIN", 60u32, 1, 100_000),
+            rate_limit_per_min,
+            rate_limit_burst: r.number(
+                "VERCEL_RATE_LIMIT_BURST",
+                rate_limit_per_min.clamp(1, 10),
+                1,
+                1_000_000,
+            ),
+            request_timeout: r.seconds("VERCEL_TIMEOUT_SECS", 30.0, 1.0, 600.0),
+            poll_interval: r.seconds("VERCEL_POLL_INTERVAL_SECS", 5.0, 0.05, 300.0),
+            deploy_timeout: r.seconds("VERCEL_DEPLOY_TIMEOUT_SECS", 1800.0, 1.0, 86_400.0),
         };
 
         let log_level = r.string("LOG_LEVEL", "INFO").to_ascii_lowercase();
@@ -353,13 +383,25 @@ mod tests {
         )
         .unwrap_err();
         let names: Vec<_> = err.problems.iter().map(|(v, _)| v.as_str()).collect();
-        assert_eq!(names, ["REDIS_URL", "WORKER_CONCURRENCY", "LOG_FORMAT"]);
+        assert_eq!(
+            names,
+            [
+                "REDIS_URL",
+                "WORKER_CONCURRENCY",
+                "VERCEL_TOKEN",
+                "LOG_FORMAT"
+            ]
+        );
         assert!(err.to_string().contains("WORKER_CONCURRENCY: `zero`"));
     }
 
     #[test]
     fn defaults_follow_the_spec() {
-        let c = Config::from_vars(&vars(&[("REDIS_URL", "redis://h:1")]), Mode::Run).unwrap();
+        let c = Config::from_vars(
+            &vars(&[("REDIS_URL", "redis://h:1"), ("VERCEL_TOKEN", "t")]),
+            Mode::Run,
+        )
+        .unwrap();
         assert_eq!(c.worker.poll_interval, Duration::from_secs(5));
         assert_eq!(c.worker.shutdown_timeout, Duration::from_secs(25));
         assert_eq!(c.queue.lease, Duration::from_secs(30));

@@ -13,10 +13,13 @@ use tracing::{error, info, warn};
 
 use crate::actors::TaskObserver;
 use crate::actors::supervisor::{Shutdown, SupervisorActor, consumer_deps};
+use crate::actors::vercel::{Pace, VercelActor};
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::handlers::HandlerRegistry;
+use crate::handlers::vercel::{self, DeployPolling, VercelApi};
 use crate::queue::{QueueError, QueueStore};
+use crate::vercel::client::{VercelClient, VercelError};
 
 /// Why `run` could not start.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +32,8 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    Vercel(#[from] VercelError),
 }
 
 /// Start a supervisor (and so a consumer pool) for this configuration.
@@ -40,6 +45,40 @@ pub fn start_pool(
 ) -> Addr<SupervisorActor> {
     let deps = consumer_deps(store, Arc::new(handlers), observer, &config.worker);
     SupervisorActor::new(config.worker.clone(), deps).start()
+}
+
+/// The built-in handlers plus the Vercel ones, backed by a new VercelActor. Fails when
+/// `VERCEL_TOKEN` is missing: `run` never falls back to the simulator.
+pub fn handlers_with_vercel(
+    config: &Config,
+    store: QueueStore,
+    observer: Arc<dyn TaskObserver>,
+) -> Result<HandlerRegistry, VercelError> {
+    let token = config
+        .vercel
+        .token
+        .clone()
+        .ok_or_else(|| VercelError::Unauthorized {
+            status: 0,
+            code: "missing_token".into(),
+            message: "VERCEL_TOKEN is not set".into(),
+        })?;
+    let client = VercelClient::new(&config.vercel, token)?;
+    let pace = Pace {
+        per_min: config.vercel.rate_limit_per_min,
+        burst: config.vercel.rate_limit_burst,
+    };
+    let actor = VercelActor::new(client, store, pace, observer).start();
+    let mut handlers = HandlerRegistry::builtin();
+    vercel::register(
+        &mut handlers,
+        VercelApi::new(actor),
+        DeployPolling {
+            interval: config.vercel.poll_interval,
+            timeout: config.vercel.deploy_timeout,
+        },
+    );
+    Ok(handlers)
 }
 
 /// Resolve on SIGTERM or SIGINT.
@@ -73,7 +112,8 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         "starting ops-worker"
     );
     let observer: Arc<dyn TaskObserver> = Arc::new(crate::actors::NoObserver);
-    let supervisor = start_pool(&config, store.clone(), HandlerRegistry::builtin(), observer);
+    let handlers = handlers_with_vercel(&config, store.clone(), observer.clone())?;
+    let supervisor = start_pool(&config, store.clone(), handlers, observer);
 
     let state = web::Data::new(AppState {
         store: store.clone(),

@@ -304,6 +304,7 @@ impl NewTask {
             idempotency_key,
             metadata,
             run_at,
+            deployment_id: None,
         })
     }
 }
@@ -344,6 +345,10 @@ pub struct TaskRecord {
     pub metadata: Value,
     /// Earliest time it may run, for delayed tasks.
     pub run_at: Option<DateTime<Utc>>,
+    /// The Vercel deployment this task created, stored as soon as Vercel returned it so a retry
+    /// or a reclaim resumes it instead of creating another.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
 }
 
 /// A record in Redis that could not be decoded (hand-written, truncated, or from a newer version).
@@ -451,6 +456,7 @@ impl TaskRecord {
                 None => Value::Object(Map::new()),
             },
             run_at: opt_time(map, "run_at")?,
+            deployment_id: opt("deployment_id"),
         })
     }
 }

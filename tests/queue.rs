@@ -114,7 +114,9 @@ async fn retry_backoff_then_dead_letter_then_replay() {
         backoff,
     };
     assert_eq!(
-        q.fail(&[fail(Duration::from_millis(300))]).await.unwrap(),
+        q.fail("t/c0", &[fail(Duration::from_millis(300))])
+            .await
+            .unwrap(),
         (1, 0)
     );
     let rec = q.get(&id).await.unwrap().unwrap();
@@ -130,7 +132,10 @@ async fn retry_backoff_then_dead_letter_then_replay() {
     // Attempt 2 fails too: max_retries = 1 is exhausted, so it is dead-lettered with the reason.
     let c = q.claim("t/c0", 1).await.unwrap();
     assert_eq!(c[0].record.as_ref().unwrap().attempts, 2);
-    assert_eq!(q.fail(&[fail(Duration::ZERO)]).await.unwrap(), (0, 1));
+    assert_eq!(
+        q.fail("t/c0", &[fail(Duration::ZERO)]).await.unwrap(),
+        (0, 1)
+    );
     let rec = q.get(&id).await.unwrap().unwrap();
     assert_eq!(rec.status, TaskStatus::Failed);
     assert!(
@@ -213,12 +218,15 @@ async fn lapsed_leases_are_reclaimed_and_repeat_killers_dead_lettered() {
     );
     // Its old owner can no longer record an outcome for the lost attempt.
     assert_eq!(
-        q.fail(&[Failure {
-            id: id.clone(),
-            reason: "late".into(),
-            retryable: false,
-            backoff: Duration::ZERO
-        }])
+        q.fail(
+            "t/c0",
+            &[Failure {
+                id: id.clone(),
+                reason: "late".into(),
+                retryable: false,
+                backoff: Duration::ZERO
+            }]
+        )
         .await
         .unwrap(),
         (0, 0)

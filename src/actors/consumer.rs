@@ -130,6 +130,16 @@ enum Attempt {
     Panicked(Failure),
 }
 
+/// The leases of one claimed batch.
+struct Leases {
+    /// Ids this consumer still holds (claimed, not lost to a reclaim).
+    held: Vec<String>,
+    /// When the next renewal is due (every third of the lease, for the whole batch).
+    next_renewal: Instant,
+    /// Ids an operator asked to cancel, from the last renewal.
+    cancel: Vec<String>,
+}
+
 /// The loop itself, separate from the actor so it can be one plain async fn.
 struct Consumer {
     name: String,
@@ -246,19 +256,31 @@ impl Consumer {
     }
 
     async fn run_batch(&mut self, batch: Vec<ClaimedTask>) -> Exit {
-        let held: Vec<String> = batch.iter().map(|t| t.id.clone()).collect();
+        let mut leases = Leases {
+            held: batch.iter().map(|t| t.id.clone()).collect(),
+            next_renewal: Instant::now() + self.deps.store.lease() / 3,
+            cancel: Vec::new(),
+        };
         let mut done = Vec::new();
         let mut failed = Vec::new();
         let mut hand_back = Vec::new();
         let mut exit = Exit::Stopped;
         let mut rest = batch.into_iter();
         for task in rest.by_ref() {
+            // Between tasks of a batch, keep every held lease alive, and skip tasks already lost.
+            if Instant::now() >= leases.next_renewal {
+                self.renew(&mut leases).await;
+            }
+            if !leases.held.contains(&task.id) {
+                warn!(task_id = %task.id, "lease lost before the task started; skipping it");
+                continue;
+            }
             let id = task.id.clone();
             let task_type = task.record.as_ref().ok().map(|r| r.task_type);
             let wait = task.wait;
             let started = Instant::now();
             self.deps.in_flight.fetch_add(1, Ordering::Relaxed);
-            let attempt = self.run_one(task, &held).await;
+            let attempt = self.run_one(task, &mut leases).await;
             self.deps.in_flight.fetch_sub(1, Ordering::Relaxed);
             let outcome = match attempt {
                 Attempt::Done(v) => {
@@ -293,7 +315,22 @@ impl Consumer {
         exit
     }
 
-    async fn run_one(&mut self, task: ClaimedTask, held: &[String]) -> Attempt {
+    /// Renew every lease still held; forget the lost ones; note cancel requests.
+    async fn renew(&mut self, leases: &mut Leases) {
+        leases.next_renewal = Instant::now() + self.deps.store.lease() / 3;
+        match self.deps.store.renew(&self.name, &leases.held).await {
+            Ok((lost, cancel)) => {
+                leases.held.retain(|id| !lost.contains(id));
+                leases.cancel = cancel;
+            }
+            Err(e) => {
+                self.deps.observer.redis_error();
+                warn!(error = %e, "lease renewal failed; will retry");
+            }
+        }
+    }
+
+    async fn run_one(&mut self, task: ClaimedTask, leases: &mut Leases) -> Attempt {
         let permanent = |reason: String| {
             Attempt::Failed(
                 Failure {
@@ -348,11 +385,6 @@ impl Consumer {
             };
             let work = AssertUnwindSafe(handler.run(ctx)).catch_unwind();
             tokio::pin!(work);
-            let lease = self.deps.store.lease();
-            let mut renew = tokio::time::interval_at(
-                (Instant::now() + lease / 3).into(),
-                lease / 3,
-            );
             let deadline = hand_back_deadline(self.control.clone());
             tokio::pin!(deadline);
             loop {
@@ -378,25 +410,18 @@ impl Consumer {
                             }
                         };
                     }
-                    _ = renew.tick() => {
-                        match self.deps.store.renew(&self.name, held).await {
-                            Ok((lost, cancel)) => {
-                                if lost.contains(&task.id) {
-                                    warn!("lease lost (reclaimed elsewhere); abandoning this attempt");
-                                    return Attempt::Gone(Outcome::Released);
-                                }
-                                if cancel.contains(&task.id) {
-                                    info!("cancelled by an operator; stopping the handler");
-                                    if let Err(e) = self.deps.store.finish_cancel(&self.name, &task.id).await {
-                                        warn!(error = %e, "could not record the cancel; the lease will lapse");
-                                    }
-                                    return Attempt::Gone(Outcome::Cancelled);
-                                }
+                    _ = tokio::time::sleep_until(leases.next_renewal.into()) => {
+                        self.renew(leases).await;
+                        if !leases.held.contains(&task.id) {
+                            warn!("lease lost (reclaimed elsewhere); abandoning this attempt");
+                            return Attempt::Gone(Outcome::Released);
+                        }
+                        if leases.cancel.contains(&task.id) {
+                            info!("cancelled by an operator; stopping the handler");
+                            if let Err(e) = self.deps.store.finish_cancel(&self.name, &task.id).await {
+                                warn!(error = %e, "could not record the cancel; the lease will lapse");
                             }
-                            Err(e) => {
-                                self.deps.observer.redis_error();
-                                warn!(error = %e, "lease renewal failed; will retry");
-                            }
+                            return Attempt::Gone(Outcome::Cancelled);
                         }
                     }
                     _ = &mut deadline => {
@@ -428,7 +453,7 @@ impl Consumer {
                 done_ok = store.complete(&done).await.is_ok();
             }
             if !failed_ok {
-                failed_ok = store.fail(&failed).await.is_ok();
+                failed_ok = store.fail(&self.name, &failed).await.is_ok();
             }
             if !back_ok {
                 back_ok = store.release(&self.name, &hand_back).await.is_ok();

@@ -11,6 +11,7 @@
 
 pub mod consumer;
 pub mod supervisor;
+pub mod vercel;
 
 use std::time::{Duration, Instant};
 
@@ -68,6 +69,18 @@ pub trait TaskObserver: Send + Sync + 'static {
     fn consumer_restarted(&self) {}
     /// A Redis call failed.
     fn redis_error(&self) {}
+    /// A Vercel call ended with `status_class` (2xx, 4xx, 429, 5xx, error) after `latency`.
+    fn vercel_request(
+        &self,
+        _op: crate::vercel::client::Operation,
+        _status_class: &'static str,
+        _latency: Duration,
+    ) {
+    }
+    /// A Vercel call had to wait for the shared limiter (`bucket`) or a 429 hold (`retry_after`).
+    fn vercel_rate_limited(&self, _reason: &str) {}
+    /// Vercel answered 401/403.
+    fn vercel_auth_failure(&self) {}
 }
 
 /// The observer that ignores everything.

@@ -33,7 +33,7 @@ use crate::queue::Heartbeat;
 const MAINTENANCE_EVERY: Duration = Duration::from_millis(500);
 /// Tasks moved per maintenance step.
 const MAINTENANCE_BATCH: usize = 1_000;
-/// How often the heartbeat is written; it expires after three missed beats.
+/// How often the heartbeat is written; it expires after `HEARTBEAT_TTL` (about four missed beats).
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 const HEARTBEAT_TTL: Duration = Duration::from_secs(10);
 /// First back-off after the restart limit is hit; doubles on each escalation up to the cap.
@@ -208,7 +208,10 @@ impl SupervisorActor {
         if self.status == PoolStatus::Stopping {
             self.status = PoolStatus::Stopped;
             info!("worker pool stopped");
-            self.emit_worker_event("worker.stopped", ctx);
+            if !self.shutting_down {
+                // On shutdown the Shutdown reply emits it, so it is sent before the process exits.
+                self.emit_worker_event("worker.stopped", ctx);
+            }
         }
         for w in self.drain_waiters.drain(..) {
             let _ = w.send(());
@@ -232,8 +235,6 @@ impl SupervisorActor {
 
     /// A consumer died unexpectedly: restart it, unless the restart limit says back off.
     fn on_crash(&mut self, slot: usize, ctx: &mut Context<Self>) {
-        self.restarts_total += 1;
-        self.deps.observer.consumer_restarted();
         let now = Instant::now();
         self.recent_restarts.push_back(now);
         while let Some(t) = self.recent_restarts.front() {
@@ -266,6 +267,12 @@ impl SupervisorActor {
             ctx.run_later(backoff, |act, ctx| act.recover(ctx));
             return;
         }
+        self.restart_consumer(slot, ctx);
+    }
+
+    fn restart_consumer(&mut self, slot: usize, ctx: &mut Context<Self>) {
+        self.restarts_total += 1;
+        self.deps.observer.consumer_restarted();
         warn!(slot, restarts = self.restarts_total, "restarting consumer");
         self.spawn_consumer(slot, ctx);
     }
@@ -279,7 +286,7 @@ impl SupervisorActor {
         self.status = PoolStatus::Running;
         for slot in 0..self.concurrency {
             if !self.consumers.contains_key(&slot) {
-                self.spawn_consumer(slot, ctx);
+                self.restart_consumer(slot, ctx);
             }
         }
         info!("back-off over; consumer pool restarted");
@@ -476,14 +483,20 @@ impl Handler<Shutdown> for SupervisorActor {
             in_flight = self.deps.in_flight.load(Ordering::Relaxed),
             "shutting down: no new claims; running tasks may finish until the timeout"
         );
+        self.shutting_down = true;
         self.drain();
         let rx = self.wait_drained();
         self.notify_if_drained(ctx);
-        self.shutting_down = true;
         let store = self.deps.store.clone();
         let instance = self.settings.instance_id.clone();
+        let mut body = serde_json::Map::new();
+        body.insert("instance".into(), instance.clone().into());
+        body.insert("reason".into(), "shutdown".into());
         Box::pin(async move {
             let _ = rx.await;
+            if let Err(e) = store.emit_event("worker.stopped", None, body).await {
+                warn!(error = %e, "could not emit worker.stopped");
+            }
             if let Err(e) = store.remove_heartbeat(&instance).await {
                 warn!(error = %e, "could not remove the heartbeat; it will expire");
             }

@@ -7,6 +7,7 @@
 //! with that reason, never retried.
 
 mod noop;
+pub mod vercel;
 
 use std::collections::HashMap;
 use std::sync::Arc;

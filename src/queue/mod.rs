@@ -21,6 +21,7 @@
 //! | `wake` | list | wake-up tokens idle consumers block on |
 //! | `events` | stream | capped event log; also PUBLISHed on `events:<event>` |
 //! | `instances`, `instance:<id>` | zset, hash | heartbeats of live instances |
+//! | `vercel:bucket`, `vercel:hold_until` | hash, string | cluster-wide Vercel rate limiter |
 
 mod scripts;
 
@@ -142,7 +143,7 @@ impl QueueStats {
 pub struct Heartbeat {
     pub instance: String,
     pub host: String,
-    /// running | stopped | error | draining
+    /// running | stopping | stopped | error
     pub status: String,
     pub consumers: u64,
     pub in_flight: u64,
@@ -248,14 +249,12 @@ impl QueueStore {
 
     /// A script call with the common prelude arguments filled in.
     fn invocation<'a>(&self, script: &'a redis::Script) -> ScriptInvocation<'a> {
-        let now = Utc::now();
         let mut inv = script.prepare_invoke();
         inv.key(self.key("events"))
             .arg(&*self.base)
-            .arg(now.timestamp_millis())
-            .arg(now.to_rfc3339_opts(SecondsFormat::Millis, true))
             .arg(EVENTS_STREAM_MAX)
-            .arg(RECENT_MAX);
+            .arg(RECENT_MAX)
+            .arg(self.retention.as_secs());
         inv
     }
 
@@ -352,19 +351,24 @@ impl QueueStore {
             return Ok(0);
         }
         let mut inv = self.invocation(&self.scripts.complete);
-        inv.arg(self.retention.as_secs());
         for (id, result) in done {
             inv.arg(id).arg(result.to_string());
         }
         self.run(&inv).await
     }
 
-    /// Record failed attempts; returns `(retried, dead_lettered)`.
-    pub async fn fail(&self, failures: &[Failure]) -> Result<(u64, u64), QueueError> {
+    /// Record failed attempts of `consumer`'s tasks; returns `(retried, dead_lettered)`.
+    /// Reports about tasks `consumer` no longer holds are ignored.
+    pub async fn fail(
+        &self,
+        consumer: &str,
+        failures: &[Failure],
+    ) -> Result<(u64, u64), QueueError> {
         if failures.is_empty() {
             return Ok((0, 0));
         }
         let mut inv = self.invocation(&self.scripts.fail);
+        inv.arg(consumer);
         for f in failures {
             inv.arg(&f.id)
                 .arg(&f.reason)
@@ -404,7 +408,7 @@ impl QueueStore {
     /// Cancel a task (a running one is stopped by its consumer at the next renewal).
     pub async fn cancel(&self, id: &str) -> Result<CancelOutcome, QueueError> {
         let mut inv = self.invocation(&self.scripts.cancel);
-        inv.arg(id).arg(self.retention.as_secs());
+        inv.arg(id);
         let r: String = self.run(&inv).await?;
         Ok(match r.as_str() {
             "cancelled" => CancelOutcome::Cancelled,
@@ -417,7 +421,7 @@ impl QueueStore {
     /// Mark a running task cancelled after its consumer stopped it.
     pub async fn finish_cancel(&self, consumer: &str, id: &str) -> Result<bool, QueueError> {
         let mut inv = self.invocation(&self.scripts.finish_cancel);
-        inv.arg(consumer).arg(id).arg(self.retention.as_secs());
+        inv.arg(consumer).arg(id);
         let n: i64 = self.run(&inv).await?;
         Ok(n == 1)
     }
@@ -494,7 +498,7 @@ impl QueueStore {
             _ => vec![],
         };
         let oldest_ms = num(13)?;
-        let now_ms = Utc::now().timestamp_millis().max(0) as u64;
+        let now_ms = num(18)?;
         Ok(QueueStats {
             pending: Priority::ALL
                 .iter()
@@ -576,6 +580,39 @@ impl QueueStore {
             )
             .await?;
         self.records(ids).await
+    }
+
+    /// Take a token from the cluster-wide Vercel rate limiter. `Duration::ZERO` means go now;
+    /// otherwise wait that long and ask again. The reason is `ok`, `bucket` or `retry_after`.
+    pub async fn vercel_acquire(
+        &self,
+        per_min: u32,
+        burst: u32,
+    ) -> Result<(Duration, String), QueueError> {
+        let mut inv = self.invocation(&self.scripts.vercel_acquire);
+        inv.arg(per_min).arg(burst);
+        let (ms, reason): (u64, String) = self.run(&inv).await?;
+        Ok((Duration::from_millis(ms), reason))
+    }
+
+    /// Hold every instance's Vercel calls for `wait` (after a 429).
+    pub async fn vercel_hold(&self, wait: Duration) -> Result<(), QueueError> {
+        let mut inv = self.invocation(&self.scripts.vercel_hold);
+        inv.arg(wait.as_millis() as u64);
+        let _: i64 = self.run(&inv).await?;
+        Ok(())
+    }
+
+    /// Store the deployment a task created on its record.
+    pub async fn set_deployment_id(
+        &self,
+        task_id: &str,
+        deployment: &str,
+    ) -> Result<bool, QueueError> {
+        let mut inv = self.invocation(&self.scripts.set_deployment);
+        inv.arg(task_id).arg(deployment);
+        let n: i64 = self.run(&inv).await?;
+        Ok(n == 1)
     }
 
     /// Open a connection for blocking waits (one per consumer).

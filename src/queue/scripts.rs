@@ -29,6 +29,9 @@ pub struct Scripts {
     pub finish_cancel: Script,
     pub replay: Script,
     pub stats: Script,
+    pub vercel_acquire: Script,
+    pub vercel_hold: Script,
+    pub set_deployment: Script,
 }
 
 impl Scripts {
@@ -46,6 +49,9 @@ impl Scripts {
             finish_cancel: script!("finish_cancel.lua"),
             replay: script!("replay.lua"),
             stats: script!("stats.lua"),
+            vercel_acquire: script!("vercel_acquire.lua"),
+            vercel_hold: script!("vercel_hold.lua"),
+            set_deployment: script!("set_deployment.lua"),
         }
     }
 }

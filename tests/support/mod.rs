@@ -20,6 +20,9 @@ use serde_json::Value;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// The Vercel token every test process gets; tests assert it never shows up in logs or records.
+pub const TEST_VERCEL_TOKEN: &str = "tok_test_5ecret_never_logged";
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -145,6 +148,9 @@ pub fn base_env(redis_url: &str, queue: &str) -> HashMap<String, String> {
         ("QUEUE_NAME", queue.to_string()),
         ("LOG_FORMAT", "json".to_string()),
         ("LOG_LEVEL", "info".to_string()),
+        // `run` requires a token; tests that talk to Vercel point VERCEL_API_URL at the simulator.
+        ("VERCEL_TOKEN", TEST_VERCEL_TOKEN.to_string()),
+        ("VERCEL_API_URL", "http://127.0.0.1:9".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -1,7 +1,7 @@
--- Cancel task ARGV[6]. Waiting tasks are cancelled at once; a running one is flagged and its
--- consumer stops it at the next lease renewal. ARGV[7] record TTL (s).
+-- Cancel task ARGV[5]. Waiting tasks are cancelled at once; a running one is flagged and its
+-- consumer stops it at the next lease renewal.
 -- Returns the outcome: cancelled | cancelling | not_found | <terminal status>.
-local id, ttl = ARGV[6], tonumber(ARGV[7])
+local id = ARGV[5]
 local tk = task_key(id)
 local f = redis.call('HMGET', tk, 'status', 'priority')
 local status = f[1]
@@ -12,13 +12,7 @@ if status == 'in_progress' then
 end
 if status == 'pending' or status == 'retrying' then
   redis.call('LREM', k('pending:' .. f[2]), 0, id)
-  redis.call('ZREM', k('delayed'), id)
-  redis.call('ZREM', k('retry'), id)
-  redis.call('HSET', tk, 'status', 'cancelled', 'completed_at', NOW_ISO)
-  redis.call('EXPIRE', tk, ttl)
-  redis.call('HINCRBY', k('counters'), 'cancelled_total', 1)
-  touch(id)
-  emit('task.cancelled', id)
+  cancel_now(id)
   trim_recent()
   return 'cancelled'
 end

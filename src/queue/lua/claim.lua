@@ -1,10 +1,10 @@
--- Claim up to ARGV[8] tasks for consumer ARGV[6], with a lease of ARGV[7] ms.
+-- Claim up to ARGV[7] tasks for consumer ARGV[5], with a lease of ARGV[6] ms.
 -- Strict priority P0 > P1 > P2 > P3, FIFO within a priority (LPUSH on enqueue, RPOP here), paused
 -- priorities skipped. Each claimed task: status in_progress, attempts + 1, listed in `inflight`
 -- scored by its lease deadline. Stale list entries (cancelled or finished tasks) are dropped; an id
 -- with no record at all is dead-lettered as a stub so an operator can see it.
 -- Returns a list of HGETALL replies, one per claimed task.
-local consumer, lease, want = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
+local consumer, lease, want = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local paused = {}
 for _, p in ipairs(redis.call('SMEMBERS', k('paused'))) do paused[p] = true end
 local out = {}

@@ -1,12 +1,12 @@
 -- Enqueue a batch of tasks atomically.
--- ARGV[6] idempotency TTL (s); then per task:
+-- ARGV[5] idempotency TTL (s); then per task:
 --   id, priority, run_at_ms (0 = now), idempotency key ('' = none), n, then n field/value pairs.
 -- Returns, per task: { id, created } where created is 1, or 0 when an idempotency key matched an
 -- existing task (the id returned is then the existing one).
-local idem_ttl = tonumber(ARGV[6])
+local idem_ttl = tonumber(ARGV[5])
 local out = {}
 local ready = 0
-local i = 7
+local i = 6
 while i <= #ARGV do
   local id, prio, run_at, idem, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
   local first = i + 5

@@ -1,15 +1,8 @@
--- A consumer stopped a running task because an operator cancelled it. ARGV[6] consumer,
--- ARGV[7] task id, ARGV[8] record TTL (s). Returns 1 when the task was marked cancelled.
-local consumer, id, ttl = ARGV[6], ARGV[7], tonumber(ARGV[8])
-local tk = task_key(id)
-local f = redis.call('HMGET', tk, 'status', 'worker')
+-- A consumer stopped a running task because an operator cancelled it. ARGV[5] consumer,
+-- ARGV[6] task id. Returns 1 when the task was marked cancelled.
+local consumer, id = ARGV[5], ARGV[6]
+local f = redis.call('HMGET', task_key(id), 'status', 'worker')
 if f[1] ~= 'in_progress' or f[2] ~= consumer then return 0 end
-redis.call('ZREM', k('inflight'), id)
-redis.call('HSET', tk, 'status', 'cancelled', 'completed_at', NOW_ISO, 'error', 'cancelled while running')
-redis.call('HDEL', tk, 'worker', 'cancel_requested')
-redis.call('EXPIRE', tk, ttl)
-redis.call('HINCRBY', k('counters'), 'cancelled_total', 1)
-touch(id)
-emit('task.cancelled', id)
+cancel_now(id, 'cancelled while running')
 trim_recent()
 return 1

@@ -1,17 +1,40 @@
 -- Shared prelude, prepended to every script by src/queue/scripts.rs.
 --
--- Every script receives the same first five arguments:
+-- Every script receives the same first four arguments:
 --   ARGV[1] key base incl. the hash tag, e.g. "ops:{default}" (all keys of a queue share one slot)
---   ARGV[2] now, epoch milliseconds        ARGV[3] now, RFC 3339 (for record timestamps)
---   ARGV[4] approximate cap of the events stream
---   ARGV[5] cap of the "recent" index
--- and its own arguments from ARGV[6] on. KEYS[1] is always the events stream: it routes the call to
--- the right Cluster node; the other keys are derived from the key base and live in the same slot.
+--   ARGV[2] approximate cap of the events stream    ARGV[3] cap of the "recent" index
+--   ARGV[4] retention of finished records, seconds
+-- and its own arguments from ARGV[5] on. KEYS[1] is always the events stream: it routes the call to
+-- the right node; the other keys are derived from the key base and live in the same hash slot.
+-- Time comes from the Redis server's clock, so instances with skewed clocks still agree on lease
+-- deadlines, back-offs and run_at.
 local B = ARGV[1]
-local NOW = tonumber(ARGV[2])
-local NOW_ISO = ARGV[3]
-local STREAM_MAX = ARGV[4]
-local RECENT_MAX = tonumber(ARGV[5])
+local STREAM_MAX = ARGV[2]
+local RECENT_MAX = tonumber(ARGV[3])
+local RETENTION = tonumber(ARGV[4])
+
+local function iso(ms)
+  -- RFC 3339 UTC from epoch milliseconds (days-from-civil inverse, proleptic Gregorian).
+  local secs = math.floor(ms / 1000)
+  local days = math.floor(secs / 86400)
+  local rem = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d,
+    math.floor(rem / 3600), math.floor((rem % 3600) / 60), rem % 60, ms % 1000)
+end
+
+local T = redis.call('TIME')
+local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
+local NOW_ISO = iso(NOW)
 
 local function k(name) return B .. ':' .. name end
 local function task_key(id) return B .. ':task:' .. id end
@@ -36,7 +59,7 @@ local function trim_recent() redis.call('ZREMRANGEBYRANK', k('recent'), 0, -(REC
 -- Wake up to n blocked consumers (tokens are capped so an idle queue can't grow the list).
 local function wake(n)
   if n <= 0 then return end
-  if n > 64 then n = 64 end
+  if n > 256 then n = 256 end
   local toks = {}
   for i = 1, n do toks[i] = '1' end
   redis.call('LPUSH', k('wake'), unpack(toks))
@@ -51,25 +74,55 @@ local function count_outcome(outcome, n)
   redis.call('HINCRBY', k('counters'), outcome .. '_total', n)
 end
 
--- Move a task to the dead-letter set with its reason.
+-- Finished records stay readable for the retention period, then expire.
+local function finish(tk, status, extra_field, extra_value)
+  if extra_field then
+    redis.call('HSET', tk, 'status', status, 'completed_at', NOW_ISO, extra_field, extra_value)
+  else
+    redis.call('HSET', tk, 'status', status, 'completed_at', NOW_ISO)
+  end
+  redis.call('HDEL', tk, 'worker', 'cancel_requested')
+  redis.call('EXPIRE', tk, RETENTION)
+end
+
+-- Move a task to the dead-letter set with its reason (kept, replayable, for the retention period).
 local function dead_letter(id, reason)
   local tk = task_key(id)
-  redis.call('HSET', tk, 'status', 'failed', 'error', reason, 'completed_at', NOW_ISO)
-  redis.call('HDEL', tk, 'worker')
+  finish(tk, 'failed', 'error', reason)
   redis.call('ZREM', k('inflight'), id)
   redis.call('ZADD', k('failed'), NOW, id)
+  redis.call('ZREMRANGEBYSCORE', k('failed'), '-inf', NOW - RETENTION * 1000)
   count_outcome('failed', 1)
   touch(id)
   emit('task.failed', id, reason)
 end
 
--- Put a task back at the head of its priority list (it was already waiting its turn once).
+-- Mark a task cancelled (an operator asked; it is not running).
+local function cancel_now(id, reason)
+  local tk = task_key(id)
+  redis.call('ZREM', k('inflight'), id)
+  redis.call('ZREM', k('delayed'), id)
+  redis.call('ZREM', k('retry'), id)
+  finish(tk, 'cancelled')
+  if reason then redis.call('HSET', tk, 'error', reason) end
+  redis.call('HINCRBY', k('counters'), 'cancelled_total', 1)
+  touch(id)
+  emit('task.cancelled', id, reason)
+end
+
+-- Put a task back at the head of its priority list (it was already waiting its turn once), unless
+-- an operator cancelled it meanwhile.
 local function requeue_front(id, prio, reason)
   local tk = task_key(id)
+  if redis.call('HGET', tk, 'cancel_requested') == '1' then
+    cancel_now(id, 'cancelled while running')
+    return false
+  end
   redis.call('HSET', tk, 'status', 'pending', 'ready_ms', NOW)
   redis.call('HDEL', tk, 'worker')
   redis.call('ZREM', k('inflight'), id)
   redis.call('RPUSH', k('pending:' .. prio), id)
   touch(id)
   emit('task.requeued', id, reason)
+  return true
 end

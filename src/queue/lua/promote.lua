@@ -1,6 +1,6 @@
 -- Move due tasks from `delayed` (run_at) and `retry` (back-off) to their pending lists.
--- ARGV[6] batch limit per set. Returns how many were promoted.
-local limit = tonumber(ARGV[6])
+-- ARGV[5] batch limit per set. Returns how many were promoted.
+local limit = tonumber(ARGV[5])
 local n = 0
 for _, set in ipairs({'delayed', 'retry'}) do
   local ids = redis.call('ZRANGEBYSCORE', k(set), '-inf', NOW, 'LIMIT', 0, limit)

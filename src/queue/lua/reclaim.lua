@@ -1,9 +1,9 @@
 -- Reclaim tasks whose lease lapsed (the worker crashed, was killed, or lost Redis). Safe to run from
 -- every instance at once: each step is atomic and re-checks the lease deadline.
--- ARGV[6] batch limit. A task that has used all its attempts (it keeps killing workers) is
+-- ARGV[5] batch limit. A task that has used all its attempts (it keeps killing workers) is
 -- dead-lettered; the others go back to the head of their priority list.
 -- Returns { requeued, dead_lettered }.
-local limit = tonumber(ARGV[6])
+local limit = tonumber(ARGV[5])
 local ids = redis.call('ZRANGEBYSCORE', k('inflight'), '-inf', NOW, 'LIMIT', 0, limit)
 local requeued, dead = 0, 0
 for _, id in ipairs(ids) do
@@ -16,8 +16,9 @@ for _, id in ipairs(ids) do
       ': the worker died or hung while running it')
     dead = dead + 1
   else
-    requeue_front(id, f[4], 'lease expired: the worker died or hung')
-    requeued = requeued + 1
+    if requeue_front(id, f[4], 'lease expired: the worker died or hung') then
+      requeued = requeued + 1
+    end
   end
 end
 if requeued > 0 then

@@ -1,9 +1,9 @@
--- Extend the leases consumer ARGV[6] holds by ARGV[7] ms; task ids from ARGV[8] on.
+-- Extend the leases consumer ARGV[5] holds by ARGV[6] ms; task ids from ARGV[7] on.
 -- Returns { lost, cancel }: ids whose lease this consumer no longer holds (reclaimed elsewhere or
 -- finished), and ids an operator asked to cancel while they run.
-local consumer, lease = ARGV[6], tonumber(ARGV[7])
+local consumer, lease = ARGV[5], tonumber(ARGV[6])
 local lost, cancel = {}, {}
-for i = 8, #ARGV do
+for i = 7, #ARGV do
   local id = ARGV[i]
   local f = redis.call('HMGET', task_key(id), 'status', 'worker', 'cancel_requested')
   if f[1] == 'in_progress' and f[2] == consumer and redis.call('ZSCORE', k('inflight'), id) then

@@ -1,15 +1,16 @@
 -- One consistent snapshot of the queue for `stats`, the API and the metrics gauges.
 -- Returns a flat list: P0..P3 depths, in_flight, retrying, delayed, failed, paused (space-separated),
 -- completed_total, failed_total, reclaimed_total, cancelled_total, oldest pending ready_ms (0 = none),
--- completed last 60 s, last 300 s, failed last 60 s, last 300 s.
+-- completed last 60 s, last 300 s, failed last 60 s, last 300 s, and the server's now (ms).
 local out = {}
 local oldest = 0
 for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
   local list = k('pending:' .. prio)
   out[#out + 1] = redis.call('LLEN', list)
-  local head = redis.call('LINDEX', list, -1)
-  if head then
-    local r = tonumber(redis.call('HGET', task_key(head), 'ready_ms'))
+  -- The next to run sit at the right end; requeued tasks (reclaimed, handed back) go there too
+  -- with a fresh ready time, so look at the last few, not just the last one.
+  for _, id in ipairs(redis.call('LRANGE', list, -8, -1)) do
+    local r = tonumber(redis.call('HGET', task_key(id), 'ready_ms'))
     if r and (oldest == 0 or r < oldest) then oldest = r end
   end
 end
@@ -37,4 +38,5 @@ for _, outcome in ipairs({'completed', 'failed'}) do
   out[#out + 1] = m1
   out[#out + 1] = m5
 end
+out[#out + 1] = NOW
 return out

@@ -1,0 +1,199 @@
+//! VercelActor: every Vercel call of this process goes through it (SPEC §2, §5).
+//!
+//! For each call it
+//! 1. takes a token from the cluster-wide limiter in Redis (`VERCEL_RATE_LIMIT_PER_MIN`, a token
+//!    bucket shared by every instance, plus a shared "hold until" written after a 429), waiting as
+//!    long as the limiter says;
+//! 2. sends the request once;
+//! 3. on 429 stores the hold (from `Retry-After` or the body's `limit.reset`) so every instance
+//!    waits, then tries again; on 5xx / transport errors retries with full-jitter back-off a few
+//!    times; 401/403 and other 4xx are returned at once (permanent).
+//!
+//! Each call runs as its own future (`ResponseFuture`), so a slow Vercel answer never blocks the
+//! actor's mailbox or its arbiter.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use serde_json::Value;
+use tracing::{debug, warn};
+
+use super::TaskObserver;
+use crate::queue::QueueStore;
+use crate::vercel::client::{ApiRequest, VercelClient, VercelError};
+
+/// Retries of one call on 5xx / transport errors before the task attempt fails (retryable).
+const TRANSIENT_RETRIES: u32 = 3;
+/// The longest a single call may spend waiting for rate-limit holds before giving up (retryable).
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(600);
+/// When a 429 names no wait, assume Vercel's one-minute window.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// How long the limiter may be unreachable (Redis down) before a call fails.
+const LIMITER_OUTAGE: Duration = Duration::from_secs(30);
+
+/// Send one request (rate-limited, retried). Answers the 2xx body.
+#[derive(Message)]
+#[rtype(result = "Result<Value, VercelError>")]
+pub struct Call(pub ApiRequest);
+
+/// Pacing settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Calls per minute, cluster-wide; 0 = unlimited.
+    pub per_min: u32,
+    /// Calls allowed back-to-back.
+    pub burst: u32,
+}
+
+pub struct VercelActor {
+    /// The HTTP client (holds the token; never logged).
+    client: VercelClient,
+    /// Where the shared limiter lives.
+    store: QueueStore,
+    pace: Pace,
+    /// Metrics sink.
+    observer: Arc<dyn TaskObserver>,
+}
+
+impl VercelActor {
+    pub fn new(
+        client: VercelClient,
+        store: QueueStore,
+        pace: Pace,
+        observer: Arc<dyn TaskObserver>,
+    ) -> Self {
+        Self {
+            client,
+            store,
+            pace,
+            observer,
+        }
+    }
+}
+
+impl Actor for VercelActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Call> for VercelActor {
+    type Result = ResponseFuture<Result<Value, VercelError>>;
+
+    fn handle(&mut self, msg: Call, _: &mut Self::Context) -> Self::Result {
+        let job = CallJob {
+            client: self.client.clone(),
+            store: self.store.clone(),
+            pace: self.pace,
+            observer: self.observer.clone(),
+        };
+        Box::pin(job.run(msg.0))
+    }
+}
+
+struct CallJob {
+    client: VercelClient,
+    store: QueueStore,
+    pace: Pace,
+    observer: Arc<dyn TaskObserver>,
+}
+
+impl CallJob {
+    /// Wait until the shared limiter lets this call go.
+    async fn wait_for_turn(&self, waited: &mut Duration) -> Result<(), VercelError> {
+        let mut outage_since: Option<Instant> = None;
+        loop {
+            match self
+                .store
+                .vercel_acquire(self.pace.per_min, self.pace.burst)
+                .await
+            {
+                Ok((wait, _)) if wait.is_zero() => return Ok(()),
+                Ok((wait, reason)) => {
+                    outage_since = None;
+                    self.observer.vercel_rate_limited(&reason);
+                    *waited += wait;
+                    if *waited > MAX_RATE_LIMIT_WAIT {
+                        return Err(VercelError::RateLimited {
+                            retry_after: Some(wait),
+                        });
+                    }
+                    debug!(
+                        wait_ms = wait.as_millis() as u64,
+                        reason, "waiting for the Vercel rate limit"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => {
+                    self.observer.redis_error();
+                    let since = *outage_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > LIMITER_OUTAGE {
+                        return Err(VercelError::Transport(format!(
+                            "the shared rate limiter is unreachable: {e}"
+                        )));
+                    }
+                    warn!(error = %e, "rate limiter unreachable; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+
+    async fn run(self, req: ApiRequest) -> Result<Value, VercelError> {
+        let mut transient = 0u32;
+        let mut waited = Duration::ZERO;
+        loop {
+            self.wait_for_turn(&mut waited).await?;
+            let started = Instant::now();
+            let result = self.client.send(&req).await;
+            let class = match &result {
+                Ok(_) => "2xx",
+                Err(e) => e.status_class(),
+            };
+            self.observer
+                .vercel_request(req.op, class, started.elapsed());
+            match result {
+                Ok(v) => return Ok(v),
+                Err(VercelError::RateLimited { retry_after }) => {
+                    let wait = retry_after
+                        .unwrap_or(DEFAULT_RETRY_AFTER)
+                        .max(Duration::from_millis(100));
+                    warn!(
+                        op = req.op.as_str(),
+                        wait_ms = wait.as_millis() as u64,
+                        "Vercel answered 429; holding every instance"
+                    );
+                    if let Err(e) = self.store.vercel_hold(wait).await {
+                        self.observer.redis_error();
+                        warn!(error = %e, "could not share the 429 hold; waiting locally");
+                        tokio::time::sleep(wait).await;
+                    }
+                    waited += wait;
+                    if waited > MAX_RATE_LIMIT_WAIT {
+                        return Err(VercelError::RateLimited {
+                            retry_after: Some(wait),
+                        });
+                    }
+                }
+                Err(e) if e.retryable() && transient < TRANSIENT_RETRIES => {
+                    transient += 1;
+                    let ceiling = 500u64 << transient;
+                    let backoff = Duration::from_millis(rand::random_range(ceiling / 4..=ceiling));
+                    warn!(
+                        op = req.op.as_str(),
+                        error = %e,
+                        retry = transient,
+                        backoff_ms = backoff.as_millis() as u64,
+                        "transient Vercel error; retrying"
+                    );
+                    tokio::time::sleep(backoff).await;
+                }
+                Err(e) => {
+                    if matches!(e, VercelError::Unauthorized { .. }) {
+                        self.observer.vercel_auth_failure();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+}

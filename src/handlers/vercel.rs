@@ -1,0 +1,391 @@
+//! The Vercel task types: `deploy` (alias `deployment`), `redeploy`, `promote`, `rollback`,
+//! `cancel`, `check`. Every call goes through the VercelActor ([`VercelApi`]).
+//!
+//! `deploy` creates the deployment, stores its id on the task record at once, then polls until
+//! READY / ERROR / CANCELED (the consumer renews the lease meanwhile). A retried or reclaimed
+//! attempt finds the stored id and resumes polling that deployment: one task never creates two.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use serde_json::{Map, Value, json};
+use tracing::{info, warn};
+
+use super::{HandlerFuture, HandlerRegistry, TaskContext, TaskError, TaskHandler};
+use crate::actors::vercel::{Call, VercelActor};
+use crate::queue::QueueStore;
+use crate::task::{DEPLOYMENT_FIELDS, PROJECT_FIELDS, TaskRecord, TaskType};
+use crate::vercel::client::{
+    ApiRequest, CreateDeployment, Deployment, DeploymentList, VercelError, decode, requests,
+};
+
+/// A handle on the VercelActor.
+#[derive(Clone)]
+pub struct VercelApi {
+    addr: Addr<VercelActor>,
+}
+
+impl VercelApi {
+    pub fn new(addr: Addr<VercelActor>) -> Self {
+        Self { addr }
+    }
+
+    pub async fn call(&self, req: ApiRequest) -> Result<Value, VercelError> {
+        self.addr
+            .send(Call(req))
+            .await
+            .map_err(|e| VercelError::Transport(format!("Vercel actor unavailable: {e}")))?
+    }
+}
+
+/// How deploys wait for their outcome.
+#[derive(Debug, Clone, Copy)]
+pub struct DeployPolling {
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+/// Register every Vercel task type.
+pub fn register(registry: &mut HandlerRegistry, api: VercelApi, polling: DeployPolling) {
+    registry.register(
+        TaskType::Deploy,
+        DeployHandler {
+            api: api.clone(),
+            polling,
+        },
+    );
+    registry.register(
+        TaskType::Redeploy,
+        DeployHandler {
+            api: api.clone(),
+            polling,
+        },
+    );
+    for ty in [
+        TaskType::Promote,
+        TaskType::Rollback,
+        TaskType::Cancel,
+        TaskType::Check,
+    ] {
+        registry.register(ty, OperationHandler { api: api.clone() });
+    }
+}
+
+fn to_task_error(e: VercelError) -> TaskError {
+    if e.retryable() {
+        TaskError::Retryable(e.to_string())
+    } else {
+        TaskError::Permanent(e.to_string())
+    }
+}
+
+fn first_str(payload: &Value, names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| payload.get(*n).and_then(Value::as_str))
+        .map(str::to_string)
+}
+
+/// Stringify a scalar payload value for Vercel's string-only `meta`.
+fn meta_value(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Build the create-deployment arguments from a deploy/redeploy payload.
+pub fn deployment_args(record: &TaskRecord, name: String) -> CreateDeployment {
+    let p = &record.payload;
+    let mut meta = BTreeMap::new();
+    if let Some(Value::Object(m)) = p.get("meta") {
+        for (k, v) in m {
+            if let Some(s) = meta_value(v) {
+                meta.insert(k.clone(), s);
+            }
+        }
+    }
+    for (key, names) in [
+        ("pr", &["pr", "pr_number", "prNumber"][..]),
+        ("branch", &["branch", "ref"][..]),
+        ("commit", &["commit", "sha"][..]),
+    ] {
+        if let Some(v) = names.iter().find_map(|n| p.get(*n).and_then(meta_value)) {
+            meta.insert(key.into(), v);
+        }
+    }
+    meta.insert("ops_task_id".into(), record.task_id.to_string());
+    meta.insert("ops_trace_id".into(), record.trace_id.clone());
+    let git_source = p.get("gitSource").cloned().or_else(|| {
+        // `repo: "org/name"` plus a branch/ref (and optional commit) → a GitHub source.
+        let repo = p.get("repo").and_then(Value::as_str)?;
+        let (org, name) = repo.split_once('/')?;
+        let git_ref = first_str(p, &["branch", "ref"])?;
+        let mut g = json!({"type": "github", "org": org, "repo": name, "ref": git_ref});
+        if let Some(sha) = first_str(p, &["commit", "sha"]) {
+            g["sha"] = json!(sha);
+        }
+        Some(g)
+    });
+    CreateDeployment {
+        name: name.clone(),
+        project: first_str(p, &["project", "projectId"]),
+        target: first_str(p, &["target"]),
+        git_source,
+        deployment_id: if record.task_type == TaskType::Redeploy {
+            first_str(p, &DEPLOYMENT_FIELDS)
+        } else {
+            None
+        },
+        meta,
+    }
+}
+
+async fn emit(store: &QueueStore, event: &str, record: &TaskRecord, extra: Value) {
+    let mut body = Map::new();
+    body.insert("type".into(), json!(record.task_type.as_str()));
+    body.insert("trace_id".into(), json!(record.trace_id));
+    if let Value::Object(m) = extra {
+        body.extend(m);
+    }
+    let id = record.task_id.to_string();
+    if let Err(e) = store.emit_event(event, Some(&id), body).await {
+        warn!(error = %e, event, "could not emit event");
+    }
+}
+
+fn outcome(d: &Deployment, project: &str) -> Value {
+    json!({
+        "deployment_id": d.deployment_id(),
+        "url": d.url,
+        "state": d.ready_state(),
+        "project": project,
+        "target": d.target,
+    })
+}
+
+struct DeployHandler {
+    api: VercelApi,
+    polling: DeployPolling,
+}
+
+impl TaskHandler for DeployHandler {
+    fn run(&self, ctx: TaskContext) -> HandlerFuture {
+        let api = self.api.clone();
+        let polling = self.polling;
+        Box::pin(async move { deploy(api, polling, ctx).await })
+    }
+}
+
+async fn deploy(
+    api: VercelApi,
+    polling: DeployPolling,
+    ctx: TaskContext,
+) -> Result<Value, TaskError> {
+    let TaskContext { record, store } = ctx;
+    let task_id = record.task_id.to_string();
+    let mut project = first_str(&record.payload, &PROJECT_FIELDS);
+
+    let deployment_id = match &record.deployment_id {
+        Some(id) => {
+            info!(deployment_id = %id, "resuming the deployment an earlier attempt created");
+            id.clone()
+        }
+        None => {
+            let name = match project.clone() {
+                Some(p) => p,
+                None => {
+                    // A redeploy naming only the deployment: take the name from it.
+                    let id = first_str(&record.payload, &DEPLOYMENT_FIELDS).unwrap_or_default();
+                    let d: Deployment = decode(
+                        api.call(requests::get_deployment(&id))
+                            .await
+                            .map_err(to_task_error)?,
+                    )
+                    .map_err(to_task_error)?;
+                    d.name.clone().unwrap_or(id)
+                }
+            };
+            project.get_or_insert_with(|| name.clone());
+            let args = deployment_args(&record, name);
+            let created: Deployment = decode(
+                api.call(requests::create_deployment(&args))
+                    .await
+                    .map_err(to_task_error)?,
+            )
+            .map_err(to_task_error)?;
+            let id = created
+                .deployment_id()
+                .ok_or_else(|| {
+                    TaskError::Retryable("Vercel returned a deployment without an id".into())
+                })?
+                .to_string();
+            // Remember it before anything else can fail, so no later attempt creates another.
+            if let Err(e) = store.set_deployment_id(&task_id, &id).await {
+                warn!(error = %e, "could not store the deployment id on the record");
+            }
+            info!(deployment_id = %id, url = ?created.url, "deployment created");
+            emit(
+                &store,
+                "deploy.started",
+                &record,
+                json!({"deployment_id": id, "project": project, "url": created.url}),
+            )
+            .await;
+            id
+        }
+    };
+    let project = project.unwrap_or_default();
+
+    let started = Instant::now();
+    loop {
+        let d: Deployment = decode(
+            api.call(requests::get_deployment(&deployment_id))
+                .await
+                .map_err(to_task_error)?,
+        )
+        .map_err(to_task_error)?;
+        match d.ready_state() {
+            "READY" => {
+                info!(deployment_id = %deployment_id, "deployment READY");
+                let result = outcome(&d, &project);
+                emit(&store, "deploy.succeeded", &record, result.clone()).await;
+                return Ok(result);
+            }
+            state @ ("ERROR" | "CANCELED") => {
+                let why = d.error_message.clone().unwrap_or_default();
+                emit(&store, "deploy.failed", &record, outcome(&d, &project)).await;
+                return Err(TaskError::Permanent(format!(
+                    "deployment {deployment_id} ended in {state}{}{why}",
+                    if why.is_empty() { "" } else { ": " }
+                )));
+            }
+            _ if started.elapsed() >= polling.timeout => {
+                return Err(TaskError::Retryable(format!(
+                    "deployment {deployment_id} still {} after {} s; the next attempt resumes it",
+                    d.ready_state(),
+                    polling.timeout.as_secs()
+                )));
+            }
+            _ => tokio::time::sleep(polling.interval).await,
+        }
+    }
+}
+
+struct OperationHandler {
+    api: VercelApi,
+}
+
+impl TaskHandler for OperationHandler {
+    fn run(&self, ctx: TaskContext) -> HandlerFuture {
+        let api = self.api.clone();
+        Box::pin(async move { operation(api, ctx).await })
+    }
+}
+
+async fn operation(api: VercelApi, ctx: TaskContext) -> Result<Value, TaskError> {
+    let TaskContext { record, store } = ctx;
+    let p = &record.payload;
+    let project = first_str(p, &PROJECT_FIELDS);
+    let deployment = first_str(p, &DEPLOYMENT_FIELDS);
+    let need = |v: Option<String>, field: &str| {
+        v.ok_or_else(|| {
+            TaskError::Permanent(format!("invalid payload: payload.{field}: is required"))
+        })
+    };
+    match record.task_type {
+        TaskType::Promote | TaskType::Rollback => {
+            let (project, deployment) = (
+                need(project, "project")?,
+                need(deployment, "deployment_id")?,
+            );
+            let req = if record.task_type == TaskType::Promote {
+                requests::promote(&project, &deployment)
+            } else {
+                requests::rollback(&project, &deployment)
+            };
+            api.call(req).await.map_err(to_task_error)?;
+            let result = json!({"project": project, "deployment_id": deployment,
+                                "action": record.task_type.as_str()});
+            if record.task_type == TaskType::Rollback {
+                emit(&store, "deploy.rolled_back", &record, result.clone()).await;
+            }
+            Ok(result)
+        }
+        TaskType::Cancel => {
+            let id = need(deployment, "deployment_id")?;
+            let d: Deployment = decode(
+                api.call(requests::cancel_deployment(&id))
+                    .await
+                    .map_err(to_task_error)?,
+            )
+            .map_err(to_task_error)?;
+            Ok(outcome(&d, project.as_deref().unwrap_or_default()))
+        }
+        TaskType::Check => {
+            let d =
+                match (deployment, &project) {
+                    (Some(id), _) => decode::<Deployment>(
+                        api.call(requests::get_deployment(&id))
+                            .await
+                            .map_err(to_task_error)?,
+                    )
+                    .map_err(to_task_error)?,
+                    (None, Some(project)) => {
+                        let target = first_str(p, &["target"]);
+                        let list: DeploymentList = decode(
+                            api.call(requests::latest_deployment(project, target.as_deref()))
+                                .await
+                                .map_err(to_task_error)?,
+                        )
+                        .map_err(to_task_error)?;
+                        list.deployments.into_iter().next().ok_or_else(|| {
+                            TaskError::Permanent(format!("project {project} has no deployments"))
+                        })?
+                    }
+                    (None, None) => return Err(TaskError::Permanent(
+                        "invalid payload: payload.deployment_id: is required (or payload.project)"
+                            .into(),
+                    )),
+                };
+            Ok(outcome(&d, project.as_deref().unwrap_or_default()))
+        }
+        other => Err(TaskError::Permanent(format!(
+            "the Vercel operation handler does not run `{other}` tasks"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::NewTask;
+
+    #[test]
+    fn bug_fix_payload_becomes_git_source_and_meta() {
+        let rec = NewTask {
+            task_type: Some("deploy".into()),
+            payload: Some(
+                json!({"project": "web", "repo": "acme/web", "branch": "fix/login",
+                                  "commit": "abc123", "pr": 42, "target": "production"}),
+            ),
+            ..Default::default()
+        }
+        .validate(3, chrono::Utc::now())
+        .unwrap();
+        let args = deployment_args(&rec, "web".into());
+        assert_eq!(
+            args.git_source,
+            Some(
+                json!({"type":"github","org":"acme","repo":"web","ref":"fix/login","sha":"abc123"})
+            )
+        );
+        assert_eq!(args.meta["pr"], "42");
+        assert_eq!(args.meta["branch"], "fix/login");
+        assert_eq!(args.target.as_deref(), Some("production"));
+        assert_eq!(args.deployment_id, None);
+    }
+}

@@ -1,0 +1,7 @@
+-- Remember the Vercel deployment a task created, the moment Vercel returns it, so a retried or
+-- reclaimed attempt resumes it instead of creating a second one. ARGV[5] task id, ARGV[6] id.
+-- Returns 1 when stored (0 when the record is gone).
+local tk = task_key(ARGV[5])
+if redis.call('EXISTS', tk) == 0 then return 0 end
+redis.call('HSET', tk, 'deployment_id', ARGV[6])
+return 1

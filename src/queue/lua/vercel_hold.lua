@@ -1,0 +1,11 @@
+-- After a 429: hold every instance's Vercel calls for ARGV[5] ms from now (Redis clock). Never
+-- shortens an existing hold. Returns the hold's end (epoch ms).
+local wait = tonumber(ARGV[5])
+local now = NOW
+local want = now + wait
+local cur = tonumber(redis.call('GET', k('vercel:hold_until')) or '0') or 0
+if want > cur then
+  redis.call('SET', k('vercel:hold_until'), want, 'PX', wait + 1000)
+  return want
+end
+return cur

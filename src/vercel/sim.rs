@@ -1,0 +1,1 @@
+//! The Vercel simulator (being written).
