@@ -128,7 +128,8 @@ pub async fn run(base: &Config, args: &BenchArgs) -> Result<(), QueueError> {
         pool_store.clone(),
         HandlerRegistry::builtin(),
         latencies.clone(),
-    );
+    )
+    .supervisor;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let s = admin.stats().await?;

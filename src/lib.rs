@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod handlers;
 pub mod queue;
+pub mod resources;
 pub mod startup;
 pub mod task;
 pub mod telemetry;

@@ -12,6 +12,7 @@ use actix_web::{App, HttpServer, web};
 use tracing::{error, info, warn};
 
 use crate::actors::TaskObserver;
+use crate::actors::metrics::{InstanceUsage, MetricsActor, MetricsObserver};
 use crate::actors::supervisor::{Shutdown, SupervisorActor, consumer_deps};
 use crate::actors::vercel::{Pace, VercelActor};
 use crate::api::{self, AppState};
@@ -36,15 +37,26 @@ pub enum StartupError {
     Vercel(#[from] VercelError),
 }
 
+/// A started consumer pool.
+pub struct Pool {
+    pub supervisor: Addr<SupervisorActor>,
+    /// Running-task start times and CPU/memory ratios shared with the MetricsActor.
+    pub usage: Arc<InstanceUsage>,
+}
+
 /// Start a supervisor (and so a consumer pool) for this configuration.
 pub fn start_pool(
     config: &Config,
     store: QueueStore,
     handlers: HandlerRegistry,
     observer: Arc<dyn TaskObserver>,
-) -> Addr<SupervisorActor> {
+) -> Pool {
     let deps = consumer_deps(store, Arc::new(handlers), observer, &config.worker);
-    SupervisorActor::new(config.worker.clone(), deps).start()
+    let usage = deps.usage.clone();
+    Pool {
+        supervisor: SupervisorActor::new(config.worker.clone(), deps).start(),
+        usage,
+    }
 }
 
 /// The built-in handlers plus the Vercel ones, backed by a new VercelActor. Fails when
@@ -111,13 +123,25 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         consumers = config.worker.concurrency,
         "starting ops-worker"
     );
-    let observer: Arc<dyn TaskObserver> = Arc::new(crate::actors::NoObserver);
+    let metrics = crate::actors::metrics::install();
+    let observer: Arc<dyn TaskObserver> = Arc::new(MetricsObserver);
     let handlers = handlers_with_vercel(&config, store.clone(), observer.clone())?;
-    let supervisor = start_pool(&config, store.clone(), handlers, observer);
+    let pool = start_pool(&config, store.clone(), handlers, observer);
+    let supervisor = pool.supervisor.clone();
+    if let Some(handle) = metrics.clone() {
+        MetricsActor::new(
+            handle,
+            store.clone(),
+            supervisor.clone(),
+            pool.usage.clone(),
+        )
+        .start();
+    }
 
     let state = web::Data::new(AppState {
         store: store.clone(),
         supervisor: supervisor.clone(),
+        metrics,
     });
     let server =
         HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))

@@ -22,6 +22,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use super::metrics::InstanceUsage;
 use super::{Outcome, PoolSignal, TaskObserver};
 use crate::handlers::{HandlerRegistry, TaskContext, TaskError};
 use crate::queue::{ClaimedTask, Failure, QueueStore, retry_backoff};
@@ -54,6 +55,8 @@ pub struct ConsumerDeps {
     pub observer: Arc<dyn TaskObserver>,
     /// Instance-wide count of running tasks (heartbeat, status API).
     pub in_flight: Arc<AtomicUsize>,
+    /// Start times of running tasks and the latest CPU/memory ratios (metrics, heartbeat).
+    pub usage: Arc<InstanceUsage>,
     /// Tasks claimed per round trip.
     pub prefetch: usize,
     /// Upper bound of one blocking wait.
@@ -277,11 +280,14 @@ impl Consumer {
             }
             let id = task.id.clone();
             let task_type = task.record.as_ref().ok().map(|r| r.task_type);
+            let priority = task.record.as_ref().ok().map(|r| r.priority);
             let wait = task.wait;
             let started = Instant::now();
+            self.set_running(Some(started));
             self.deps.in_flight.fetch_add(1, Ordering::Relaxed);
             let attempt = self.run_one(task, &mut leases).await;
             self.deps.in_flight.fetch_sub(1, Ordering::Relaxed);
+            self.set_running(None);
             let outcome = match attempt {
                 Attempt::Done(v) => {
                     done.push((id, v));
@@ -304,7 +310,7 @@ impl Consumer {
             };
             self.deps
                 .observer
-                .finished(task_type, outcome, wait, started.elapsed());
+                .finished(task_type, priority, outcome, wait, started.elapsed());
             if exit == Exit::Panicked || self.draining() {
                 break;
             }
@@ -313,6 +319,15 @@ impl Consumer {
         hand_back.extend(rest.map(|t| t.id));
         self.record_outcomes(done, failed, hand_back).await;
         exit
+    }
+
+    fn set_running(&self, since: Option<Instant>) {
+        if let Ok(mut m) = self.deps.usage.running.lock() {
+            match since {
+                Some(t) => m.insert(self.name.clone(), t),
+                None => m.remove(&self.name),
+            };
+        }
     }
 
     /// Renew every lease still held; forget the lost ones; note cancel requests.

@@ -10,12 +10,13 @@
 //! Pool control flows down through a `watch` channel ([`PoolSignal`]); exits flow up as messages.
 
 pub mod consumer;
+pub mod metrics;
 pub mod supervisor;
 pub mod vercel;
 
 use std::time::{Duration, Instant};
 
-use crate::task::TaskType;
+use crate::task::{Priority, TaskType};
 
 /// What the pool tells its consumers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,10 +57,11 @@ impl Outcome {
 pub trait TaskObserver: Send + Sync + 'static {
     /// One claim round trip took `latency` and returned `claimed` tasks.
     fn claimed(&self, _latency: Duration, _claimed: usize) {}
-    /// An attempt ended. `task_type` is `None` for records that could not be decoded.
+    /// An attempt ended. Type and priority are `None` for records that could not be decoded.
     fn finished(
         &self,
         _task_type: Option<TaskType>,
+        _priority: Option<Priority>,
         _outcome: Outcome,
         _wait: Duration,
         _run: Duration,
@@ -69,6 +71,8 @@ pub trait TaskObserver: Send + Sync + 'static {
     fn consumer_restarted(&self) {}
     /// A Redis call failed.
     fn redis_error(&self) {}
+    /// This instance's maintenance put `n` tasks with lapsed leases back.
+    fn reclaimed(&self, _n: u64) {}
     /// A Vercel call ended with `status_class` (2xx, 4xx, 429, 5xx, error) after `latency`.
     fn vercel_request(
         &self,

@@ -349,6 +349,13 @@ impl SupervisorActor {
             return;
         }
         self.heartbeat_busy = true;
+        let (cpu, mem) = self
+            .deps
+            .usage
+            .ratios
+            .lock()
+            .map(|r| *r)
+            .unwrap_or((0.0, 0.0));
         let hb = Heartbeat {
             instance: self.settings.instance_id.clone(),
             host: self.host.clone(),
@@ -359,8 +366,8 @@ impl SupervisorActor {
             started_at: self.started_at.clone(),
             last_heartbeat: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
             pid: std::process::id() as u64,
-            cpu_percent: 0.0,
-            memory_percent: 0.0,
+            cpu_percent: cpu * 100.0,
+            memory_percent: mem * 100.0,
         };
         let store = self.deps.store.clone();
         let observer = self.deps.observer.clone();
@@ -524,6 +531,7 @@ pub fn consumer_deps(
         handlers,
         observer,
         in_flight: Arc::new(AtomicUsize::new(0)),
+        usage: Arc::new(super::metrics::InstanceUsage::default()),
         prefetch: settings.prefetch,
         poll_interval: settings.poll_interval,
     }

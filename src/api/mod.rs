@@ -10,17 +10,21 @@ use serde_json::json;
 
 use crate::actors::supervisor::{GetSnapshot, PoolStatus, SupervisorActor};
 use crate::queue::QueueStore;
+use metrics_exporter_prometheus::PrometheusHandle;
 
 /// Shared by every request handler.
 #[derive(Clone)]
 pub struct AppState {
     pub store: QueueStore,
     pub supervisor: Addr<SupervisorActor>,
+    /// Renders `/metrics` (None when the recorder could not be installed).
+    pub metrics: Option<PrometheusHandle>,
 }
 
 /// Register the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health));
+    cfg.route("/health", web::get().to(health))
+        .route("/metrics", web::get().to(metrics));
 }
 
 /// 200 when Redis answers and the pool is not in `error`; 503 naming what is down otherwise.
@@ -53,5 +57,16 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Prometheus text format; gauges are refreshed by the MetricsActor, not by this request.
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    match &state.metrics {
+        Some(h) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4")
+            .body(h.render()),
+        None => HttpResponse::ServiceUnavailable()
+            .json(json!({"error": {"code": "metrics_unavailable", "message": "the metrics recorder is not installed"}})),
     }
 }

@@ -152,9 +152,9 @@ pub struct Heartbeat {
     pub started_at: String,
     pub last_heartbeat: String,
     pub pid: u64,
-    /// Process CPU use, percent of one core (filled from the metrics issue on; 0 until then).
+    /// Process CPU use, percent of the container's CPU limit.
     pub cpu_percent: f64,
-    /// Resident memory as percent of the limit (filled from the metrics issue on; 0 until then).
+    /// Resident memory, percent of the container's memory limit.
     pub memory_percent: f64,
 }
 
