@@ -1,0 +1,845 @@
+//! The operations artefacts of SPEC §8, proven with the real tools rather than by reading them:
+//!
+//! - `prometheus/prometheus.yml` and `prometheus/rules/*.yml` pass `promtool check`, and the rule unit
+//!   tests (`prometheus/tests/ops-worker.test.yml`) pass `promtool test rules` and show every alert
+//!   firing and not firing;
+//! - a real `prometheus` loads the rules; from its `/api/v1/rules` answer every alert is checked for
+//!   severity, summary, description and a runbook_url whose anchor is a heading of
+//!   `docs/runbooks.md`, and routed through `amtool config routes test`;
+//! - `prometheus/alertmanager.yml` passes `amtool check-config` (it holds no secret: PagerDuty and
+//!   Slack credentials are `*_file` paths, which amtool does not need to exist) and routes critical
+//!   alerts to PagerDuty and Slack, warnings to Slack only;
+//! - every query of `grafana/dashboards/ops-worker.json` parses (`promtool check rules` on a
+//!   generated rule file), uses the `${ds}` / `$instance` variables and aggregates queue-wide gauges
+//!   with `max`;
+//! - every `ops_worker_*` metric used by the rules and the dashboard is documented in
+//!   `docs/metrics.md`, and the dashboard shows every documented metric.
+//!
+//! The tools come from Debian's `prometheus` and `prometheus-alertmanager` packages. A missing tool
+//! fails the test with the install command; nothing is skipped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const INSTALL_HINT: &str = "apt-get install -y prometheus prometheus-alertmanager";
+const RUNBOOK_URL_PREFIX: &str =
+    "https://github.com/ops-worker/ops-worker/blob/main/docs/runbooks.md#";
+const RULES: &str = "prometheus/rules/ops-worker.yml";
+const RULE_TESTS: &str = "prometheus/tests/ops-worker.test.yml";
+const ALERTMANAGER: &str = "prometheus/alertmanager.yml";
+const DASHBOARD: &str = "grafana/dashboards/ops-worker.json";
+const PAGERDUTY_RECEIVER: &str = "pagerduty-critical";
+const SLACK_RECEIVER: &str = "slack-ops-agent-alerts";
+
+// ------------------------------------------------------------------------------------------------
+// helpers: files, tools, scratch directories
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(rel: &str) -> String {
+    let path = root().join(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// A command for one of the Prometheus tools, failing loudly when it is not installed.
+fn tool(name: &str) -> Command {
+    match Command::new(name).arg("--version").output() {
+        Ok(_) => {
+            let mut cmd = Command::new(name);
+            cmd.current_dir(root());
+            cmd
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            panic!("`{name}` is not installed (needed by this test): run `{INSTALL_HINT}`")
+        }
+        Err(e) => panic!("cannot run `{name}`: {e}"),
+    }
+}
+
+/// Runs a command, asserts it succeeded, returns stdout + stderr.
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let text = output_text(&out);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{text}",
+        out.status
+    );
+    text
+}
+
+fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ops-artefacts-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Scratch(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("write scratch file");
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// helpers: the rules as a real Prometheus loads them
+
+/// `/api/v1/rules` of a real Prometheus that loaded `prometheus/rules/*.yml` (started once, then
+/// stopped): the groups, with every rule's name, query, labels and annotations as parsed.
+fn loaded_rule_groups() -> &'static Vec<Value> {
+    static GROUPS: OnceLock<Vec<Value>> = OnceLock::new();
+    GROUPS.get_or_init(|| {
+        let scratch = Scratch::new("prometheus");
+        let rules_glob = root().join("prometheus/rules/*.yml");
+        let config = format!(
+            "global:\n  evaluation_interval: 1h\nrule_files:\n  - {}\n",
+            serde_json::to_string(&rules_glob.to_string_lossy()).unwrap()
+        );
+        let config_path = scratch.write("prometheus.yml", &config);
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let child = tool("prometheus")
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                scratch.0.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start prometheus");
+        let mut server = KillOnDrop(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http_get(port, "/-/ready").is_none() {
+            if let Ok(Some(status)) = server.0.try_wait() {
+                let mut err = String::new();
+                if let Some(mut stderr) = server.0.stderr.take() {
+                    let _ = stderr.read_to_string(&mut err);
+                }
+                panic!("prometheus exited ({status}) before it was ready:\n{err}");
+            }
+            assert!(Instant::now() < deadline, "prometheus not ready after 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let body = http_get(port, "/api/v1/rules").expect("GET /api/v1/rules");
+        let json: Value = serde_json::from_str(&body).expect("rules API answers JSON");
+        let groups = json["data"]["groups"]
+            .as_array()
+            .expect("data.groups")
+            .clone();
+        assert!(
+            !groups.is_empty(),
+            "prometheus loaded no rule group: {body}"
+        );
+        groups
+    })
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Body of a 200 answer to `GET path` on 127.0.0.1:port, None otherwise (HTTP/1.0: no chunking).
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    head.lines()
+        .next()
+        .filter(|status| status.contains(" 200 "))
+        .map(|_| body.to_string())
+}
+
+fn loaded_rules(kind: &str) -> Vec<&'static Value> {
+    loaded_rule_groups()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().expect("rules").iter())
+        .filter(|r| r["type"] == kind)
+        .collect()
+}
+
+fn alert_name(alert: &Value) -> &str {
+    alert["name"].as_str().expect("alert name")
+}
+
+// ------------------------------------------------------------------------------------------------
+// helpers: markdown, metric names, dashboard
+
+/// GitHub's anchor for a markdown heading: lower case, punctuation dropped, spaces to hyphens.
+fn github_anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// Heading text by anchor, for every `#`..`######` heading of a markdown file.
+fn headings(markdown: &str) -> BTreeMap<String, String> {
+    markdown
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .map(|l| l.trim_start_matches('#').trim().to_string())
+        .map(|h| (github_anchor(&h), h))
+        .collect()
+}
+
+/// Documented metrics of docs/metrics.md: name -> scope (`instance` or `queue`).
+fn documented_metrics() -> BTreeMap<String, String> {
+    let mut metrics = BTreeMap::new();
+    for line in read("docs/metrics.md").lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 6 || !cells[1].starts_with('`') {
+            continue;
+        }
+        let scope = cells[4].to_string();
+        for name in cells[1].split(',').map(|n| n.trim().trim_matches('`')) {
+            if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                metrics.insert(name.to_string(), scope.clone());
+            }
+        }
+    }
+    assert!(
+        metrics.len() > 20,
+        "docs/metrics.md table not understood: {metrics:?}"
+    );
+    metrics
+}
+
+/// Identifiers of a PromQL expression with their byte offsets (recording-rule names with `:`
+/// are one identifier, so `ops_worker:foo` is never mistaken for a metric).
+fn identifiers(expr: &str) -> Vec<(usize, &str)> {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in expr
+        .char_indices()
+        .chain(std::iter::once((expr.len(), ' ')))
+    {
+        match (start, is_ident(c)) {
+            (None, true) => start = Some(i),
+            (Some(s), false) => {
+                out.push((s, &expr[s..i]));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Metric names (histogram suffixes stripped) of the given prefixes used by an expression.
+fn metric_names(expr: &str, prefixes: &[&str]) -> Vec<(usize, String)> {
+    identifiers(expr)
+        .into_iter()
+        .filter(|(_, id)| prefixes.iter().any(|p| id.starts_with(p)))
+        .map(|(at, id)| {
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| id.strip_suffix(s))
+                .unwrap_or(id);
+            (at, base.to_string())
+        })
+        .collect()
+}
+
+/// True when the metric at `at` is the direct argument of `max(...)` or `max by|without (..) (...)`.
+fn is_max_aggregated(expr: &str, at: usize) -> bool {
+    let Some(before) = expr[..at].trim_end().strip_suffix('(') else {
+        return false;
+    };
+    let mut before = before.trim_end();
+    if let Some(clause) = before.strip_suffix(')') {
+        let Some(open) = clause.rfind('(') else {
+            return false;
+        };
+        let keyword = clause[..open].trim_end();
+        let Some(rest) = keyword
+            .strip_suffix("by")
+            .or_else(|| keyword.strip_suffix("without"))
+        else {
+            return false;
+        };
+        before = rest.trim_end();
+    }
+    before.ends_with("max")
+}
+
+/// Label matchers written right after the metric at `at`, e.g. `instance=~"$instance"`.
+fn matchers_after(expr: &str, at: usize, name_len: usize) -> &str {
+    let rest = &expr[at + name_len..];
+    let suffix_len = ["_bucket", "_sum", "_count"]
+        .iter()
+        .find(|s| rest.starts_with(*s))
+        .map_or(0, |s| s.len());
+    let rest = &rest[suffix_len..];
+    match rest.strip_prefix('{') {
+        Some(inner) => inner.split('}').next().unwrap_or(""),
+        None => "",
+    }
+}
+
+fn dashboard() -> Value {
+    serde_json::from_str(&read(DASHBOARD)).expect("dashboard is valid JSON")
+}
+
+/// Every panel, rows' nested panels included.
+fn panels(dashboard: &Value) -> Vec<&Value> {
+    fn walk<'a>(list: &'a Value, out: &mut Vec<&'a Value>) {
+        for panel in list.as_array().into_iter().flatten() {
+            out.push(panel);
+            walk(&panel["panels"], out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dashboard["panels"], &mut out);
+    out
+}
+
+/// (panel title, refId, expr) of every query target of the dashboard.
+fn dashboard_queries(dashboard: &Value) -> Vec<(String, String, String)> {
+    panels(dashboard)
+        .into_iter()
+        .flat_map(|p| {
+            let title = p["title"].as_str().unwrap_or("?").to_string();
+            p["targets"].as_array().into_iter().flatten().map(move |t| {
+                (
+                    title.clone(),
+                    t["refId"].as_str().unwrap_or("?").to_string(),
+                    t["expr"].as_str().expect("target expr").to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// A dashboard query as Prometheus would receive it for "all instances".
+fn substitute_variables(expr: &str) -> String {
+    expr.replace("${instance}", ".*")
+        .replace("$instance", ".*")
+        .replace("$__rate_interval", "5m")
+}
+
+// ------------------------------------------------------------------------------------------------
+// Prometheus configuration and rules
+
+#[test]
+fn prometheus_config_is_valid_and_loads_the_rules() {
+    let out = run_ok(tool("promtool").args(["check", "config", "prometheus/prometheus.yml"]));
+    assert!(
+        out.contains("is valid prometheus config file syntax"),
+        "{out}"
+    );
+    assert!(out.contains("SUCCESS: 1 rule files found"), "{out}");
+    let config = read("prometheus/prometheus.yml");
+    for needle in [
+        "ops-worker-pool-discovery",
+        "job_name: ops-worker",
+        "job_name: ops-worker-local",
+        "localhost:8080",
+        "alertmanager:9093",
+    ] {
+        assert!(config.contains(needle), "prometheus.yml lacks {needle}");
+    }
+}
+
+#[test]
+fn alert_rules_are_valid() {
+    let out = run_ok(tool("promtool").args(["check", "rules", RULES]));
+    assert!(out.contains("SUCCESS"), "{out}");
+    let total = loaded_rules("alerting").len() + loaded_rules("recording").len();
+    assert!(out.contains(&format!("{total} rules found")), "{out}");
+}
+
+#[test]
+fn alert_rule_unit_tests_pass() {
+    let out = run_ok(tool("promtool").args(["test", "rules", RULE_TESTS]));
+    assert!(out.contains("SUCCESS"), "{out}");
+    assert!(!out.contains("FAILED"), "{out}");
+}
+
+/// Each alert has a unit test where it fires and one where it must not.
+#[test]
+fn every_alert_is_unit_tested_firing_and_not_firing() {
+    let tests = read(RULE_TESTS);
+    let lines: Vec<&str> = tests.lines().collect();
+    let mut firing = BTreeSet::new();
+    let mut silent = BTreeSet::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some((_, rest)) = line.split_once("alertname:") else {
+            continue;
+        };
+        let name = rest
+            .trim()
+            .split([',', '}', ' '])
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let window = lines[i..(i + 3).min(lines.len())].join("\n");
+        if window.contains("exp_alerts: []") {
+            silent.insert(name);
+        } else if window.contains("exp_labels:") {
+            firing.insert(name);
+        }
+    }
+    let alerts: Vec<&str> = loaded_rules("alerting")
+        .into_iter()
+        .map(alert_name)
+        .collect();
+    assert!(
+        alerts.len() >= 11,
+        "expected the guide's alerts, got {alerts:?}"
+    );
+    for alert in alerts {
+        assert!(
+            firing.contains(alert),
+            "{RULE_TESTS}: no test shows {alert} firing"
+        );
+        assert!(
+            silent.contains(alert),
+            "{RULE_TESTS}: no test shows {alert} not firing"
+        );
+    }
+}
+
+#[test]
+fn every_alert_has_severity_summary_description_and_runbook() {
+    let runbook_headings = headings(&read("docs/runbooks.md"));
+    for alert in loaded_rules("alerting") {
+        let name = alert_name(alert);
+        let severity = alert["labels"]["severity"].as_str().unwrap_or_default();
+        assert!(
+            severity == "critical" || severity == "warning",
+            "{name}: severity {severity:?}"
+        );
+        let annotations = &alert["annotations"];
+        for key in ["summary", "description"] {
+            let text = annotations[key].as_str().unwrap_or_default();
+            assert!(!text.trim().is_empty(), "{name}: no {key}");
+        }
+        let description = annotations["description"].as_str().unwrap_or_default();
+        assert!(
+            description.contains("$value") || description.contains("$labels"),
+            "{name}: the description should show the value or labels: {description}"
+        );
+        let url = annotations["runbook_url"].as_str().unwrap_or_default();
+        let anchor = url.strip_prefix(RUNBOOK_URL_PREFIX).unwrap_or_else(|| {
+            panic!("{name}: runbook_url {url:?} is not under {RUNBOOK_URL_PREFIX}")
+        });
+        assert_eq!(
+            runbook_headings.get(anchor).map(String::as_str),
+            Some(name),
+            "{name}: docs/runbooks.md needs a heading `## {name}` (anchor #{anchor})"
+        );
+    }
+}
+
+/// The guide's thresholds each have their alert (SPEC §8).
+#[test]
+fn the_guides_thresholds_all_have_an_alert() {
+    let alerts: BTreeMap<&str, &Value> = loaded_rules("alerting")
+        .into_iter()
+        .map(|a| (alert_name(a), a))
+        .collect();
+    for (name, threshold, severity) in [
+        ("WorkerDown", "running", "critical"),
+        ("HighQueueDepth", "> 100", "warning"),
+        ("HighErrorRate", "> 0.05", "critical"),
+        ("HighCPU", "> 0.8", "warning"),
+        ("HighMemory", "> 0.8", "warning"),
+        ("TooManyProcessing", "> 10", "warning"),
+        ("SlowTask", "> 300", "warning"),
+        ("RedisErrors", "> 0", "warning"),
+        ("VercelApiErrors", "> 0.01", "warning"),
+        ("UptimeBelowObjective", "< 0.99", "warning"),
+    ] {
+        let alert = alerts
+            .get(name)
+            .unwrap_or_else(|| panic!("no alert {name}"));
+        let query = alert["query"].as_str().unwrap_or_default();
+        assert!(
+            query.contains(threshold),
+            "{name}: {query} lacks {threshold}"
+        );
+        assert_eq!(alert["labels"]["severity"], severity, "{name}");
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Alertmanager
+
+#[test]
+fn alertmanager_config_is_valid_and_holds_no_secret() {
+    // amtool does not read *_file secrets: the paths need not exist for the check.
+    let out = run_ok(tool("amtool").args(["check-config", ALERTMANAGER]));
+    assert!(out.contains("SUCCESS"), "{out}");
+    assert!(out.contains("2 receivers"), "{out}");
+    assert!(out.contains("2 inhibit rules"), "{out}");
+    let config = read(ALERTMANAGER);
+    for file in [
+        "routing_key_file: /etc/alertmanager/secrets/pagerduty_routing_key",
+        "api_url_file: /etc/alertmanager/secrets/slack_webhook_url",
+        "channel: '#ops-agent-alerts'",
+    ] {
+        assert!(config.contains(file), "alertmanager.yml lacks {file}");
+    }
+    for secret in [
+        "routing_key:",
+        "service_key:",
+        "api_url:",
+        "slack_api_url:",
+        "hooks.slack.com",
+    ] {
+        assert!(
+            !config.contains(secret),
+            "alertmanager.yml must not hold secrets ({secret})"
+        );
+    }
+}
+
+/// Receivers `amtool config routes test` resolves for a label set, verified by amtool itself.
+fn routed_receivers(labels: &[&str], expected: &[&str]) -> String {
+    let out = run_ok(
+        tool("amtool")
+            .args(["config", "routes", "test"])
+            .arg(format!("--config.file={ALERTMANAGER}"))
+            .arg(format!("--verify.receivers={}", expected.join(",")))
+            .args(labels),
+    );
+    out.lines()
+        .find(|l| !l.starts_with("Warning:") && !l.trim().is_empty())
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn alertmanager_routes_critical_to_pagerduty_and_slack_warning_to_slack() {
+    let critical = routed_receivers(
+        &["severity=critical", "alertname=HighErrorRate"],
+        &[PAGERDUTY_RECEIVER, SLACK_RECEIVER],
+    );
+    assert_eq!(critical, format!("{PAGERDUTY_RECEIVER},{SLACK_RECEIVER}"));
+    let warning = routed_receivers(&["severity=warning"], &[SLACK_RECEIVER]);
+    assert_eq!(warning, SLACK_RECEIVER);
+
+    let config = read(ALERTMANAGER);
+    let receiver_block = |name: &str| {
+        let start = config
+            .find(&format!("- name: {name}"))
+            .unwrap_or_else(|| panic!("no receiver {name}"));
+        let rest = &config[start + 1..];
+        rest[..rest.find("\n  - name:").unwrap_or(rest.len())].to_string()
+    };
+    assert!(receiver_block(PAGERDUTY_RECEIVER).contains("pagerduty_configs:"));
+    assert!(receiver_block(SLACK_RECEIVER).contains("slack_configs:"));
+    assert!(!receiver_block(SLACK_RECEIVER).contains("pagerduty_configs:"));
+}
+
+#[test]
+fn every_alert_reaches_the_receivers_of_its_severity() {
+    for alert in loaded_rules("alerting") {
+        let name = alert_name(alert);
+        let severity = alert["labels"]["severity"].as_str().unwrap_or_default();
+        let expected: &[&str] = if severity == "critical" {
+            &[PAGERDUTY_RECEIVER, SLACK_RECEIVER]
+        } else {
+            &[SLACK_RECEIVER]
+        };
+        let labels = [
+            format!("alertname={name}"),
+            format!("severity={severity}"),
+            "instance=10.0.0.1".to_string(),
+        ];
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        assert_eq!(
+            routed_receivers(&labels, expected),
+            expected.join(","),
+            "{name}"
+        );
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Grafana
+
+#[test]
+fn every_dashboard_query_parses() {
+    let queries = dashboard_queries(&dashboard());
+    assert!(queries.len() >= 20, "only {} queries", queries.len());
+    let mut rules = String::from("groups:\n  - name: dashboard-queries\n    rules:\n");
+    let mut legend = String::new();
+    for (n, (title, ref_id, expr)) in queries.iter().enumerate() {
+        let promql = substitute_variables(expr);
+        assert!(
+            !promql.contains('$'),
+            "panel {title:?} {ref_id}: unknown variable in {expr}"
+        );
+        // A JSON string is a valid YAML double-quoted scalar.
+        let quoted = serde_json::to_string(&promql).unwrap();
+        rules.push_str(&format!(
+            "      - record: dashboard_query_{n}\n        expr: {quoted}\n"
+        ));
+        legend.push_str(&format!("dashboard_query_{n} = panel {title:?} {ref_id}\n"));
+    }
+    let scratch = Scratch::new("dashboard-queries");
+    let file = scratch.write("dashboard-queries.yml", &rules);
+    let out = tool("promtool")
+        .arg("check")
+        .arg("rules")
+        .arg(&file)
+        .output()
+        .expect("run promtool");
+    let text = output_text(&out);
+    assert!(
+        out.status.success() && text.contains(&format!("SUCCESS: {} rules found", queries.len())),
+        "a dashboard query does not parse:\n{text}\n{legend}"
+    );
+}
+
+#[test]
+fn dashboard_uses_the_datasource_and_instance_variables() {
+    let dashboard = dashboard();
+    let schema = dashboard["schemaVersion"].as_u64().unwrap_or_default();
+    assert!((36..=41).contains(&schema), "schemaVersion {schema}");
+    let variables = dashboard["templating"]["list"]
+        .as_array()
+        .expect("templating");
+    let variable = |name: &str| {
+        variables
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no variable {name}"))
+    };
+    let ds = variable("ds");
+    assert_eq!(ds["type"], "datasource");
+    assert_eq!(ds["query"], "prometheus");
+    let instance = variable("instance");
+    assert_eq!(instance["type"], "query");
+    assert_eq!(
+        instance["definition"],
+        "label_values(ops_worker_up, instance)"
+    );
+    assert_eq!(instance["multi"], true);
+    assert_eq!(instance["includeAll"], true);
+    assert_eq!(instance["datasource"]["uid"], "${ds}");
+
+    for panel in panels(&dashboard) {
+        if panel["type"] == "row" {
+            continue;
+        }
+        let title = panel["title"].as_str().unwrap_or("?");
+        assert_eq!(panel["datasource"]["uid"], "${ds}", "panel {title:?}");
+        let targets = panel["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "panel {title:?} has no query");
+        for target in targets {
+            assert_eq!(target["datasource"]["uid"], "${ds}", "panel {title:?}");
+        }
+    }
+}
+
+/// Per-instance series are filtered by `$instance`, queue-wide gauges are aggregated with `max`,
+/// and rates use `$__rate_interval`.
+#[test]
+fn dashboard_queries_follow_the_aggregation_rule() {
+    let documented = documented_metrics();
+    for (title, ref_id, expr) in dashboard_queries(&dashboard()) {
+        let at = format!("panel {title:?} {ref_id}: {expr}");
+        for (pos, metric) in metric_names(&expr, &["ops_worker_", "process_"]) {
+            let scope = documented.get(&metric).map(String::as_str);
+            if scope == Some("queue") {
+                assert!(is_max_aggregated(&expr, pos), "{at}: {metric} needs max");
+            } else {
+                let matchers = matchers_after(&expr, pos, metric.len());
+                assert!(
+                    matchers.contains(r#"instance=~"$instance""#),
+                    "{at}: {metric} needs instance=~\"$instance\""
+                );
+            }
+        }
+        for function in ["rate(", "increase("] {
+            for (i, _) in expr.match_indices(function) {
+                let window = expr[i..]
+                    .split('[')
+                    .nth(1)
+                    .and_then(|w| w.split(']').next());
+                assert_eq!(window, Some("$__rate_interval"), "{at}");
+            }
+        }
+    }
+}
+
+#[test]
+fn grafana_provisioning_points_at_the_dashboard_and_datasource() {
+    let datasource = read("grafana/provisioning/datasources/prometheus.yml");
+    assert!(datasource.contains("uid: prometheus"), "{datasource}");
+    assert!(
+        datasource.contains("url: ${PROMETHEUS_URL}"),
+        "{datasource}"
+    );
+    assert!(datasource.contains("type: prometheus"), "{datasource}");
+    let provider = read("grafana/provisioning/dashboards/ops-worker.yml");
+    assert!(provider.contains("type: file"), "{provider}");
+    assert!(
+        provider.contains("path: /var/lib/grafana/dashboards/ops-worker"),
+        "{provider}"
+    );
+    assert_eq!(dashboard()["uid"], "ops-worker");
+}
+
+// ------------------------------------------------------------------------------------------------
+// metric names and runbooks
+
+#[test]
+fn every_metric_used_is_documented_and_every_documented_metric_is_shown() {
+    let documented = documented_metrics();
+    let mut used = BTreeMap::new();
+    for rule in loaded_rules("alerting")
+        .into_iter()
+        .chain(loaded_rules("recording"))
+    {
+        let query = rule["query"].as_str().expect("query");
+        for (pos, metric) in metric_names(query, &["ops_worker_"]) {
+            if documented.get(&metric).map(String::as_str) == Some("queue") {
+                assert!(
+                    is_max_aggregated(query, pos),
+                    "rule {}: {metric} needs max: {query}",
+                    rule["name"]
+                );
+            }
+            used.insert(metric, format!("rule {}", rule["name"]));
+        }
+    }
+    let mut shown = BTreeSet::new();
+    for (title, _, expr) in dashboard_queries(&dashboard()) {
+        for (_, metric) in metric_names(&expr, &["ops_worker_", "process_"]) {
+            shown.insert(metric.clone());
+            used.insert(metric, format!("panel {title:?}"));
+        }
+    }
+    for (metric, user) in &used {
+        assert!(
+            documented.contains_key(metric),
+            "{user} uses {metric}, which docs/metrics.md does not document"
+        );
+    }
+    for metric in documented.keys() {
+        assert!(
+            shown.contains(metric),
+            "the dashboard shows no panel for {metric}"
+        );
+    }
+}
+
+#[test]
+fn runbooks_cover_the_guides_emergency_scenarios_and_links_resolve() {
+    let runbooks = read("docs/runbooks.md");
+    let anchors = headings(&runbooks);
+    for heading in [
+        "Emergency scenarios",
+        "Worker crash",
+        "Redis connection failure",
+        "Slow task processing",
+        "Vercel API errors",
+    ] {
+        assert!(
+            anchors.contains_key(&github_anchor(heading)),
+            "docs/runbooks.md lacks `{heading}`"
+        );
+    }
+    for (i, _) in runbooks.match_indices("](#") {
+        let anchor = runbooks[i + 3..].split(')').next().unwrap_or_default();
+        assert!(
+            anchors.contains_key(anchor),
+            "docs/runbooks.md links to #{anchor}, which is no heading"
+        );
+    }
+    for command in [
+        "curl -s http://localhost:8080/health",
+        "/api/worker/status",
+        "/api/queue/stats",
+        "ops-worker stats --json",
+        "redis-cli -u \"$REDIS_URL\" ping",
+        "https://api.vercel.com/v2/user",
+        "ops-worker retry <task-id>",
+        "ops-worker pause P3",
+        "ops-worker resume P3",
+        "/api/worker/restart",
+    ] {
+        assert!(
+            runbooks.contains(command),
+            "docs/runbooks.md never shows `{command}`"
+        );
+    }
+}
+
+#[test]
+fn helpers_understand_promql() {
+    assert!(is_max_aggregated("max(ops_worker_queue_in_flight)", 4));
+    let e = "sum(max by (priority) (ops_worker_queue_pending))";
+    assert!(is_max_aggregated(e, e.find("ops_worker").unwrap()));
+    let e = "sum by (priority) (ops_worker_queue_pending)";
+    assert!(!is_max_aggregated(e, e.find("ops_worker").unwrap()));
+    let e = "rate(ops_worker_task_duration_seconds_bucket{instance=~\"$instance\"}[5m])";
+    let names = metric_names(e, &["ops_worker_"]);
+    assert_eq!(
+        names,
+        vec![(5, "ops_worker_task_duration_seconds".to_string())]
+    );
+    assert_eq!(
+        matchers_after(e, 5, names[0].1.len()),
+        "instance=~\"$instance\""
+    );
+    assert!(metric_names("ops_worker:queue_pending:max > 100", &["ops_worker_"]).is_empty());
+    assert_eq!(
+        github_anchor("Redis connection failure"),
+        "redis-connection-failure"
+    );
+    assert_eq!(github_anchor("WorkerDown"), "workerdown");
+}
