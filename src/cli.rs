@@ -64,6 +64,47 @@ enum Command {
     },
     /// Measure enqueue and drain throughput of noop tasks on a private queue.
     Bench(crate::bench::BenchArgs),
+    /// Mint an API token (JWT, HS256) from JWT_SECRET.
+    Token(TokenArgs),
+}
+
+#[derive(Args, Debug)]
+struct TokenArgs {
+    /// viewer (read), agent (submit and cancel tasks) or admin (everything).
+    #[arg(long)]
+    role: String,
+    /// Lifetime: seconds, or with a unit: 30m, 24h, 7d.
+    #[arg(long, default_value = "24h")]
+    ttl: String,
+    /// Who the token is for (shown in the worker's logs for control actions).
+    #[arg(long, default_value = "operator")]
+    sub: String,
+}
+
+/// `90`, `30s`, `15m`, `24h`, `7d` → seconds.
+fn parse_ttl(s: &str) -> Result<u64, CliError> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| {
+        CliError::Invalid(format!(
+            "ttl: `{s}` is not a duration like 3600, 30m, 24h, 7d"
+        ))
+    })?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => {
+            return Err(CliError::Invalid(format!(
+                "ttl: unknown unit `{unit}` (use s, m, h or d)"
+            )));
+        }
+    };
+    if n == 0 {
+        return Err(CliError::Invalid("ttl: must be positive".into()));
+    }
+    Ok(n * mult)
 }
 
 #[derive(Args, Debug)]
@@ -265,6 +306,24 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             let (_, store) = tool_store(&cli)?;
             store.resume(&ps).await?;
             println!("paused: {}", store.stats().await?.paused.join(" "));
+            Ok(())
+        }
+        Command::Token(args) => {
+            let role: crate::api::auth::Role = args
+                .role
+                .parse()
+                .map_err(|e| CliError::Invalid(format!("role: {e}")))?;
+            let ttl = parse_ttl(&args.ttl)?;
+            let config = load_config(&cli, Mode::Tool, &[])?;
+            let secret = config.jwt_secret.ok_or_else(|| {
+                CliError::Config(ConfigError {
+                    problems: vec![("JWT_SECRET".into(), "is required to mint tokens".into())],
+                })
+            })?;
+            let token = crate::api::auth::JwtKeys::new(&secret, false)
+                .mint(&args.sub, role, ttl)
+                .map_err(CliError::Failed)?;
+            println!("{token}");
             Ok(())
         }
         Command::Bench(args) => {

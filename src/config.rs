@@ -76,6 +76,9 @@ pub enum Mode {
     Tool,
 }
 
+/// Shortest accepted `JWT_SECRET`.
+pub const MIN_JWT_SECRET: usize = 32;
+
 /// The default Redis of a developer machine, used by the operator tools when `REDIS_URL` is unset.
 pub const LOCAL_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
@@ -154,7 +157,13 @@ pub struct Config {
     pub log_level: String,
     pub log_format: LogFormat,
     pub sentry_dsn: Option<Secret>,
+    /// HS256 key of the API's bearer tokens; required by `run`, at least 32 bytes.
     pub jwt_secret: Option<Secret>,
+    /// Requests from 127.0.0.1/::1 act as admin without a token (the guide's local curl
+    /// commands); off unless `AUTH_TRUST_LOOPBACK=true`.
+    pub trust_loopback: bool,
+    /// Largest accepted request body.
+    pub body_limit: usize,
 }
 
 /// Every problem found, each naming its variable.
@@ -343,6 +352,27 @@ impl Config {
         let port = r.number("PORT", 8080u16, 1, 65535);
         let sentry_dsn = r.raw("SENTRY_DSN").map(Secret::new);
         let jwt_secret = r.raw("JWT_SECRET").map(Secret::new);
+        match (&jwt_secret, mode) {
+            (None, Mode::Run) => r.problem(
+                "JWT_SECRET",
+                "is required (the API's token signing key; at least 32 characters)",
+            ),
+            (Some(s), _) if s.expose().len() < MIN_JWT_SECRET => r.problem(
+                "JWT_SECRET",
+                format!("is too short: use at least {MIN_JWT_SECRET} characters"),
+            ),
+            _ => {}
+        }
+        let trust_loopback = match r.raw("AUTH_TRUST_LOOPBACK").map(str::to_ascii_lowercase) {
+            None => false,
+            Some(v) if matches!(v.as_str(), "1" | "true" | "yes") => true,
+            Some(v) if matches!(v.as_str(), "0" | "false" | "no") => false,
+            Some(_) => {
+                r.problem("AUTH_TRUST_LOOPBACK", "must be true or false");
+                false
+            }
+        };
+        let body_limit = r.number("API_BODY_LIMIT_BYTES", 65_536usize, 1_024, 16 * 1_048_576);
 
         if r.problems.is_empty() {
             Ok(Config {
@@ -355,6 +385,8 @@ impl Config {
                 log_format,
                 sentry_dsn,
                 jwt_secret,
+                trust_loopback,
+                body_limit,
             })
         } else {
             Err(ConfigError {
@@ -389,7 +421,8 @@ mod tests {
                 "REDIS_URL",
                 "WORKER_CONCURRENCY",
                 "VERCEL_TOKEN",
-                "LOG_FORMAT"
+                "LOG_FORMAT",
+                "JWT_SECRET"
             ]
         );
         assert!(err.to_string().contains("WORKER_CONCURRENCY: `zero`"));
@@ -398,7 +431,11 @@ mod tests {
     #[test]
     fn defaults_follow_the_spec() {
         let c = Config::from_vars(
-            &vars(&[("REDIS_URL", "redis://h:1"), ("VERCEL_TOKEN", "t")]),
+            &vars(&[
+                ("REDIS_URL", "redis://h:1"),
+                ("VERCEL_TOKEN", "t"),
+                ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ]),
             Mode::Run,
         )
         .unwrap();
@@ -418,7 +455,7 @@ mod tests {
             &vars(&[
                 ("REDIS_URL", "redis://:hunter2pw@h:1/0"),
                 ("VERCEL_TOKEN", "tok_supersecret"),
-                ("JWT_SECRET", "jwt_supersecret"),
+                ("JWT_SECRET", "jwt_supersecret_jwt_supersecret_xx"),
                 ("SENTRY_DSN", "https://dsnkey_secret@o1.ingest.sentry.io/1"),
             ]),
             Mode::Run,

@@ -15,6 +15,7 @@ use crate::actors::TaskObserver;
 use crate::actors::metrics::{InstanceUsage, MetricsActor, MetricsObserver};
 use crate::actors::supervisor::{Shutdown, SupervisorActor, consumer_deps};
 use crate::actors::vercel::{Pace, VercelActor};
+use crate::api::auth::JwtKeys;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::handlers::HandlerRegistry;
@@ -35,6 +36,8 @@ pub enum StartupError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Vercel(#[from] VercelError),
+    #[error("{0} is not set")]
+    MissingSecret(&'static str),
 }
 
 /// A started consumer pool.
@@ -123,6 +126,10 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         consumers = config.worker.concurrency,
         "starting ops-worker"
     );
+    let secret = config
+        .jwt_secret
+        .clone()
+        .ok_or(StartupError::MissingSecret("JWT_SECRET"))?;
     let metrics = crate::actors::metrics::install();
     let observer: Arc<dyn TaskObserver> = Arc::new(MetricsObserver);
     let handlers = handlers_with_vercel(&config, store.clone(), observer.clone())?;
@@ -137,23 +144,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         )
         .start();
     }
-
-    let state = web::Data::new(AppState {
-        store: store.clone(),
-        supervisor: supervisor.clone(),
-        metrics,
-    });
-    let server =
-        HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
-            .workers(1)
-            .disable_signals()
-            .shutdown_timeout(5)
-            .bind(("0.0.0.0", config.port))
-            .map_err(|source| StartupError::Bind {
-                port: config.port,
-                source,
-            })?
-            .run();
+    let server = serve_api(&config, store.clone(), supervisor.clone(), metrics, &secret)?;
     let server_handle = server.handle();
     actix_rt::spawn(server);
     info!(port = config.port, "HTTP listening");
@@ -169,4 +160,37 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     server_handle.stop(true).await;
     info!("ops-worker stopped");
     Ok(())
+}
+
+/// Bind the API + dashboard on `PORT`.
+pub fn serve_api(
+    config: &Config,
+    store: QueueStore,
+    supervisor: Addr<SupervisorActor>,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    secret: &crate::config::Secret,
+) -> Result<actix_web::dev::Server, StartupError> {
+    let state = web::Data::new(AppState {
+        store,
+        supervisor,
+        metrics,
+        body_limit: config.body_limit,
+        default_max_retries: config.queue.max_retries,
+    });
+    let keys = web::Data::new(JwtKeys::new(secret, config.trust_loopback));
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(keys.clone())
+            .configure(api::configure)
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .bind(("0.0.0.0", config.port))
+    .map_err(|source| StartupError::Bind {
+        port: config.port,
+        source,
+    })?
+    .run())
 }

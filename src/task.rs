@@ -17,7 +17,18 @@ use uuid::Uuid;
 
 /// Priority classes, strictly ordered: every P0 task is claimed before any P1 task, and so on.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 pub enum Priority {
     P0,
@@ -63,7 +74,7 @@ impl FromStr for Priority {
 
 /// What a task does. `deployment` is accepted as an alias of `deploy` because the deployment guide's
 /// own curl example submits it that way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskType {
     #[serde(alias = "deployment")]
@@ -126,7 +137,7 @@ impl FromStr for TaskType {
 }
 
 /// Where a task is in its life. See `docs/architecture.md` for the state machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     Pending,
@@ -310,7 +321,7 @@ impl NewTask {
 }
 
 /// The stored task. Serialises to the JSON the API returns.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskRecord {
     /// Identity, a UUID v4.
     pub task_id: Uuid,
@@ -320,6 +331,7 @@ pub struct TaskRecord {
     /// Claim order class.
     pub priority: Priority,
     /// Handler arguments (validated per type).
+    #[schema(value_type = Object)]
     pub payload: Value,
     /// Submitter, for operators reading the dashboard.
     pub source: String,
@@ -337,11 +349,13 @@ pub struct TaskRecord {
     /// Last failure reason; kept after a later attempt succeeds, so operators can see what was retried.
     pub error: Option<String>,
     /// Handler output (e.g. the deployment id, url and state).
+    #[schema(value_type = Option<Object>)]
     pub result: Option<Value>,
     /// Correlates logs, events and Sentry reports of one task.
     pub trace_id: String,
     pub idempotency_key: Option<String>,
     /// Submitter's free-form context.
+    #[schema(value_type = Object)]
     pub metadata: Value,
     /// Earliest time it may run, for delayed tasks.
     pub run_at: Option<DateTime<Utc>>,

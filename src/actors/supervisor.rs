@@ -29,6 +29,8 @@ use super::consumer::{ConsumerActor, ConsumerDeps, ConsumerExited, Exit};
 use crate::config::WorkerSettings;
 use crate::queue::Heartbeat;
 
+/// How often the operators' pool commands are read from Redis.
+const CONTROL_EVERY: Duration = Duration::from_secs(1);
 /// How often due tasks are promoted and lapsed leases reclaimed.
 const MAINTENANCE_EVERY: Duration = Duration::from_millis(500);
 /// Tasks moved per maintenance step.
@@ -123,9 +125,13 @@ pub struct SupervisorActor {
     drain_waiters: Vec<oneshot::Sender<()>>,
     /// Set on process shutdown: no more restarts, maintenance or heartbeats.
     shutting_down: bool,
-    /// Maintenance / heartbeat still in progress (never run two at once).
+    /// Maintenance / heartbeat / control read still in progress (never run two at once).
     maintenance_busy: bool,
     heartbeat_busy: bool,
+    control_busy: bool,
+    /// Restart generations (cluster, this instance) last seen in the `control` hash; `None`
+    /// until the first read, so an old restart command doesn't restart a new instance.
+    seen_restart: Option<(u64, u64)>,
     started_at: String,
     host: String,
 }
@@ -156,6 +162,8 @@ impl SupervisorActor {
             shutting_down: false,
             maintenance_busy: false,
             heartbeat_busy: false,
+            control_busy: false,
+            seen_restart: None,
             started_at: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
             host: hostname::get()
                 .ok()
@@ -383,6 +391,105 @@ impl SupervisorActor {
         );
     }
 
+    /// Start the pool (or, with `restart`, drain it and start it again), at `concurrency` when
+    /// given. A running pool of the right size is left alone unless `restart`.
+    fn start_or_restart(
+        &mut self,
+        concurrency: Option<usize>,
+        restart: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.shutting_down {
+            return;
+        }
+        let resize = concurrency.is_some_and(|n| n > 0 && n != self.concurrency);
+        if let Some(n) = concurrency.filter(|n| *n > 0) {
+            self.concurrency = n;
+        }
+        if self.status == PoolStatus::Running && !resize && !restart {
+            return;
+        }
+        if !self.consumers.is_empty() {
+            // A new size, a restart, or leftovers of an errored pool: drain, then start afresh.
+            self.drain();
+        }
+        if self.consumers.is_empty() {
+            self.start_pool(ctx);
+            return;
+        }
+        let rx = self.wait_drained();
+        ctx.spawn(
+            async move {
+                let _ = rx.await;
+            }
+            .into_actor(self)
+            .map(|_, act, ctx| {
+                if act.consumers.is_empty() && act.status != PoolStatus::Running {
+                    act.start_pool(ctx);
+                }
+            }),
+        );
+    }
+
+    /// Read the operators' commands from Redis and converge on them.
+    fn check_control(&mut self, ctx: &mut Context<Self>) {
+        if self.control_busy || self.shutting_down {
+            return;
+        }
+        self.control_busy = true;
+        let store = self.deps.store.clone();
+        ctx.spawn(
+            async move { store.control().await }
+                .into_actor(self)
+                .map(|r, act, ctx| {
+                    act.control_busy = false;
+                    match r {
+                        Ok(map) => act.apply_control(&map, ctx),
+                        Err(e) => {
+                            act.deps.observer.redis_error();
+                            if act.seen_restart.is_none() {
+                                // Redis is down at startup: run; the commands apply once it's back.
+                                warn!(error = %e, "cannot read pool commands; starting the pool");
+                                act.seen_restart = Some((0, 0));
+                                act.start_or_restart(None, false, ctx);
+                            }
+                        }
+                    }
+                }),
+        );
+    }
+
+    fn apply_control(&mut self, map: &HashMap<String, String>, ctx: &mut Context<Self>) {
+        let id = &self.settings.instance_id;
+        let get = |k: &str| map.get(&format!("{k}:{id}")).or_else(|| map.get(k));
+        let generation = |k: &str| map.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let running = get("state").is_none_or(|s| s != "stopped");
+        let concurrency = get("concurrency").and_then(|v| v.parse::<usize>().ok());
+        let gens = (
+            generation("restart_gen"),
+            generation(&format!("restart_gen:{id}")),
+        );
+        let restart = self.seen_restart.is_some_and(|seen| seen != gens);
+        self.seen_restart = Some(gens);
+        if !running {
+            if matches!(self.status, PoolStatus::Running | PoolStatus::Error) {
+                info!("stopping the pool (operator command); tasks stay pending");
+                self.drain();
+                self.notify_if_drained(ctx);
+            }
+            return;
+        }
+        if restart {
+            info!("restarting the pool (operator command)");
+        }
+        if restart
+            || self.status == PoolStatus::Stopped
+            || concurrency.is_some_and(|n| n != self.concurrency)
+        {
+            self.start_or_restart(concurrency, restart, ctx);
+        }
+    }
+
     fn snapshot(&self) -> PoolSnapshot {
         PoolSnapshot {
             instance: self.settings.instance_id.clone(),
@@ -405,7 +512,9 @@ impl Actor for SupervisorActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.start_pool(ctx);
+        // The pool starts once the operators' control state is known (stopped stays stopped).
+        self.check_control(ctx);
+        ctx.run_interval(CONTROL_EVERY, |act, ctx| act.check_control(ctx));
         ctx.run_interval(MAINTENANCE_EVERY, |act, ctx| act.maintenance(ctx));
         self.heartbeat(ctx);
         ctx.run_interval(HEARTBEAT_EVERY, |act, ctx| act.heartbeat(ctx));
@@ -432,39 +541,7 @@ impl Handler<StartPool> for SupervisorActor {
     type Result = ();
 
     fn handle(&mut self, msg: StartPool, ctx: &mut Self::Context) {
-        if self.shutting_down {
-            return;
-        }
-        let resize = msg
-            .concurrency
-            .is_some_and(|n| n > 0 && n != self.concurrency);
-        if let Some(n) = msg.concurrency.filter(|n| *n > 0) {
-            self.concurrency = n;
-        }
-        if self.status == PoolStatus::Running && !resize {
-            return;
-        }
-        if !self.consumers.is_empty() {
-            // A new size, or leftovers of an errored pool: drain them, then start afresh.
-            self.drain();
-        }
-        if self.consumers.is_empty() {
-            self.start_pool(ctx);
-            return;
-        }
-        // Still draining: start once the old generation is gone.
-        let rx = self.wait_drained();
-        ctx.spawn(
-            async move {
-                let _ = rx.await;
-            }
-            .into_actor(self)
-            .map(|_, act, ctx| {
-                if act.consumers.is_empty() && act.status != PoolStatus::Running {
-                    act.start_pool(ctx);
-                }
-            }),
-        );
+        self.start_or_restart(msg.concurrency, false, ctx);
     }
 }
 
@@ -534,5 +611,19 @@ pub fn consumer_deps(
         usage: Arc::new(super::metrics::InstanceUsage::default()),
         prefetch: settings.prefetch,
         poll_interval: settings.poll_interval,
+    }
+}
+
+/// Read the operators' commands now instead of at the next tick (sent by the API after it
+/// records a command, so the local instance reacts at once).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CheckControl;
+
+impl Handler<CheckControl> for SupervisorActor {
+    type Result = ();
+
+    fn handle(&mut self, _: CheckControl, ctx: &mut Self::Context) {
+        self.check_control(ctx);
     }
 }

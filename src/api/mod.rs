@@ -1,34 +1,142 @@
-//! The HTTP surface. For now: `GET /health` (the full API of SPEC §6 grows here).
+//! The HTTP API (SPEC §6) and the dashboard, served by actix-web in the same System as the actors.
 //!
-//! Handlers are thin: they read [`AppState`] and call the queue or the supervisor.
+//! Layout: `auth` (JWT and roles), `error` (the one error enum and its status mapping), `tasks`
+//! (submit/read/cancel/retry/listings), `worker` (instances, pool commands, queue stats, pause),
+//! `dashboard` (the page, compiled into the binary) and `openapi` (the generated description).
+//! Every route is declared once in [`routes!`]: the same table registers it with actix and is
+//! compared with `/openapi.json` by the tests, so the description can't drift.
+
+pub mod auth;
+pub mod dashboard;
+pub mod error;
+pub mod openapi;
+pub mod tasks;
+pub mod worker;
 
 use std::time::Duration;
 
 use actix::Addr;
 use actix_web::{HttpResponse, web};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::actors::supervisor::{GetSnapshot, PoolStatus, SupervisorActor};
 use crate::queue::QueueStore;
-use metrics_exporter_prometheus::PrometheusHandle;
+use crate::task::TaskRecord;
+use error::ApiError;
 
 /// Shared by every request handler.
 #[derive(Clone)]
 pub struct AppState {
     pub store: QueueStore,
+    /// This instance's pool (health, local snapshot, immediate control nudges).
     pub supervisor: Addr<SupervisorActor>,
     /// Renders `/metrics` (None when the recorder could not be installed).
     pub metrics: Option<PrometheusHandle>,
+    /// Largest accepted request body (`API_BODY_LIMIT_BYTES`).
+    pub body_limit: usize,
+    /// `TASK_MAX_RETRIES`, for submissions that don't set `max_retries`.
+    pub default_max_retries: u32,
 }
 
-/// Register the routes.
+/// A page of task records.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskList {
+    pub count: usize,
+    /// The limit applied (after capping).
+    pub limit: usize,
+    pub tasks: Vec<TaskRecord>,
+}
+
+/// One live instance, from its heartbeat.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InstanceStatus {
+    pub instance: String,
+    pub host: String,
+    /// running | stopping | stopped | error
+    pub status: String,
+    pub consumers: u64,
+    pub in_flight: u64,
+    pub restarts: u64,
+    pub cpu_percent: f64,
+    pub memory_percent: f64,
+    pub uptime_secs: f64,
+    pub started_at: String,
+    pub last_heartbeat: String,
+}
+
+/// `GET /api/worker/status`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkerStatus {
+    /// running when any instance runs; else error when any is in error; else stopped.
+    pub status: String,
+    pub count: usize,
+    pub instances: Vec<InstanceStatus>,
+}
+
+/// Declares every route once: registration, and the table the OpenAPI test compares with.
+macro_rules! routes {
+    ($( $method:ident $path:literal => $handler:path ),* $(,)?) => {
+        /// `(METHOD, path)` of every route the server serves.
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        fn register(cfg: &mut web::ServiceConfig) {
+            $( cfg.route($path, web::$method().to($handler)); )*
+        }
+    };
+}
+
+routes! {
+    get "/health" => health,
+    get "/metrics" => metrics,
+    get "/openapi.json" => openapi::serve,
+    get "/" => dashboard::index,
+    get "/dashboard/app.js" => dashboard::script,
+    get "/dashboard/style.css" => dashboard::style,
+    post "/tasks" => tasks::submit,
+    get "/tasks/{id}" => tasks::get,
+    post "/tasks/{id}/cancel" => tasks::cancel,
+    post "/tasks/{id}/retry" => tasks::retry,
+    get "/stats" => worker::stats,
+    get "/api/worker/status" => worker::status,
+    post "/api/worker/start" => worker::start,
+    post "/api/worker/stop" => worker::stop,
+    post "/api/worker/restart" => worker::restart,
+    get "/api/queue/stats" => worker::queue_stats,
+    post "/api/queue/pause" => worker::pause,
+    post "/api/queue/resume" => worker::resume,
+    get "/api/tasks/recent" => tasks::recent,
+    get "/api/tasks/failed" => tasks::failed,
+}
+
+/// Register the routes, JSON errors for bad query strings and paths, and a JSON 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health))
-        .route("/metrics", web::get().to(metrics));
+    cfg.app_data(
+        web::QueryConfig::default()
+            .error_handler(|e, _| ApiError::invalid("query", e.to_string()).into()),
+    )
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|e, _| ApiError::invalid("path", e.to_string()).into()),
+    );
+    register(cfg);
+    cfg.default_service(web::to(not_found));
+}
+
+async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "no route for {} {} (see /openapi.json)",
+        req.method(),
+        req.path()
+    )))
 }
 
 /// 200 when Redis answers and the pool is not in `error`; 503 naming what is down otherwise.
-async fn health(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, description = "healthy"), (status = 503, description = "`down` names what is down")))]
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let redis_ok = matches!(
         tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await,
         Ok(Ok(()))
@@ -51,6 +159,7 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
         "worker": worker,
         "instance": pool.as_ref().map(|p| p.instance.clone()),
         "in_flight": pool.as_ref().map(|p| p.in_flight),
+        "version": env!("CARGO_PKG_VERSION"),
         "down": down,
     });
     if down.is_empty() {
@@ -61,12 +170,15 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus text format; gauges are refreshed by the MetricsActor, not by this request.
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     match &state.metrics {
-        Some(h) => HttpResponse::Ok()
+        Some(h) => Ok(HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4")
-            .body(h.render()),
-        None => HttpResponse::ServiceUnavailable()
-            .json(json!({"error": {"code": "metrics_unavailable", "message": "the metrics recorder is not installed"}})),
+            .body(h.render())),
+        None => Err(ApiError::Unavailable(
+            "the metrics recorder is not installed".into(),
+        )),
     }
 }

@@ -22,6 +22,7 @@
 //! | `events` | stream | capped event log; also PUBLISHed on `events:<event>` |
 //! | `instances`, `instance:<id>` | zset, hash | heartbeats of live instances |
 //! | `vercel:bucket`, `vercel:hold_until` | hash, string | cluster-wide Vercel rate limiter |
+//! | `control` | hash | operators' pool commands (state, restart generation, concurrency) |
 
 mod scripts;
 
@@ -109,7 +110,7 @@ pub enum ReplayOutcome {
 }
 
 /// One snapshot of the queue (`ops-worker stats --json`, `/stats`, metrics gauges).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct QueueStats {
     /// Ready-to-run tasks per priority.
     pub pending: HashMap<String, u64>,
@@ -613,6 +614,28 @@ impl QueueStore {
         inv.arg(task_id).arg(deployment);
         let n: i64 = self.run(&inv).await?;
         Ok(n == 1)
+    }
+
+    /// Record a pool command (`start`, `stop`, `restart`) for the whole cluster (`instance` None)
+    /// or one instance; every instance converges on it within a second.
+    pub async fn set_control(
+        &self,
+        instance: Option<&str>,
+        command: &str,
+        concurrency: Option<usize>,
+    ) -> Result<HashMap<String, String>, QueueError> {
+        let mut inv = self.invocation(&self.scripts.control);
+        inv.arg(instance.unwrap_or(""))
+            .arg(command)
+            .arg(concurrency.map(|n| n.to_string()).unwrap_or_default());
+        let flat: Vec<String> = self.run(&inv).await?;
+        Ok(pairs_to_map(flat))
+    }
+
+    /// The pool commands in force (see [`QueueStore::set_control`]).
+    pub async fn control(&self) -> Result<HashMap<String, String>, QueueError> {
+        self.query(redis::cmd("HGETALL").arg(self.key("control")))
+            .await
     }
 
     /// Open a connection for blocking waits (one per consumer).

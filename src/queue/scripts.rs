@@ -32,6 +32,7 @@ pub struct Scripts {
     pub vercel_acquire: Script,
     pub vercel_hold: Script,
     pub set_deployment: Script,
+    pub control: Script,
 }
 
 impl Scripts {
@@ -52,6 +53,7 @@ impl Scripts {
             vercel_acquire: script!("vercel_acquire.lua"),
             vercel_hold: script!("vercel_hold.lua"),
             set_deployment: script!("set_deployment.lua"),
+            control: script!("control.lua"),
         }
     }
 }

@@ -1,1 +1,918 @@
-//! The Vercel simulator (being written).
+//! A local stand-in for the Vercel REST API, used by the tests, `ops-worker vercel-sim` and the demo.
+//!
+//! Vercel endpoints (all require `Authorization: Bearer <token>` and accept `teamId` / `slug`):
+//! - `GET /v2/user`: the token's user.
+//! - `POST /v13/deployments`: create a deployment (`name` required; `project`, `target`,
+//!   `gitSource`, `meta`, `deploymentId` for a redeploy). Creates the project on first use.
+//! - `GET /v13/deployments/{idOrUrl}`: one deployment by id or hostname.
+//! - `GET /v6/deployments`: newest first; filters `projectId` (id or name), `app`, `target`,
+//!   `state` (comma list), `since`, `until`, `limit` (default 20, at most 100).
+//! - `PATCH /v12/deployments/{id}/cancel`: QUEUED/BUILDING → CANCELED (idempotent; 400 once final).
+//! - `POST /v10/projects/{projectId}/promote/{deploymentId}` and
+//!   `POST /v1/projects/{projectId}/rollback/{deploymentId}`: 201 with an empty body, 409 unless
+//!   the deployment is READY.
+//! - `GET /v9/projects/{idOrName}`.
+//!
+//! A deployment's state follows from its age: QUEUED, BUILDING after 20% of `build_secs`, READY at
+//! `build_secs` (ERROR with `errorCode`/`errorMessage` when the project name starts with `error-`);
+//! a canceled deployment stays CANCELED. Successful response bodies conform to
+//! `shared/vercel/vercel-openapi-subset.json`; errors are `{"error":{"code","message"}}`.
+//!
+//! Every API call passes, in this order: forced 429 (`rate_limit_next`), forced 500 (`fail_next`),
+//! Bearer auth (401), query-string syntax (400), the block left by an earlier 429, the fixed 60 s
+//! window of `rate_limit_per_min` (429 with `Retry-After`, `X-RateLimit-*` and `error.limit`, as
+//! Vercel answers), random 500s (`fail_rate`). `latency_ms` delays every API response.
+//!
+//! Test-only control endpoints (not Vercel's; no auth; not logged):
+//! - `GET /_sim/stats`: `{"requests":[{"method","path","status","at_ms"}...],
+//!   "deployments_created":{"<project name>":n},"rate_limited":n}`, requests in arrival order.
+//! - `POST /_sim/faults` with any of `fail_next` (the next n calls answer 500), `rate_limit_next`
+//!   and `retry_after_secs` (default 1: the next n calls answer 429 and calls before the reset are
+//!   refused too), `latency_ms`, `build_secs`, `fail_rate`, `rate_limit_per_min` (number or null);
+//!   answers the current settings.
+//! - `POST /_sim/reset`: clears the request log, the counters, the pending faults and the rate-limit
+//!   window (deployments, projects and settings stay).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use actix_web::dev::{ServerHandle, Service, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, Resource, Route, web};
+use futures::future::LocalBoxFuture;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+const USER_ID: &str = "SimUsr7f3kQ9xLm2Pz4Rt8Wv";
+const USERNAME: &str = "sim-user";
+const EMAIL: &str = "sim-user@example.com";
+const REGION: &str = "iad1";
+const WINDOW_MS: i64 = 60_000;
+/// Reported as `X-RateLimit-Limit` by forced 429s when no per-minute limit is configured.
+const DEFAULT_LIMIT: u32 = 100;
+const BUILD_ERROR: &str = "Command \"npm run build\" exited with 1";
+
+/// How the simulator behaves; `POST /_sim/faults` changes it at run time.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The only Bearer token accepted.
+    pub token: String,
+    /// Seconds from creation to READY/ERROR (BUILDING after 20% of it).
+    pub build_secs: f64,
+    /// Requests allowed per fixed 60 s window; `None` = unlimited.
+    pub rate_limit_per_min: Option<u32>,
+    /// Probability (0..1) that an authorized API call answers 500.
+    pub fail_rate: f64,
+    /// Delay added to every API response.
+    pub latency_ms: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            token: "sim-token".into(),
+            build_secs: 2.0,
+            rate_limit_per_min: None,
+            fail_rate: 0.0,
+            latency_ms: 0,
+        }
+    }
+}
+
+/// A running simulator; `stop` shuts it down.
+pub struct SimServer {
+    /// Base URL to give a client, e.g. `http://127.0.0.1:43121`.
+    pub url: String,
+    /// The bound port (useful when started with port 0).
+    pub port: u16,
+    /// Stops the actix server.
+    handle: ServerHandle,
+    /// The simulator state, for the shutdown log line.
+    state: Arc<Mutex<Inner>>,
+}
+
+impl SimServer {
+    /// Stop accepting connections and finish in-flight requests.
+    pub async fn stop(self) {
+        let requests = lock(&self.state).log.len();
+        self.handle.stop(true).await;
+        tracing::debug!(requests, "vercel simulator stopped");
+    }
+}
+
+/// A simulated deployment; its state is derived from `created_ms`, `build_ms` and `canceled_ms`.
+#[derive(Debug, Clone)]
+struct Deployment {
+    /// `dpl_` + 24 alphanumerics.
+    id: String,
+    /// Hostname `<name>-<random>.vercel.app` (no scheme, as Vercel returns it).
+    url: String,
+    /// The project's name (Vercel names deployments after their project).
+    name: String,
+    /// Owning project id.
+    project_id: String,
+    /// `teamId` of the creating request, else the user id.
+    owner_id: String,
+    /// `production` / `staging`; `None` is preview (Vercel reports `target: null`).
+    target: Option<String>,
+    /// The checked `gitSource` of the request, echoed back.
+    git_source: Option<Value>,
+    /// String metadata from the request (plus the git keys Vercel adds).
+    meta: Map<String, Value>,
+    /// `source` as Vercel reports it (`cli`, `git`, `redeploy`).
+    source: &'static str,
+    /// Creation time, epoch ms.
+    created_ms: i64,
+    /// Build duration captured at creation, so a new `build_secs` only affects new deployments.
+    build_ms: i64,
+    /// Ends in ERROR instead of READY (project name starts with `error-`).
+    fails: bool,
+    /// Set by cancel; freezes the state at CANCELED.
+    canceled_ms: Option<i64>,
+}
+
+impl Deployment {
+    fn building_ms(&self) -> i64 {
+        self.created_ms.saturating_add(self.build_ms / 5)
+    }
+    fn done_ms(&self) -> i64 {
+        self.created_ms.saturating_add(self.build_ms)
+    }
+    fn state(&self, now: i64) -> &'static str {
+        match self.canceled_ms {
+            Some(_) => "CANCELED",
+            None if now < self.building_ms() => "QUEUED",
+            None if now < self.done_ms() => "BUILDING",
+            None if self.fails => "ERROR",
+            None => "READY",
+        }
+    }
+    fn inspector_url(&self) -> String {
+        let short = self.id.trim_start_matches("dpl_");
+        format!("https://vercel.com/{USERNAME}/{}/{short}", self.name)
+    }
+}
+
+/// A simulated project, created by the first deployment that names it.
+#[derive(Debug, Clone)]
+struct Project {
+    /// `prj_` + 28 alphanumerics.
+    id: String,
+    /// Project name (lookups accept id or name).
+    name: String,
+    /// Creation time, epoch ms.
+    created_ms: i64,
+    /// The deployment serving production (set by promote / rollback).
+    production: Option<String>,
+}
+
+/// One line of the `/_sim/stats` request log.
+#[derive(Debug, Clone)]
+struct LogEntry {
+    /// Finds the entry when the status is known (indexes shift after a reset).
+    seq: u64,
+    /// HTTP method.
+    method: String,
+    /// Request path without the query string.
+    path: String,
+    /// Response status; 0 while the request is in flight.
+    status: u16,
+    /// Arrival time, epoch ms.
+    at_ms: i64,
+}
+
+/// Everything the simulator knows; behind a std Mutex that is never held across an await.
+#[derive(Debug, Default)]
+struct Inner {
+    /// Current settings (faults change latency, build time, fail rate and limit).
+    config: SimConfig,
+    /// Deployments in creation order.
+    deployments: Vec<Deployment>,
+    /// Projects in creation order.
+    projects: Vec<Project>,
+    /// API requests in arrival order.
+    log: Vec<LogEntry>,
+    /// Next `LogEntry::seq`.
+    next_seq: u64,
+    /// Deployments created per project name.
+    created: BTreeMap<String, u64>,
+    /// 429 responses served.
+    rate_limited: u64,
+    /// Start of the current fixed rate-limit window, epoch ms.
+    window_start_ms: i64,
+    /// Calls counted in the current window.
+    window_count: u32,
+    /// After a 429, every call before this time (epoch ms) is refused too, as Vercel does.
+    blocked_until_ms: i64,
+    /// The next n API calls answer 500.
+    fail_next: u64,
+    /// The next n API calls answer 429.
+    rate_limit_next: u64,
+    /// `Retry-After` of forced 429s.
+    retry_after_secs: u64,
+}
+
+type State = web::Data<Mutex<Inner>>;
+/// What the gate decided for one request: log seq, latency, early response, extra headers.
+type Arrival = (
+    Option<u64>,
+    u64,
+    Option<HttpResponse>,
+    Vec<(HeaderName, HeaderValue)>,
+);
+
+fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn random_chars(n: usize, lowercase_only: bool) -> String {
+    const CHARS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let max = if lowercase_only { 36 } else { CHARS.len() };
+    (0..n)
+        .map(|_| CHARS[rand::random_range(0..max)] as char)
+        .collect()
+}
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status).json(json!({"error": {"code": code, "message": message.into()}}))
+}
+
+fn bad_request(message: impl Into<String>) -> HttpResponse {
+    error(StatusCode::BAD_REQUEST, "bad_request", message)
+}
+
+fn not_found(what: &str) -> HttpResponse {
+    let status = StatusCode::NOT_FOUND;
+    error(status, "not_found", format!("{what} not found"))
+}
+
+fn internal_error() -> HttpResponse {
+    let (status, msg) = (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "An unexpected internal error occurred",
+    );
+    error(status, "internal_server_error", msg)
+}
+
+/// Bind 127.0.0.1:port (0 = any free port) and spawn the server on the current actix System.
+pub async fn start(config: SimConfig, port: u16) -> std::io::Result<SimServer> {
+    let inner = Inner {
+        config,
+        retry_after_secs: 1,
+        ..Inner::default()
+    };
+    let state = Arc::new(Mutex::new(inner));
+    let data: State = web::Data::from(state.clone());
+    let server = HttpServer::new(move || {
+        let st = data.clone();
+        App::new()
+            .app_data(data.clone())
+            .wrap_fn(move |req, srv| {
+                let (seq, latency, early, headers) = arrive(&st, &req);
+                let fut: LocalBoxFuture<'static, Result<ServiceResponse, actix_web::Error>> =
+                    match early {
+                        Some(resp) => Box::pin(futures::future::ready(Ok(req.into_response(resp)))),
+                        None => {
+                            let call = srv.call(req);
+                            Box::pin(async move { call.await.map(|r| r.map_into_boxed_body()) })
+                        }
+                    };
+                let st = st.clone();
+                async move {
+                    if latency > 0 {
+                        actix_rt::time::sleep(Duration::from_millis(latency)).await;
+                    }
+                    let mut res = fut.await;
+                    let status = match &res {
+                        Ok(r) => r.status(),
+                        Err(e) => e.as_response_error().status_code(),
+                    };
+                    let mut g = lock(&st);
+                    if let Some(e) = g.log.iter_mut().rev().find(|e| Some(e.seq) == seq) {
+                        e.status = status.as_u16();
+                    }
+                    if let Ok(r) = &mut res {
+                        for (name, value) in headers {
+                            r.headers_mut().insert(name, value);
+                        }
+                    }
+                    res
+                }
+            })
+            .service(api("/v2/user", web::get().to(get_user)))
+            .service(api("/v13/deployments", web::post().to(create_deployment)))
+            .service(api(
+                "/v13/deployments/{idOrUrl}",
+                web::get().to(get_deployment),
+            ))
+            .service(api("/v6/deployments", web::get().to(list_deployments)))
+            .service(api("/v12/deployments/{id}/cancel", web::patch().to(cancel)))
+            .service(api(
+                "/v10/projects/{p}/promote/{d}",
+                web::post().to(set_production),
+            ))
+            .service(api(
+                "/v1/projects/{p}/rollback/{d}",
+                web::post().to(set_production),
+            ))
+            .service(api("/v9/projects/{idOrName}", web::get().to(get_project)))
+            .route("/_sim/stats", web::get().to(sim_stats))
+            .route("/_sim/faults", web::post().to(sim_faults))
+            .route("/_sim/reset", web::post().to(sim_reset))
+            .default_service(web::to(|req: HttpRequest| async move {
+                let msg = format!("The route {} does not exist", req.path());
+                error(StatusCode::NOT_FOUND, "not_found", msg)
+            }))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(("127.0.0.1", port))?;
+    let port = server.addrs().first().map_or(port, |a| a.port());
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    let url = format!("http://127.0.0.1:{port}");
+    Ok(SimServer {
+        url,
+        port,
+        handle,
+        state,
+    })
+}
+
+/// A Vercel resource: one method, a JSON 405 for the others.
+fn api(path: &str, route: Route) -> Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(|| async {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+            )
+        }))
+}
+
+/// Log an arriving API call and run it through faults, auth and the rate limit.
+fn arrive(st: &Mutex<Inner>, req: &ServiceRequest) -> Arrival {
+    if req.path().starts_with("/_sim/") {
+        return (None, 0, None, Vec::new());
+    }
+    let now = now_ms();
+    let mut g = lock(st);
+    let seq = g.next_seq;
+    g.next_seq += 1;
+    let (method, path) = (req.method().to_string(), req.path().to_owned());
+    g.log.push(LogEntry {
+        seq,
+        method,
+        path,
+        status: 0,
+        at_ms: now,
+    });
+    let mut headers = Vec::new();
+    let early = gate(&mut g, req, now, &mut headers);
+    (Some(seq), g.config.latency_ms, early, headers)
+}
+
+/// Faults, auth and rate limit; `Some` answers the call at once. Fills `X-RateLimit-*` headers.
+fn gate(
+    g: &mut Inner,
+    req: &ServiceRequest,
+    now: i64,
+    headers: &mut Vec<(HeaderName, HeaderValue)>,
+) -> Option<HttpResponse> {
+    let limit = g.config.rate_limit_per_min;
+    if g.rate_limit_next > 0 {
+        g.rate_limit_next -= 1;
+        let until = now.saturating_add((g.retry_after_secs as i64).saturating_mul(1000));
+        g.blocked_until_ms = g.blocked_until_ms.max(until);
+        return Some(too_many(g, limit.unwrap_or(DEFAULT_LIMIT), until, now));
+    }
+    if g.fail_next > 0 {
+        g.fail_next -= 1;
+        return Some(internal_error());
+    }
+    let auth = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let ok = auth
+        .and_then(|v| v.split_once(' '))
+        .is_some_and(|(scheme, token)| {
+            scheme.eq_ignore_ascii_case("bearer") && token.trim() == g.config.token
+        });
+    if !ok {
+        // Like Vercel: say whether the token was missing or invalid, never echo it.
+        let flag = if auth.is_some() {
+            "invalidToken"
+        } else {
+            "missingToken"
+        };
+        let body = json!({"error": {"code": "forbidden", "message": "Not authorized", flag: true}});
+        return Some(HttpResponse::Unauthorized().json(body));
+    }
+    if let Err(msg) = parse_query(req.query_string()) {
+        return Some(bad_request(msg));
+    }
+    if now < g.blocked_until_ms {
+        let until = g.blocked_until_ms;
+        return Some(too_many(g, limit.unwrap_or(DEFAULT_LIMIT), until, now));
+    }
+    if let Some(limit) = limit {
+        if now >= g.window_start_ms + WINDOW_MS {
+            g.window_start_ms = now;
+            g.window_count = 0;
+        }
+        let reset = g.window_start_ms + WINDOW_MS;
+        if g.window_count >= limit {
+            g.blocked_until_ms = reset;
+            return Some(too_many(g, limit, reset, now));
+        }
+        g.window_count += 1;
+        let remaining = i64::from(limit - g.window_count);
+        let values = [i64::from(limit), remaining, (reset + 999) / 1000];
+        let names = [
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
+        ];
+        for (name, v) in names.into_iter().zip(values) {
+            headers.push((HeaderName::from_static(name), HeaderValue::from(v)));
+        }
+    }
+    if g.config.fail_rate > 0.0 && rand::random::<f64>() < g.config.fail_rate {
+        return Some(internal_error());
+    }
+    None
+}
+
+/// Vercel's 429: `Retry-After`, `X-RateLimit-*` and `error.limit`; `reset` is whole epoch seconds.
+fn too_many(g: &mut Inner, limit: u32, until_ms: i64, now: i64) -> HttpResponse {
+    g.rate_limited += 1;
+    let reset = (until_ms + 999) / 1000;
+    let retry_after = ((until_ms - now + 999) / 1000).max(0);
+    let body = json!({"error": {"code": "rate_limited", "message": "Rate limit exceeded",
+        "limit": {"remaining": 0, "reset": reset, "resetMs": reset * 1000, "total": limit}}});
+    HttpResponse::TooManyRequests()
+        .insert_header(("Retry-After", retry_after.to_string()))
+        .insert_header(("X-RateLimit-Limit", limit.to_string()))
+        .insert_header(("X-RateLimit-Remaining", "0"))
+        .insert_header(("X-RateLimit-Reset", reset.to_string()))
+        .json(body)
+}
+
+fn parse_query(qs: &str) -> Result<HashMap<String, String>, String> {
+    web::Query::<HashMap<String, String>>::from_query(qs)
+        .map(web::Query::into_inner)
+        .map_err(|e| format!("Invalid query string: {e}"))
+}
+
+/// The query of a call the gate already checked.
+fn query(req: &HttpRequest) -> HashMap<String, String> {
+    parse_query(req.query_string()).unwrap_or_default()
+}
+
+/// The full v13 deployment object (create, get, cancel).
+fn deployment_json(d: &Deployment, promoted: bool, now: i64) -> Value {
+    let state = d.state(now);
+    let ready = state == "READY";
+    let production = d.target.as_deref() == Some("production");
+    let alias: Vec<String> = if ready && production {
+        vec![format!("{}.vercel.app", slug(&d.name))]
+    } else {
+        vec![]
+    };
+    let mut v = json!({
+        "id": d.id, "url": d.url, "name": d.name, "projectId": d.project_id, "ownerId": d.owner_id,
+        "createdAt": d.created_ms, "bootedAt": d.created_ms, "createdIn": REGION,
+        "buildingAt": if state == "QUEUED" { d.created_ms } else { d.building_ms() },
+        "readyState": state, "status": state, "regions": [REGION], "type": "LAMBDAS", "version": 2,
+        "plan": "hobby", "public": false, "target": d.target, "source": d.source, "meta": d.meta,
+        "build": {"env": []}, "env": [], "routes": null, "inspectorUrl": d.inspector_url(),
+        "isInConcurrentBuildsQueue": false, "isInSystemBuildsQueue": false, "buildSkipped": false,
+        "aliasAssigned": ready, "alias": alias, "aliasError": null,
+        "creator": {"uid": USER_ID, "username": USERNAME},
+        "project": {"id": d.project_id, "name": d.name, "framework": "nextjs"},
+        "projectSettings": {"framework": "nextjs", "buildCommand": null, "devCommand": null,
+            "installCommand": null, "outputDirectory": null, "commandForIgnoringBuildStep": null},
+    });
+    let extra = match state {
+        "READY" if production => {
+            let sub = if promoted { "PROMOTED" } else { "STAGED" };
+            json!({"ready": d.done_ms(), "readyStateAt": d.done_ms(),
+                "aliasAssignedAt": d.done_ms(), "readySubstate": sub})
+        }
+        "READY" => json!({"ready": d.done_ms(), "readyStateAt": d.done_ms(),
+            "aliasAssignedAt": d.done_ms()}),
+        "ERROR" => json!({"errorCode": "BUILD_FAILED", "errorMessage": BUILD_ERROR,
+            "errorStep": "build", "buildErrorAt": d.done_ms(), "readyStateAt": d.done_ms()}),
+        "CANCELED" => json!({"canceledAt": d.canceled_ms, "readyStateAt": d.canceled_ms}),
+        _ => json!({}),
+    };
+    merge(&mut v, extra);
+    if let Some(g) = &d.git_source {
+        merge(&mut v, json!({"gitSource": g}));
+    }
+    v
+}
+
+fn merge(into: &mut Value, from: Value) {
+    if let (Some(into), Value::Object(from)) = (into.as_object_mut(), from) {
+        into.extend(from);
+    }
+}
+
+/// A `GET /v6/deployments` item.
+fn list_item(d: &Deployment, now: i64) -> Value {
+    let state = d.state(now);
+    let ready = state == "READY";
+    let production = d.target.as_deref() == Some("production");
+    let mut v = json!({
+        "uid": d.id, "name": d.name, "projectId": d.project_id, "url": d.url,
+        "created": d.created_ms, "createdAt": d.created_ms, "state": state, "readyState": state,
+        "type": "LAMBDAS", "target": d.target, "source": d.source, "meta": d.meta,
+        "inspectorUrl": d.inspector_url(), "aliasAssigned": ready, "aliasError": null,
+        "creator": {"uid": USER_ID, "username": USERNAME, "email": EMAIL},
+        "isRollbackCandidate": ready && production,
+    });
+    let extra = match state {
+        "QUEUED" => json!({}),
+        "READY" => json!({"buildingAt": d.building_ms(), "ready": d.done_ms()}),
+        "ERROR" => json!({"buildingAt": d.building_ms(), "errorCode": "BUILD_FAILED",
+            "errorMessage": BUILD_ERROR}),
+        _ => json!({"buildingAt": d.building_ms()}),
+    };
+    merge(&mut v, extra);
+    v
+}
+
+fn project_json(g: &Inner, p: &Project) -> Value {
+    let mine = g.deployments.iter().filter(|d| d.project_id == p.id);
+    let updated = mine.map(|d| d.created_ms).max().unwrap_or(p.created_ms);
+    let rc = json!({"functionDefaultRegions": [REGION], "functionDefaultTimeout": 300});
+    json!({
+        "id": p.id, "name": p.name, "accountId": USER_ID, "createdAt": p.created_ms,
+        "updatedAt": updated, "directoryListing": false, "nodeVersion": "22.x",
+        "framework": "nextjs", "live": false, "resourceConfig": rc, "defaultResourceConfig": rc,
+    })
+}
+
+fn slug(name: &str) -> String {
+    let lower = |c: char| {
+        if c.is_ascii_alphanumeric() {
+            c.to_ascii_lowercase()
+        } else {
+            '-'
+        }
+    };
+    name.chars().map(lower).collect()
+}
+
+fn find_deployment(g: &Inner, key: &str) -> Option<usize> {
+    let key = key
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let key = key.trim_end_matches('/');
+    g.deployments
+        .iter()
+        .position(|d| d.id == key || d.url == key)
+}
+
+fn find_project(g: &Inner, key: &str) -> Option<usize> {
+    g.projects.iter().position(|p| p.id == key || p.name == key)
+}
+
+/// Optional string property of the request body; the 400 message names the field if mistyped.
+fn opt_str(body: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(format!("Invalid request: `{key}` should be string.")),
+    }
+}
+
+/// Check a request `gitSource` (an object with string `type` and `ref`); keep its scalar fields.
+fn git_source(v: &Value) -> Result<Value, String> {
+    let obj = v
+        .as_object()
+        .filter(|o| o.get("type").is_some_and(Value::is_string));
+    let Some(obj) = obj.filter(|o| o.get("ref").is_some_and(Value::is_string)) else {
+        let msg = "Invalid request: `gitSource` should be an object with `type` and `ref`.";
+        return Err(msg.into());
+    };
+    let scalar = |v: &&Value| v.is_string() || v.is_number();
+    let mut out = Map::new();
+    for (k, v) in obj.iter().filter(|(_, v)| scalar(v)) {
+        out.insert(k.clone(), v.clone());
+    }
+    out.entry("sha")
+        .or_insert_with(|| json!(random_chars(40, true)));
+    Ok(Value::Object(out))
+}
+
+async fn get_user() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"user": {
+        "id": USER_ID, "email": EMAIL, "name": "Sim User", "username": USERNAME, "avatar": null,
+        "defaultTeamId": null, "createdAt": 1_700_000_000_000_i64, "softBlock": null,
+        "billing": null, "resourceConfig": {"concurrentBuilds": 1}, "stagingPrefix": USERNAME,
+        "hasTrialAvailable": true,
+    }}))
+}
+
+/// `name`, `project`, `target`, `gitSource`, `meta`, `deploymentId` of a create request.
+type CreateArgs = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<Value>,
+    Map<String, Value>,
+    Option<String>,
+);
+
+fn create_args(body: &[u8]) -> Result<CreateArgs, String> {
+    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(body) else {
+        return Err("Invalid request: the body should be a JSON object.".into());
+    };
+    let name = opt_str(&body, "name")?.filter(|n| !n.trim().is_empty());
+    let name = name.ok_or("Invalid request: missing required property `name`.")?;
+    let target = opt_str(&body, "target")?;
+    if let Some(t) = target
+        .as_deref()
+        .filter(|t| !matches!(*t, "production" | "preview" | "staging"))
+    {
+        let msg = format!(
+            "Invalid request: `target` should be production, preview or staging, not `{t}`."
+        );
+        return Err(msg);
+    }
+    let git = body
+        .get("gitSource")
+        .filter(|v| !v.is_null())
+        .map(git_source)
+        .transpose()?;
+    let meta = match body.get("meta") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) if m.values().all(Value::is_string) => m.clone(),
+        Some(_) => {
+            return Err("Invalid request: `meta` should be an object of strings.".into());
+        }
+    };
+    let (project, redeploy) = (opt_str(&body, "project")?, opt_str(&body, "deploymentId")?);
+    Ok((name, project, target, git, meta, redeploy))
+}
+
+async fn create_deployment(state: State, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let (name, project, mut target, mut git, mut meta, redeploy) = match create_args(&body) {
+        Ok(args) => args,
+        Err(msg) => return bad_request(msg),
+    };
+    let now = now_ms();
+    let mut g = lock(&state);
+    let mut project_key = project.unwrap_or(name);
+    let mut source = if git.is_some() { "git" } else { "cli" };
+    if let Some(id) = redeploy {
+        let Some(i) = find_deployment(&g, &id) else {
+            return not_found("Deployment");
+        };
+        let orig = g.deployments[i].clone();
+        project_key = orig.project_id;
+        target = target.or(orig.target);
+        git = git.or(orig.git_source);
+        for (k, v) in orig.meta {
+            meta.entry(k).or_insert(v);
+        }
+        source = "redeploy";
+    }
+    let pi = find_project(&g, &project_key).unwrap_or_else(|| {
+        let id = format!("prj_{}", random_chars(28, false));
+        g.projects.push(Project {
+            id,
+            name: project_key,
+            created_ms: now,
+            production: None,
+        });
+        g.projects.len() - 1
+    });
+    let p = g.projects[pi].clone();
+    let d = Deployment {
+        id: format!("dpl_{}", random_chars(24, false)),
+        url: format!("{}-{}.vercel.app", slug(&p.name), random_chars(9, true)),
+        name: p.name.clone(),
+        project_id: p.id,
+        owner_id: query(&req)
+            .remove("teamId")
+            .unwrap_or_else(|| USER_ID.into()),
+        target: target.filter(|t| t != "preview"),
+        git_source: git,
+        meta,
+        source,
+        created_ms: now,
+        build_ms: (g.config.build_secs.max(0.0) * 1000.0) as i64,
+        fails: p.name.starts_with("error-"),
+        canceled_ms: None,
+    };
+    *g.created.entry(p.name).or_insert(0) += 1;
+    let body = deployment_json(&d, false, now);
+    g.deployments.push(d);
+    HttpResponse::Ok().json(body)
+}
+
+async fn get_deployment(state: State, path: web::Path<String>) -> HttpResponse {
+    let g = lock(&state);
+    let Some(i) = find_deployment(&g, &path) else {
+        return not_found("Deployment");
+    };
+    let d = &g.deployments[i];
+    let promoted = g
+        .projects
+        .iter()
+        .any(|p| p.production.as_deref() == Some(&d.id));
+    HttpResponse::Ok().json(deployment_json(d, promoted, now_ms()))
+}
+
+async fn list_deployments(state: State, req: HttpRequest) -> HttpResponse {
+    let q = query(&req);
+    let mut nums = [("limit", 20), ("since", i64::MIN), ("until", i64::MAX)];
+    for (key, value) in nums.iter_mut() {
+        if let Some(raw) = q.get(*key) {
+            let Ok(n) = raw.parse() else {
+                return bad_request(format!("Invalid request: `{key}` should be number."));
+            };
+            *value = n;
+        }
+    }
+    let [(_, limit), (_, since), (_, until)] = nums;
+    let limit = limit.clamp(1, 100) as usize;
+    let states: Option<Vec<String>> = q
+        .get("state")
+        .map(|s| s.split(',').map(|x| x.trim().to_uppercase()).collect());
+    let now = now_ms();
+    let g = lock(&state);
+    let project = q
+        .get("projectId")
+        .map(|k| find_project(&g, k).map(|i| &g.projects[i].id));
+    let matching: Vec<&Deployment> = g
+        .deployments
+        .iter()
+        .rev()
+        .filter(|d| project.is_none_or(|p| p == Some(&d.project_id)))
+        .filter(|d| q.get("app").is_none_or(|a| a == &d.name))
+        .filter(|d| {
+            q.get("target")
+                .is_none_or(|t| d.target.as_deref().unwrap_or("preview") == t)
+        })
+        .filter(|d| {
+            states
+                .as_ref()
+                .is_none_or(|s| s.iter().any(|x| x == d.state(now)))
+        })
+        .filter(|d| d.created_ms > since && d.created_ms < until)
+        .collect();
+    let page: Vec<Value> = matching
+        .iter()
+        .take(limit)
+        .map(|d| list_item(d, now))
+        .collect();
+    let next = (matching.len() > limit).then(|| matching[limit - 1].created_ms);
+    let prev = matching.first().map(|d| d.created_ms);
+    let pagination = json!({"count": page.len(), "next": next, "prev": prev});
+    HttpResponse::Ok().json(json!({"pagination": pagination, "deployments": page}))
+}
+
+async fn cancel(state: State, path: web::Path<String>) -> HttpResponse {
+    let now = now_ms();
+    let mut g = lock(&state);
+    let Some(i) = find_deployment(&g, &path) else {
+        return not_found("Deployment");
+    };
+    let d = &mut g.deployments[i];
+    match d.state(now) {
+        "QUEUED" | "BUILDING" => d.canceled_ms = Some(now),
+        "CANCELED" => {}
+        other => return bad_request(format!("Cannot cancel a deployment that is {other}.")),
+    }
+    HttpResponse::Ok().json(deployment_json(d, false, now))
+}
+
+/// Promote and rollback: point the project's production at a READY deployment; 201, empty body.
+async fn set_production(state: State, path: web::Path<(String, String)>) -> HttpResponse {
+    let (project, deployment) = path.into_inner();
+    let mut g = lock(&state);
+    let Some(pi) = find_project(&g, &project) else {
+        return not_found("Project");
+    };
+    let Some(di) = find_deployment(&g, &deployment) else {
+        return not_found("Deployment");
+    };
+    let d = &g.deployments[di];
+    if d.project_id != g.projects[pi].id {
+        return bad_request("The deployment does not belong to this project.");
+    }
+    let st = d.state(now_ms());
+    if st != "READY" {
+        let msg = format!(
+            "Deployment {} is {st}; only a READY deployment can serve production.",
+            d.id
+        );
+        return error(StatusCode::CONFLICT, "deployment_not_ready", msg);
+    }
+    let id = d.id.clone();
+    g.projects[pi].production = Some(id);
+    HttpResponse::Created().finish()
+}
+
+async fn get_project(state: State, path: web::Path<String>) -> HttpResponse {
+    let g = lock(&state);
+    let Some(i) = find_project(&g, &path) else {
+        return not_found("Project");
+    };
+    HttpResponse::Ok().json(project_json(&g, &g.projects[i]))
+}
+
+async fn sim_stats(state: State) -> HttpResponse {
+    let g = lock(&state);
+    let entry = |e: &LogEntry| json!({"method": e.method, "path": e.path, "status": e.status, "at_ms": e.at_ms});
+    let requests: Vec<Value> = g.log.iter().map(entry).collect();
+    let body = json!({"requests": requests, "deployments_created": g.created, "rate_limited": g.rate_limited});
+    HttpResponse::Ok().json(body)
+}
+
+/// The body of `POST /_sim/faults`; every field is optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Faults {
+    /// The next n API calls answer 500.
+    fail_next: Option<u64>,
+    /// The next n API calls answer 429.
+    rate_limit_next: Option<u64>,
+    /// `Retry-After` (seconds) of those 429s.
+    retry_after_secs: Option<u64>,
+    /// Delay added to every API response.
+    latency_ms: Option<u64>,
+    /// Build duration of deployments created from now on.
+    build_secs: Option<f64>,
+    /// Probability of a random 500.
+    fail_rate: Option<f64>,
+    /// New per-minute limit; `null` removes it (hence the raw `Value`).
+    rate_limit_per_min: Option<Value>,
+}
+
+async fn sim_faults(state: State, body: web::Bytes) -> HttpResponse {
+    let f: Faults = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => return bad_request(format!("Invalid faults: {e}")),
+    };
+    if f.build_secs.is_some_and(|x| !(0.0..=86_400.0).contains(&x)) {
+        return bad_request("`build_secs` should be between 0 and 86400.");
+    }
+    if f.fail_rate.is_some_and(|x| !(0.0..=1.0).contains(&x)) {
+        return bad_request("`fail_rate` should be between 0 and 1.");
+    }
+    let limit = match &f.rate_limit_per_min {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) => Some(Some(n)),
+            None => {
+                return bad_request(
+                    "`rate_limit_per_min` should be a non-negative integer or null.",
+                );
+            }
+        },
+    };
+    let mut g = lock(&state);
+    g.fail_next = f.fail_next.unwrap_or(g.fail_next);
+    g.rate_limit_next = f.rate_limit_next.unwrap_or(g.rate_limit_next);
+    g.retry_after_secs = f
+        .retry_after_secs
+        .map_or(g.retry_after_secs, |s| s.min(86_400));
+    g.config.latency_ms = f
+        .latency_ms
+        .map_or(g.config.latency_ms, |ms| ms.min(600_000));
+    g.config.build_secs = f.build_secs.unwrap_or(g.config.build_secs);
+    g.config.fail_rate = f.fail_rate.unwrap_or(g.config.fail_rate);
+    g.config.rate_limit_per_min = limit.unwrap_or(g.config.rate_limit_per_min);
+    HttpResponse::Ok().json(json!({
+        "fail_next": g.fail_next, "rate_limit_next": g.rate_limit_next,
+        "retry_after_secs": g.retry_after_secs, "latency_ms": g.config.latency_ms,
+        "build_secs": g.config.build_secs, "fail_rate": g.config.fail_rate,
+        "rate_limit_per_min": g.config.rate_limit_per_min,
+    }))
+}
+
+async fn sim_reset(state: State) -> HttpResponse {
+    let mut g = lock(&state);
+    g.log.clear();
+    g.created.clear();
+    g.rate_limited = 0;
+    (g.window_start_ms, g.window_count, g.blocked_until_ms) = (0, 0, 0);
+    (g.fail_next, g.rate_limit_next) = (0, 0);
+    HttpResponse::Ok().json(json!({"reset": true}))
+}

@@ -22,6 +22,8 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// The Vercel token every test process gets; tests assert it never shows up in logs or records.
 pub const TEST_VERCEL_TOKEN: &str = "tok_test_5ecret_never_logged";
+/// The API signing key every test process gets.
+pub const TEST_JWT_SECRET: &str = "jwt_test_secret_0123456789_abcdefghij";
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
@@ -151,6 +153,7 @@ pub fn base_env(redis_url: &str, queue: &str) -> HashMap<String, String> {
         // `run` requires a token; tests that talk to Vercel point VERCEL_API_URL at the simulator.
         ("VERCEL_TOKEN", TEST_VERCEL_TOKEN.to_string()),
         ("VERCEL_API_URL", "http://127.0.0.1:9".to_string()),
+        ("JWT_SECRET", TEST_JWT_SECRET.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -1,0 +1,53 @@
+//! `GET /openapi.json`: the OpenAPI 3 description generated from the handlers' annotations.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{InstanceStatus, TaskList, WorkerStatus, dashboard, tasks, worker};
+use crate::queue::QueueStats;
+use crate::task::{Priority, TaskRecord, TaskStatus, TaskType};
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(c) = openapi.components.as_mut() {
+            c.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format("JWT")
+                        .description(Some(
+                            "HS256 JWT signed with JWT_SECRET; `role` claim viewer < agent < admin; `exp` required",
+                        ))
+                        .build(),
+                ),
+            );
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ops-worker", description = "Control API of the ops-worker task queue"),
+    paths(
+        super::health, super::metrics, serve,
+        dashboard::index, dashboard::script, dashboard::style,
+        tasks::submit, tasks::get, tasks::cancel, tasks::retry, tasks::recent, tasks::failed,
+        worker::stats, worker::status, worker::start, worker::stop, worker::restart,
+        worker::queue_stats, worker::pause, worker::resume,
+    ),
+    components(schemas(TaskRecord, TaskType, TaskStatus, Priority, QueueStats, TaskList,
+                       InstanceStatus, WorkerStatus)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+/// This API's OpenAPI document.
+#[utoipa::path(get, path = "/openapi.json", tag = "health",
+    responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json")))]
+pub async fn serve() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

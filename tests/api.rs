@@ -1,0 +1,710 @@
+//! The HTTP API against a running `ops-worker run`: auth matrix, validation, the guide's curl
+//! commands, cluster-wide control across two instances, and the OpenAPI route table.
+
+mod support;
+
+use std::time::Duration;
+
+use ops_worker::api::auth::{Claims, JwtKeys, Role};
+use ops_worker::config::Secret;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::*;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// A running instance plus typed request helpers (zero2prod's `spawn_app`).
+struct TestApp {
+    redis: RedisServer,
+    worker: WorkerProcess,
+    queue: String,
+    http: reqwest::Client,
+}
+
+fn token(role: Role) -> String {
+    JwtKeys::new(&Secret::new(TEST_JWT_SECRET), false)
+        .mint("test", role, 3600)
+        .unwrap()
+}
+
+fn raw_token(secret: &str, role: Role, exp_offset: i64) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        sub: "test".into(),
+        role,
+        exp: (now + exp_offset).max(0) as u64,
+        iat: now.max(0) as u64,
+    };
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+async fn spawn_app(extra: &[(&str, &str)]) -> TestApp {
+    let redis = RedisServer::start();
+    let queue = "api".to_string();
+    let worker = WorkerProcess::spawn(&redis.url(), &queue, extra);
+    let app = TestApp {
+        redis,
+        worker,
+        queue,
+        http: reqwest::Client::new(),
+    };
+    app.wait_healthy().await;
+    app
+}
+
+impl TestApp {
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.worker.base_url(), path)
+    }
+
+    async fn wait_healthy(&self) {
+        let url = self.url("/health");
+        let http = self.http.clone();
+        eventually(LONG, "worker healthy", || {
+            let (url, http) = (url.clone(), http.clone());
+            async move {
+                let r = http.get(&url).send().await.ok()?;
+                (r.status() == StatusCode::OK).then_some(())
+            }
+        })
+        .await;
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = auth {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn submit(&self, body: Value) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            "/tasks",
+            Some(&token(Role::Agent)),
+            Some(body),
+        )
+        .await
+    }
+
+    fn store(&self) -> ops_worker::queue::QueueStore {
+        store(&self.redis.url(), &self.queue)
+    }
+
+    /// A task that stays pending (run_at far ahead), for cancel checks.
+    async fn waiting_task(&self) -> String {
+        let (s, v) = self
+            .submit(json!({"type": "noop", "run_at": "2099-01-01T00:00:00Z"}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["task_id"].as_str().unwrap().to_string()
+    }
+
+    /// A dead-lettered task, for retry checks.
+    async fn failed_task(&self) -> String {
+        let (s, v) = self
+            .submit(json!({"type": "noop", "payload": {"fail": true}, "max_retries": 0}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let id = v["task_id"].as_str().unwrap().to_string();
+        let q = self.store();
+        eventually(LONG, "task failed", || async {
+            let r = q.get(&id).await.ok()??;
+            (r.status == ops_worker::task::TaskStatus::Failed).then_some(())
+        })
+        .await;
+        id
+    }
+
+    async fn instance_statuses(&self) -> Vec<(String, String)> {
+        let (s, v) = self
+            .call(
+                Method::GET,
+                "/api/worker/status",
+                Some(&token(Role::Viewer)),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        v["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["instance"].as_str().unwrap().to_string(),
+                    i["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn every_protected_route_checks_token_and_role() {
+    let app = spawn_app(&[("WORKER_CONCURRENCY", "1")]).await;
+    let bad_sig = raw_token("some-other-secret-some-other-secret", Role::Admin, 3600);
+    let expired = raw_token(TEST_JWT_SECRET, Role::Admin, -3600);
+    let done = app.waiting_task().await; // any existing id works for GET
+
+    // (method, path, minimum role, body); ids are filled per attempt where the call consumes them.
+    #[derive(Clone, Copy)]
+    enum Id {
+        None,
+        Existing,
+        Waiting,
+        Failed,
+    }
+    let routes: Vec<(Method, &str, Role, Id, Option<Value>)> = vec![
+        (
+            Method::POST,
+            "/tasks",
+            Role::Agent,
+            Id::None,
+            Some(json!({"type": "noop"})),
+        ),
+        (Method::GET, "/tasks/{id}", Role::Viewer, Id::Existing, None),
+        (
+            Method::POST,
+            "/tasks/{id}/cancel",
+            Role::Agent,
+            Id::Waiting,
+            None,
+        ),
+        (
+            Method::POST,
+            "/tasks/{id}/retry",
+            Role::Admin,
+            Id::Failed,
+            None,
+        ),
+        (Method::GET, "/stats", Role::Viewer, Id::None, None),
+        (
+            Method::GET,
+            "/api/worker/status",
+            Role::Viewer,
+            Id::None,
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/queue/stats",
+            Role::Viewer,
+            Id::None,
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/tasks/recent?limit=10",
+            Role::Viewer,
+            Id::None,
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/tasks/failed",
+            Role::Viewer,
+            Id::None,
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/queue/pause",
+            Role::Admin,
+            Id::None,
+            Some(json!({"priorities": ["P3"]})),
+        ),
+        (
+            Method::POST,
+            "/api/queue/resume",
+            Role::Admin,
+            Id::None,
+            Some(json!({"priorities": ["P3"]})),
+        ),
+        (
+            Method::POST,
+            "/api/worker/stop",
+            Role::Admin,
+            Id::None,
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/worker/restart",
+            Role::Admin,
+            Id::None,
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/worker/start",
+            Role::Admin,
+            Id::None,
+            None,
+        ),
+    ];
+    for (method, path, min, id_kind, body) in routes {
+        let path_for = |id: &str| path.replace("{id}", id);
+        let placeholder = path_for(&done);
+        let cases: [(Option<&str>, StatusCode); 3] = [
+            (None, StatusCode::UNAUTHORIZED),
+            (Some(&bad_sig), StatusCode::UNAUTHORIZED),
+            (Some(&expired), StatusCode::UNAUTHORIZED),
+        ];
+        for (tok, want) in cases {
+            let (s, v) = app
+                .call(method.clone(), &placeholder, tok, body.clone())
+                .await;
+            assert_eq!(s, want, "{method} {path} with {tok:?}: {v}");
+            assert_eq!(v["error"]["code"], "unauthorized", "{v}");
+        }
+        if min > Role::Viewer {
+            let lower = if min == Role::Admin {
+                Role::Agent
+            } else {
+                Role::Viewer
+            };
+            let (s, v) = app
+                .call(
+                    method.clone(),
+                    &placeholder,
+                    Some(&token(lower)),
+                    body.clone(),
+                )
+                .await;
+            assert_eq!(
+                s,
+                StatusCode::FORBIDDEN,
+                "{method} {path} as {lower:?}: {v}"
+            );
+        }
+        let id = match id_kind {
+            Id::None | Id::Existing => done.clone(),
+            Id::Waiting => app.waiting_task().await,
+            Id::Failed => app.failed_task().await,
+        };
+        let (s, v) = app
+            .call(
+                method.clone(),
+                &path_for(&id),
+                Some(&token(min)),
+                body.clone(),
+            )
+            .await;
+        assert!(s.is_success(), "{method} {path} as {min:?}: {s} {v}");
+    }
+}
+
+#[tokio::test]
+async fn validation_errors_name_the_field_and_limits_apply() {
+    let app = spawn_app(&[("API_BODY_LIMIT_BYTES", "2048")]).await;
+    let cases = [
+        (json!({}), "type"),
+        (json!({"type": "teleport"}), "type"),
+        (json!({"type": "noop", "priority": "P7"}), "priority"),
+        (json!({"type": "noop", "priority": 1}), "priority"),
+        (json!({"type": "deploy", "payload": {}}), "payload.project"),
+        (
+            json!({"type": "noop", "payload": {"sleep_ms": "soon"}}),
+            "payload.sleep_ms",
+        ),
+        (json!({"type": "noop", "max_retries": -1}), "max_retries"),
+        (json!({"type": "noop", "run_at": "tomorrow"}), "run_at"),
+        (json!({"type": "noop", "colour": "red"}), "colour"),
+    ];
+    for (body, field) in cases {
+        let (s, v) = app.submit(body.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert_eq!(v["error"]["field"], field, "{body}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().starts_with(field),
+            "{v}"
+        );
+    }
+    // Not JSON at all.
+    let resp = app
+        .http
+        .post(app.url("/tasks"))
+        .bearer_auth(token(Role::Agent))
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    // Over the body limit.
+    let big = json!({"type": "noop", "metadata": {"blob": "x".repeat(4096)}});
+    let (s, v) = app.submit(big).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert_eq!(v["error"]["code"], "payload_too_large");
+
+    // Happy path: 201 with the record; GET returns it; the guide's alias is accepted.
+    let (s, v) = app
+        .submit(json!({"type": "deployment", "payload": {"service": "test"}, "priority": "P2"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        (v["type"].as_str(), v["status"].as_str()),
+        (Some("deploy"), Some("pending"))
+    );
+    let id = v["task_id"].as_str().unwrap();
+    let (s, got) = app
+        .call(
+            Method::GET,
+            &format!("/tasks/{id}"),
+            Some(&token(Role::Viewer)),
+            None,
+        )
+        .await;
+    assert_eq!((s, got["task_id"].as_str()), (StatusCode::OK, Some(id)));
+
+    // Idempotency over HTTP: same key, same task, 200 instead of 201.
+    let body = json!({"type": "noop", "idempotency_key": "k-1", "run_at": "2099-01-01T00:00:00Z"});
+    let (s1, a) = app.submit(body.clone()).await;
+    let (s2, b) = app.submit(body).await;
+    assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::OK));
+    assert_eq!(a["task_id"], b["task_id"]);
+
+    // limit is capped, bad limits are named; unknown tasks and routes are JSON 404s.
+    let viewer = token(Role::Viewer);
+    let (s, v) = app
+        .call(
+            Method::GET,
+            "/api/tasks/recent?limit=5000",
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!((s, v["limit"].as_u64()), (StatusCode::OK, Some(100)));
+    let (s, v) = app
+        .call(
+            Method::GET,
+            "/api/tasks/recent?limit=abc",
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("limit"))
+    );
+    let (s, v) = app
+        .call(
+            Method::GET,
+            "/api/tasks/recent?status=done",
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("status"))
+    );
+    let (s, v) = app
+        .call(
+            Method::GET,
+            "/api/tasks/recent?type=deploy&limit=10",
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        v["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["type"] == "deploy")
+    );
+    assert_eq!(v["count"], 1);
+    let (s, v) = app
+        .call(Method::GET, "/tasks/no-such-task", Some(&viewer), None)
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (s, v) = app.call(Method::GET, "/nope", None, None).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+
+    // Control and pause validation.
+    let admin = token(Role::Admin);
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/api/queue/pause",
+            Some(&admin),
+            Some(json!({"priorities": ["P9"]})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("priorities[0]"))
+    );
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/api/queue/pause",
+            Some(&admin),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("priorities"))
+    );
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/api/worker/start",
+            Some(&admin),
+            Some(json!({"config": {"concurrency": 0}})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("config.concurrency"))
+    );
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/api/worker/stop",
+            Some(&admin),
+            Some(json!({"instance": "ghost"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+
+    // Cancel and retry conflicts.
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/tasks/no-such-task/cancel",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let waiting = app.waiting_task().await;
+    let (s, _) = app
+        .call(
+            Method::POST,
+            &format!("/tasks/{waiting}/retry"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+}
+
+/// The guide's commands ("階段 4" and appendix A) as written, against this server: only the host
+/// is replaced, `$JWT_TOKEN` is a minted token, and appendix A's `{"config": {...}}` placeholder
+/// is filled with a real setting. Appendix A sends no token: local commands rely on
+/// `AUTH_TRUST_LOOPBACK=true` (requests from the same machine act as admin).
+#[tokio::test]
+async fn the_guides_curl_commands_work_as_written() {
+    let app = spawn_app(&[("AUTH_TRUST_LOOPBACK", "true")]).await;
+    let base = app.worker.base_url();
+    let commands = [
+        "curl https://morningai-orchestrator-api.onrender.com/health",
+        "curl https://morningai-orchestrator-api.onrender.com/api/worker/status",
+        r#"curl -X POST https://morningai-orchestrator-api.onrender.com/tasks \
+  -H "Authorization: Bearer $JWT_TOKEN" \
+  -H "Content-Type: application/json" \
+  -d '{
+    "type": "deployment",
+    "payload": {"service": "test"},
+    "priority": "P2"
+  }'"#,
+        "curl https://morningai-orchestrator-api.onrender.com/stats",
+        "curl http://localhost:8080/api/worker/status",
+        r#"curl -X POST http://localhost:8080/api/worker/start \
+  -H "Content-Type: application/json" \
+  -d '{"config": {"concurrency": 2}}'"#,
+        "curl -X POST http://localhost:8080/api/worker/stop",
+        "curl -X POST http://localhost:8080/api/worker/restart",
+        "curl http://localhost:8080/api/queue/stats",
+        "curl http://localhost:8080/api/tasks/recent?limit=10",
+    ];
+    for cmd in commands {
+        let cmd = cmd
+            .replace("https://morningai-orchestrator-api.onrender.com", &base)
+            .replace("http://localhost:8080", &base)
+            .replacen("curl", "curl -sS -o /dev/stderr -w '%{http_code}'", 1);
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&cmd)
+            .env("JWT_TOKEN", token(Role::Agent))
+            .output()
+            .unwrap();
+        let code = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success() && code.starts_with('2'),
+            "{cmd} -> {code} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Without the loopback trust, the same tokenless command is refused.
+    let other = WorkerProcess::spawn(&app.redis.url(), &app.queue, &[]);
+    let url = format!("{}/api/worker/status", other.base_url());
+    let code = eventually(LONG, "second worker answers", || {
+        let url = url.clone();
+        async move {
+            let out = tokio::process::Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &url])
+                .output()
+                .await
+                .ok()?;
+            let code = String::from_utf8_lossy(&out.stdout).to_string();
+            (code != "000").then_some(code)
+        }
+    })
+    .await;
+    assert_eq!(code, "401");
+}
+
+#[tokio::test]
+async fn pool_commands_reach_every_instance_or_just_one() {
+    let app = spawn_app(&[("WORKER_CONCURRENCY", "2")]).await;
+    let second = WorkerProcess::spawn(&app.redis.url(), &app.queue, &[("WORKER_CONCURRENCY", "2")]);
+    let admin = token(Role::Admin);
+    let all_status = |want: &'static str| {
+        let app = &app;
+        async move {
+            eventually(LONG, &format!("both instances {want}"), || async {
+                let s = app.instance_statuses().await;
+                (s.len() == 2 && s.iter().all(|(_, st)| st == want)).then_some(())
+            })
+            .await
+        }
+    };
+    all_status("running").await;
+
+    // Stop through the first instance's API: both stop; new tasks stay pending.
+    let (s, v) = app
+        .call(Method::POST, "/api/worker/stop", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["scope"], "cluster");
+    all_status("stopped").await;
+    let q = app.store();
+    let tasks: Vec<_> = (0..6).map(|_| noop(json!({}))).collect();
+    q.enqueue(&tasks).await.unwrap();
+    let pending_probe = eventually(LONG, "stats", || async { q.stats().await.ok() }).await;
+    assert_eq!(
+        pending_probe.pending_total(),
+        6,
+        "nothing runs while stopped"
+    );
+    assert_eq!(pending_probe.completed_total, 0);
+
+    // Start: both run again and the tasks complete.
+    let (s, _) = app
+        .call(Method::POST, "/api/worker/start", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    all_status("running").await;
+    wait_completed(&q, 6, LONG).await;
+
+    // One instance only.
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/api/worker/stop",
+            Some(&admin),
+            Some(json!({"instance": second.instance})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["scope"].as_str()),
+        (StatusCode::ACCEPTED, Some("instance"))
+    );
+    eventually(LONG, "only the second instance stopped", || async {
+        let s = app.instance_statuses().await;
+        let of = |id: &str| s.iter().find(|(i, _)| i == id).map(|(_, st)| st.clone());
+        (of(&second.instance).as_deref() == Some("stopped")
+            && of(&app.worker.instance).as_deref() == Some("running"))
+        .then_some(())
+    })
+    .await;
+
+    // Restart with a new size applies to every instance and is visible in the heartbeat.
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/api/worker/restart",
+            Some(&admin),
+            Some(json!({"config": {"concurrency": 3}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    eventually(LONG, "both running with 3 consumers", || async {
+        let (_, v) = app
+            .call(Method::GET, "/api/worker/status", Some(&admin), None)
+            .await;
+        let list = v["instances"].as_array()?.clone();
+        (list.len() == 2
+            && list
+                .iter()
+                .all(|i| i["status"] == "running" && i["consumers"] == 3))
+        .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn openapi_lists_exactly_the_routes_the_server_serves() {
+    let app = spawn_app(&[]).await;
+    let (s, doc) = app.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            documented.push((method.to_string(), path.to_string()));
+        }
+    }
+    let mut served: Vec<(String, String)> = ops_worker::api::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    documented.sort();
+    served.sort();
+    assert_eq!(documented, served);
+    // And every served route really answers (not the JSON 404 fallback).
+    for (m, p) in &served {
+        let path = p.replace("{id}", "x");
+        let method = Method::from_bytes(m.to_uppercase().as_bytes()).unwrap();
+        let (s, v) = app.call(method, &path, None, None).await;
+        assert_ne!(
+            v["error"]["message"]
+                .as_str()
+                .map(|m| m.starts_with("no route")),
+            Some(true),
+            "{m} {p}: {s}"
+        );
+    }
+}
