@@ -130,7 +130,7 @@ enum Attempt {
     /// Another instance owns it now, or it was cancelled; nothing to record.
     Gone(Outcome),
     /// The handler panicked; record the failure, then end this consumer.
-    Panicked(Failure),
+    Panicked(Failure, Outcome),
 }
 
 /// The leases of one claimed batch.
@@ -302,10 +302,10 @@ impl Consumer {
                     Outcome::Released
                 }
                 Attempt::Gone(o) => o,
-                Attempt::Panicked(f) => {
+                Attempt::Panicked(f, outcome) => {
                     failed.push(f);
                     exit = Exit::Panicked;
-                    Outcome::Retried
+                    outcome
                 }
             };
             self.deps
@@ -382,6 +382,12 @@ impl Consumer {
             trace_id = %record.trace_id,
         );
         let attempts = record.attempts;
+        // A retryable failure on the last allowed attempt is dead-lettered by the fail script.
+        let retry_outcome = if attempts <= record.max_retries {
+            Outcome::Retried
+        } else {
+            Outcome::Failed
+        };
         let failure = |reason: String, retryable: bool| Failure {
             id: task.id.clone(),
             reason,
@@ -412,7 +418,7 @@ impl Consumer {
                             }
                             Ok(Err(TaskError::Retryable(m))) => {
                                 warn!(error = %m, "attempt failed (retryable)");
-                                Attempt::Failed(failure(m, true), Outcome::Retried)
+                                Attempt::Failed(failure(m, true), retry_outcome)
                             }
                             Ok(Err(TaskError::Permanent(m))) => {
                                 warn!(error = %m, "attempt failed (permanent)");
@@ -421,7 +427,7 @@ impl Consumer {
                             Err(p) => {
                                 let m = format!("handler panicked: {}", panic_message(&*p));
                                 error!(error = %m, "handler panicked; restarting this consumer");
-                                Attempt::Panicked(failure(m, true))
+                                Attempt::Panicked(failure(m, true), retry_outcome)
                             }
                         };
                     }

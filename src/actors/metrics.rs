@@ -164,12 +164,17 @@ fn initialise_zeros() {
     for s in STATUSES {
         gauge!("ops_worker_worker_status", "status" => s.as_str()).set(0.0);
     }
+    // Histograms are registered up front too, so the first observation of a series is not lost
+    // to Prometheus's first-scrape baseline.
     for ty in TaskType::ALL.iter().map(|t| t.as_str()).chain(["unknown"]) {
+        let _ = histogram!("ops_worker_task_duration_seconds", "type" => ty);
         for o in OUTCOMES {
             counter!("ops_worker_tasks_total", "type" => ty, "outcome" => o.as_str()).absolute(0);
         }
     }
     for op in Operation::ALL {
+        let _ =
+            histogram!("ops_worker_vercel_request_duration_seconds", "operation" => op.as_str());
         for class in STATUS_CLASSES {
             counter!("ops_worker_vercel_requests_total", "operation" => op.as_str(), "status_class" => class)
                 .absolute(0);
@@ -179,6 +184,7 @@ fn initialise_zeros() {
         counter!("ops_worker_vercel_rate_limited_waits_total", "reason" => reason).absolute(0);
     }
     for p in Priority::ALL {
+        let _ = histogram!("ops_worker_task_wait_seconds", "priority" => p.as_str());
         gauge!("ops_worker_queue_pending", "priority" => p.as_str()).set(0.0);
         gauge!("ops_worker_queue_paused", "priority" => p.as_str()).set(0.0);
     }
