@@ -66,6 +66,30 @@ enum Command {
     Bench(crate::bench::BenchArgs),
     /// Mint an API token (JWT, HS256) from JWT_SECRET.
     Token(TokenArgs),
+    /// Run the Vercel API simulator (for tests, demos and staging runs without Vercel).
+    VercelSim(SimArgs),
+}
+
+#[derive(Args, Debug)]
+struct SimArgs {
+    /// Port on 127.0.0.1 (0 = any free port; the URL is printed).
+    #[arg(long, default_value_t = 4010)]
+    port: u16,
+    /// Seconds from QUEUED to READY.
+    #[arg(long, default_value_t = 2.0)]
+    build_secs: f64,
+    /// Answer 429 beyond this many calls per minute (default: unlimited).
+    #[arg(long)]
+    rate_limit_per_min: Option<u32>,
+    /// Probability (0..1) of a 500 on any call.
+    #[arg(long, default_value_t = 0.0)]
+    fail_rate: f64,
+    /// Added to every response.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// The Bearer token it accepts (default: VERCEL_TOKEN, else `sim-token`).
+    #[arg(long)]
+    token: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -324,6 +348,40 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 .mint(&args.sub, role, ttl)
                 .map_err(CliError::Failed)?;
             println!("{token}");
+            Ok(())
+        }
+        Command::VercelSim(args) => {
+            if !(0.0..=1.0).contains(&args.fail_rate) {
+                return Err(CliError::Invalid("fail-rate: must be from 0 to 1".into()));
+            }
+            if !(args.build_secs >= 0.0 && args.build_secs <= 3600.0) {
+                return Err(CliError::Invalid(
+                    "build-secs: must be from 0 to 3600".into(),
+                ));
+            }
+            crate::telemetry::init("info", crate::config::LogFormat::Pretty);
+            let token = args
+                .token
+                .clone()
+                .or_else(|| std::env::var("VERCEL_TOKEN").ok().filter(|t| !t.is_empty()))
+                .unwrap_or_else(|| "sim-token".into());
+            let config = crate::vercel::sim::SimConfig {
+                token,
+                build_secs: args.build_secs,
+                rate_limit_per_min: args.rate_limit_per_min,
+                fail_rate: args.fail_rate,
+                latency_ms: args.latency_ms,
+            };
+            let server = crate::vercel::sim::start(config, args.port)
+                .await
+                .map_err(|e| CliError::Failed(format!("cannot start the simulator: {e}")))?;
+            println!("Vercel simulator listening on {}", server.url);
+            println!(
+                "use: VERCEL_API_URL={} (stats: {}/_sim/stats)",
+                server.url, server.url
+            );
+            crate::startup::shutdown_signal().await;
+            server.stop().await;
             Ok(())
         }
         Command::Bench(args) => {

@@ -344,3 +344,87 @@ pub fn cli(
         .output()
         .expect("run ops-worker")
 }
+
+/// The Vercel simulator (`ops-worker vercel-sim`) as a child process.
+pub struct SimProcess {
+    child: Option<Child>,
+    pub url: String,
+    pub token: String,
+}
+
+impl SimProcess {
+    /// Start it on a free port with extra flags (e.g. `--build-secs 1`); waits until it answers.
+    pub fn spawn(flags: &[&str]) -> Self {
+        let port = free_port();
+        let token = "sim_token_for_tests_only".to_string();
+        let child = Command::new(bin())
+            .arg("vercel-sim")
+            .args(["--port", &port.to_string(), "--token", &token])
+            .args(flags)
+            .env_clear()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn vercel-sim");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "vercel-sim did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        SimProcess {
+            child: Some(child),
+            url,
+            token,
+        }
+    }
+
+    /// Environment pointing a worker at this simulator.
+    pub fn worker_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("VERCEL_API_URL", self.url.clone()),
+            ("VERCEL_TOKEN", self.token.clone()),
+            ("VERCEL_POLL_INTERVAL_SECS", "0.2".into()),
+        ]
+    }
+
+    /// `GET /_sim/stats`.
+    pub async fn stats(&self) -> Value {
+        reqwest::get(format!("{}/_sim/stats", self.url))
+            .await
+            .expect("sim stats")
+            .json()
+            .await
+            .expect("sim stats JSON")
+    }
+
+    /// `POST /_sim/faults`.
+    pub async fn faults(&self, body: Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/_sim/faults", self.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("sim faults");
+        assert!(
+            r.status().is_success(),
+            "faults rejected: {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `WorkerProcess::spawn` with owned environment values.
+pub fn spawn_worker(redis_url: &str, queue: &str, env: &[(&'static str, String)]) -> WorkerProcess {
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    WorkerProcess::spawn(redis_url, queue, &pairs)
+}

@@ -1,0 +1,366 @@
+//! Vercel tasks through the real pipeline: Redis + `ops-worker run` (consumers, VercelActor,
+//! shared rate limiter) + the Vercel simulator, asserting at the simulator what Vercel would see.
+
+mod support;
+
+use std::time::Duration;
+
+use ops_worker::queue::QueueStore;
+use ops_worker::task::{TaskRecord, TaskStatus};
+use serde_json::{Value, json};
+use support::*;
+
+const LONG: Duration = Duration::from_secs(90);
+
+async fn wait_status(q: &QueueStore, id: &str, want: TaskStatus) -> TaskRecord {
+    eventually(LONG, &format!("task {id} {want}"), || async {
+        q.get(id).await.ok()?.filter(|r| r.status == want)
+    })
+    .await
+}
+
+async fn submit(q: &QueueStore, ty: &str, payload: Value, max_retries: u32) -> String {
+    let mut t = task(ty, "P1", payload);
+    t.max_retries = max_retries;
+    let id = t.task_id.to_string();
+    q.enqueue(&[t]).await.unwrap();
+    id
+}
+
+fn requests(stats: &Value) -> Vec<(String, String, u64, u64)> {
+    stats["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["method"].as_str().unwrap().to_string(),
+                r["path"].as_str().unwrap().to_string(),
+                r["status"].as_u64().unwrap(),
+                r["at_ms"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn event_kinds(q: &QueueStore, id: &str) -> Vec<String> {
+    q.events(10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, t, _)| t == id)
+        .map(|(e, _, _)| e)
+        .collect()
+}
+
+#[tokio::test]
+async fn deploy_reaches_ready_error_fails_without_retry_and_5xx_bursts_are_retried() {
+    let redis = RedisServer::start();
+    let sim = SimProcess::spawn(&["--build-secs", "1"]);
+    let q = store(&redis.url(), "deploy");
+    let _w = spawn_worker(&redis.url(), "deploy", &sim.worker_env());
+
+    // READY: the deployment lands in `result` and on the record, with its events.
+    let ok = submit(
+        &q,
+        "deploy",
+        json!({"project": "web", "target": "production"}),
+        3,
+    )
+    .await;
+    let rec = wait_status(&q, &ok, TaskStatus::Completed).await;
+    let result = rec.result.clone().unwrap();
+    assert_eq!(result["state"], "READY");
+    assert_eq!(result["project"], "web");
+    let dpl = result["deployment_id"].as_str().unwrap();
+    assert!(dpl.starts_with("dpl_"));
+    assert!(result["url"].as_str().unwrap().ends_with(".vercel.app"));
+    assert_eq!(rec.deployment_id.as_deref(), Some(dpl));
+    assert_eq!(rec.attempts, 1);
+    let kinds = event_kinds(&q, &ok).await;
+    assert!(
+        kinds.contains(&"deploy.started".into()) && kinds.contains(&"deploy.succeeded".into()),
+        "{kinds:?}"
+    );
+
+    // ERROR build: failed at once, no retry, deploy.failed emitted.
+    let bad = submit(&q, "deploy", json!({"project": "error-web"}), 3).await;
+    let rec = wait_status(&q, &bad, TaskStatus::Failed).await;
+    assert_eq!(rec.attempts, 1, "a failed build is not retried");
+    assert!(rec.error.unwrap().contains("ended in ERROR"));
+    assert!(
+        event_kinds(&q, &bad)
+            .await
+            .contains(&"deploy.failed".into())
+    );
+
+    // A burst of 500s: retried with back-off, the task completes.
+    sim.faults(json!({"fail_next": 3})).await;
+    let burst = submit(&q, "deployment", json!({"service": "api"}), 3).await;
+    let rec = wait_status(&q, &burst, TaskStatus::Completed).await;
+    assert_eq!(rec.result.unwrap()["state"], "READY");
+    let reqs = requests(&sim.stats().await);
+    assert!(reqs.iter().filter(|r| r.2 == 500).count() >= 3, "{reqs:?}");
+    let created = sim.stats().await["deployments_created"].clone();
+    assert_eq!(created["api"], 1, "{created}");
+}
+
+#[tokio::test]
+async fn operations_hit_the_right_method_and_path() {
+    let redis = RedisServer::start();
+    let sim = SimProcess::spawn(&["--build-secs", "0.5"]);
+    let q = store(&redis.url(), "ops");
+    let _w = spawn_worker(&redis.url(), "ops", &sim.worker_env());
+    let dep = submit(&q, "deploy", json!({"project": "shop"}), 1).await;
+    let dpl = wait_status(&q, &dep, TaskStatus::Completed)
+        .await
+        .result
+        .unwrap()["deployment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let promote = submit(
+        &q,
+        "promote",
+        json!({"project": "shop", "deployment_id": dpl}),
+        0,
+    )
+    .await;
+    let rollback = submit(
+        &q,
+        "rollback",
+        json!({"project": "shop", "deployment_id": dpl}),
+        0,
+    )
+    .await;
+    let check = submit(&q, "check", json!({"deployment_id": dpl}), 0).await;
+    let latest = submit(&q, "check", json!({"project": "shop"}), 0).await;
+    for id in [&promote, &rollback, &check, &latest] {
+        wait_status(&q, id, TaskStatus::Completed).await;
+    }
+    assert!(
+        event_kinds(&q, &rollback)
+            .await
+            .contains(&"deploy.rolled_back".into())
+    );
+    assert_eq!(
+        q.get(&latest).await.unwrap().unwrap().result.unwrap()["deployment_id"],
+        dpl.as_str()
+    );
+
+    // A deployment that is still building, to cancel.
+    sim.faults(json!({"build_secs": 60})).await;
+    let slow = reqwest::Client::new()
+        .post(format!("{}/v13/deployments", sim.url))
+        .bearer_auth(&sim.token)
+        .json(&json!({"name": "shop"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let slow_id = slow["id"].as_str().unwrap().to_string();
+    let cancel = submit(&q, "cancel", json!({"deployment_id": slow_id}), 0).await;
+    let rec = wait_status(&q, &cancel, TaskStatus::Completed).await;
+    assert_eq!(rec.result.unwrap()["state"], "CANCELED");
+
+    let reqs = requests(&sim.stats().await);
+    let hit = |method: &str, path: String| {
+        assert!(
+            reqs.iter()
+                .any(|r| r.0 == method && r.1 == path && (200..300).contains(&r.2)),
+            "no 2xx {method} {path} in {reqs:?}"
+        )
+    };
+    hit("POST", format!("/v10/projects/shop/promote/{dpl}"));
+    hit("POST", format!("/v1/projects/shop/rollback/{dpl}"));
+    hit("GET", format!("/v13/deployments/{dpl}"));
+    hit("GET", "/v6/deployments".into());
+    hit("PATCH", format!("/v12/deployments/{slow_id}/cancel"));
+}
+
+#[tokio::test]
+async fn kill_9_while_waiting_for_ready_resumes_the_same_deployment() {
+    let redis = RedisServer::start();
+    let sim = SimProcess::spawn(&["--build-secs", "5"]);
+    let q = store(&redis.url(), "resume");
+    let mut env = sim.worker_env();
+    env.push(("TASK_LEASE_SECS", "2".into()));
+    let mut a = spawn_worker(&redis.url(), "resume", &env);
+    let id = submit(&q, "deploy", json!({"project": "web"}), 3).await;
+    let stored = eventually(LONG, "deployment id stored on the record", || async {
+        q.get(&id).await.ok()??.deployment_id
+    })
+    .await;
+    a.kill9();
+
+    let _b = spawn_worker(&redis.url(), "resume", &env);
+    let rec = wait_status(&q, &id, TaskStatus::Completed).await;
+    assert_eq!(rec.attempts, 2, "reclaimed after the lease lapsed");
+    assert_eq!(rec.result.unwrap()["deployment_id"], stored.as_str());
+    let stats = sim.stats().await;
+    assert_eq!(
+        stats["deployments_created"]["web"], 1,
+        "{}",
+        stats["deployments_created"]
+    );
+    let creates = requests(&stats)
+        .into_iter()
+        .filter(|r| r.0 == "POST" && r.1 == "/v13/deployments")
+        .count();
+    assert_eq!(creates, 1);
+}
+
+#[tokio::test]
+async fn a_401_fails_the_task_clearly_and_the_token_never_leaks() {
+    let redis = RedisServer::start();
+    let sim = SimProcess::spawn(&[]);
+    let q = store(&redis.url(), "auth");
+    let mut env = sim.worker_env();
+    env.retain(|(k, _)| *k != "VERCEL_TOKEN");
+    env.push(("VERCEL_TOKEN", TEST_VERCEL_TOKEN.into()));
+    let w = spawn_worker(&redis.url(), "auth", &env);
+    let id = submit(&q, "deploy", json!({"project": "web"}), 3).await;
+    let rec = wait_status(&q, &id, TaskStatus::Failed).await;
+    assert_eq!(rec.attempts, 1, "401 is permanent");
+    let err = rec.error.clone().unwrap();
+    assert!(
+        err.contains("rejected the token") && err.contains("401"),
+        "{err}"
+    );
+    let record_json = serde_json::to_string(&rec).unwrap();
+    let logs = w.logs();
+    assert!(logs.contains("attempt failed (permanent)"), "{logs}");
+    for secret in [TEST_VERCEL_TOKEN, sim.token.as_str(), TEST_JWT_SECRET] {
+        assert!(!record_json.contains(secret), "secret in the record");
+        assert!(!logs.contains(secret), "secret in the logs");
+    }
+    let events = serde_json::to_string(&q.events(1000).await.unwrap()).unwrap();
+    assert!(!events.contains(TEST_VERCEL_TOKEN));
+}
+
+/// Largest number of requests in any window of `window_ms` (arrival times sorted).
+fn max_in_window(times: &[u64], window_ms: u64) -> usize {
+    let mut best = 0;
+    let mut start = 0;
+    for end in 0..times.len() {
+        while times[end] - times[start] >= window_ms {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    best
+}
+
+#[tokio::test]
+async fn two_instances_share_one_rate_limit_and_no_task_fails() {
+    let redis = RedisServer::start();
+    let per_min: u64 = 120;
+    let burst: u64 = 4;
+    let sim = SimProcess::spawn(&["--rate-limit-per-min", &per_min.to_string()]);
+    let q = store(&redis.url(), "limit");
+    let mut env = sim.worker_env();
+    env.push(("VERCEL_RATE_LIMIT_PER_MIN", per_min.to_string()));
+    env.push(("VERCEL_RATE_LIMIT_BURST", burst.to_string()));
+    env.push(("WORKER_CONCURRENCY", "3".into()));
+    let _a = spawn_worker(&redis.url(), "limit", &env);
+    let _b = spawn_worker(&redis.url(), "limit", &env);
+
+    // One deployment to check, created straight at the simulator (outside the workers' limiter).
+    let dpl = reqwest::Client::new()
+        .post(format!("{}/v13/deployments", sim.url))
+        .bearer_auth(&sim.token)
+        .json(&json!({"name": "web"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut ids = Vec::new();
+    for _ in 0..24 {
+        ids.push(submit(&q, "check", json!({"deployment_id": dpl}), 0).await);
+    }
+    for id in &ids {
+        wait_status(&q, id, TaskStatus::Completed).await;
+    }
+    let stats = sim.stats().await;
+    let mut times: Vec<u64> = requests(&stats)
+        .iter()
+        .filter(|r| r.0 == "GET")
+        .map(|r| r.3)
+        .collect();
+    times.sort();
+    assert_eq!(times.len(), 24, "one call per check");
+    assert_eq!(
+        stats["rate_limited"], 0,
+        "the simulator never had to refuse a call"
+    );
+    assert!(max_in_window(&times, 60_000) as u64 <= per_min);
+    // Token-bucket pacing: any span of d ms holds at most burst + rate * d (+1 for arrival jitter).
+    let per_ms = per_min as f64 / 60_000.0;
+    for i in 0..times.len() {
+        for j in i..times.len() {
+            let n = (j - i + 1) as f64;
+            let allowed = burst as f64 + per_ms * (times[j] - times[i]) as f64 + 1.0;
+            assert!(
+                n <= allowed,
+                "{n} calls in {} ms (allowed {allowed:.1})",
+                times[j] - times[i]
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn after_a_429_no_instance_calls_before_retry_after() {
+    let redis = RedisServer::start();
+    let sim = SimProcess::spawn(&["--build-secs", "0.2"]);
+    let q = store(&redis.url(), "hold");
+    let mut env = sim.worker_env();
+    env.push(("WORKER_CONCURRENCY", "2".into()));
+    let _a = spawn_worker(&redis.url(), "hold", &env);
+    let _b = spawn_worker(&redis.url(), "hold", &env);
+    let dep = submit(&q, "deploy", json!({"project": "web"}), 0).await;
+    let dpl = wait_status(&q, &dep, TaskStatus::Completed)
+        .await
+        .result
+        .unwrap()["deployment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    sim.faults(json!({"rate_limit_next": 1, "retry_after_secs": 2}))
+        .await;
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        ids.push(submit(&q, "check", json!({"deployment_id": dpl}), 0).await);
+    }
+    for id in &ids {
+        wait_status(&q, id, TaskStatus::Completed).await;
+    }
+    let reqs = requests(&sim.stats().await);
+    let t429 = reqs
+        .iter()
+        .find(|r| r.2 == 429)
+        .expect("the injected 429")
+        .3;
+    // Calls already on the wire when the 429 was answered may still arrive within a few ms.
+    let early: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.3 > t429 + 100 && r.3 < t429 + 2_000)
+        .collect();
+    assert!(
+        early.is_empty(),
+        "calls during the Retry-After hold: {early:?}"
+    );
+    assert!(
+        reqs.iter().any(|r| r.3 >= t429 + 2_000 && r.2 == 200),
+        "calls resumed after the hold"
+    );
+}
