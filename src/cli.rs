@@ -38,6 +38,16 @@ pub struct Cli {
 enum Command {
     /// Run the consumer pool and the HTTP server until SIGTERM/SIGINT.
     Run(RunArgs),
+    /// Everything on one machine, no accounts: Redis (private if none answers), the Vercel
+    /// simulator, the pool, the API + dashboard, and sample tasks. Ctrl-C stops it.
+    Demo {
+        /// HTTP port (default PORT or 8080).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Run a scripted scenario and exit with its result instead (available: bugfix).
+        #[arg(long)]
+        scenario: Option<String>,
+    },
     /// Submit tasks.
     Enqueue(EnqueueArgs),
     /// Print queue statistics.
@@ -262,6 +272,12 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 .map_err(|e| CliError::Failed(e.to_string()))
         }
         Command::Enqueue(args) => enqueue(&cli, args).await,
+        Command::Demo { port, scenario } => crate::demo::run(*port, scenario.as_deref())
+            .await
+            .map_err(|e| match e {
+                crate::demo::DemoError::Setup(m) => CliError::Failed(m),
+                other => CliError::Failed(other.to_string()),
+            }),
         Command::Stats { json } => {
             let (_, store) = tool_store(&cli)?;
             let stats = store.stats().await?;

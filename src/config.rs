@@ -35,6 +35,10 @@ impl fmt::Debug for Secret {
 pub struct RedisUrl(String);
 
 impl RedisUrl {
+    /// Wrap a URL (for printing it redacted).
+    pub fn new(url: &str) -> Self {
+        Self(url.to_string())
+    }
     pub fn expose(&self) -> &str {
         &self.0
     }

@@ -16,6 +16,7 @@ pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod handlers;
 pub mod queue;
 pub mod resources;

@@ -116,55 +116,98 @@ pub async fn shutdown_signal() {
     info!("SIGINT received");
 }
 
+/// A running instance: pool, metrics, API.
+pub struct Instance {
+    pub store: QueueStore,
+    pub supervisor: Addr<SupervisorActor>,
+    server: actix_web::dev::ServerHandle,
+    shutdown_grace: Duration,
+}
+
+impl Instance {
+    /// Start everything `run` runs. Must be called inside an actix System.
+    pub fn start(config: &Config) -> Result<Self, StartupError> {
+        let store = QueueStore::new(&config.redis_url, &config.queue)?;
+        info!(
+            instance = %config.worker.instance_id,
+            queue = %store.key_base(),
+            redis = %config.redis_url,
+            consumers = config.worker.concurrency,
+            "starting ops-worker"
+        );
+        let secret = config
+            .jwt_secret
+            .clone()
+            .ok_or(StartupError::MissingSecret("JWT_SECRET"))?;
+        let metrics = crate::actors::metrics::install();
+        let observer: Arc<dyn TaskObserver> = Arc::new(MetricsObserver);
+        let handlers = handlers_with_vercel(config, store.clone(), observer.clone())?;
+        let server = serve_api_unstarted(config)?;
+        let pool = start_pool(config, store.clone(), handlers, observer);
+        let supervisor = pool.supervisor.clone();
+        if let Some(handle) = metrics.clone() {
+            MetricsActor::new(handle, store.clone(), supervisor.clone(), pool.usage.clone())
+                .start();
+        }
+        let server = server(store.clone(), supervisor.clone(), metrics, &secret)?;
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        info!(port = config.port, "HTTP listening");
+        Ok(Instance {
+            store,
+            supervisor,
+            server: handle,
+            shutdown_grace: config.worker.shutdown_timeout + Duration::from_secs(10),
+        })
+    }
+
+    /// Drain the pool (SPEC §11), then stop the HTTP server.
+    pub async fn shutdown(self) {
+        match tokio::time::timeout(self.shutdown_grace, self.supervisor.send(Shutdown)).await {
+            Ok(Ok(())) => info!("pool drained"),
+            Ok(Err(e)) => error!(error = %e, "supervisor unavailable during shutdown"),
+            Err(_) => error!("pool did not drain in time; unfinished leases will be reclaimed"),
+        }
+        self.server.stop(true).await;
+        info!("ops-worker stopped");
+    }
+}
+
 /// `ops-worker run`: the pool plus the HTTP server, until SIGTERM/SIGINT.
 pub async fn run(config: Config) -> Result<(), StartupError> {
-    let store = QueueStore::new(&config.redis_url, &config.queue)?;
-    info!(
-        instance = %config.worker.instance_id,
-        queue = %store.key_base(),
-        redis = %config.redis_url,
-        consumers = config.worker.concurrency,
-        "starting ops-worker"
-    );
-    let secret = config
-        .jwt_secret
-        .clone()
-        .ok_or(StartupError::MissingSecret("JWT_SECRET"))?;
-    let metrics = crate::actors::metrics::install();
-    let observer: Arc<dyn TaskObserver> = Arc::new(MetricsObserver);
-    let handlers = handlers_with_vercel(&config, store.clone(), observer.clone())?;
-    let pool = start_pool(&config, store.clone(), handlers, observer);
-    let supervisor = pool.supervisor.clone();
-    if let Some(handle) = metrics.clone() {
-        MetricsActor::new(
-            handle,
-            store.clone(),
-            supervisor.clone(),
-            pool.usage.clone(),
-        )
-        .start();
-    }
-    let server = serve_api(&config, store.clone(), supervisor.clone(), metrics, &secret)?;
-    let server_handle = server.handle();
-    actix_rt::spawn(server);
-    info!(port = config.port, "HTTP listening");
-
+    let instance = Instance::start(&config)?;
     shutdown_signal().await;
-
-    let grace = config.worker.shutdown_timeout + Duration::from_secs(10);
-    match tokio::time::timeout(grace, supervisor.send(Shutdown)).await {
-        Ok(Ok(())) => info!("pool drained"),
-        Ok(Err(e)) => error!(error = %e, "supervisor unavailable during shutdown"),
-        Err(_) => error!("pool did not drain in time; unfinished leases will be reclaimed"),
-    }
-    server_handle.stop(true).await;
-    info!("ops-worker stopped");
+    instance.shutdown().await;
     Ok(())
 }
 
-/// Bind the API + dashboard on `PORT`.
+type ServerFactory = Box<
+    dyn FnOnce(
+        QueueStore,
+        Addr<SupervisorActor>,
+        Option<metrics_exporter_prometheus::PrometheusHandle>,
+        &crate::config::Secret,
+    ) -> Result<actix_web::dev::Server, StartupError>,
+>;
+
+/// Bind the port first (so a taken port fails before any consumer starts), serve later.
+fn serve_api_unstarted(config: &Config) -> Result<ServerFactory, StartupError> {
+    let listener = std::net::TcpListener::bind(("0.0.0.0", config.port)).map_err(|source| {
+        StartupError::Bind {
+            port: config.port,
+            source,
+        }
+    })?;
+    let config = config.clone();
+    Ok(Box::new(move |store, supervisor, metrics, secret| {
+        serve_api(&config, listener, store, supervisor, metrics, secret)
+    }))
+}
+
+/// Serve the API + dashboard on an already bound listener.
 pub fn serve_api(
     config: &Config,
+    listener: std::net::TcpListener,
     store: QueueStore,
     supervisor: Addr<SupervisorActor>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -187,7 +230,7 @@ pub fn serve_api(
     .workers(1)
     .disable_signals()
     .shutdown_timeout(5)
-    .bind(("0.0.0.0", config.port))
+    .listen(listener)
     .map_err(|source| StartupError::Bind {
         port: config.port,
         source,
