@@ -50,6 +50,13 @@ enum Command {
     },
     /// Submit tasks.
     Enqueue(EnqueueArgs),
+    /// Pre-deploy checklist: configuration, Redis (reachable, writable, noeviction), Vercel token
+    /// and team, Sentry DSN, JWT secret. Exits 1 when anything required fails.
+    Doctor {
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print queue statistics.
     Stats {
         /// One JSON object instead of a table.
@@ -272,6 +279,20 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 .map_err(|e| CliError::Failed(e.to_string()))
         }
         Command::Enqueue(args) => enqueue(&cli, args).await,
+        Command::Doctor { json } => {
+            let mut vars: HashMap<String, String> = std::env::vars().collect();
+            for (k, v) in [("REDIS_URL", &cli.redis_url), ("QUEUE_NAME", &cli.queue)] {
+                if let Some(v) = v {
+                    vars.insert(k.into(), v.clone());
+                }
+            }
+            let checks = crate::doctor::checks(&vars).await;
+            if crate::doctor::report(&checks, *json) {
+                Ok(())
+            } else {
+                Err(CliError::Failed("doctor found problems".into()))
+            }
+        }
         Command::Demo { port, scenario } => crate::demo::run(*port, scenario.as_deref())
             .await
             .map_err(|e| match e {

@@ -181,10 +181,13 @@ pub struct ConfigError {
 struct Reader<'a> {
     vars: &'a HashMap<String, String>,
     problems: Vec<(String, String)>,
+    /// Every variable name looked up, so [`Config::variables`] can't drift from the code.
+    read: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
 
 impl<'a> Reader<'a> {
     fn raw(&self, name: &str) -> Option<&'a str> {
+        self.read.borrow_mut().insert(name.to_string());
         self.vars
             .get(name)
             .map(|s| s.trim())
@@ -242,9 +245,27 @@ impl Config {
 
     /// Validate a variable map; returns every problem at once.
     pub fn from_vars(vars: &HashMap<String, String>, mode: Mode) -> Result<Self, ConfigError> {
+        Self::read(vars, mode).0
+    }
+
+    /// Every environment variable the configuration reads.
+    pub fn variables() -> std::collections::BTreeSet<String> {
+        let mut all = Self::read(&HashMap::new(), Mode::Run).1;
+        all.extend(Self::read(&HashMap::new(), Mode::Tool).1);
+        all
+    }
+
+    fn read(
+        vars: &HashMap<String, String>,
+        mode: Mode,
+    ) -> (
+        Result<Self, ConfigError>,
+        std::collections::BTreeSet<String>,
+    ) {
         let mut r = Reader {
             vars,
             problems: Vec::new(),
+            read: Default::default(),
         };
 
         let redis_url = match (r.raw("REDIS_URL"), mode) {
@@ -378,7 +399,8 @@ impl Config {
         };
         let body_limit = r.number("API_BODY_LIMIT_BYTES", 65_536usize, 1_024, 16 * 1_048_576);
 
-        if r.problems.is_empty() {
+        let names = r.read.take();
+        let result = if r.problems.is_empty() {
             Ok(Config {
                 redis_url,
                 queue,
@@ -396,7 +418,8 @@ impl Config {
             Err(ConfigError {
                 problems: r.problems,
             })
-        }
+        };
+        (result, names)
     }
 }
 

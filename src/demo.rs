@@ -99,11 +99,16 @@ async fn redis_for_demo(
     let deadline = Instant::now() + Duration::from_secs(10);
     while !answers(&url).await {
         if Instant::now() > deadline {
-            return Err(DemoError::Setup("the private redis-server did not start".into()));
+            return Err(DemoError::Setup(
+                "the private redis-server did not start".into(),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    println!("nothing answered at {}; started a private redis-server at {url}", RedisUrl::new(&wanted));
+    println!(
+        "nothing answered at {}; started a private redis-server at {url}",
+        RedisUrl::new(&wanted)
+    );
     Ok((url, Some(redis)))
 }
 
@@ -189,9 +194,17 @@ async fn submit_samples(store: QueueStore) -> Result<Vec<Sample>, DemoError> {
         out.push(Sample { id, label, expect });
     };
     let fix = submit(&store, "deploy", "P1", bugfix_payload(), 3).await?;
-    add(fix.clone(), "P1 deploy: bug fix PR #128 to production", TaskStatus::Completed);
+    add(
+        fix.clone(),
+        "P1 deploy: bug fix PR #128 to production",
+        TaskStatus::Completed,
+    );
     let guide = submit(&store, "deployment", "P2", json!({"service": "test"}), 3).await?;
-    add(guide, "P2 deployment {\"service\":\"test\"} (the guide)", TaskStatus::Completed);
+    add(
+        guide,
+        "P2 deployment {\"service\":\"test\"} (the guide)",
+        TaskStatus::Completed,
+    );
     add(
         submit(&store, "noop", "P0", json!({"sleep_ms": 200}), 3).await?,
         "P0 noop",
@@ -215,8 +228,19 @@ async fn submit_samples(store: QueueStore) -> Result<Vec<Sample>, DemoError> {
         TaskStatus::Failed,
     );
     // A preview deploy cancelled while it builds: the cancel completes, the deploy ends CANCELED.
-    let preview = submit(&store, "deploy", "P2", json!({"project": "morningai-preview"}), 3).await?;
-    add(preview.clone(), "P2 deploy, cancelled while it builds", TaskStatus::Failed);
+    let preview = submit(
+        &store,
+        "deploy",
+        "P2",
+        json!({"project": "morningai-preview"}),
+        3,
+    )
+    .await?;
+    add(
+        preview.clone(),
+        "P2 deploy, cancelled while it builds",
+        TaskStatus::Failed,
+    );
     let building = wait_for(&store, &preview, Duration::from_secs(60), |r| {
         r.deployment_id.is_some() || r.status.is_terminal()
     })
@@ -229,7 +253,10 @@ async fn submit_samples(store: QueueStore) -> Result<Vec<Sample>, DemoError> {
         );
     }
     // Operations on the bug-fix deployment once it is READY.
-    let ready = wait_for(&store, &fix, Duration::from_secs(120), |r| r.status.is_terminal()).await;
+    let ready = wait_for(&store, &fix, Duration::from_secs(120), |r| {
+        r.status.is_terminal()
+    })
+    .await;
     let Some(dpl) = ready
         .and_then(|r| r.result)
         .and_then(|v| v["deployment_id"].as_str().map(str::to_string))
@@ -237,10 +264,26 @@ async fn submit_samples(store: QueueStore) -> Result<Vec<Sample>, DemoError> {
         return Err(DemoError::Setup("the bug-fix deploy did not finish".into()));
     };
     let on = |p: &str| json!({"project": "morningai-web", "deployment_id": dpl, "target": p});
-    add(submit(&store, "check", "P2", on("production"), 3).await?, "P2 check the deployment", TaskStatus::Completed);
-    add(submit(&store, "promote", "P1", on("production"), 3).await?, "P1 promote it", TaskStatus::Completed);
-    add(submit(&store, "redeploy", "P3", json!({"deployment_id": dpl}), 3).await?, "P3 redeploy it", TaskStatus::Completed);
-    add(submit(&store, "rollback", "P0", on("production"), 3).await?, "P0 roll back to it", TaskStatus::Completed);
+    add(
+        submit(&store, "check", "P2", on("production"), 3).await?,
+        "P2 check the deployment",
+        TaskStatus::Completed,
+    );
+    add(
+        submit(&store, "promote", "P1", on("production"), 3).await?,
+        "P1 promote it",
+        TaskStatus::Completed,
+    );
+    add(
+        submit(&store, "redeploy", "P3", json!({"deployment_id": dpl}), 3).await?,
+        "P3 redeploy it",
+        TaskStatus::Completed,
+    );
+    add(
+        submit(&store, "rollback", "P0", on("production"), 3).await?,
+        "P0 roll back to it",
+        TaskStatus::Completed,
+    );
     Ok(out)
 }
 
@@ -254,7 +297,7 @@ fn demo_config(
     let mut v = vars.clone();
     let defaults = [
         ("QUEUE_NAME", "demo"),
-        ("WORKER_CONCURRENCY", "4"),
+        ("WORKER_CONCURRENCY", "8"),
         ("LOG_LEVEL", "warn"),
         ("LOG_FORMAT", "pretty"),
         ("VERCEL_POLL_INTERVAL_SECS", "0.5"),
@@ -276,7 +319,9 @@ fn demo_config(
 pub async fn run(port: Option<u16>, scenario: Option<&str>) -> Result<(), DemoError> {
     let vars: HashMap<String, String> = std::env::vars().collect();
     if let Some(s) = scenario.filter(|s| *s != "bugfix") {
-        return Err(DemoError::Setup(format!("unknown scenario `{s}` (available: bugfix)")));
+        return Err(DemoError::Setup(format!(
+            "unknown scenario `{s}` (available: bugfix)"
+        )));
     }
     let port = port
         .or_else(|| vars.get("PORT").and_then(|p| p.parse().ok()))
@@ -286,7 +331,7 @@ pub async fn run(port: Option<u16>, scenario: Option<&str>) -> Result<(), DemoEr
     let sim = sim::start(
         SimConfig {
             token: sim_token.clone(),
-            build_secs: 3.0,
+            build_secs: 6.0,
             ..SimConfig::default()
         },
         0,
@@ -308,7 +353,10 @@ pub async fn run(port: Option<u16>, scenario: Option<&str>) -> Result<(), DemoEr
 }
 
 async fn interactive(config: &Config, store: QueueStore) -> Result<(), DemoError> {
-    let secret = config.jwt_secret.clone().unwrap_or_else(|| Secret::new(random_secret()));
+    let secret = config
+        .jwt_secret
+        .clone()
+        .unwrap_or_else(|| Secret::new(random_secret()));
     let token = JwtKeys::new(&secret, false)
         .mint("demo-admin", Role::Admin, 86_400)
         .map_err(DemoError::Setup)?;
@@ -317,9 +365,16 @@ async fn interactive(config: &Config, store: QueueStore) -> Result<(), DemoError
     println!("ops-worker demo is running");
     println!("  dashboard:   {base}/");
     println!("  admin token: {token}");
-    println!("  try:         curl {base}/api/queue/stats   (local requests are trusted in the demo)");
-    println!("               curl -H \"Authorization: Bearer $TOKEN\" {base}/api/tasks/recent?limit=10");
-    println!("  Vercel:      simulated in-process; queue {}", store.key_base());
+    println!(
+        "  try:         curl {base}/api/queue/stats   (local requests are trusted in the demo)"
+    );
+    println!(
+        "               curl -H \"Authorization: Bearer $TOKEN\" {base}/api/tasks/recent?limit=10"
+    );
+    println!(
+        "  Vercel:      simulated in-process; queue {}",
+        store.key_base()
+    );
     println!("  stop:        Ctrl-C");
     println!();
     println!("submitting sample tasks:");
@@ -332,7 +387,13 @@ async fn interactive(config: &Config, store: QueueStore) -> Result<(), DemoError
         loop {
             let mut open = 0;
             for s in &samples {
-                if !store.get(&s.id).await.ok().flatten().is_some_and(|r| r.status.is_terminal()) {
+                if !store
+                    .get(&s.id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|r| r.status.is_terminal())
+                {
                     open += 1;
                 }
             }
@@ -351,7 +412,11 @@ async fn interactive(config: &Config, store: QueueStore) -> Result<(), DemoError
                 .flatten()
                 .map(|r| r.status.to_string())
                 .unwrap_or_else(|| "missing".into());
-            let mark = if status == s.expect.as_str() { "ok " } else { "!! " };
+            let mark = if status == s.expect.as_str() {
+                "ok "
+            } else {
+                "!! "
+            };
             println!("  {mark}{}  {:<48} {status}", s.id, s.label);
         }
         println!();
@@ -379,7 +444,9 @@ async fn bugfix_scenario(config: &Config, store: &QueueStore) -> Result<(), Demo
         .await
         .map_err(|e| DemoError::Setup(format!("cannot subscribe to events: {e}")))?;
     let id = submit(store, "deploy", "P1", bugfix_payload(), 3).await?;
-    println!("E2E bug-fix scenario: submitted P1 deploy {id} (PR #128, fix/ops-worker-timeout @ 3f2c1ab9e0d4)");
+    println!(
+        "E2E bug-fix scenario: submitted P1 deploy {id} (PR #128, fix/ops-worker-timeout @ 3f2c1ab9e0d4)"
+    );
 
     let mut messages = pubsub.on_message();
     let event = tokio::time::timeout(Duration::from_secs(120), async {
@@ -399,10 +466,15 @@ async fn bugfix_scenario(config: &Config, store: &QueueStore) -> Result<(), Demo
     .ok()
     .flatten()
     .ok_or_else(|| DemoError::Scenario("no deploy.succeeded event within 120 s".into()))?;
-    println!("  event deploy.succeeded: deployment {} at {}", event["deployment_id"], event["url"]);
-    let record = wait_for(store, &id, Duration::from_secs(30), |r| r.status.is_terminal())
-        .await
-        .ok_or_else(|| DemoError::Scenario("the task did not finish".into()))?;
+    println!(
+        "  event deploy.succeeded: deployment {} at {}",
+        event["deployment_id"], event["url"]
+    );
+    let record = wait_for(store, &id, Duration::from_secs(30), |r| {
+        r.status.is_terminal()
+    })
+    .await
+    .ok_or_else(|| DemoError::Scenario("the task did not finish".into()))?;
     if record.status != TaskStatus::Completed {
         return Err(DemoError::Scenario(format!(
             "task ended {} ({})",
@@ -411,7 +483,10 @@ async fn bugfix_scenario(config: &Config, store: &QueueStore) -> Result<(), Demo
         )));
     }
     let result = record.result.unwrap_or(Value::Null);
-    println!("  task completed: state {} url {}", result["state"], result["url"]);
+    println!(
+        "  task completed: state {} url {}",
+        result["state"], result["url"]
+    );
     println!("E2E bug-fix scenario passed");
     Ok(())
 }

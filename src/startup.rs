@@ -146,8 +146,13 @@ impl Instance {
         let pool = start_pool(config, store.clone(), handlers, observer);
         let supervisor = pool.supervisor.clone();
         if let Some(handle) = metrics.clone() {
-            MetricsActor::new(handle, store.clone(), supervisor.clone(), pool.usage.clone())
-                .start();
+            MetricsActor::new(
+                handle,
+                store.clone(),
+                supervisor.clone(),
+                pool.usage.clone(),
+            )
+            .start();
         }
         let server = server(store.clone(), supervisor.clone(), metrics, &secret)?;
         let handle = server.handle();

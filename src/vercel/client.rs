@@ -197,6 +197,16 @@ pub mod requests {
             format!("/v1/projects/{}/rollback/{}", seg(project), seg(deployment)),
         )
     }
+    /// The newest deployments visible to the token (and team).
+    pub fn list_deployments(limit: u32) -> ApiRequest {
+        let mut r = ApiRequest::new(
+            Operation::ListDeployments,
+            Method::Get,
+            "/v6/deployments".into(),
+        );
+        r.query.push(("limit".into(), limit.to_string()));
+        r
+    }
     pub fn get_user() -> ApiRequest {
         ApiRequest::new(Operation::GetUser, Method::Get, "/v2/user".into())
     }

@@ -3,12 +3,16 @@
 
 const TOKEN_KEY = "ops-worker-token";
 let token = localStorage.getItem(TOKEN_KEY) || "";
+// True while the message shown is a polling error, which the next successful poll clears; an
+// action's outcome ("Failed: 403 …") stays until the operator does something else.
+let pollError = false;
 
 const $ = (sel) => document.querySelector(sel);
-const say = (msg, isError) => {
+const say = (msg, isError, fromPoll) => {
   const el = $("#status-msg");
   el.textContent = msg;
   el.className = isError ? "error" : "";
+  pollError = Boolean(isError && fromPoll);
 };
 
 async function api(method, path, body) {
@@ -131,9 +135,9 @@ async function refresh() {
     renderRecent(recent);
     renderFailed(failed);
     document.body.dataset.loaded = "true";
-    if ($("#status-msg").className === "error") say("", false);
+    if (pollError) say("", false);
   } catch (e) {
-    say(e.status === 401 || e.status === 403 ? "Token rejected: " + e.message : "API error: " + e.message, true);
+    say(e.status === 401 || e.status === 403 ? "Token rejected: " + e.message : "API error: " + e.message, true, true);
   }
 }
 

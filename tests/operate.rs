@@ -1,0 +1,378 @@
+//! Operating it: `demo` on a machine without Redis, `doctor` on healthy and broken setups, the
+//! guide's E2E bug-fix scenario, and the Render blueprint.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use ops_worker::config::Config;
+use serde_json::Value;
+use support::*;
+
+const STRONG_SECRET: &str = "9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a";
+
+fn path_env() -> String {
+    std::env::var("PATH").unwrap_or_default()
+}
+
+#[test]
+fn demo_starts_without_redis_runs_every_sample_and_stops_on_sigint() {
+    let closed = free_port();
+    let port = free_port();
+    let mut child = Command::new(bin())
+        .args(["demo", "--port", &port.to_string()])
+        .env_clear()
+        .env("PATH", path_env())
+        .env("REDIS_URL", format!("redis://127.0.0.1:{closed}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !lines
+        .iter()
+        .any(|l: &String| l.contains("the dashboard stays up"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => lines.push(l),
+            Err(_) => panic!(
+                "demo did not finish its samples; output so far:\n{}",
+                lines.join("\n")
+            ),
+        }
+    }
+    let out = lines.join("\n");
+    assert!(out.contains("started a private redis-server"), "{out}");
+    assert!(out.contains(&format!("http://localhost:{port}/")), "{out}");
+    assert!(out.contains("admin token: ey"), "{out}");
+    let summary: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("  ok ") || l.starts_with("  !! "))
+        .collect();
+    assert!(summary.len() >= 14, "{out}");
+    assert!(
+        summary.iter().all(|l| l.starts_with("  ok ")),
+        "a sample ended unexpectedly:\n{out}"
+    );
+    for ty in [
+        "deploy",
+        "deployment",
+        "check",
+        "promote",
+        "redeploy",
+        "roll back",
+        "cancel",
+        "noop",
+    ] {
+        assert!(out.contains(ty), "no {ty} sample:\n{out}");
+    }
+    for p in ["P0", "P1", "P2", "P3"] {
+        assert!(
+            summary.iter().any(|l| l.contains(&format!(" {p} "))),
+            "no {p} sample"
+        );
+    }
+    let redis_port: u16 = out
+        .split("started a private redis-server at redis://127.0.0.1:")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+
+    let health = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://127.0.0.1:{port}/health"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&health.stdout), "200");
+
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "demo did not stop after SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", redis_port)).is_err(),
+        "private Redis left running"
+    );
+}
+
+#[test]
+fn bugfix_scenario_passes() {
+    let redis = RedisServer::start();
+    let out = Command::new(bin())
+        .args([
+            "demo",
+            "--scenario",
+            "bugfix",
+            "--port",
+            &free_port().to_string(),
+        ])
+        .env_clear()
+        .env("PATH", path_env())
+        .env("REDIS_URL", redis.url())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("event deploy.succeeded"), "{stdout}");
+    assert!(stdout.contains("E2E bug-fix scenario passed"), "{stdout}");
+}
+
+fn doctor(env: &[(&str, String)]) -> (bool, Value, String) {
+    let out = Command::new(bin())
+        .args(["doctor", "--json"])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let json: Value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (out.status.success(), json, stdout)
+}
+
+fn failing(report: &Value) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c["name"].as_str().unwrap(),
+                c["detail"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn doctor_passes_a_healthy_setup_and_names_each_problem() {
+    let redis = RedisServer::start();
+    let sim = SimProcess::spawn(&[]);
+    let healthy = vec![
+        ("REDIS_URL", redis.url()),
+        ("VERCEL_API_URL", sim.url.clone()),
+        ("VERCEL_TOKEN", sim.token.clone()),
+        ("VERCEL_TEAM_ID", "team_ops".to_string()),
+        ("JWT_SECRET", STRONG_SECRET.to_string()),
+        (
+            "SENTRY_DSN",
+            "https://publickey@o1.ingest.sentry.io/42".to_string(),
+        ),
+    ];
+    let (ok, report, text) = doctor(&healthy);
+    assert!(ok, "{text}");
+    assert_eq!(report["ok"], true);
+    assert!(failing(&report).is_empty());
+    for name in [
+        "configuration",
+        "redis reachable",
+        "redis writable",
+        "redis eviction policy",
+        "vercel token",
+        "vercel team",
+        "sentry dsn",
+        "jwt secret",
+    ] {
+        assert!(
+            report["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["name"] == name && c["status"] == "ok"),
+            "{name}: {text}"
+        );
+    }
+
+    // A bad token.
+    let mut env = healthy.clone();
+    env[2].1 = "tok_wrong".into();
+    let (ok, report, text) = doctor(&env);
+    assert!(!ok);
+    assert!(
+        failing(&report)
+            .iter()
+            .any(|f| f.starts_with("vercel token: rejected (401)")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("tok_wrong") && !text.contains(&sim.token) && !text.contains(STRONG_SECRET)
+    );
+
+    // Unreachable Redis.
+    let mut env = healthy.clone();
+    env[0].1 = format!("redis://127.0.0.1:{}", free_port());
+    let (ok, report, _) = doctor(&env);
+    assert!(!ok);
+    assert!(
+        failing(&report)
+            .iter()
+            .any(|f| f.starts_with("redis reachable"))
+    );
+
+    // A missing variable and a weak secret are named.
+    let env: Vec<_> = healthy
+        .iter()
+        .filter(|(k, _)| *k != "VERCEL_TOKEN")
+        .cloned()
+        .collect();
+    let (ok, report, _) = doctor(&env);
+    assert!(!ok);
+    assert!(
+        failing(&report)
+            .iter()
+            .any(|f| f.contains("VERCEL_TOKEN: is required"))
+    );
+    let mut env = healthy.clone();
+    env[4].1 = "x".repeat(40);
+    let (_, report, _) = doctor(&env);
+    assert!(failing(&report).iter().any(|f| f.starts_with("jwt secret")));
+
+    // An evicting policy (the guide's own allkeys-lru suggestion).
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("allkeys-lru")
+        .query(&mut redis.conn())
+        .unwrap();
+    let (ok, report, _) = doctor(&healthy);
+    assert!(!ok);
+    let f = failing(&report);
+    assert!(
+        f.iter()
+            .any(|f| f.starts_with("redis eviction policy") && f.contains("allkeys-lru")),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn render_blueprint_is_consistent_with_the_code() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/render.yaml")).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("render.yaml parses");
+    let known = Config::variables();
+    let mut env_entries = Vec::new();
+    for group in doc["envVarGroups"].as_sequence().unwrap() {
+        env_entries.extend(group["envVars"].as_sequence().unwrap().iter().cloned());
+    }
+    let services = doc["services"].as_sequence().unwrap();
+    for s in services {
+        if let Some(vars) = s["envVars"].as_sequence() {
+            env_entries.extend(vars.iter().filter(|v| v.get("key").is_some()).cloned());
+        }
+    }
+    let secrets: BTreeSet<&str> =
+        ["VERCEL_TOKEN", "VERCEL_TEAM_ID", "JWT_SECRET", "SENTRY_DSN"].into();
+    let mut seen = BTreeSet::new();
+    for e in &env_entries {
+        let key = e["key"].as_str().unwrap();
+        seen.insert(key.to_string());
+        assert!(
+            known.contains(key),
+            "render.yaml sets {key}, which the configuration never reads"
+        );
+        if secrets.contains(key) {
+            assert_eq!(
+                e["sync"],
+                serde_yaml::Value::Bool(false),
+                "{key} must be sync: false"
+            );
+            assert!(
+                e.get("value").is_none(),
+                "{key} must not have a value in the blueprint"
+            );
+        }
+    }
+    for required in ["REDIS_URL", "VERCEL_TOKEN", "JWT_SECRET"] {
+        assert!(
+            seen.contains(required),
+            "render.yaml does not provide {required}"
+        );
+    }
+    let by_type = |t: &str| {
+        services
+            .iter()
+            .find(|s| s["type"] == t)
+            .unwrap_or_else(|| panic!("no {t} service"))
+    };
+    let kv = by_type("keyvalue");
+    assert_eq!(kv["maxmemoryPolicy"], "noeviction");
+    assert_eq!(
+        kv["ipAllowList"].as_sequence().map(|v| v.len()),
+        Some(0),
+        "Key Value must be internal only"
+    );
+    let web = by_type("web");
+    assert_eq!(web["healthCheckPath"], "/health");
+    let pool = by_type("pserv");
+    assert_eq!(pool["scaling"]["minInstances"], 1);
+    assert_eq!(pool["scaling"]["maxInstances"], 5);
+    assert_eq!(pool["scaling"]["targetCPUPercent"], 70);
+    let shutdown_timeout: u64 = env_entries
+        .iter()
+        .find(|e| e["key"] == "WORKER_SHUTDOWN_TIMEOUT")
+        .and_then(|e| e["value"].as_str())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(25);
+    for s in [web, pool] {
+        assert_eq!(s["runtime"], "rust");
+        let start = s["startCommand"].as_str().unwrap();
+        assert!(
+            start.starts_with("./target/release/ops-worker run"),
+            "{start}: run the release binary directly"
+        );
+        assert!(
+            !start.contains("sh -c") && !start.contains("cargo run"),
+            "{start}"
+        );
+        assert!(
+            s["buildCommand"]
+                .as_str()
+                .unwrap()
+                .contains("cargo build --release")
+        );
+        assert!(s["maxShutdownDelaySeconds"].as_u64().unwrap() > shutdown_timeout + 10);
+        let redis = s["envVars"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|e| e["key"] == "REDIS_URL")
+            .unwrap();
+        assert_eq!(redis["fromService"]["type"], "keyvalue");
+        assert_eq!(redis["fromService"]["property"], "connectionString");
+    }
+}
