@@ -1,0 +1,371 @@
+//! The dashboard in a real browser (headless Chromium driven by Playwright): a private Redis, a real
+//! `ops-worker run`, and `tests/browser/dashboard.mjs` clicking through the page while this test
+//! feeds it tasks and checks, through the library, that what the page did really happened.
+//!
+//! Needs `/usr/bin/chromium` (`apt-get install -y chromium`) and Node.js 20+ with npm; the
+//! `playwright-core` package is installed into `tests/browser/node_modules` on first run
+//! (`npm install` from the committed lock file). Missing tools fail the test, never skip it.
+//!
+//! The script and the test talk in lines (`WORD rest`, see the top of `dashboard.mjs`); neither
+//! side sleeps to synchronise: the script polls the page, this test polls Redis, each with a
+//! deadline. A full-page screenshot lands in `target/dashboard.png`.
+//! `cargo test --test browser -- --nocapture` prints the transcript.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ops_worker::api::auth::{JwtKeys, Role};
+use ops_worker::config::Secret;
+use ops_worker::queue::QueueStore;
+use ops_worker::task::TaskStatus;
+use serde_json::json;
+use support::*;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+const QUEUE: &str = "browser";
+/// Longer than the script's own step timeout (30 s), so its FAIL line, which says what the page
+/// showed, arrives before this side gives up.
+const LINE_TIMEOUT: Duration = Duration::from_secs(120);
+const LONG: Duration = Duration::from_secs(60);
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+fn chromium_path() -> PathBuf {
+    std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+/// Chromium, Node 20+ and playwright-core must be there; install playwright-core when missing.
+fn preflight() {
+    let chromium = chromium_path();
+    assert!(
+        chromium.is_file(),
+        "the browser test needs Chromium at {}: install it with `apt-get install -y chromium` \
+         (or point CHROMIUM at a Chromium binary)",
+        chromium.display()
+    );
+    let node = std::process::Command::new("node").arg("--version").output();
+    let version = match node {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        Ok(out) => panic!(
+            "`node --version` failed ({}): the browser test needs Node.js 20+ \
+             (apt-get install -y nodejs npm)",
+            out.status
+        ),
+        Err(e) => panic!(
+            "node not found ({e}): the browser test needs Node.js 20+ and npm \
+             (apt-get install -y nodejs npm)"
+        ),
+    };
+    let major: u32 = version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        major >= 20,
+        "the browser test needs Node.js 20 or newer (playwright-core requires it); found {version}"
+    );
+    let dir = browser_dir();
+    if !dir
+        .join("node_modules/playwright-core/package.json")
+        .is_file()
+    {
+        println!(
+            "installing playwright-core into {} (npm install)",
+            dir.display()
+        );
+        let status = std::process::Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .unwrap_or_else(|e| {
+                panic!("npm not found ({e}): install it (apt-get install -y npm), then rerun")
+            });
+        assert!(
+            status.success(),
+            "`npm install --no-audit --no-fund` in {} failed ({status}); run it by hand to see why",
+            dir.display()
+        );
+    }
+}
+
+/// The running `node dashboard.mjs` and both ends of the line protocol.
+struct Browser {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Lines<BufReader<ChildStdout>>,
+    stderr: Arc<Mutex<String>>,
+    started: Instant,
+    transcript: Vec<String>,
+}
+
+impl Browser {
+    fn spawn(base_url: &str, token: &str, instance: &str, screenshot: &Path) -> Self {
+        let mut child = Command::new("node")
+            .arg(browser_dir().join("dashboard.mjs"))
+            .current_dir(browser_dir())
+            .env("BASE_URL", base_url)
+            .env("TOKEN", token)
+            .env("INSTANCE", instance)
+            .env("SCREENSHOT", screenshot)
+            .env("CHROMIUM", chromium_path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn node tests/browser/dashboard.mjs");
+        let stdin = child.stdin.take();
+        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err = child.stderr.take().expect("stderr");
+        let sink = stderr.clone();
+        tokio::spawn(async move {
+            let mut buf = String::new();
+            let _ = err.read_to_string(&mut buf).await;
+            sink.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_str(&buf);
+        });
+        Browser {
+            child,
+            stdin,
+            lines,
+            stderr,
+            started: Instant::now(),
+            transcript: Vec::new(),
+        }
+    }
+
+    fn note(&mut self, line: String) {
+        let line = format!("[{:6.2} s] {line}", self.started.elapsed().as_secs_f64());
+        println!("{line}");
+        self.transcript.push(line);
+    }
+
+    fn fail(&self, why: &str) -> ! {
+        let stderr = self
+            .stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        panic!(
+            "browser test failed: {why}\n--- transcript ---\n{}\n--- script stderr ---\n{stderr}",
+            self.transcript.join("\n"),
+        );
+    }
+
+    /// Read lines (printing LOG and STEP ones) until the next protocol line; it must be `word`.
+    async fn expect(&mut self, word: &str) -> String {
+        loop {
+            let next = match tokio::time::timeout(LINE_TIMEOUT, self.lines.next_line()).await {
+                Ok(Ok(Some(line))) => line,
+                Ok(Ok(None)) => {
+                    let status = self.child.wait().await;
+                    // Let the stderr reader finish draining the pipe (it drops its handle when done).
+                    let deadline = Instant::now() + Duration::from_secs(2);
+                    while Arc::strong_count(&self.stderr) > 1 && Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    self.fail(&format!(
+                        "the script ended ({status:?}) while the test waited for {word}"
+                    ));
+                }
+                Ok(Err(e)) => self.fail(&format!("reading the script's output: {e}")),
+                Err(_) => self.fail(&format!(
+                    "no {word} line from the script in {LINE_TIMEOUT:?}"
+                )),
+            };
+            let (got, rest) = next.split_once(' ').unwrap_or((next.as_str(), ""));
+            let rest = rest.to_string();
+            match got {
+                "LOG" | "STEP" => self.note(next.clone()),
+                "FAIL" => {
+                    self.note(next.clone());
+                    self.fail(&format!("the page check failed: {rest}"));
+                }
+                _ if got == word => {
+                    self.note(next.clone());
+                    return rest;
+                }
+                _ => {
+                    self.note(next.clone());
+                    self.fail(&format!("expected {word}, the script said `{next}`"));
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, line: String) {
+        self.note(format!("-> {line}"));
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        if let Err(e) = stdin.write_all(format!("{line}\n").as_bytes()).await {
+            self.fail(&format!("writing `{line}` to the script: {e}"));
+        }
+        let _ = stdin.flush().await;
+    }
+}
+
+impl Drop for Browser {
+    /// Closing stdin tells the script to close Chromium and exit; kill it if it doesn't.
+    fn drop(&mut self) {
+        self.stdin.take();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.start_kill();
+    }
+}
+
+async fn wait_healthy(base_url: &str) {
+    let http = reqwest::Client::new();
+    let url = format!("{base_url}/health");
+    eventually(LONG, "worker healthy", || {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let r = http.get(&url).send().await.ok()?;
+            r.status().is_success().then_some(())
+        }
+    })
+    .await;
+}
+
+async fn events_for(store: &QueueStore, id: &str, event: &str) -> usize {
+    store
+        .events(10_000)
+        .await
+        .map(|all| all.iter().filter(|(e, t, _)| e == event && t == id).count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_drives_the_worker_in_a_real_browser() {
+    let t0 = Instant::now();
+    preflight();
+
+    let redis = RedisServer::start();
+    let worker = WorkerProcess::spawn(&redis.url(), QUEUE, &[("WORKER_CONCURRENCY", "1")]);
+    let base_url = worker.base_url();
+    wait_healthy(&base_url).await;
+    let store = store(&redis.url(), QUEUE);
+    let token = JwtKeys::new(&Secret::new(TEST_JWT_SECRET), false)
+        .mint("browser-test", Role::Admin, 3600)
+        .expect("mint token");
+
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    std::fs::create_dir_all(&target).expect("create target/");
+    let screenshot = target.join("dashboard.png");
+    let _ = std::fs::remove_file(&screenshot);
+
+    println!("worker {} at {base_url}", worker.instance);
+    let mut browser = Browser::spawn(&base_url, &token, &worker.instance, &screenshot);
+
+    // Bogus token rejected, real token accepted, this instance shown running.
+    browser.expect("READY").await;
+
+    // A task enqueued behind the page's back must show up and reach completed.
+    let first = noop(json!({"sleep_ms": 300}));
+    let id = first.task_id.to_string();
+    store.enqueue(&[first]).await.expect("enqueue");
+    browser.send(format!("TASK {id}")).await;
+    assert_eq!(browser.expect("TASK_COMPLETED").await, id);
+    let rec = store.get(&id).await.expect("get").expect("record");
+    assert_eq!(
+        rec.status,
+        TaskStatus::Completed,
+        "the page said completed; the store must agree"
+    );
+
+    // "Pause P3" on the page really pauses P3 in Redis.
+    assert_eq!(browser.expect("PAUSED").await, "P3");
+    let stats = store.stats().await.expect("stats");
+    assert_eq!(
+        stats.paused,
+        vec!["P3".to_string()],
+        "the store must show P3 paused"
+    );
+
+    // While paused, a P3 task waits; the page shows it pending.
+    let p3 = task("noop", "P3", json!({"sleep_ms": 100}));
+    let p3_id = p3.task_id.to_string();
+    store.enqueue(&[p3]).await.expect("enqueue P3");
+    browser.send(format!("TASK_P3 {p3_id}")).await;
+    assert_eq!(browser.expect("P3_PENDING").await, p3_id);
+    let rec = store.get(&p3_id).await.expect("get").expect("record");
+    assert_eq!(
+        rec.status,
+        TaskStatus::Pending,
+        "P3 is paused: the task must wait"
+    );
+
+    // "Resume P3" clears the pause; the waiting task then runs.
+    assert_eq!(browser.expect("RESUMED").await, "P3");
+    let stats = store.stats().await.expect("stats");
+    assert!(
+        stats.paused.is_empty(),
+        "the store must show nothing paused after Resume P3, got {:?}",
+        stats.paused
+    );
+    assert_eq!(browser.expect("P3_COMPLETED").await, p3_id);
+
+    // A dead-lettered task: the page's Retry button replays it (it then fails again).
+    let mut bad = noop(json!({"fail": true}));
+    bad.max_retries = 0;
+    let bad_id = bad.task_id.to_string();
+    store.enqueue(&[bad]).await.expect("enqueue failing task");
+    eventually(LONG, "the failing task dead-lettered", || async {
+        let r = store.get(&bad_id).await.ok()??;
+        (r.status == TaskStatus::Failed).then_some(())
+    })
+    .await;
+    browser.send(format!("FAILED_TASK {bad_id}")).await;
+    assert_eq!(browser.expect("RETRIED").await, bad_id);
+    assert_eq!(
+        events_for(&store, &bad_id, "task.requeued").await,
+        1,
+        "Retry on the page must replay the task"
+    );
+    eventually(LONG, "the replayed task to run and fail again", || async {
+        (events_for(&store, &bad_id, "task.failed").await >= 2).then_some(())
+    })
+    .await;
+
+    browser.send("SHOT".into()).await;
+    browser.expect("SCREENSHOT").await;
+    browser.expect("DONE").await;
+    let status = browser.child.wait().await.expect("wait for node");
+    assert!(status.success(), "the script exited with {status}");
+
+    let meta = std::fs::metadata(&screenshot).expect("screenshot written");
+    let mut magic = [0u8; 8];
+    use std::io::Read;
+    std::fs::File::open(&screenshot)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .expect("read screenshot");
+    assert_eq!(&magic, b"\x89PNG\r\n\x1a\n", "the screenshot is not a PNG");
+    assert!(
+        meta.len() > 10_000,
+        "the screenshot is suspiciously small ({} bytes)",
+        meta.len()
+    );
+    println!(
+        "dashboard browser test passed in {:.1} s; screenshot {} ({} bytes)",
+        t0.elapsed().as_secs_f64(),
+        screenshot.display(),
+        meta.len()
+    );
+}

@@ -1,0 +1,306 @@
+// Drives the ops-worker dashboard in headless Chromium, step by step with tests/browser.rs.
+//
+// Run by `cargo test --test browser`, which starts Redis and `ops-worker run`, then this script with
+//   BASE_URL    the worker's HTTP address (http://127.0.0.1:PORT)
+//   TOKEN       an admin token for that worker
+//   INSTANCE    the worker's INSTANCE_ID (its row in the instances table)
+//   SCREENSHOT  where to save a full-page PNG at the end
+//   CHROMIUM    the browser binary (default /usr/bin/chromium)
+//   STEP_TIMEOUT_MS  how long one step may wait for the page (default 30000)
+//
+// Protocol (one line each way, `WORD rest`):
+//   script -> test (stdout): LOG <text> | STEP <text> | READY | TASK_COMPLETED <id> | PAUSED P3 |
+//                            P3_PENDING <id> | RESUMED P3 | P3_COMPLETED <id> | RETRIED <id> |
+//                            SCREENSHOT <path> | DONE | FAIL <reason>
+//   test -> script (stdin):  TASK <id> | TASK_P3 <id> | FAILED_TASK <id> | SHOT
+// Nothing sleeps: every wait polls the page (waitForFunction / waitForSelector) until a deadline.
+// When stdin closes early (the test failed or died) the browser is closed and the script exits.
+
+import { chromium } from "playwright-core";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+
+const env = (name, fallback) => {
+  const v = process.env[name] ?? fallback;
+  if (v === undefined || v === "") {
+    console.log(`FAIL environment variable ${name} is not set`);
+    process.exit(2);
+  }
+  return v;
+};
+
+const BASE_URL = env("BASE_URL");
+const TOKEN = env("TOKEN");
+const INSTANCE = env("INSTANCE");
+const SCREENSHOT = env("SCREENSHOT");
+const CHROMIUM = env("CHROMIUM", "/usr/bin/chromium");
+const STEP_TIMEOUT = Number(env("STEP_TIMEOUT_MS", "30000"));
+
+const send = (line) => console.log(line);
+const log = (text) => send("LOG " + text);
+
+// ---- stdin: lines from the test, awaited one at a time --------------------------------------
+const inbox = [];
+const waiters = [];
+let stdinClosed = false;
+let finished = false;
+let context = null;
+let userDataDir = null;
+
+const rl = createInterface({ input: process.stdin });
+rl.on("line", (line) => {
+  const w = waiters.shift();
+  if (w) w.resolve(line.trim());
+  else inbox.push(line.trim());
+});
+rl.on("close", () => {
+  stdinClosed = true;
+  for (const w of waiters.splice(0)) w.reject(new Error("the test closed stdin (it failed or stopped)"));
+  if (!finished) {
+    // The test gave up: don't leave a browser behind.
+    cleanup().finally(() => process.exit(3));
+  }
+});
+
+function nextLine() {
+  if (inbox.length) return Promise.resolve(inbox.shift());
+  if (stdinClosed) return Promise.reject(new Error("the test closed stdin (it failed or stopped)"));
+  return new Promise((resolve, reject) => waiters.push({ resolve, reject }));
+}
+
+/** Wait for the test's next line, which must be `WORD arg`; returns arg. */
+async function expectLine(word) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no "${word}" line from the test within 120 s`)), 120_000);
+  });
+  try {
+    const line = await Promise.race([nextLine(), timeout]);
+    const [got, ...rest] = line.split(" ");
+    if (got !== word) throw new Error(`expected "${word}" from the test, got "${line}"`);
+    return rest.join(" ");
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function cleanup() {
+  const ctx = context;
+  context = null;
+  if (ctx) await ctx.close().catch(() => {});
+  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+}
+
+// ---- page helpers ------------------------------------------------------------------------------
+
+/** Poll `fn(arg)` in the page until truthy; on timeout fail with `what` and what the page shows. */
+async function until(page, what, fn, arg) {
+  try {
+    const handle = await page.waitForFunction(fn, arg, { polling: 100, timeout: STEP_TIMEOUT });
+    return await handle.jsonValue();
+  } catch (e) {
+    const msg = await page.textContent("#status-msg").catch(() => "?");
+    const paused = await page.textContent("#paused").catch(() => "?");
+    const rows = await page
+      .$$eval("#recent tbody tr", (trs) => trs.map((tr) => tr.dataset.taskId + "=" + tr.cells[3]?.textContent))
+      .catch(() => []);
+    throw new Error(
+      `timed out after ${STEP_TIMEOUT} ms waiting for: ${what} ` +
+        `(status message "${msg}", paused "${paused}", recent rows [${rows.join(", ")}]; ${e.message.split("\n")[0]})`,
+    );
+  }
+}
+
+/** Wait until the recent-tasks row of `id` shows `status` (rows are matched by data-task-id). */
+async function recentRowReaches(page, id, status) {
+  return until(
+    page,
+    `recent-tasks row ${id} to show status "${status}"`,
+    ([id, status]) => {
+      const td = document.querySelector(`#recent tbody tr[data-task-id="${id}"] td.status`);
+      return td && td.textContent === status ? status : false;
+    },
+    [id, status],
+  );
+}
+
+const statusMsg = (page) => page.textContent("#status-msg");
+
+/** Click a control button and wait for the page's confirmation `done`; a "Failed: …" message
+ *  (the API refused the action) fails the step at once. */
+async function act(page, selector, done) {
+  await page.click(selector);
+  const outcome = await until(
+    page,
+    `the message "${done}" after clicking ${selector}`,
+    (done) => {
+      const text = document.querySelector("#status-msg").textContent;
+      return text === done || text.startsWith("Failed:") ? text : false;
+    },
+    done,
+  );
+  if (outcome !== done) throw new Error(`clicking ${selector} was refused: ${outcome}`);
+}
+
+// ---- the scenario ------------------------------------------------------------------------------
+
+async function main() {
+  userDataDir = mkdtempSync(join(tmpdir(), "ops-worker-dashboard-"));
+  log(`launching ${CHROMIUM} (profile ${userDataDir})`);
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 60_000,
+    viewport: { width: 1400, height: 900 },
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  const pageErrors = [];
+  page.on("pageerror", (e) => {
+    pageErrors.push(e.message);
+    log("page error: " + e.message);
+  });
+  page.on("console", (m) => {
+    // Failed fetches are logged below with their URL; other console errors are worth seeing.
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) log("console error: " + m.text());
+  });
+  // Once the real token is in, every call the page makes must succeed.
+  let tokenAccepted = false;
+  const badResponses = [];
+  page.on("response", (r) => {
+    if (r.status() < 400) return;
+    const what = `HTTP ${r.status()} ${r.request().method()} ${r.url().replace(BASE_URL, "")}`;
+    log(what);
+    if (tokenAccepted) badResponses.push(what);
+  });
+  log(`browser ${context.browser()?.version() ?? "(persistent context)"}`);
+
+  // 1. A fresh browser has no token: the page asks for one.
+  await page.goto(BASE_URL + "/", { waitUntil: "load", timeout: STEP_TIMEOUT });
+  await until(page, "the page to ask for a token", () =>
+    document.querySelector("#status-msg")?.textContent.includes("Enter a token"),
+  );
+  send("STEP page loaded and asks for a token: " + (await statusMsg(page)));
+
+  // 2. A bogus token is rejected, visibly, and nothing is rendered as loaded.
+  await page.fill("#token-input", "not-a-valid.jwt.token");
+  await page.click("#token-save");
+  await until(page, 'the "Token rejected" message for a bogus token', () => {
+    const el = document.querySelector("#status-msg");
+    return el.classList.contains("error") && el.textContent.startsWith("Token rejected");
+  });
+  if (await page.evaluate(() => document.body.dataset.loaded)) {
+    throw new Error("the page claims to be loaded with a bogus token");
+  }
+  send("STEP bogus token rejected: " + (await statusMsg(page)));
+
+  // 3. The real token: the page loads, keeps the token, and shows this worker running.
+  await page.fill("#token-input", TOKEN);
+  await page.click("#token-save");
+  await until(page, "the page to load with the admin token (and clear the error)", () => {
+    const el = document.querySelector("#status-msg");
+    return document.body.dataset.loaded === "true" && !el.classList.contains("error");
+  });
+  tokenAccepted = true;
+  const stored = await page.evaluate(() => localStorage.getItem("ops-worker-token"));
+  if (stored !== TOKEN) throw new Error("the token was not kept in localStorage");
+  if ((await page.inputValue("#token-input")) !== "") throw new Error("the token input was not cleared");
+  const instance = await until(
+    page,
+    `instances row ${INSTANCE} to show status "running" with 1 consumer, and the overall badge "running"`,
+    (inst) => {
+      const tr = document.querySelector(`#instances tbody tr[data-instance="${inst}"]`);
+      if (!tr) return false;
+      const cells = [...tr.cells].map((td) => td.textContent);
+      const ok =
+        tr.querySelector("td.status")?.textContent === "running" &&
+        cells[2] === "1" &&
+        document.querySelector("#overall").textContent === "running";
+      return ok ? cells.join(" | ") : false;
+    },
+    INSTANCE,
+  );
+  send("STEP instances table: " + instance);
+  send("READY");
+
+  // 4. The test enqueues a task; its row must reach completed.
+  const id = await expectLine("TASK");
+  await recentRowReaches(page, id, "completed");
+  send("TASK_COMPLETED " + id);
+
+  // 5. A reload keeps the token (localStorage) and shows the same row without asking again.
+  await page.reload({ waitUntil: "load", timeout: STEP_TIMEOUT });
+  await recentRowReaches(page, id, "completed");
+  send("STEP after a reload the page still has the token and shows " + id + " completed");
+
+  // 6. Pause P3 from the page.
+  await act(page, "#btn-pause-p3", "P3 paused");
+  await until(page, '"#paused" to show P3', () =>
+    document.querySelector("#paused").textContent.split(/\s+/).includes("P3"),
+  );
+  send("PAUSED P3");
+
+  // 7. The test enqueues a P3 task while paused: it waits in the queue (depth 1, row pending).
+  const p3 = await expectLine("TASK_P3");
+  await until(
+    page,
+    `P3 depth 1 and row ${p3} pending while P3 is paused`,
+    (id) => {
+      const td = document.querySelector(`#recent tbody tr[data-task-id="${id}"] td.status`);
+      return document.querySelector("#depth-P3").textContent === "1" && td?.textContent === "pending";
+    },
+    p3,
+  );
+  send("P3_PENDING " + p3);
+
+  // 8. Resume P3 from the page: the marker clears and the waiting task runs.
+  await act(page, "#btn-resume-p3", "P3 resumed");
+  await until(page, '"#paused" to show none', () => document.querySelector("#paused").textContent === "none");
+  send("RESUMED P3");
+  await recentRowReaches(page, p3, "completed");
+  send("P3_COMPLETED " + p3);
+
+  // 9. A dead-lettered task shows in the failed table; its Retry button replays it.
+  const failed = await expectLine("FAILED_TASK");
+  const failedRow = `#failed tbody tr[data-task-id="${failed}"]`;
+  await page.waitForSelector(failedRow, { timeout: STEP_TIMEOUT });
+  const reason = await page.textContent(`${failedRow} td:nth-child(6)`);
+  send(`STEP failed row ${failed}: ${reason}`);
+  await act(page, `${failedRow} .retry-btn`, `retried ${failed}`);
+  send("RETRIED " + failed);
+
+  // 10. Screenshot once the test has seen the replayed task fail again (so the page is settled).
+  await expectLine("SHOT");
+  await page.waitForSelector(failedRow, { timeout: STEP_TIMEOUT });
+  await recentRowReaches(page, p3, "completed");
+  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  send(`SCREENSHOT ${SCREENSHOT} ${statSync(SCREENSHOT).size} bytes`);
+
+  if (pageErrors.length) throw new Error("uncaught errors in the page: " + pageErrors.join("; "));
+  if (badResponses.length) throw new Error("API calls failed with the admin token: " + badResponses.join("; "));
+}
+
+try {
+  await main();
+  finished = true;
+  await cleanup();
+  send("DONE");
+  rl.close();
+  process.exit(0);
+} catch (e) {
+  finished = true;
+  send("FAIL " + String(e && e.message ? e.message : e).replace(/\s*\n\s*/g, " "));
+  await cleanup();
+  process.exit(1);
+}
