@@ -273,7 +273,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                     ("PORT", args.port.map(|p| p.to_string())),
                 ],
             )?;
-            crate::telemetry::init(&config.log_level, config.log_format);
+            let _sentry = crate::telemetry::init_with_sentry(&config);
             crate::startup::run(config)
                 .await
                 .map_err(|e| CliError::Failed(e.to_string()))

@@ -290,7 +290,20 @@ impl Drop for WorkerProcess {
     fn drop(&mut self) {
         self.kill9();
         if !std::thread::panicking() {
+            // Every test that runs a worker also checks that no secret reached its logs.
+            let logs = self.logs();
             let _ = std::fs::remove_dir_all(&self.dir);
+            for secret in [
+                TEST_VERCEL_TOKEN,
+                TEST_JWT_SECRET,
+                "sim_token_for_tests_only",
+            ] {
+                assert!(
+                    !logs.contains(secret),
+                    "a secret reached the logs of {}",
+                    self.instance
+                );
+            }
         } else {
             eprintln!(
                 "worker {} log kept at {}",

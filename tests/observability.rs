@@ -1,0 +1,276 @@
+//! Observability of a running worker: `/metrics` after a known workload, JSON task logs, and
+//! Sentry envelopes (to a local endpoint posing as the DSN) without secrets.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ops_worker::task::Priority;
+use serde_json::{Value, json};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const LONG: Duration = Duration::from_secs(60);
+
+async fn scrape(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of one sample line `name{labels} value` (labels as written by the exporter).
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_show_exactly_the_workload_and_gauges_match_stats() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "metrics");
+    let w = WorkerProcess::spawn(&redis.url(), "metrics", &[("WORKER_CONCURRENCY", "4")]);
+    let mut tasks: Vec<_> = (0..100).map(|_| noop(json!({}))).collect();
+    for _ in 0..5 {
+        let mut t = noop(json!({"fail": true}));
+        t.max_retries = 0;
+        tasks.push(t);
+    }
+    q.enqueue(&tasks).await.unwrap();
+    q.pause(&[Priority::P3]).await.unwrap();
+    q.enqueue(
+        &(0..3)
+            .map(|_| task("noop", "P3", json!({})))
+            .collect::<Vec<_>>(),
+    )
+    .await
+    .unwrap();
+    wait_completed(&q, 100, LONG).await;
+
+    let base = w.base_url();
+    let metrics = eventually(LONG, "counters and sampled gauges settle", || async {
+        let m = scrape(&base).await;
+        let ok = sample(
+            &m,
+            r#"ops_worker_tasks_total{type="noop",outcome="completed"}"#,
+        ) == Some(100.0)
+            && sample(
+                &m,
+                r#"ops_worker_tasks_total{type="noop",outcome="failed"}"#,
+            ) == Some(5.0)
+            && sample(&m, "ops_worker_queue_dead_letter") == Some(5.0)
+            && sample(&m, r#"ops_worker_queue_pending{priority="P3"}"#) == Some(3.0);
+        ok.then_some(m)
+    })
+    .await;
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"ops_worker_tasks_total{type="noop",outcome="retried"}"#
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"ops_worker_tasks_total{type="deploy",outcome="completed"}"#
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"ops_worker_task_duration_seconds_count{type="noop"}"#
+        ),
+        Some(105.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"ops_worker_task_wait_seconds_count{priority="P2"}"#
+        ),
+        Some(105.0)
+    );
+    assert!(metrics.contains(r#"ops_worker_task_duration_seconds_bucket{type="noop",le="600"}"#));
+    assert!(metrics.contains("# HELP ops_worker_tasks_total"));
+    assert!(metrics.contains("process_resident_memory_bytes"));
+    assert!(
+        !metrics.contains("task_id") && !metrics.contains("dpl_"),
+        "no unbounded labels"
+    );
+
+    // Queue gauges equal `ops-worker stats --json`.
+    let out = cli(&redis.url(), "metrics", &[], &["stats", "--json"]);
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for p in ["P0", "P1", "P2", "P3"] {
+        assert_eq!(
+            sample(
+                &metrics,
+                &format!(r#"ops_worker_queue_pending{{priority="{p}"}}"#)
+            ),
+            stats["pending"][p].as_f64(),
+            "{p}"
+        );
+    }
+    assert_eq!(
+        sample(&metrics, "ops_worker_queue_in_flight"),
+        stats["in_flight"].as_f64()
+    );
+    assert_eq!(
+        sample(&metrics, "ops_worker_queue_retrying"),
+        stats["retrying"].as_f64()
+    );
+    assert_eq!(
+        sample(&metrics, "ops_worker_queue_dead_letter"),
+        stats["failed"].as_f64()
+    );
+    assert_eq!(
+        sample(&metrics, r#"ops_worker_queue_paused{priority="P3"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&metrics, r#"ops_worker_worker_status{status="running"}"#),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn every_task_state_change_is_a_json_log_line_with_the_task_fields() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "logs");
+    let w = WorkerProcess::spawn(&redis.url(), "logs", &[]);
+    let ok = noop(json!({}));
+    let mut bad = noop(json!({"fail": true}));
+    bad.max_retries = 1;
+    let ids = [ok.task_id.to_string(), bad.task_id.to_string()];
+    q.enqueue(&[ok, bad]).await.unwrap();
+    eventually(LONG, "both finished", || async {
+        let a = q.get(&ids[0]).await.ok()??;
+        let b = q.get(&ids[1]).await.ok()??;
+        (a.status.is_terminal() && b.status.is_terminal()).then_some(())
+    })
+    .await;
+    let lines: Vec<Value> = w
+        .logs()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let of = |id: &str| -> Vec<&Value> {
+        lines
+            .iter()
+            .filter(|l| l["span"]["task_id"] == id)
+            .collect()
+    };
+    let messages = |id: &str| -> Vec<String> {
+        of(id)
+            .iter()
+            .map(|l| l["message"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(messages(&ids[0]), ["task started", "task completed"]);
+    assert_eq!(
+        messages(&ids[1]),
+        [
+            "task started",
+            "attempt failed (retryable)",
+            "task started",
+            "attempt failed (retryable)"
+        ]
+    );
+    for l in of(&ids[1]) {
+        for field in ["task_id", "task_type", "priority", "attempt", "trace_id"] {
+            assert!(!l["span"][field].is_null(), "{field} missing in {l}");
+        }
+        assert!(l["timestamp"].is_string() && l["level"].is_string());
+    }
+    let attempts: Vec<String> = of(&ids[1])
+        .iter()
+        .map(|l| l["span"]["attempt"].to_string())
+        .collect();
+    assert_eq!(attempts, ["1", "1", "2", "2"]);
+}
+
+/// A local HTTP endpoint posing as Sentry: records every request body.
+async fn fake_sentry() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let sink = bodies.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let n = match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let len = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        let body =
+                            String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
+                        sink.lock()
+                            .unwrap()
+                            .push(format!("{}\n{}", &text[..end], body));
+                        let _ = sock
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
+                            .await;
+                        buf.clear();
+                    }
+                }
+            });
+        }
+    });
+    (port, bodies)
+}
+
+#[tokio::test]
+async fn sentry_gets_the_logged_error_and_the_panic_without_secrets() {
+    let (port, bodies) = fake_sentry().await;
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "sentry");
+    let dsn = format!("http://sentrypublickey0001@127.0.0.1:{port}/7");
+    let _w = WorkerProcess::spawn(
+        &redis.url(),
+        "sentry",
+        &[("SENTRY_DSN", &dsn), ("SENTRY_ENVIRONMENT", "test")],
+    );
+    let mut t = noop(json!({"panic": true}));
+    t.max_retries = 0;
+    q.enqueue(&[t]).await.unwrap();
+    let got = eventually(LONG, "a panic event and an error event", || async {
+        let all = bodies.lock().unwrap().join("\n---\n");
+        (all.contains("noop task asked to panic") && all.contains("handler panicked"))
+            .then_some(all)
+    })
+    .await;
+    assert!(
+        got.contains("/api/7/envelope/"),
+        "posted to the DSN's project"
+    );
+    assert!(got.contains("\"environment\":\"test\""), "{got}");
+    assert!(got.contains("ops-worker@"), "release set");
+    for secret in [TEST_VERCEL_TOKEN, TEST_JWT_SECRET] {
+        assert!(!got.contains(secret), "secret sent to Sentry");
+    }
+}
