@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -306,7 +306,8 @@ impl NewTask {
             status: TaskStatus::Pending,
             attempts: 0,
             max_retries,
-            created_at: now,
+            // Stored with millisecond precision; answer with the same value everywhere.
+            created_at: now.trunc_subsecs(3),
             started_at: None,
             completed_at: None,
             error: None,

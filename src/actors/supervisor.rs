@@ -319,6 +319,7 @@ impl SupervisorActor {
                 }
                 match store.reclaim(MAINTENANCE_BATCH).await {
                     Ok((requeued, dead)) if requeued + dead > 0 => {
+                        observer.reclaimed(requeued);
                         warn!(
                             requeued,
                             dead_lettered = dead,
@@ -447,10 +448,14 @@ impl SupervisorActor {
                         Ok(map) => act.apply_control(&map, ctx),
                         Err(e) => {
                             act.deps.observer.redis_error();
-                            if act.seen_restart.is_none() {
-                                // Redis is down at startup: run; the commands apply once it's back.
+                            if act.seen_restart.is_none()
+                                && act.status == PoolStatus::Stopped
+                                && act.consumers.is_empty()
+                            {
+                                // Redis is down at startup: run; the commands apply once it's
+                                // back (the first successful read only records the restart
+                                // generations, it doesn't restart).
                                 warn!(error = %e, "cannot read pool commands; starting the pool");
-                                act.seen_restart = Some((0, 0));
                                 act.start_or_restart(None, false, ctx);
                             }
                         }

@@ -166,8 +166,9 @@ impl CallJob {
                         self.observer.redis_error();
                         warn!(error = %e, "could not share the 429 hold; waiting locally");
                         tokio::time::sleep(wait).await;
+                        waited += wait;
                     }
-                    waited += wait;
+                    // (A shared hold is waited out, and counted, by `wait_for_turn`.)
                     if waited > MAX_RATE_LIMIT_WAIT {
                         return Err(VercelError::RateLimited {
                             retry_after: Some(wait),

@@ -167,6 +167,70 @@ fn outcome(d: &Deployment, project: &str) -> Value {
     })
 }
 
+/// The `gitSource` for the repository linked to `project` (None when it has no link or is new).
+async fn linked_git_source(
+    api: &VercelApi,
+    project: &str,
+    git_ref: Option<String>,
+) -> Result<Option<Value>, TaskError> {
+    let project = match api.call(requests::get_project(project)).await {
+        Ok(p) => p,
+        Err(VercelError::Client { status: 404, .. }) => return Ok(None),
+        Err(e) => return Err(to_task_error(e)),
+    };
+    Ok(git_source_from_link(&project["link"], git_ref))
+}
+
+/// Map a project's `link` to the matching `gitSource` shape of POST /v13/deployments.
+pub fn git_source_from_link(link: &Value, git_ref: Option<String>) -> Option<Value> {
+    let kind = link.get("type")?.as_str()?;
+    let git_ref = git_ref
+        .or_else(|| link.get("productionBranch")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| "main".into());
+    match kind {
+        "github" | "github-limited" | "github-custom-host" => {
+            let kind = if kind == "github-custom-host" {
+                "github"
+            } else {
+                kind
+            };
+            match link.get("repoId").filter(|v| !v.is_null()) {
+                Some(id) => Some(json!({"type": kind, "ref": git_ref, "repoId": id})),
+                None => Some(json!({"type": kind, "ref": git_ref,
+                                    "org": link.get("org")?, "repo": link.get("repo")?})),
+            }
+        }
+        "gitlab" => {
+            Some(json!({"type": "gitlab", "ref": git_ref, "projectId": link.get("projectId")?}))
+        }
+        "bitbucket" => Some(json!({"type": "bitbucket", "ref": git_ref,
+                                   "workspaceUuid": link.get("workspaceUuid")?,
+                                   "repoUuid": link.get("uuid")?})),
+        _ => None,
+    }
+}
+
+/// Store the deployment id on the record, retrying through a short Redis outage: if it is lost, a
+/// later attempt would create a second deployment.
+async fn remember_deployment(store: &QueueStore, task_id: &str, deployment: &str) {
+    let mut backoff = Duration::from_millis(100);
+    for attempt in 1..=6 {
+        match store.set_deployment_id(task_id, deployment).await {
+            Ok(_) => return,
+            Err(e) if attempt < 6 => {
+                warn!(error = %e, attempt, "could not store the deployment id yet; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+            Err(e) => warn!(
+                error = %e,
+                deployment_id = deployment,
+                "could not store the deployment id; a retry of this task may create another deployment"
+            ),
+        }
+    }
+}
+
 struct DeployHandler {
     api: VercelApi,
     polling: DeployPolling,
@@ -210,7 +274,13 @@ async fn deploy(
                 }
             };
             project.get_or_insert_with(|| name.clone());
-            let args = deployment_args(&record, name);
+            let mut args = deployment_args(&record, name);
+            if args.git_source.is_none() && args.deployment_id.is_none() {
+                // No source named (e.g. the guide's {"service": "test"}): build from the branch
+                // (payload `branch`, else the production branch) of the project's linked repo.
+                let git_ref = first_str(&record.payload, &["branch", "ref"]);
+                args.git_source = linked_git_source(&api, &args.name, git_ref).await?;
+            }
             let created: Deployment = decode(
                 api.call(requests::create_deployment(&args))
                     .await
@@ -224,9 +294,7 @@ async fn deploy(
                 })?
                 .to_string();
             // Remember it before anything else can fail, so no later attempt creates another.
-            if let Err(e) = store.set_deployment_id(&task_id, &id).await {
-                warn!(error = %e, "could not store the deployment id on the record");
-            }
+            remember_deployment(&store, &task_id, &id).await;
             info!(deployment_id = %id, url = ?created.url, "deployment created");
             emit(
                 &store,
@@ -255,7 +323,7 @@ async fn deploy(
                 emit(&store, "deploy.succeeded", &record, result.clone()).await;
                 return Ok(result);
             }
-            state @ ("ERROR" | "CANCELED") => {
+            state @ ("ERROR" | "CANCELED" | "BLOCKED") => {
                 let why = d.error_message.clone().unwrap_or_default();
                 emit(&store, "deploy.failed", &record, outcome(&d, &project)).await;
                 return Err(TaskError::Permanent(format!(
@@ -363,6 +431,21 @@ async fn operation(api: VercelApi, ctx: TaskContext) -> Result<Value, TaskError>
 mod tests {
     use super::*;
     use crate::task::NewTask;
+
+    #[test]
+    fn linked_repositories_become_git_sources() {
+        let gh = json!({"type": "github", "repoId": 123, "productionBranch": "main", "org": "o", "repo": "r"});
+        assert_eq!(
+            git_source_from_link(&gh, None),
+            Some(json!({"type": "github", "ref": "main", "repoId": 123}))
+        );
+        let gl = json!({"type": "gitlab", "projectId": "9", "productionBranch": "prod"});
+        assert_eq!(
+            git_source_from_link(&gl, Some("fix".into())),
+            Some(json!({"type": "gitlab", "ref": "fix", "projectId": "9"}))
+        );
+        assert_eq!(git_source_from_link(&Value::Null, None), None);
+    }
 
     #[test]
     fn bug_fix_payload_becomes_git_source_and_meta() {

@@ -89,13 +89,14 @@ impl ApiRequest {
 }
 
 fn seg(s: &str) -> String {
-    // Path segments we build come from task payloads: keep them to URL-safe characters.
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~') {
-                c.to_string()
+    // Path segments we build come from task payloads: percent-encode every byte outside the
+    // unreserved set (UTF-8 bytes for non-ASCII characters).
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
             } else {
-                format!("%{:02X}", c as u32 & 0xff)
+                format!("%{b:02X}")
             }
         })
         .collect()
@@ -257,7 +258,10 @@ impl Deployment {
             .unwrap_or("UNKNOWN")
     }
     pub fn is_final(&self) -> bool {
-        matches!(self.ready_state(), "READY" | "ERROR" | "CANCELED")
+        matches!(
+            self.ready_state(),
+            "READY" | "ERROR" | "CANCELED" | "BLOCKED"
+        )
     }
 }
 
@@ -580,6 +584,13 @@ mod tests {
             (Some("dpl_2"), "BUILDING")
         );
         assert!(!d.is_final());
+    }
+
+    #[test]
+    fn path_segments_are_percent_encoded_as_utf8() {
+        assert_eq!(seg("web-app_1.x~"), "web-app_1.x~");
+        assert_eq!(seg("a/b c"), "a%2Fb%20c");
+        assert_eq!(seg("é"), "%C3%A9");
     }
 
     #[test]

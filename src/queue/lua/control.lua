@@ -22,6 +22,9 @@ if command == 'restart' then
 end
 if concurrency ~= '' then
   redis.call('HSET', key, 'concurrency' .. suffix, concurrency)
+elseif command ~= 'stop' then
+  -- start/restart without a size: back to the instances' own WORKER_CONCURRENCY.
+  redis.call('HDEL', key, 'concurrency' .. suffix)
 end
 redis.call('HSET', key, 'updated_at', NOW_ISO)
 return redis.call('HGETALL', key)

@@ -16,4 +16,6 @@ for _, set in ipairs({'delayed', 'retry'}) do
   end
 end
 wake(n)
+-- Dead-lettered records expire after the retention; forget their ids too.
+redis.call('ZREMRANGEBYSCORE', k('failed'), '-inf', NOW - RETENTION * 1000)
 return n

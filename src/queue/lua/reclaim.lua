@@ -8,9 +8,11 @@ local ids = redis.call('ZRANGEBYSCORE', k('inflight'), '-inf', NOW, 'LIMIT', 0, 
 local requeued, dead = 0, 0
 for _, id in ipairs(ids) do
   local tk = task_key(id)
-  local f = redis.call('HMGET', tk, 'status', 'attempts', 'max_retries', 'priority')
+  local f = redis.call('HMGET', tk, 'status', 'attempts', 'max_retries', 'priority', 'cancel_requested')
   if f[1] ~= 'in_progress' then
     redis.call('ZREM', k('inflight'), id)
+  elseif f[5] == '1' then
+    cancel_now(id, 'cancelled while running (its worker died)')
   elseif (tonumber(f[2]) or 0) > (tonumber(f[3]) or 0) then
     dead_letter(id, 'lease expired on attempt ' .. f[2] .. ' of ' .. ((tonumber(f[3]) or 0) + 1) ..
       ': the worker died or hung while running it')
