@@ -1,5 +1,5 @@
-//! `ops-worker bench`: enqueue N noop tasks into a private queue on `REDIS_URL`, drain them with C
-//! consumers of the real pool, and report enqueue/s, drain/s, claim latency, peak RSS and Redis
+//! `ops-worker bench`: enqueue N noop (or `--kind deploy`) tasks into a private queue on
+//! `REDIS_URL`, drain them with C consumers of the real pool, and report enqueue/s, drain/s, claim latency, peak RSS and Redis
 //! round trips per task. The private queue is deleted afterwards.
 
 use std::sync::Arc;
@@ -30,6 +30,10 @@ pub struct BenchArgs {
     /// Tasks claimed per round trip (WORKER_PREFETCH for the drain).
     #[arg(long, default_value_t = 64)]
     pub prefetch: usize,
+    /// What to drain: `noop` tasks, or `deploy` tasks against an in-process Vercel simulator
+    /// (builds finish at once, rate limit off) to measure the Vercel path's overhead.
+    #[arg(long, default_value = "noop", value_parser = ["noop", "deploy"])]
+    pub kind: String,
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -38,6 +42,7 @@ pub struct BenchArgs {
 /// What `bench` reports.
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
+    pub kind: String,
     pub tasks: usize,
     pub concurrency: usize,
     pub prefetch: usize,
@@ -96,12 +101,39 @@ pub async fn run(base: &Config, args: &BenchArgs) -> Result<(), QueueError> {
     let pool_store = QueueStore::new(&config.redis_url, &config.queue)?;
     admin.ping().await?;
 
+    // For deploy benchmarks: an in-process simulator and a Vercel client pointed at it.
+    let sim = if args.kind == "deploy" {
+        let token = format!("bench-{}", uuid::Uuid::new_v4().simple());
+        let server = crate::vercel::sim::start(
+            crate::vercel::sim::SimConfig {
+                token: token.clone(),
+                build_secs: 0.0,
+                ..Default::default()
+            },
+            0,
+        )
+        .await
+        .map_err(|e| QueueError::Protocol(format!("cannot start the simulator: {e}")))?;
+        config.vercel.api_url = server.url.clone();
+        config.vercel.token = Some(crate::config::Secret::new(token));
+        config.vercel.rate_limit_per_min = 0;
+        config.vercel.poll_interval = Duration::from_millis(20);
+        Some(server)
+    } else {
+        None
+    };
+    let (task_type, payload) = if sim.is_some() {
+        ("deploy", json!({"project": "bench"}))
+    } else {
+        ("noop", json!({}))
+    };
+
     let now = Utc::now();
     let records: Vec<TaskRecord> = (0..args.tasks)
         .filter_map(|_| {
             NewTask {
-                task_type: Some("noop".into()),
-                payload: Some(json!({})),
+                task_type: Some(task_type.into()),
+                payload: Some(payload.clone()),
                 source: Some("bench".into()),
                 ..Default::default()
             }
@@ -123,13 +155,15 @@ pub async fn run(base: &Config, args: &BenchArgs) -> Result<(), QueueError> {
 
     let latencies = Arc::new(ClaimLatencies::default());
     let t1 = Instant::now();
-    let supervisor = crate::startup::start_pool(
-        &config,
-        pool_store.clone(),
-        HandlerRegistry::builtin(),
-        latencies.clone(),
-    )
-    .supervisor;
+    let handlers = if sim.is_some() {
+        crate::startup::handlers_with_vercel(&config, pool_store.clone(), latencies.clone())
+            .map_err(|e| QueueError::Protocol(e.to_string()))?
+    } else {
+        HandlerRegistry::builtin()
+    };
+    let supervisor =
+        crate::startup::start_pool(&config, pool_store.clone(), handlers, latencies.clone())
+            .supervisor;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let s = admin.stats().await?;
@@ -142,11 +176,15 @@ pub async fn run(base: &Config, args: &BenchArgs) -> Result<(), QueueError> {
     let trips = pool_store.round_trips();
     let _ = supervisor.send(StopPool).await;
     admin.destroy().await?;
+    if let Some(server) = sim {
+        server.stop().await;
+    }
 
     let mut lat = latencies.0.lock().map(|v| v.clone()).unwrap_or_default();
     lat.sort_by(|a, b| a.total_cmp(b));
     let n = records.len().max(1) as f64;
     let report = BenchReport {
+        kind: args.kind.clone(),
         tasks: records.len(),
         concurrency: config.worker.concurrency,
         prefetch: config.worker.prefetch,
@@ -161,8 +199,8 @@ pub async fn run(base: &Config, args: &BenchArgs) -> Result<(), QueueError> {
         println!("{}", serde_json::to_string(&report).unwrap_or_default());
     } else {
         println!(
-            "tasks {}  consumers {}  prefetch {}",
-            report.tasks, report.concurrency, report.prefetch
+            "{} tasks {}  consumers {}  prefetch {}",
+            report.kind, report.tasks, report.concurrency, report.prefetch
         );
         println!("enqueue      {:>10.0} tasks/s", report.enqueue_per_sec);
         println!("drain        {:>10.0} tasks/s", report.drain_per_sec);
