@@ -3,7 +3,7 @@
 -- priorities skipped. Each claimed task: status in_progress, attempts + 1, listed in `inflight`
 -- scored by its lease deadline. Stale list entries (cancelled or finished tasks) are dropped; an id
 -- with no record at all is dead-lettered as a stub so an operator can see it.
--- Returns a list of HGETALL replies, one per claimed task.
+-- Returns one flat field/value list per claimed task: its record after the claim.
 local consumer, lease, want = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local paused = {}
 for _, p in ipairs(redis.call('SMEMBERS', k('paused'))) do paused[p] = true end
@@ -16,19 +16,32 @@ for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
       local id = redis.call('RPOP', list)
       if not id then break end
       local tk = task_key(id)
-      local status = redis.call('HGET', tk, 'status')
-      if status == 'pending' then
-        redis.call('HINCRBY', tk, 'attempts', 1)
-        redis.call('HSET', tk, 'status', 'in_progress', 'started_at', NOW_ISO, 'worker', consumer,
-          'claimed_ms', NOW)
-        redis.call('ZADD', k('inflight'), NOW + lease, id)
-        touch(id)
-        emit('task.started', id)
-        out[#out + 1] = redis.call('HGETALL', tk)
-      elseif not status then
+      local flat = redis.call('HGETALL', tk)
+      if #flat == 0 then
         redis.call('HSET', tk, 'task_id', id, 'type', 'unknown', 'priority', prio, 'payload', '{}',
           'attempts', 0, 'max_retries', 0, 'created_at', NOW_ISO)
         dead_letter(id, 'the queue held an id with no task record (written to Redis by hand?)')
+      else
+        local rec = {}
+        for i = 1, #flat, 2 do rec[flat[i]] = flat[i + 1] end
+        if rec.status == 'pending' then
+          -- One read (HGETALL) and one write per task; the reply is the updated record.
+          local attempts = tostring((tonumber(rec.attempts) or 0) + 1)
+          redis.call('HSET', tk, 'status', 'in_progress', 'attempts', attempts,
+            'started_at', NOW_ISO, 'worker', consumer, 'claimed_ms', NOW)
+          rec.status, rec.attempts, rec.started_at = 'in_progress', attempts, NOW_ISO
+          rec.worker, rec.claimed_ms = consumer, tostring(NOW)
+          redis.call('ZADD', k('inflight'), NOW + lease, id)
+          touch(id)
+          emit('task.started', id, nil, rec)
+          local reply = {}
+          for f, v in pairs(rec) do
+            reply[#reply + 1] = f
+            reply[#reply + 1] = v
+          end
+          out[#out + 1] = reply
+        end
+        -- any other status: a stale entry (cancelled / already done); drop it
       end
     end
   end

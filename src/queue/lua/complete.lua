@@ -5,7 +5,7 @@ local done = 0
 for i = 5, #ARGV, 2 do
   local id, result = ARGV[i], ARGV[i + 1]
   local tk = task_key(id)
-  local f = redis.call('HMGET', tk, 'status', 'priority')
+  local f = redis.call('HMGET', tk, 'status', 'priority', 'type', 'attempts', 'trace_id')
   local status = f[1]
   if status == 'in_progress' or status == 'pending' or status == 'retrying' then
     if status == 'pending' then
@@ -17,7 +17,8 @@ for i = 5, #ARGV, 2 do
     finish(tk, 'completed', 'result', result)
     redis.call('ZREM', k('inflight'), id)
     touch(id)
-    emit('task.completed', id)
+    emit('task.completed', id, nil,
+      {type = f[3], priority = f[2], status = 'completed', attempts = f[4], trace_id = f[5]})
     done = done + 1
   end
 end

@@ -40,12 +40,16 @@ local function k(name) return B .. ':' .. name end
 local function task_key(id) return B .. ':task:' .. id end
 
 -- Record that a task changed state: capped stream (for replay/audit) + pub/sub (for live watchers).
-local function emit(event, id, reason)
-  local tk = task_key(id)
-  local f = redis.call('HMGET', tk, 'type', 'priority', 'status', 'attempts', 'trace_id')
-  local body = {event = event, task_id = id, type = f[1] or '', priority = f[2] or '',
-                status = f[3] or '', attempts = tonumber(f[4] or '0') or 0,
-                trace_id = f[5] or '', ts = NOW_ISO}
+-- `rec` (optional) holds the record's current type, priority, status, attempts and trace_id when
+-- the caller already has them; otherwise they are read.
+local function emit(event, id, reason, rec)
+  if not rec then
+    local f = redis.call('HMGET', task_key(id), 'type', 'priority', 'status', 'attempts', 'trace_id')
+    rec = {type = f[1], priority = f[2], status = f[3], attempts = f[4], trace_id = f[5]}
+  end
+  local body = {event = event, task_id = id, type = rec.type or '', priority = rec.priority or '',
+                status = rec.status or '', attempts = tonumber(rec.attempts or '0') or 0,
+                trace_id = rec.trace_id or '', ts = NOW_ISO}
   if reason and reason ~= '' then body.reason = reason end
   local json = cjson.encode(body)
   redis.call('XADD', k('events'), 'MAXLEN', '~', STREAM_MAX, '*', 'event', event, 'task_id', id, 'data', json)
