@@ -227,17 +227,24 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The environment with the global flags (`--redis-url`, `--queue`) applied.
+fn env_with_flags(cli: &Cli) -> HashMap<String, String> {
+    let mut vars: HashMap<String, String> = std::env::vars().collect();
+    for (k, v) in [("REDIS_URL", &cli.redis_url), ("QUEUE_NAME", &cli.queue)] {
+        if let Some(v) = v {
+            vars.insert(k.to_string(), v.clone());
+        }
+    }
+    vars
+}
+
 fn load_config(
     cli: &Cli,
     mode: Mode,
     extra: &[(&str, Option<String>)],
 ) -> Result<Config, CliError> {
-    let mut vars: HashMap<String, String> = std::env::vars().collect();
-    let overrides = [
-        ("REDIS_URL", cli.redis_url.clone()),
-        ("QUEUE_NAME", cli.queue.clone()),
-    ];
-    for (k, v) in overrides.iter().chain(extra) {
+    let mut vars = env_with_flags(cli);
+    for (k, v) in extra {
         if let Some(v) = v {
             vars.insert(k.to_string(), v.clone());
         }
@@ -280,25 +287,21 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         }
         Command::Enqueue(args) => enqueue(&cli, args).await,
         Command::Doctor { json } => {
-            let mut vars: HashMap<String, String> = std::env::vars().collect();
-            for (k, v) in [("REDIS_URL", &cli.redis_url), ("QUEUE_NAME", &cli.queue)] {
-                if let Some(v) = v {
-                    vars.insert(k.into(), v.clone());
-                }
-            }
-            let checks = crate::doctor::checks(&vars).await;
+            let checks = crate::doctor::checks(&env_with_flags(&cli)).await;
             if crate::doctor::report(&checks, *json) {
                 Ok(())
             } else {
                 Err(CliError::Failed("doctor found problems".into()))
             }
         }
-        Command::Demo { port, scenario } => crate::demo::run(*port, scenario.as_deref())
-            .await
-            .map_err(|e| match e {
-                crate::demo::DemoError::Setup(m) => CliError::Failed(m),
-                other => CliError::Failed(other.to_string()),
-            }),
+        Command::Demo { port, scenario } => {
+            crate::demo::run(env_with_flags(&cli), *port, scenario.as_deref())
+                .await
+                .map_err(|e| match e {
+                    crate::demo::DemoError::Setup(m) => CliError::Failed(m),
+                    other => CliError::Failed(other.to_string()),
+                })
+        }
         Command::Stats { json } => {
             let (_, store) = tool_store(&cli)?;
             let stats = store.stats().await?;

@@ -315,9 +315,13 @@ fn demo_config(
     Config::from_vars(&v, Mode::Run).map_err(|e| DemoError::Setup(e.to_string()))
 }
 
-/// Run the demo (or the bug-fix scenario). Call inside an actix System.
-pub async fn run(port: Option<u16>, scenario: Option<&str>) -> Result<(), DemoError> {
-    let vars: HashMap<String, String> = std::env::vars().collect();
+/// Run the demo (or the bug-fix scenario) with these environment variables. Call inside an actix
+/// System.
+pub async fn run(
+    vars: HashMap<String, String>,
+    port: Option<u16>,
+    scenario: Option<&str>,
+) -> Result<(), DemoError> {
     if let Some(s) = scenario.filter(|s| *s != "bugfix") {
         return Err(DemoError::Setup(format!(
             "unknown scenario `{s}` (available: bugfix)"

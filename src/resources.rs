@@ -89,6 +89,8 @@ pub fn cpu_seconds() -> f64 {
 pub struct UsageSampler {
     /// Previous sample: (wall clock, CPU seconds).
     last: (Instant, f64),
+    /// Latest CPU ratio (kept while the window is too short to measure).
+    cpu: f64,
     cpu_cores: f64,
     memory_limit: f64,
 }
@@ -103,21 +105,23 @@ impl UsageSampler {
     pub fn new() -> Self {
         Self {
             last: (Instant::now(), cpu_seconds()),
+            cpu: 0.0,
             cpu_cores: cpu_limit_cores(),
             memory_limit: memory_limit_bytes(),
         }
     }
 
-    /// `(cpu ratio, memory ratio)` since the previous call, each 0..1 of the limit.
+    /// `(cpu ratio, memory ratio)` since the previous sample, each 0..1 of the limit. CPU time is
+    /// counted in 10 ms ticks, so a window shorter than a second would be mostly rounding: then the
+    /// previous CPU ratio is kept and the window keeps growing.
     pub fn sample(&mut self) -> (f64, f64) {
         let now = (Instant::now(), cpu_seconds());
         let wall = now.0.duration_since(self.last.0).as_secs_f64();
-        let cpu = if wall > 0.0 && self.cpu_cores > 0.0 {
-            ((now.1 - self.last.1) / wall / self.cpu_cores).max(0.0)
-        } else {
-            0.0
-        };
-        self.last = now;
+        if wall >= 1.0 && self.cpu_cores > 0.0 {
+            self.cpu = ((now.1 - self.last.1) / wall / self.cpu_cores).max(0.0);
+            self.last = now;
+        }
+        let cpu = self.cpu;
         let mem = if self.memory_limit > 0.0 {
             resident_bytes() / self.memory_limit
         } else {
@@ -136,13 +140,19 @@ mod tests {
         assert!(cpu_limit_cores() > 0.0);
         assert!(memory_limit_bytes() > resident_bytes());
         let mut s = UsageSampler::new();
-        // Burn a little CPU so the ratio is measurable.
+        // A window this short is not measured: the ratio stays at its previous value.
+        assert_eq!(s.sample().0, 0.0);
+        // Burn CPU for over a second so the ratio is measurable.
+        let start = Instant::now();
         let mut x = 0u64;
-        for i in 0..5_000_000u64 {
-            x = x.wrapping_mul(31).wrapping_add(i);
+        while start.elapsed().as_secs_f64() < 1.1 {
+            for i in 0..100_000u64 {
+                x = x.wrapping_mul(31).wrapping_add(i);
+            }
         }
         assert!(x != 1);
         let (cpu, mem) = s.sample();
+        assert!(cpu > 0.05, "a busy thread shows up: {cpu}");
         assert!((0.0..=1.5).contains(&cpu), "cpu ratio {cpu}");
         assert!(mem > 0.0 && mem < 1.0, "memory ratio {mem}");
     }
