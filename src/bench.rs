@@ -173,6 +173,15 @@ pub async fn run(base: &Config, args: &BenchArgs) -> Result<(), QueueError> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let drain_secs = t1.elapsed().as_secs_f64();
+    let finished = admin.stats().await?.completed_total as usize;
+    if finished < records.len() {
+        let _ = supervisor.send(StopPool).await;
+        admin.destroy().await?;
+        return Err(QueueError::Protocol(format!(
+            "only {finished} of {} tasks completed within 600 s; no figures reported",
+            records.len()
+        )));
+    }
     let trips = pool_store.round_trips();
     let _ = supervisor.send(StopPool).await;
     admin.destroy().await?;

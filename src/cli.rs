@@ -142,10 +142,12 @@ fn parse_ttl(s: &str) -> Result<u64, CliError> {
             )));
         }
     };
-    if n == 0 {
-        return Err(CliError::Invalid("ttl: must be positive".into()));
+    match n.checked_mul(mult) {
+        Some(secs) if secs > 0 && secs <= 10 * 365 * 86_400 => Ok(secs),
+        _ => Err(CliError::Invalid(
+            "ttl: must be from 1 second to 10 years".into(),
+        )),
     }
-    Ok(n * mult)
 }
 
 #[derive(Args, Debug)]
@@ -294,14 +296,18 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 Err(CliError::Failed("doctor found problems".into()))
             }
         }
-        Command::Demo { port, scenario } => {
-            crate::demo::run(env_with_flags(&cli), *port, scenario.as_deref())
-                .await
-                .map_err(|e| match e {
-                    crate::demo::DemoError::Setup(m) => CliError::Failed(m),
-                    other => CliError::Failed(other.to_string()),
-                })
-        }
+        Command::Demo { port, scenario } => crate::demo::run(
+            env_with_flags(&cli),
+            *port,
+            scenario.as_deref(),
+            cli.queue.as_deref(),
+        )
+        .await
+        .map_err(|e| match e {
+            crate::demo::DemoError::Config(m) => CliError::Invalid(m),
+            crate::demo::DemoError::Setup(m) => CliError::Failed(m),
+            other => CliError::Failed(other.to_string()),
+        }),
         Command::Stats { json } => {
             let (_, store) = tool_store(&cli)?;
             let stats = store.stats().await?;

@@ -376,6 +376,14 @@ impl Config {
 
         let port = r.number("PORT", 8080u16, 1, 65535);
         let sentry_dsn = r.raw("SENTRY_DSN").map(Secret::new);
+        if let Some(dsn) = &sentry_dsn
+            && dsn.expose().parse::<sentry::types::Dsn>().is_err()
+        {
+            r.problem(
+                "SENTRY_DSN",
+                "does not parse (expected https://<public key>@<host>/<project id>)",
+            );
+        }
         let jwt_secret = r.raw("JWT_SECRET").map(Secret::new);
         match (&jwt_secret, mode) {
             (None, Mode::Run) => r.problem(

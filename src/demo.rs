@@ -27,6 +27,9 @@ use crate::vercel::sim::{self, SimConfig};
 /// Why the demo could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
+    /// The environment does not validate (exit 2, naming the variable).
+    #[error("{0}")]
+    Config(String),
     #[error("{0}")]
     Setup(String),
     #[error("scenario failed: {0}")]
@@ -293,8 +296,15 @@ fn demo_config(
     sim_url: &str,
     sim_token: &str,
     port: u16,
+    queue: Option<&str>,
 ) -> Result<Config, DemoError> {
     let mut v = vars.clone();
+    // Never the exported QUEUE_NAME: a shell set up for production must not have its real tasks
+    // run against the simulator. Only `--queue` chooses another queue.
+    v.remove("QUEUE_NAME");
+    if let Some(q) = queue {
+        v.insert("QUEUE_NAME".into(), q.to_string());
+    }
     let defaults = [
         ("QUEUE_NAME", "demo"),
         ("WORKER_CONCURRENCY", "8"),
@@ -312,7 +322,7 @@ fn demo_config(
     v.insert("PORT".into(), port.to_string());
     v.insert("AUTH_TRUST_LOOPBACK".into(), "true".into());
     v.entry("JWT_SECRET".into()).or_insert_with(random_secret);
-    Config::from_vars(&v, Mode::Run).map_err(|e| DemoError::Setup(e.to_string()))
+    Config::from_vars(&v, Mode::Run).map_err(|e| DemoError::Config(e.to_string()))
 }
 
 /// Run the demo (or the bug-fix scenario) with these environment variables. Call inside an actix
@@ -321,6 +331,7 @@ pub async fn run(
     vars: HashMap<String, String>,
     port: Option<u16>,
     scenario: Option<&str>,
+    queue: Option<&str>,
 ) -> Result<(), DemoError> {
     if let Some(s) = scenario.filter(|s| *s != "bugfix") {
         return Err(DemoError::Setup(format!(
@@ -342,7 +353,7 @@ pub async fn run(
     )
     .await
     .map_err(|e| DemoError::Setup(format!("cannot start the Vercel simulator: {e}")))?;
-    let config = demo_config(&vars, &redis_url, &sim.url, &sim_token, port)?;
+    let config = demo_config(&vars, &redis_url, &sim.url, &sim_token, port, queue)?;
     crate::telemetry::init(&config.log_level, config.log_format);
     let instance = Instance::start(&config).map_err(|e| DemoError::Setup(e.to_string()))?;
     let store = instance.store.clone();

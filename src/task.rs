@@ -85,6 +85,9 @@ pub enum TaskType {
     Cancel,
     Check,
     Noop,
+    /// A stored record whose type this build does not know (hand-written, or a stub for an id
+    /// with no record). Never accepted at submission; dead-lettered when claimed.
+    Unknown,
 }
 
 impl TaskType {
@@ -107,6 +110,7 @@ impl TaskType {
             TaskType::Cancel => "cancel",
             TaskType::Check => "check",
             TaskType::Noop => "noop",
+            TaskType::Unknown => "unknown",
         }
     }
 }
@@ -403,6 +407,58 @@ impl TaskRecord {
         f
     }
 
+    /// Decode a record for display (API, dashboard, `ops-worker show`): what does not decode is
+    /// shown as it is stored instead of hiding the record. JSON fields that don't parse become
+    /// strings, an unknown type becomes `unknown`, broken numbers 0, broken times absent; an id
+    /// that is not a UUID is shown as the nil UUID with the stored id in `error`.
+    pub fn from_fields_lossy(map: &HashMap<String, String>) -> Self {
+        if let Ok(r) = Self::from_fields(map) {
+            return r;
+        }
+        let get = |f: &str| map.get(f).filter(|s| !s.is_empty()).cloned();
+        let json = |f: &str| get(f).map(|s| serde_json::from_str(&s).unwrap_or(Value::String(s)));
+        let time = |f: &str| {
+            get(f)
+                .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let raw_id = get("task_id").unwrap_or_default();
+        let task_id = raw_id.parse().unwrap_or(Uuid::nil());
+        let mut error = get("error");
+        if task_id.is_nil() {
+            error = Some(format!(
+                "[stored id: {raw_id}] {}",
+                error.unwrap_or_default()
+            ));
+        }
+        TaskRecord {
+            task_id,
+            task_type: get("type")
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(TaskType::Unknown),
+            priority: get("priority")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_default(),
+            payload: json("payload").unwrap_or(Value::Object(Map::new())),
+            source: get("source").unwrap_or_else(|| "unknown".into()),
+            status: get("status")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(TaskStatus::Failed),
+            attempts: get("attempts").and_then(|a| a.parse().ok()).unwrap_or(0),
+            max_retries: get("max_retries").and_then(|a| a.parse().ok()).unwrap_or(0),
+            created_at: time("created_at").unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+            started_at: time("started_at"),
+            completed_at: time("completed_at"),
+            error,
+            result: json("result"),
+            trace_id: get("trace_id").unwrap_or_default(),
+            idempotency_key: get("idempotency_key"),
+            metadata: json("metadata").unwrap_or(Value::Object(Map::new())),
+            run_at: time("run_at"),
+            deployment_id: get("deployment_id"),
+        }
+    }
+
     /// Decode a record from its Redis hash. Every problem names the field.
     pub fn from_fields(map: &HashMap<String, String>) -> Result<Self, DecodeError> {
         fn req<'a>(
@@ -534,6 +590,9 @@ pub fn validate_payload(task_type: TaskType, payload: &Value) -> Result<(), Vali
         return Err(ValidationError::new("payload", "must be a JSON object"));
     }
     match task_type {
+        TaskType::Unknown => {
+            return Err(ValidationError::new("type", "unknown task type"));
+        }
         TaskType::Noop => {
             match payload.get("sleep_ms") {
                 None | Some(Value::Null) => {}
@@ -677,5 +736,18 @@ mod tests {
         map.insert("payload".into(), "{not json".into());
         let e = TaskRecord::from_fields(&map).unwrap_err();
         assert_eq!(e.field, "payload");
+        // For display, the same record is shown as stored.
+        let shown = TaskRecord::from_fields_lossy(&map);
+        assert_eq!(shown.payload, Value::String("{not json".into()));
+        assert_eq!(shown.priority, Priority::P1);
+        map.insert("type".into(), "launch_missiles".into());
+        map.insert("task_id".into(), "garbage-id".into());
+        let shown = TaskRecord::from_fields_lossy(&map);
+        assert_eq!(shown.task_type, TaskType::Unknown);
+        assert!(shown.error.unwrap().contains("garbage-id"));
+        assert!(
+            "unknown".parse::<TaskType>().is_err(),
+            "never accepted at submission"
+        );
     }
 }

@@ -613,6 +613,28 @@ async fn pool_commands_reach_every_instance_or_just_one() {
     let q = app.store();
     let tasks: Vec<_> = (0..6).map(|_| noop(json!({}))).collect();
     q.enqueue(&tasks).await.unwrap();
+    // Let time pass in a way the test can observe: two more heartbeats from each instance
+    // (each is written after the pool re-reads its commands), then nothing may have run.
+    for _ in 0..2 {
+        let before: Vec<String> = q
+            .instances()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.last_heartbeat)
+            .collect();
+        eventually(LONG, "a new heartbeat from every instance", || async {
+            let now: Vec<String> = q
+                .instances()
+                .await
+                .ok()?
+                .into_iter()
+                .map(|h| h.last_heartbeat)
+                .collect();
+            (now.len() == 2 && now.iter().all(|h| !before.contains(h))).then_some(())
+        })
+        .await;
+    }
     let pending_probe = eventually(LONG, "stats", || async { q.stats().await.ok() }).await;
     assert_eq!(
         pending_probe.pending_total(),

@@ -11,6 +11,7 @@ fn run_without_redis_url_exits_2_naming_it() {
         .arg("run")
         .env_clear()
         .env("WORKER_CONCURRENCY", "lots")
+        .env("SENTRY_DSN", "not-a-dsn")
         .env("VERCEL_TOKEN", "tok_must_not_leak")
         .output()
         .unwrap();
@@ -18,6 +19,7 @@ fn run_without_redis_url_exits_2_naming_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("REDIS_URL"), "{err}");
     assert!(err.contains("WORKER_CONCURRENCY"), "{err}");
+    assert!(err.contains("SENTRY_DSN: does not parse"), "{err}");
     assert!(!err.contains("tok_must_not_leak"));
 }
 

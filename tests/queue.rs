@@ -114,7 +114,7 @@ async fn retry_backoff_then_dead_letter_then_replay() {
         backoff,
     };
     assert_eq!(
-        q.fail("t/c0", &[fail(Duration::from_millis(300))])
+        q.fail("t/c0", &[fail(Duration::from_millis(1500))])
             .await
             .unwrap(),
         (1, 0)
@@ -211,7 +211,7 @@ async fn lapsed_leases_are_reclaimed_and_repeat_killers_dead_lettered() {
     };
     q.claim("t/c0", 1).await.unwrap();
     expire(&mut conn);
-    assert_eq!(q.reclaim(100).await.unwrap(), (1, 0));
+    assert_eq!(q.reclaim(100).await.unwrap(), (1, vec![]));
     assert_eq!(
         q.get(&id).await.unwrap().unwrap().status,
         TaskStatus::Pending
@@ -236,7 +236,7 @@ async fn lapsed_leases_are_reclaimed_and_repeat_killers_dead_lettered() {
     expire(&mut conn);
     assert_eq!(
         q.reclaim(100).await.unwrap(),
-        (0, 1),
+        (0, vec!["noop".to_string()]),
         "second crash uses the last attempt"
     );
     let rec = q.get(&id).await.unwrap().unwrap();

@@ -214,6 +214,41 @@ async fn kill_9_while_waiting_for_ready_resumes_the_same_deployment() {
 }
 
 #[tokio::test]
+async fn a_retry_finds_the_deployment_an_earlier_attempt_created_instead_of_creating_another() {
+    let redis = RedisServer::start();
+    let sim = SimProcess::spawn(&["--build-secs", "0.5"]);
+    let q = store(&redis.url(), "dedupe");
+    // An earlier attempt created this deployment but died before storing its id on the record.
+    let mut t = task("deploy", "P1", json!({"project": "web"}));
+    let id = t.task_id.to_string();
+    t.attempts = 1;
+    let earlier = reqwest::Client::new()
+        .post(format!("{}/v13/deployments", sim.url))
+        .bearer_auth(&sim.token)
+        .json(&json!({"name": "web", "meta": {"ops_task_id": id}}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    q.enqueue(&[t]).await.unwrap();
+    let _w = spawn_worker(&redis.url(), "dedupe", &sim.worker_env());
+    let rec = wait_status(&q, &id, TaskStatus::Completed).await;
+    assert_eq!(rec.attempts, 2);
+    assert_eq!(rec.deployment_id.as_deref(), Some(earlier.as_str()));
+    assert_eq!(rec.result.unwrap()["deployment_id"], earlier.as_str());
+    assert_eq!(
+        sim.stats().await["deployments_created"]["web"],
+        1,
+        "no second deployment"
+    );
+}
+
+#[tokio::test]
 async fn a_401_fails_the_task_clearly_and_the_token_never_leaks() {
     let redis = RedisServer::start();
     let sim = SimProcess::spawn(&[]);
@@ -335,7 +370,7 @@ async fn after_a_429_no_instance_calls_before_retry_after() {
         .unwrap()
         .to_string();
 
-    sim.faults(json!({"rate_limit_next": 1, "retry_after_secs": 2}))
+    sim.faults(json!({"rate_limit_next": 1, "retry_after_secs": 3}))
         .await;
     let mut ids = Vec::new();
     for _ in 0..8 {
@@ -350,17 +385,18 @@ async fn after_a_429_no_instance_calls_before_retry_after() {
         .find(|r| r.2 == 429)
         .expect("the injected 429")
         .3;
-    // Calls already on the wire when the 429 was answered may still arrive within a few ms.
+    // A call admitted before the hold reached Redis may still arrive shortly after the 429
+    // (the hold is written once the worker has read the 429); none may arrive later in the hold.
     let early: Vec<_> = reqs
         .iter()
-        .filter(|r| r.3 > t429 + 100 && r.3 < t429 + 2_000)
+        .filter(|r| r.3 > t429 + 1_000 && r.3 < t429 + 3_000)
         .collect();
     assert!(
         early.is_empty(),
         "calls during the Retry-After hold: {early:?}"
     );
     assert!(
-        reqs.iter().any(|r| r.3 >= t429 + 2_000 && r.2 == 200),
+        reqs.iter().any(|r| r.3 >= t429 + 3_000 && r.2 == 200),
         "calls resumed after the hold"
     );
 }

@@ -42,8 +42,8 @@ pub enum Exit {
 #[rtype(result = "()")]
 pub struct ConsumerExited {
     pub slot: usize,
-    /// Which pool generation it belonged to; exits of an older generation are ignored.
-    pub generation: u64,
+    /// The spawn id the consumer was started with (unique per start).
+    pub spawn_id: u64,
     pub exit: Exit,
 }
 
@@ -68,8 +68,8 @@ pub struct ConsumerActor {
     name: String,
     /// Position in the pool, so the supervisor can restart the same slot.
     slot: usize,
-    /// Pool generation this consumer belongs to.
-    generation: u64,
+    /// Unique per start, so the supervisor can tell this consumer from a later one in its slot.
+    spawn_id: u64,
     deps: ConsumerDeps,
     /// Pool control: Run, or Drain with a deadline.
     control: watch::Receiver<PoolSignal>,
@@ -81,7 +81,7 @@ impl ConsumerActor {
     pub fn new(
         instance: &str,
         slot: usize,
-        generation: u64,
+        spawn_id: u64,
         deps: ConsumerDeps,
         control: watch::Receiver<PoolSignal>,
         supervisor: Recipient<ConsumerExited>,
@@ -89,7 +89,7 @@ impl ConsumerActor {
         Self {
             name: format!("{instance}/c{slot}"),
             slot,
-            generation,
+            spawn_id,
             deps,
             control,
             supervisor,
@@ -113,7 +113,7 @@ impl Actor for ConsumerActor {
         ctx.spawn(fut.into_actor(self).map(|exit, act, ctx| {
             act.supervisor.do_send(ConsumerExited {
                 slot: act.slot,
-                generation: act.generation,
+                spawn_id: act.spawn_id,
                 exit,
             });
             ctx.stop();

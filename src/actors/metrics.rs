@@ -156,6 +156,21 @@ fn describe_all() {
 
 fn initialise_zeros() {
     gauge!("ops_worker_up").set(1.0);
+    for g in [
+        "ops_worker_queue_in_flight",
+        "ops_worker_queue_retrying",
+        "ops_worker_queue_delayed",
+        "ops_worker_queue_dead_letter",
+        "ops_worker_queue_oldest_pending_age_seconds",
+        "ops_worker_task_running_longest_seconds",
+        "ops_worker_cpu_usage_ratio",
+        "ops_worker_memory_usage_ratio",
+    ] {
+        gauge!(g).set(0.0);
+    }
+    for state in ["busy", "idle"] {
+        gauge!("ops_worker_consumers", "state" => state).set(0.0);
+    }
     gauge!("ops_worker_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     counter!("ops_worker_consumer_restarts_total").absolute(0);
     counter!("ops_worker_tasks_reclaimed_total").absolute(0);
@@ -219,6 +234,10 @@ impl TaskObserver for MetricsObserver {
     }
     fn reclaimed(&self, n: u64) {
         counter!("ops_worker_tasks_reclaimed_total").increment(n);
+    }
+    fn dead_lettered_on_reclaim(&self, task_type: Option<TaskType>) {
+        let ty = task_type.map(TaskType::as_str).unwrap_or("unknown");
+        counter!("ops_worker_tasks_total", "type" => ty, "outcome" => "failed").increment(1);
     }
     fn vercel_request(&self, op: Operation, status_class: &'static str, latency: Duration) {
         counter!("ops_worker_vercel_requests_total", "operation" => op.as_str(), "status_class" => status_class)

@@ -73,6 +73,9 @@ pub trait TaskObserver: Send + Sync + 'static {
     fn redis_error(&self) {}
     /// This instance's maintenance put `n` tasks with lapsed leases back.
     fn reclaimed(&self, _n: u64) {}
+    /// This instance's maintenance dead-lettered a task whose lease lapsed on its last attempt
+    /// (it keeps killing workers). `None` for a type this build doesn't know.
+    fn dead_lettered_on_reclaim(&self, _task_type: Option<TaskType>) {}
     /// A Vercel call ended with `status_class` (2xx, 4xx, 429, 5xx, error) after `latency`.
     fn vercel_request(
         &self,

@@ -106,13 +106,17 @@ pub struct SupervisorActor {
     /// One arbiter (thread) per core; consumers are spread over them round-robin.
     arbiters: Vec<ArbiterHandle>,
     /// Live consumers by slot.
-    consumers: HashMap<usize, Addr<ConsumerActor>>,
+    /// Live consumers by slot, with the spawn id each was started with: an exit report that
+    /// names another spawn id is about an earlier occupant of the slot and is ignored.
+    consumers: HashMap<usize, (Addr<ConsumerActor>, u64)>,
     /// Current pool size.
     concurrency: usize,
     /// Pool control for the current generation.
     control: watch::Sender<PoolSignal>,
     /// Bumped on every start, so exits of an earlier pool are not mistaken for crashes.
     generation: u64,
+    /// Source of spawn ids (unique per started consumer).
+    next_spawn: u64,
     status: PoolStatus,
     /// Restart times inside the intensity window.
     recent_restarts: VecDeque<Instant>,
@@ -141,9 +145,8 @@ impl SupervisorActor {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
-        let arbiters = (0..cores.min(settings.concurrency).max(1))
-            .map(|_| Arbiter::new().handle())
-            .collect();
+        // One per core, whatever the starting size: the pool can be resized later.
+        let arbiters = (0..cores.max(1)).map(|_| Arbiter::new().handle()).collect();
         let (control, _) = watch::channel(PoolSignal::Run);
         Self {
             concurrency: settings.concurrency,
@@ -153,6 +156,7 @@ impl SupervisorActor {
             consumers: HashMap::new(),
             control,
             generation: 0,
+            next_spawn: 0,
             status: PoolStatus::Stopped,
             recent_restarts: VecDeque::new(),
             restarts_total: 0,
@@ -175,14 +179,15 @@ impl SupervisorActor {
     fn spawn_consumer(&mut self, slot: usize, ctx: &mut Context<Self>) {
         let arbiter = &self.arbiters[slot % self.arbiters.len()];
         let instance = self.settings.instance_id.clone();
-        let generation = self.generation;
+        self.next_spawn += 1;
+        let spawn_id = self.next_spawn;
         let deps = self.deps.clone();
         let control = self.control.subscribe();
         let me = ctx.address().recipient();
         let addr = ConsumerActor::start_in_arbiter(arbiter, move |_| {
-            ConsumerActor::new(&instance, slot, generation, deps, control, me)
+            ConsumerActor::new(&instance, slot, spawn_id, deps, control, me)
         });
-        self.consumers.insert(slot, addr);
+        self.consumers.insert(slot, (addr, spawn_id));
     }
 
     fn start_pool(&mut self, ctx: &mut Context<Self>) {
@@ -318,11 +323,14 @@ impl SupervisorActor {
                     }
                 }
                 match store.reclaim(MAINTENANCE_BATCH).await {
-                    Ok((requeued, dead)) if requeued + dead > 0 => {
+                    Ok((requeued, dead)) if requeued > 0 || !dead.is_empty() => {
                         observer.reclaimed(requeued);
+                        for ty in &dead {
+                            observer.dead_lettered_on_reclaim(ty.parse().ok());
+                        }
                         warn!(
                             requeued,
-                            dead_lettered = dead,
+                            dead_lettered = dead.len(),
                             "reclaimed tasks with lapsed leases"
                         )
                     }
@@ -343,7 +351,7 @@ impl SupervisorActor {
         let dead: Vec<usize> = self
             .consumers
             .iter()
-            .filter(|(_, a)| !a.connected())
+            .filter(|(_, (a, _))| !a.connected())
             .map(|(s, _)| *s)
             .collect();
         for slot in dead {
@@ -530,8 +538,8 @@ impl Handler<ConsumerExited> for SupervisorActor {
     type Result = ();
 
     fn handle(&mut self, msg: ConsumerExited, ctx: &mut Self::Context) {
-        if msg.generation != self.generation {
-            return;
+        if self.consumers.get(&msg.slot).map(|(_, id)| *id) != Some(msg.spawn_id) {
+            return; // an earlier occupant of the slot, already replaced or found dead
         }
         self.consumers.remove(&msg.slot);
         let unexpected = msg.exit == Exit::Panicked || self.status == PoolStatus::Running;

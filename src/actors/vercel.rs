@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use serde_json::Value;
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 
 use super::TaskObserver;
 use crate::queue::QueueStore;
@@ -35,7 +35,11 @@ const LIMITER_OUTAGE: Duration = Duration::from_secs(30);
 /// Send one request (rate-limited, retried). Answers the 2xx body.
 #[derive(Message)]
 #[rtype(result = "Result<Value, VercelError>")]
-pub struct Call(pub ApiRequest);
+pub struct Call {
+    pub request: ApiRequest,
+    /// The caller's span (the task's), so the actor's log lines carry task_id and trace_id.
+    pub span: tracing::Span,
+}
 
 /// Pacing settings.
 #[derive(Debug, Clone, Copy)]
@@ -86,7 +90,7 @@ impl Handler<Call> for VercelActor {
             pace: self.pace,
             observer: self.observer.clone(),
         };
-        Box::pin(job.run(msg.0))
+        Box::pin(job.run(msg.request).instrument(msg.span))
     }
 }
 
@@ -175,7 +179,7 @@ impl CallJob {
                         });
                     }
                 }
-                Err(e) if e.retryable() && transient < TRANSIENT_RETRIES => {
+                Err(e) if e.retryable() && req.idempotent && transient < TRANSIENT_RETRIES => {
                     transient += 1;
                     let ceiling = 500u64 << transient;
                     let backoff = Duration::from_millis(rand::random_range(ceiling / 4..=ceiling));

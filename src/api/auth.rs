@@ -82,7 +82,7 @@ impl JwtKeys {
         let claims = Claims {
             sub: sub.to_string(),
             role,
-            exp: now + ttl_secs,
+            exp: now.saturating_add(ttl_secs),
             iat: now,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)

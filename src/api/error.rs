@@ -30,6 +30,9 @@ pub enum ApiError {
     /// 503: Redis (or another dependency) is down.
     #[error("{0}")]
     Unavailable(String),
+    /// 500: something this service stored or computed is wrong (e.g. an unreadable reply).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl ApiError {
@@ -46,13 +49,17 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge(_) => "payload_too_large",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
         }
     }
 }
 
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
-        ApiError::Unavailable(format!("queue unavailable: {e}"))
+        match e {
+            QueueError::Redis(_) => ApiError::Unavailable(format!("queue unavailable: {e}")),
+            QueueError::Protocol(_) | QueueError::Decode(_) => ApiError::Internal(e.to_string()),
+        }
     }
 }
 
@@ -66,6 +73,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -33,7 +33,10 @@ impl VercelApi {
 
     pub async fn call(&self, req: ApiRequest) -> Result<Value, VercelError> {
         self.addr
-            .send(Call(req))
+            .send(Call {
+                request: req,
+                span: tracing::Span::current(),
+            })
             .await
             .map_err(|e| VercelError::Transport(format!("Vercel actor unavailable: {e}")))?
     }
@@ -167,6 +170,31 @@ fn outcome(d: &Deployment, project: &str) -> Value {
     })
 }
 
+/// A deployment of `project` whose `meta.ops_task_id` is this task (created by an earlier attempt).
+async fn find_own_deployment(
+    api: &VercelApi,
+    project: &str,
+    task_id: &str,
+) -> Result<Option<String>, TaskError> {
+    let list: DeploymentList = decode(
+        api.call(requests::project_deployments(project, 20))
+            .await
+            .map_err(to_task_error)?,
+    )
+    .map_err(to_task_error)?;
+    Ok(list
+        .deployments
+        .into_iter()
+        .find(|d| {
+            d.meta
+                .as_ref()
+                .and_then(|m| m.get("ops_task_id"))
+                .and_then(Value::as_str)
+                == Some(task_id)
+        })
+        .and_then(|d| d.deployment_id().map(str::to_string)))
+}
+
 /// The `gitSource` for the repository linked to `project` (None when it has no link or is new).
 async fn linked_git_source(
     api: &VercelApi,
@@ -274,36 +302,46 @@ async fn deploy(
                 }
             };
             project.get_or_insert_with(|| name.clone());
-            let mut args = deployment_args(&record, name);
-            if args.git_source.is_none() && args.deployment_id.is_none() {
-                // No source named (e.g. the guide's {"service": "test"}): build from the branch
-                // (payload `branch`, else the production branch) of the project's linked repo.
-                let git_ref = first_str(&record.payload, &["branch", "ref"]);
-                args.git_source = linked_git_source(&api, &args.name, git_ref).await?;
+            if record.attempts > 1
+                && let Some(id) = find_own_deployment(&api, &name, &task_id).await?
+            {
+                // An earlier attempt created it but died (or lost Vercel's answer) before the
+                // id was stored: resume it instead of creating a second deployment.
+                info!(deployment_id = %id, "found the deployment an earlier attempt created");
+                remember_deployment(&store, &task_id, &id).await;
+                id
+            } else {
+                let mut args = deployment_args(&record, name);
+                if args.git_source.is_none() && args.deployment_id.is_none() {
+                    // No source named (e.g. the guide's {"service": "test"}): build from the branch
+                    // (payload `branch`, else the production branch) of the project's linked repo.
+                    let git_ref = first_str(&record.payload, &["branch", "ref"]);
+                    args.git_source = linked_git_source(&api, &args.name, git_ref).await?;
+                }
+                let created: Deployment = decode(
+                    api.call(requests::create_deployment(&args))
+                        .await
+                        .map_err(to_task_error)?,
+                )
+                .map_err(to_task_error)?;
+                let id = created
+                    .deployment_id()
+                    .ok_or_else(|| {
+                        TaskError::Retryable("Vercel returned a deployment without an id".into())
+                    })?
+                    .to_string();
+                // Remember it before anything else can fail, so no later attempt creates another.
+                remember_deployment(&store, &task_id, &id).await;
+                info!(deployment_id = %id, url = ?created.url, "deployment created");
+                emit(
+                    &store,
+                    "deploy.started",
+                    &record,
+                    json!({"deployment_id": id, "project": project, "url": created.url}),
+                )
+                .await;
+                id
             }
-            let created: Deployment = decode(
-                api.call(requests::create_deployment(&args))
-                    .await
-                    .map_err(to_task_error)?,
-            )
-            .map_err(to_task_error)?;
-            let id = created
-                .deployment_id()
-                .ok_or_else(|| {
-                    TaskError::Retryable("Vercel returned a deployment without an id".into())
-                })?
-                .to_string();
-            // Remember it before anything else can fail, so no later attempt creates another.
-            remember_deployment(&store, &task_id, &id).await;
-            info!(deployment_id = %id, url = ?created.url, "deployment created");
-            emit(
-                &store,
-                "deploy.started",
-                &record,
-                json!({"deployment_id": id, "project": project, "url": created.url}),
-            )
-            .await;
-            id
         }
     };
     let project = project.unwrap_or_default();

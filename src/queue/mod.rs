@@ -376,7 +376,8 @@ impl QueueStore {
     }
 
     /// Reclaim up to `limit` lapsed leases; returns `(requeued, dead_lettered)`.
-    pub async fn reclaim(&self, limit: usize) -> Result<(u64, u64), QueueError> {
+    /// Returns how many went back to pending and the task types of those dead-lettered.
+    pub async fn reclaim(&self, limit: usize) -> Result<(u64, Vec<String>), QueueError> {
         let mut inv = self.invocation(&self.scripts.reclaim);
         inv.arg(limit);
         self.run(&inv).await
@@ -518,7 +519,7 @@ impl QueueStore {
         if map.is_empty() {
             return Ok(None);
         }
-        Ok(Some(TaskRecord::from_fields(&map)?))
+        Ok(Some(TaskRecord::from_fields_lossy(&map)))
     }
 
     /// HGETALL of several keys in one round trip (missing keys give empty maps).
@@ -542,11 +543,11 @@ impl QueueStore {
         let maps = self
             .hgetall_many(ids.iter().map(|id| self.key(&format!("task:{id}"))))
             .await?;
-        // Expired or undecodable records are skipped: these listings are for display.
+        // Expired records are skipped; undecodable ones are shown as stored.
         Ok(maps
             .into_iter()
             .filter(|m| !m.is_empty())
-            .filter_map(|m| TaskRecord::from_fields(&m).ok())
+            .map(|m| TaskRecord::from_fields_lossy(&m))
             .collect())
     }
 

@@ -74,6 +74,10 @@ pub struct ApiRequest {
     /// Extra query parameters (`teamId` is added by the client).
     pub query: Vec<(String, String)>,
     pub body: Option<Value>,
+    /// Safe to send again after a timeout or 5xx. False for creating a deployment: Vercel may
+    /// have created it before the answer was lost, so the retry belongs to the deploy handler,
+    /// which first looks for a deployment it already created.
+    pub idempotent: bool,
 }
 
 impl ApiRequest {
@@ -84,6 +88,7 @@ impl ApiRequest {
             path,
             query: Vec::new(),
             body: None,
+            idempotent: true,
         }
     }
 }
@@ -154,6 +159,18 @@ pub mod requests {
             "/v13/deployments".into(),
         );
         r.body = Some(args.body());
+        r.idempotent = false;
+        r
+    }
+    /// The newest deployments of a project (to find one this task already created).
+    pub fn project_deployments(project: &str, limit: u32) -> ApiRequest {
+        let mut r = ApiRequest::new(
+            Operation::ListDeployments,
+            Method::Get,
+            "/v6/deployments".into(),
+        );
+        r.query.push(("projectId".into(), project.into()));
+        r.query.push(("limit".into(), limit.to_string()));
         r
     }
     pub fn get_deployment(id_or_url: &str) -> ApiRequest {
@@ -244,6 +261,9 @@ pub struct Deployment {
     pub error_message: Option<String>,
     #[serde(default)]
     pub target: Option<String>,
+    /// String metadata; ours carries `ops_task_id`.
+    #[serde(default)]
+    pub meta: Option<Value>,
 }
 
 impl Deployment {
@@ -385,14 +405,25 @@ pub fn parse_error_body(body: &str) -> (String, String) {
 /// How long a 429 asks us to wait: `Retry-After` (seconds or HTTP date), else the body's
 /// `limit.reset` / `error.limit.reset` (epoch seconds), else `X-RateLimit-Reset`.
 pub fn rate_limit_wait(headers: &HeaderMap, body: &str, now: SystemTime) -> Option<Duration> {
+    rate_limit_wait_unclamped(headers, body, now).map(|d| d.min(MAX_RETRY_AFTER))
+}
+
+/// The longest a 429 may hold the cluster: a bogus or hostile `Retry-After` can't stop every
+/// instance for a day.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(900);
+
+fn rate_limit_wait_unclamped(headers: &HeaderMap, body: &str, now: SystemTime) -> Option<Duration> {
     let until = |epoch_secs: f64| -> Option<Duration> {
-        let at = UNIX_EPOCH + Duration::from_secs_f64(epoch_secs.max(0.0));
+        let offset = Duration::try_from_secs_f64(epoch_secs.max(0.0)).ok()?;
+        let at = UNIX_EPOCH.checked_add(offset)?;
         Some(at.duration_since(now).unwrap_or(Duration::ZERO))
     };
     if let Some(v) = headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()) {
         let v = v.trim();
         if let Ok(secs) = v.parse::<f64>() {
-            return Some(Duration::from_secs_f64(secs.max(0.0)));
+            return Duration::try_from_secs_f64(secs.max(0.0))
+                .ok()
+                .or(Some(MAX_RETRY_AFTER));
         }
         if let Ok(at) = httpdate::parse_http_date(v) {
             return Some(at.duration_since(now).unwrap_or(Duration::ZERO));
@@ -567,6 +598,16 @@ mod tests {
             Some(Duration::from_secs(5))
         );
         assert_eq!(rate_limit_wait(&HeaderMap::new(), "", now), None);
+        // Absurd values are capped, never a panic.
+        for bogus in ["inf", "1e20", "NaN"] {
+            h.insert(RETRY_AFTER, HeaderValue::from_static(bogus));
+            assert!(
+                rate_limit_wait(&h, "", now).is_some_and(|d| d <= MAX_RETRY_AFTER),
+                "{bogus}"
+            );
+        }
+        let far = r#"{"limit":{"reset":1e30}}"#;
+        assert!(rate_limit_wait(&HeaderMap::new(), far, now).is_none_or(|d| d <= MAX_RETRY_AFTER));
     }
 
     #[test]

@@ -99,6 +99,13 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
+            // Our own server must be the one answering: if it exited (a parallel test took the
+            // port between free_port() and its bind), start again on a fresh port.
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                assert!(Instant::now() < deadline, "redis-server keeps exiting");
+                self.port = free_port();
+                return self.spawn();
+            }
             if let Ok(client) = redis::Client::open(self.url())
                 && let Ok(mut c) = client.get_connection()
                 && redis::cmd("PING").query::<String>(&mut c).is_ok()

@@ -115,14 +115,15 @@ local function cancel_now(id, reason)
 end
 
 -- Put a task back at the head of its priority list (it was already waiting its turn once), unless
--- an operator cancelled it meanwhile.
+-- an operator cancelled it meanwhile. It keeps its original ready time, so queue age and wait
+-- time count from when it first became ready.
 local function requeue_front(id, prio, reason)
   local tk = task_key(id)
   if redis.call('HGET', tk, 'cancel_requested') == '1' then
     cancel_now(id, 'cancelled while running')
     return false
   end
-  redis.call('HSET', tk, 'status', 'pending', 'ready_ms', NOW)
+  redis.call('HSET', tk, 'status', 'pending')
   redis.call('HDEL', tk, 'worker')
   redis.call('ZREM', k('inflight'), id)
   redis.call('RPUSH', k('pending:' .. prio), id)

@@ -2,10 +2,10 @@
 -- every instance at once: each step is atomic and re-checks the lease deadline.
 -- ARGV[5] batch limit. A task that has used all its attempts (it keeps killing workers) is
 -- dead-lettered; the others go back to the head of their priority list.
--- Returns { requeued, dead_lettered }.
+-- Returns { requeued, types of the dead-lettered tasks }.
 local limit = tonumber(ARGV[5])
 local ids = redis.call('ZRANGEBYSCORE', k('inflight'), '-inf', NOW, 'LIMIT', 0, limit)
-local requeued, dead = 0, 0
+local requeued, dead, dead_types = 0, 0, {}
 for _, id in ipairs(ids) do
   local tk = task_key(id)
   local f = redis.call('HMGET', tk, 'status', 'attempts', 'max_retries', 'priority', 'cancel_requested')
@@ -17,6 +17,7 @@ for _, id in ipairs(ids) do
     dead_letter(id, 'lease expired on attempt ' .. f[2] .. ' of ' .. ((tonumber(f[3]) or 0) + 1) ..
       ': the worker died or hung while running it')
     dead = dead + 1
+    dead_types[#dead_types + 1] = redis.call('HGET', tk, 'type') or 'unknown'
   else
     if requeue_front(id, f[4], 'lease expired: the worker died or hung') then
       requeued = requeued + 1
@@ -28,4 +29,4 @@ if requeued > 0 then
   wake(requeued)
 end
 if requeued + dead > 0 then trim_recent() end
-return {requeued, dead}
+return {requeued, dead_types}

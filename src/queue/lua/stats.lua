@@ -7,9 +7,9 @@ local oldest = 0
 for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
   local list = k('pending:' .. prio)
   out[#out + 1] = redis.call('LLEN', list)
-  -- The next to run sit at the right end; requeued tasks (reclaimed, handed back) go there too
-  -- with a fresh ready time, so look at the last few, not just the last one.
-  for _, id in ipairs(redis.call('LRANGE', list, -8, -1)) do
+  -- The next to run sit at the right end; requeued tasks (reclaimed, handed back) go there too,
+  -- keeping their original ready time, so look at the last several, not just the last one.
+  for _, id in ipairs(redis.call('LRANGE', list, -64, -1)) do
     local r = tonumber(redis.call('HGET', task_key(id), 'ready_ms'))
     if r and (oldest == 0 or r < oldest) then oldest = r end
   end

@@ -1,6 +1,6 @@
 -- After a 429: hold every instance's Vercel calls for ARGV[5] ms from now (Redis clock). Never
 -- shortens an existing hold. Returns the hold's end (epoch ms).
-local wait = tonumber(ARGV[5])
+local wait = math.min(tonumber(ARGV[5]) or 0, 900000) -- never more than 15 minutes
 local now = NOW
 local want = now + wait
 local cur = tonumber(redis.call('GET', k('vercel:hold_until')) or '0') or 0
