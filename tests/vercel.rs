@@ -151,16 +151,7 @@ async fn operations_hit_the_right_method_and_path() {
 
     // A deployment that is still building, to cancel.
     sim.faults(json!({"build_secs": 60})).await;
-    let slow = reqwest::Client::new()
-        .post(format!("{}/v13/deployments", sim.url))
-        .bearer_auth(&sim.token)
-        .json(&json!({"name": "shop"}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+    let slow = sim.create_deployment(json!({"name": "shop"})).await;
     let slow_id = slow["id"].as_str().unwrap().to_string();
     let cancel = submit(&q, "cancel", json!({"deployment_id": slow_id}), 0).await;
     let rec = wait_status(&q, &cancel, TaskStatus::Completed).await;
@@ -222,16 +213,9 @@ async fn a_retry_finds_the_deployment_an_earlier_attempt_created_instead_of_crea
     let mut t = task("deploy", "P1", json!({"project": "web"}));
     let id = t.task_id.to_string();
     t.attempts = 1;
-    let earlier = reqwest::Client::new()
-        .post(format!("{}/v13/deployments", sim.url))
-        .bearer_auth(&sim.token)
-        .json(&json!({"name": "web", "meta": {"ops_task_id": id}}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
+    let earlier = sim
+        .create_deployment(json!({"name": "web", "meta": {"ops_task_id": id}}))
+        .await["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -304,16 +288,7 @@ async fn two_instances_share_one_rate_limit_and_no_task_fails() {
     let _b = spawn_worker(&redis.url(), "limit", &env);
 
     // One deployment to check, created straight at the simulator (outside the workers' limiter).
-    let dpl = reqwest::Client::new()
-        .post(format!("{}/v13/deployments", sim.url))
-        .bearer_auth(&sim.token)
-        .json(&json!({"name": "web"}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
+    let dpl = sim.create_deployment(json!({"name": "web"})).await["id"]
         .as_str()
         .unwrap()
         .to_string();

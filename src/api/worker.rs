@@ -183,41 +183,42 @@ async fn command(
     })))
 }
 
-/// Start the pool on every instance (or one). Accepts `{"config": {"concurrency": N}}`.
-#[utoipa::path(post, path = "/api/worker/start", tag = "worker", request_body = Option<Object>,
-    responses((status = 202, description = "recorded; instances converge within a second"), (status = 400), (status = 404)),
-    security(("bearer" = [])))]
-pub async fn start(
-    state: web::Data<AppState>,
-    auth: Admin,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    command(state, &auth.0.sub, payload, "start").await
+/// One pool-command endpoint: the handler only names its command.
+macro_rules! pool_command {
+    ($name:ident, $path:literal, $command:literal, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, tag = "worker", request_body = Option<Object>,
+            responses((status = 202, description = "recorded; instances converge within a second"),
+                      (status = 400), (status = 404)),
+            security(("bearer" = [])))]
+        pub async fn $name(
+            state: web::Data<AppState>,
+            auth: Admin,
+            payload: web::Payload,
+        ) -> Result<HttpResponse, ApiError> {
+            command(state, &auth.0.sub, payload, $command).await
+        }
+    };
 }
 
-/// Stop the pool on every instance (or one): running tasks finish, waiting ones stay pending.
-#[utoipa::path(post, path = "/api/worker/stop", tag = "worker", request_body = Option<Object>,
-    responses((status = 202, description = "recorded; instances converge within a second"), (status = 400), (status = 404)),
-    security(("bearer" = [])))]
-pub async fn stop(
-    state: web::Data<AppState>,
-    auth: Admin,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    command(state, &auth.0.sub, payload, "stop").await
-}
-
-/// Restart the pool on every instance (or one). Accepts `{"config": {"concurrency": N}}`.
-#[utoipa::path(post, path = "/api/worker/restart", tag = "worker", request_body = Option<Object>,
-    responses((status = 202, description = "recorded; instances converge within a second"), (status = 400), (status = 404)),
-    security(("bearer" = [])))]
-pub async fn restart(
-    state: web::Data<AppState>,
-    auth: Admin,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    command(state, &auth.0.sub, payload, "restart").await
-}
+pool_command!(
+    start,
+    "/api/worker/start",
+    "start",
+    "Start the pool on every instance (or one). Accepts `{\"config\": {\"concurrency\": N}}`."
+);
+pool_command!(
+    stop,
+    "/api/worker/stop",
+    "stop",
+    "Stop the pool on every instance (or one): running tasks finish, waiting ones stay pending."
+);
+pool_command!(
+    restart,
+    "/api/worker/restart",
+    "restart",
+    "Restart the pool on every instance (or one). Accepts `{\"config\": {\"concurrency\": N}}`."
+);
 
 fn priorities(body: serde_json::Map<String, Value>) -> Result<Vec<Priority>, ApiError> {
     let list = match body.get("priorities") {

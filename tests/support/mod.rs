@@ -418,6 +418,20 @@ impl SimProcess {
             .expect("sim stats JSON")
     }
 
+    /// Create a deployment straight at the simulator (outside any worker), answering its body.
+    pub async fn create_deployment(&self, body: Value) -> Value {
+        reqwest::Client::new()
+            .post(format!("{}/v13/deployments", self.url))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("create deployment")
+            .json()
+            .await
+            .expect("deployment JSON")
+    }
+
     /// `POST /_sim/faults`.
     pub async fn faults(&self, body: Value) {
         let r = reqwest::Client::new()
