@@ -8,6 +8,10 @@ local consumer, lease, want = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local paused = {}
 for _, p in ipairs(redis.call('SMEMBERS', k('paused'))) do paused[p] = true end
 local out = {}
+-- Lease and recent-index entries of the whole batch, written with one ZADD each at the end.
+local leases, touched = {}, {}
+-- Lease and recent-index entries of the whole batch, written with one ZADD each at the end.
+local leases, touched = {}, {}
 for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
   if #out >= want then break end
   if not paused[prio] then
@@ -31,8 +35,10 @@ for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
             'started_at', NOW_ISO, 'worker', consumer, 'claimed_ms', NOW)
           rec.status, rec.attempts, rec.started_at = 'in_progress', attempts, NOW_ISO
           rec.worker, rec.claimed_ms = consumer, tostring(NOW)
-          redis.call('ZADD', k('inflight'), NOW + lease, id)
-          touch(id)
+          leases[#leases + 1] = NOW + lease
+          leases[#leases + 1] = id
+          touched[#touched + 1] = NOW
+          touched[#touched + 1] = id
           emit('task.started', id, nil, rec)
           local reply = {}
           for f, v in pairs(rec) do
@@ -46,5 +52,9 @@ for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
     end
   end
 end
-if #out > 0 then trim_recent() end
+if #leases > 0 then
+  redis.call('ZADD', k('inflight'), unpack(leases))
+  redis.call('ZADD', k('recent'), unpack(touched))
+  trim_recent()
+end
 return out

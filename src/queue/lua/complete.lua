@@ -2,6 +2,8 @@
 -- A task already terminal (completed elsewhere after a reclaim, cancelled) is left alone: delivery is
 -- at-least-once, the first outcome wins. Returns the number of tasks completed by this call.
 local done = 0
+-- Lease removals and recent-index entries of the whole batch, one command each at the end.
+local released, touched = {}, {}
 for i = 5, #ARGV, 2 do
   local id, result = ARGV[i], ARGV[i + 1]
   local tk = task_key(id)
@@ -15,14 +17,17 @@ for i = 5, #ARGV, 2 do
       redis.call('ZREM', k('retry'), id)
     end
     finish(tk, 'completed', 'result', result)
-    redis.call('ZREM', k('inflight'), id)
-    touch(id)
+    released[#released + 1] = id
+    touched[#touched + 1] = NOW
+    touched[#touched + 1] = id
     emit('task.completed', id, nil,
       {type = f[3], priority = f[2], status = 'completed', attempts = f[4], trace_id = f[5]})
     done = done + 1
   end
 end
 if done > 0 then
+  redis.call('ZREM', k('inflight'), unpack(released))
+  redis.call('ZADD', k('recent'), unpack(touched))
   count_outcome('completed', done)
   trim_recent()
 end
