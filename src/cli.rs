@@ -368,14 +368,14 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             let ps = parse_priorities(priorities)?;
             let (_, store) = tool_store(&cli)?;
             store.pause(&ps).await?;
-            println!("paused: {}", store.stats().await?.paused.join(" "));
+            println!("paused: {}", store.paused().await?.join(" "));
             Ok(())
         }
         Command::Resume { priorities } => {
             let ps = parse_priorities(priorities)?;
             let (_, store) = tool_store(&cli)?;
             store.resume(&ps).await?;
-            println!("paused: {}", store.stats().await?.paused.join(" "));
+            println!("paused: {}", store.paused().await?.join(" "));
             Ok(())
         }
         Command::Token(args) => {

@@ -250,6 +250,22 @@ fn priorities(body: serde_json::Map<String, Value>) -> Result<Vec<Priority>, Api
         .collect()
 }
 
+/// Pause (or resume) the priorities named in the body; answers the paused set.
+async fn change_pause(
+    state: web::Data<AppState>,
+    payload: web::Payload,
+    pause: bool,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload, state.body_limit).await?;
+    let ps = priorities(json_object(&body)?)?;
+    if pause {
+        state.store.pause(&ps).await?;
+    } else {
+        state.store.resume(&ps).await?;
+    }
+    Ok(HttpResponse::Ok().json(json!({"paused": state.store.paused().await?})))
+}
+
 /// Pause priorities cluster-wide; their tasks stay pending.
 #[utoipa::path(post, path = "/api/queue/pause", tag = "queue", request_body = Object,
     responses((status = 200, description = "the paused priorities now"), (status = 400)),
@@ -259,10 +275,7 @@ pub async fn pause(
     _auth: Admin,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(payload, state.body_limit).await?;
-    let ps = priorities(json_object(&body)?)?;
-    state.store.pause(&ps).await?;
-    Ok(HttpResponse::Ok().json(json!({"paused": state.store.stats().await?.paused})))
+    change_pause(state, payload, true).await
 }
 
 /// Resume paused priorities.
@@ -274,8 +287,5 @@ pub async fn resume(
     _auth: Admin,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(payload, state.body_limit).await?;
-    let ps = priorities(json_object(&body)?)?;
-    state.store.resume(&ps).await?;
-    Ok(HttpResponse::Ok().json(json!({"paused": state.store.stats().await?.paused})))
+    change_pause(state, payload, false).await
 }

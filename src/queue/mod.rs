@@ -437,6 +437,15 @@ impl QueueStore {
         Ok(())
     }
 
+    /// The paused priorities, sorted.
+    pub async fn paused(&self) -> Result<Vec<String>, QueueError> {
+        let mut v: Vec<String> = self
+            .query(redis::cmd("SMEMBERS").arg(self.key("paused")))
+            .await?;
+        v.sort();
+        Ok(v)
+    }
+
     /// Resume priorities and wake idle consumers.
     pub async fn resume(&self, priorities: &[Priority]) -> Result<(), QueueError> {
         if priorities.is_empty() {
