@@ -55,6 +55,9 @@ const DEFAULT_LIMIT: u32 = 100;
 const BUILD_ERROR: &str = "Command \"npm run build\" exited with 1";
 
 /// How the simulator behaves; `POST /_sim/faults` changes it at run time.
+/// Request-log entries kept by the simulator (`/_sim/stats`).
+const MAX_LOG: usize = 50_000;
+
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     /// The only Bearer token accepted.
@@ -192,7 +195,7 @@ struct Inner {
     deployments: Vec<Deployment>,
     /// Projects in creation order.
     projects: Vec<Project>,
-    /// API requests in arrival order.
+    /// API requests in arrival order (the newest [`MAX_LOG`]).
     log: Vec<LogEntry>,
     /// Next `LogEntry::seq`.
     next_seq: u64,
@@ -369,6 +372,10 @@ fn arrive(st: &Mutex<Inner>, req: &ServiceRequest) -> Arrival {
     let seq = g.next_seq;
     g.next_seq += 1;
     let (method, path) = (req.method().to_string(), req.path().to_owned());
+    if g.log.len() >= MAX_LOG {
+        // A long-running simulator keeps the newest entries only.
+        g.log.drain(..MAX_LOG / 5);
+    }
     g.log.push(LogEntry {
         seq,
         method,
