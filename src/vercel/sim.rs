@@ -54,10 +54,10 @@ const WINDOW_MS: i64 = 60_000;
 const DEFAULT_LIMIT: u32 = 100;
 const BUILD_ERROR: &str = "Command \"npm run build\" exited with 1";
 
-/// How the simulator behaves; `POST /_sim/faults` changes it at run time.
 /// Request-log entries kept by the simulator (`/_sim/stats`).
 const MAX_LOG: usize = 50_000;
 
+/// How the simulator behaves; `POST /_sim/faults` changes it at run time.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     /// The only Bearer token accepted.
