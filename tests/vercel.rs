@@ -43,6 +43,18 @@ fn requests(stats: &Value) -> Vec<(String, String, u64, u64)> {
         .collect()
 }
 
+/// Run a deploy of `project` to READY and answer its deployment id.
+async fn deployed(q: &QueueStore, project: &str) -> String {
+    let dep = submit(q, "deploy", json!({"project": project}), 1).await;
+    wait_status(q, &dep, TaskStatus::Completed)
+        .await
+        .result
+        .unwrap()["deployment_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 async fn event_kinds(q: &QueueStore, id: &str) -> Vec<String> {
     q.events(10_000)
         .await
@@ -111,14 +123,7 @@ async fn operations_hit_the_right_method_and_path() {
     let sim = SimProcess::spawn(&["--build-secs", "0.5"]);
     let q = store(&redis.url(), "ops");
     let _w = spawn_worker(&redis.url(), "ops", &sim.worker_env());
-    let dep = submit(&q, "deploy", json!({"project": "shop"}), 1).await;
-    let dpl = wait_status(&q, &dep, TaskStatus::Completed)
-        .await
-        .result
-        .unwrap()["deployment_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let dpl = deployed(&q, "shop").await;
 
     let promote = submit(
         &q,
@@ -336,14 +341,7 @@ async fn after_a_429_no_instance_calls_before_retry_after() {
     env.push(("WORKER_CONCURRENCY", "2".into()));
     let _a = spawn_worker(&redis.url(), "hold", &env);
     let _b = spawn_worker(&redis.url(), "hold", &env);
-    let dep = submit(&q, "deploy", json!({"project": "web"}), 0).await;
-    let dpl = wait_status(&q, &dep, TaskStatus::Completed)
-        .await
-        .result
-        .unwrap()["deployment_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let dpl = deployed(&q, "web").await;
 
     sim.faults(json!({"rate_limit_next": 1, "retry_after_secs": 3}))
         .await;

@@ -204,16 +204,8 @@ async fn redis_restart_mid_run_the_pool_resumes_and_nothing_is_lost() {
     }
     // And it is healthy again.
     let url = format!("{}/health", w.base_url());
-    eventually(LONG, "/health 200", || {
-        let url = url.clone();
-        async move {
-            let out = tokio::process::Command::new("curl")
-                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &url])
-                .output()
-                .await
-                .ok()?;
-            (String::from_utf8_lossy(&out.stdout) == "200").then_some(())
-        }
+    eventually(LONG, "/health 200", || async {
+        (http_status(&url).await == Some(200)).then_some(())
     })
     .await;
 }
@@ -279,20 +271,13 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_the_pool_keeps_worki
     let redis = RedisServer::start();
     let q = store(&redis.url(), "poison");
     let mut conn = redis.conn();
-    let base = "ops:{poison}";
-    // 1. A record whose payload is not JSON.
-    let bad_json = uuid::Uuid::new_v4().to_string();
-    // 2. A noop whose payload has a wrong field type.
-    let bad_field = uuid::Uuid::new_v4().to_string();
-    for (id, payload) in [
-        (&bad_json, "{not json"),
-        (&bad_field, r#"{"sleep_ms":"soon"}"#),
-    ] {
+    // Write a pending P1 record straight into Redis, as a hand-written script might.
+    let mut push_raw = |id: &str, ty: &str, payload: &str| {
         let _: () = redis::cmd("HSET")
-            .arg(format!("{base}:task:{id}"))
+            .arg(format!("ops:{{poison}}:task:{id}"))
             .arg(&[
-                ("task_id", id.as_str()),
-                ("type", "noop"),
+                ("task_id", id),
+                ("type", ty),
                 ("priority", "P1"),
                 ("payload", payload),
                 ("status", "pending"),
@@ -303,36 +288,23 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_the_pool_keeps_worki
             .query(&mut conn)
             .unwrap();
         let _: () = redis::cmd("LPUSH")
-            .arg(format!("{base}:pending:P1"))
+            .arg("ops:{poison}:pending:P1")
             .arg(id)
             .query(&mut conn)
             .unwrap();
-    }
-    // 3. An id with no record at all, and 4. a record of an unknown type.
-    let _: () = redis::cmd("LPUSH")
-        .arg(format!("{base}:pending:P1"))
-        .arg("garbage-id")
-        .query(&mut conn)
-        .unwrap();
+    };
+    // 1. A payload that is not JSON; 2. a noop payload with a wrong field type; 3. an unknown type.
+    let bad_json = uuid::Uuid::new_v4().to_string();
+    let bad_field = uuid::Uuid::new_v4().to_string();
     let unknown = uuid::Uuid::new_v4().to_string();
-    let _: () = redis::cmd("HSET")
-        .arg(format!("{base}:task:{unknown}"))
-        .arg(&[
-            ("task_id", unknown.as_str()),
-            ("type", "launch_missiles"),
-            ("priority", "P1"),
-            ("payload", "{}"),
-            ("status", "pending"),
-            ("attempts", "0"),
-            ("max_retries", "3"),
-            ("created_at", "2026-01-01T00:00:00Z"),
-        ])
-        .query(&mut conn)
-        .unwrap();
+    push_raw(&bad_json, "noop", "{not json");
+    push_raw(&bad_field, "noop", r#"{"sleep_ms":"soon"}"#);
+    push_raw(&unknown, "launch_missiles", "{}");
+    // 4. An id with no record at all.
     let _: () = redis::cmd("LPUSH")
-        .arg(format!("{base}:pending:P1"))
-        .arg(&unknown)
-        .query(&mut conn)
+        .arg("ops:{poison}:pending:P1")
+        .arg("garbage-id")
+        .query(&mut redis.conn())
         .unwrap();
     let good = enqueue_all(&q, (0..3).map(|_| noop(json!({}))).collect()).await;
 
@@ -438,12 +410,12 @@ async fn a_panicking_handler_restarts_its_consumer_and_repeated_panics_put_the_i
         q.stats().await.unwrap().pending_total() > 0,
         "the rest wait"
     );
-    let health = tokio::process::Command::new("curl")
-        .args(["-s", &format!("{}/health", w.base_url())])
-        .output()
+    let body: serde_json::Value = reqwest::get(format!("{}/health", w.base_url()))
+        .await
+        .unwrap()
+        .json()
         .await
         .unwrap();
-    let body: serde_json::Value = serde_json::from_slice(&health.stdout).unwrap();
     assert_eq!(body["worker"], "error");
     assert_eq!(body["down"], json!(["worker"]));
 }

@@ -50,21 +50,12 @@ pub struct TaskList {
     pub tasks: Vec<TaskRecord>,
 }
 
-/// One live instance, from its heartbeat.
+/// One live instance: its heartbeat plus how long it has been up.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InstanceStatus {
-    pub instance: String,
-    pub host: String,
-    /// running | stopping | stopped | error
-    pub status: String,
-    pub consumers: u64,
-    pub in_flight: u64,
-    pub restarts: u64,
-    pub cpu_percent: f64,
-    pub memory_percent: f64,
+    #[serde(flatten)]
+    pub heartbeat: crate::queue::Heartbeat,
     pub uptime_secs: f64,
-    pub started_at: String,
-    pub last_heartbeat: String,
 }
 
 /// `GET /api/worker/status`.

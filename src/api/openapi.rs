@@ -40,7 +40,7 @@ impl Modify for BearerAuth {
         worker::queue_stats, worker::pause, worker::resume,
     ),
     components(schemas(TaskRecord, TaskType, TaskStatus, Priority, QueueStats, TaskList,
-                       InstanceStatus, WorkerStatus)),
+                       InstanceStatus, WorkerStatus, crate::queue::Heartbeat)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -37,16 +37,7 @@ async fn instances(state: &AppState) -> Result<Vec<InstanceStatus>, ApiError> {
         .into_iter()
         .map(|h| InstanceStatus {
             uptime_secs: uptime_secs(&h.started_at),
-            instance: h.instance,
-            host: h.host,
-            status: h.status,
-            consumers: h.consumers,
-            in_flight: h.in_flight,
-            restarts: h.restarts,
-            cpu_percent: h.cpu_percent,
-            memory_percent: h.memory_percent,
-            started_at: h.started_at,
-            last_heartbeat: h.last_heartbeat,
+            heartbeat: h,
         })
         .collect())
 }
@@ -56,9 +47,9 @@ async fn instances(state: &AppState) -> Result<Vec<InstanceStatus>, ApiError> {
     responses((status = 200, body = WorkerStatus)), security(("bearer" = [])))]
 pub async fn status(state: web::Data<AppState>, _auth: Viewer) -> Result<HttpResponse, ApiError> {
     let list = instances(&state).await?;
-    let overall = if list.iter().any(|i| i.status == "running") {
+    let overall = if list.iter().any(|i| i.heartbeat.status == "running") {
         "running"
-    } else if list.iter().any(|i| i.status == "error") {
+    } else if list.iter().any(|i| i.heartbeat.status == "error") {
         "error"
     } else {
         "stopped"
@@ -82,9 +73,9 @@ pub async fn stats(state: web::Data<AppState>, _auth: Viewer) -> Result<HttpResp
         "queue": stats_json(&queue),
         "workers": {
             "instances": list.len(),
-            "running": list.iter().filter(|i| i.status == "running").count(),
-            "consumers": list.iter().map(|i| i.consumers).sum::<u64>(),
-            "in_flight": list.iter().map(|i| i.in_flight).sum::<u64>(),
+            "running": list.iter().filter(|i| i.heartbeat.status == "running").count(),
+            "consumers": list.iter().map(|i| i.heartbeat.consumers).sum::<u64>(),
+            "in_flight": list.iter().map(|i| i.heartbeat.in_flight).sum::<u64>(),
         },
         "this_instance": local,
     })))

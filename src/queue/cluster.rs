@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::{EVENTS_STREAM_MAX, QueueError, QueueStore, now_iso, pairs_to_map};
 
 /// An instance's heartbeat as stored in Redis.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Heartbeat {
     pub instance: String,
     pub host: String,

@@ -337,6 +337,11 @@ where
     }
 }
 
+/// The HTTP status of a GET (`None` while nothing answers).
+pub async fn http_status(url: &str) -> Option<u16> {
+    reqwest::get(url).await.ok().map(|r| r.status().as_u16())
+}
+
 /// Wait until the queue has completed at least `n` tasks in total.
 pub async fn wait_completed(store: &QueueStore, n: u64, timeout: Duration) {
     eventually(timeout, &format!("{n} tasks completed"), || async {
