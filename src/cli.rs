@@ -79,7 +79,7 @@ enum Command {
         #[arg(required = true, value_name = "PRIORITY")]
         priorities: Vec<String>,
     },
-    /// Measure enqueue and drain throughput of noop tasks on a private queue.
+    /// Measure enqueue and drain throughput (noop, or deploy against a simulator) on a private queue.
     Bench(crate::bench::BenchArgs),
     /// Mint an API token (JWT, HS256) from JWT_SECRET.
     Token(TokenArgs),
