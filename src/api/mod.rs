@@ -22,7 +22,8 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::actors::supervisor::{GetSnapshot, PoolStatus, SupervisorActor};
+use crate::pool::supervisor::{GetSnapshot, SupervisorActor};
+use crate::queue::PoolStatus;
 use crate::queue::QueueStore;
 use crate::task::TaskRecord;
 use error::ApiError;

@@ -14,8 +14,8 @@ use super::auth::{Admin, Viewer};
 use super::error::ApiError;
 use super::tasks::{json_object, read_body};
 use super::{AppState, InstanceStatus, WorkerStatus};
-use crate::actors::supervisor::{CheckControl, GetSnapshot};
 use crate::cli::stats_json;
+use crate::pool::supervisor::{CheckControl, GetSnapshot};
 use crate::task::Priority;
 
 fn uptime_secs(started_at: &str) -> f64 {

@@ -7,7 +7,6 @@
 //! with that reason, never retried.
 
 mod noop;
-pub mod vercel;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -11,6 +11,29 @@ use serde_json::Value;
 
 use super::{EVENTS_STREAM_MAX, QueueError, QueueStore, now_iso, pairs_to_map};
 
+/// What the pool is doing, as shown in heartbeats and the status API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolStatus {
+    Running,
+    /// Draining towards stopped.
+    Stopping,
+    Stopped,
+    /// Restart limit hit; backing off before trying again.
+    Error,
+}
+
+impl PoolStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolStatus::Running => "running",
+            PoolStatus::Stopping => "stopping",
+            PoolStatus::Stopped => "stopped",
+            PoolStatus::Error => "error",
+        }
+    }
+}
+
 /// An instance's heartbeat as stored in Redis.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Heartbeat {

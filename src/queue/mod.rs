@@ -27,7 +27,7 @@
 mod cluster;
 mod scripts;
 
-pub use cluster::Heartbeat;
+pub use cluster::{Heartbeat, PoolStatus};
 
 use std::collections::HashMap;
 use std::sync::Arc;

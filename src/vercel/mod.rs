@@ -3,4 +3,6 @@
 //! (`actors::vercel`), which owns rate limiting and retries.
 
 pub mod client;
+pub mod gateway;
+pub mod handlers;
 pub mod sim;

@@ -11,17 +11,21 @@ use actix::{Actor, Addr};
 use actix_web::{App, HttpServer, web};
 use tracing::{error, info, warn};
 
-use crate::actors::TaskObserver;
-use crate::actors::metrics::{InstanceUsage, MetricsActor, MetricsObserver};
-use crate::actors::supervisor::{Shutdown, SupervisorActor, consumer_deps};
-use crate::actors::vercel::{Pace, VercelActor};
+pub mod gauges;
+
 use crate::api::auth::JwtKeys;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::handlers::HandlerRegistry;
-use crate::handlers::vercel::{self, DeployPolling, VercelApi};
+use crate::pool::supervisor::{Shutdown, SupervisorActor, consumer_deps};
+use crate::pool::usage::InstanceUsage;
 use crate::queue::{QueueError, QueueStore};
+use crate::telemetry::metrics::MetricsObserver;
+use crate::telemetry::observer::TaskObserver;
 use crate::vercel::client::{VercelClient, VercelError};
+use crate::vercel::gateway::{Pace, VercelActor};
+use crate::vercel::handlers::{self as vercel, DeployPolling, VercelApi};
+use gauges::MetricsActor;
 
 /// Why `run` could not start.
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +143,7 @@ impl Instance {
             .jwt_secret
             .clone()
             .ok_or(StartupError::MissingSecret("JWT_SECRET"))?;
-        let metrics = crate::actors::metrics::install();
+        let metrics = crate::telemetry::metrics::install();
         let observer: Arc<dyn TaskObserver> = Arc::new(MetricsObserver);
         let handlers = handlers_with_vercel(config, store.clone(), observer.clone())?;
         let server = serve_api_unstarted(config)?;

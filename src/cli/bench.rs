@@ -12,12 +12,12 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::actors::TaskObserver;
-use crate::actors::supervisor::StopPool;
 use crate::config::Config;
 use crate::handlers::HandlerRegistry;
+use crate::pool::supervisor::StopPool;
 use crate::queue::{QueueError, QueueStore};
 use crate::task::{NewTask, TaskRecord};
+use crate::telemetry::observer::TaskObserver;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -156,14 +156,13 @@ pub async fn run(base: &Config, args: &BenchArgs) -> Result<(), QueueError> {
     let latencies = Arc::new(ClaimLatencies::default());
     let t1 = Instant::now();
     let handlers = if sim.is_some() {
-        crate::startup::handlers_with_vercel(&config, pool_store.clone(), latencies.clone())
+        crate::app::handlers_with_vercel(&config, pool_store.clone(), latencies.clone())
             .map_err(|e| QueueError::Protocol(e.to_string()))?
     } else {
         HandlerRegistry::builtin()
     };
     let supervisor =
-        crate::startup::start_pool(&config, pool_store.clone(), handlers, latencies.clone())
-            .supervisor;
+        crate::app::start_pool(&config, pool_store.clone(), handlers, latencies.clone()).supervisor;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let s = admin.stats().await?;

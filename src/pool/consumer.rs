@@ -22,11 +22,12 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use super::metrics::InstanceUsage;
-use super::{Outcome, PoolSignal, TaskObserver};
+use super::PoolSignal;
+use super::usage::InstanceUsage;
 use crate::handlers::{HandlerRegistry, TaskContext, TaskError};
 use crate::queue::{ClaimedTask, Failure, QueueStore, retry_backoff};
 use crate::task::validate_payload;
+use crate::telemetry::observer::{Outcome, TaskObserver};
 
 /// Why a consumer's loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,8 +26,10 @@ use tracing::{error, info, warn};
 
 use super::PoolSignal;
 use super::consumer::{ConsumerActor, ConsumerDeps, ConsumerExited, Exit};
+use super::usage::InstanceUsage;
 use crate::config::WorkerSettings;
-use crate::queue::Heartbeat;
+use crate::queue::{Heartbeat, PoolStatus};
+use crate::telemetry::observer::TaskObserver;
 
 /// How often the operators' pool commands are read from Redis.
 const CONTROL_EVERY: Duration = Duration::from_secs(1);
@@ -41,29 +43,6 @@ const HEARTBEAT_TTL: Duration = Duration::from_secs(10);
 /// First back-off after the restart limit is hit; doubles on each escalation up to the cap.
 const ESCALATION_BACKOFF: Duration = Duration::from_secs(30);
 const ESCALATION_BACKOFF_CAP: Duration = Duration::from_secs(300);
-
-/// What the pool is doing, as shown in heartbeats and the status API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PoolStatus {
-    Running,
-    /// Draining towards stopped.
-    Stopping,
-    Stopped,
-    /// Restart limit hit; backing off before trying again.
-    Error,
-}
-
-impl PoolStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PoolStatus::Running => "running",
-            PoolStatus::Stopping => "stopping",
-            PoolStatus::Stopped => "stopped",
-            PoolStatus::Error => "error",
-        }
-    }
-}
 
 /// A point-in-time view of the pool.
 #[derive(Debug, Clone, Serialize)]
@@ -613,7 +592,7 @@ impl Handler<GetSnapshot> for SupervisorActor {
 pub fn consumer_deps(
     store: crate::queue::QueueStore,
     handlers: Arc<crate::handlers::HandlerRegistry>,
-    observer: Arc<dyn super::TaskObserver>,
+    observer: Arc<dyn TaskObserver>,
     settings: &WorkerSettings,
 ) -> ConsumerDeps {
     ConsumerDeps {
@@ -621,7 +600,7 @@ pub fn consumer_deps(
         handlers,
         observer,
         in_flight: Arc::new(AtomicUsize::new(0)),
-        usage: Arc::new(super::metrics::InstanceUsage::default()),
+        usage: Arc::new(InstanceUsage::default()),
         prefetch: settings.prefetch,
         poll_interval: settings.poll_interval,
     }

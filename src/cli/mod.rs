@@ -3,6 +3,10 @@
 //! Exit codes: 0 success; 1 a runtime failure (Redis unreachable, a task not found); 2 bad input
 //! (invalid configuration naming the variable, an invalid flag or payload naming the field).
 
+pub mod bench;
+pub mod demo;
+pub mod doctor;
+
 use std::collections::HashMap;
 use std::process::ExitCode;
 
@@ -80,7 +84,7 @@ enum Command {
         priorities: Vec<String>,
     },
     /// Measure enqueue and drain throughput (noop, or deploy against a simulator) on a private queue.
-    Bench(crate::bench::BenchArgs),
+    Bench(bench::BenchArgs),
     /// Mint an API token (JWT, HS256) from JWT_SECRET.
     Token(TokenArgs),
     /// Run the Vercel API simulator (for tests, demos and staging runs without Vercel).
@@ -283,20 +287,20 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 ],
             )?;
             let _sentry = crate::telemetry::init_with_sentry(&config);
-            crate::startup::run(config)
+            crate::app::run(config)
                 .await
                 .map_err(|e| CliError::Failed(e.to_string()))
         }
         Command::Enqueue(args) => enqueue(&cli, args).await,
         Command::Doctor { json } => {
-            let checks = crate::doctor::checks(&env_with_flags(&cli)).await;
-            if crate::doctor::report(&checks, *json) {
+            let checks = doctor::checks(&env_with_flags(&cli)).await;
+            if doctor::report(&checks, *json) {
                 Ok(())
             } else {
                 Err(CliError::Failed("doctor found problems".into()))
             }
         }
-        Command::Demo { port, scenario } => crate::demo::run(
+        Command::Demo { port, scenario } => demo::run(
             env_with_flags(&cli),
             *port,
             scenario.as_deref(),
@@ -304,8 +308,8 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         )
         .await
         .map_err(|e| match e {
-            crate::demo::DemoError::Config(m) => CliError::Invalid(m),
-            crate::demo::DemoError::Setup(m) => CliError::Failed(m),
+            demo::DemoError::Config(m) => CliError::Invalid(m),
+            demo::DemoError::Setup(m) => CliError::Failed(m),
             other => CliError::Failed(other.to_string()),
         }),
         Command::Stats { json } => {
@@ -426,14 +430,14 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 "use: VERCEL_API_URL={} (stats: {}/_sim/stats)",
                 server.url, server.url
             );
-            crate::startup::shutdown_signal().await;
+            crate::app::shutdown_signal().await;
             server.stop().await;
             Ok(())
         }
         Command::Bench(args) => {
             let config = load_config(&cli, Mode::Tool, &[])?;
             crate::telemetry::init("warn", config.log_format);
-            crate::bench::run(&config, args)
+            bench::run(&config, args)
                 .await
                 .map_err(|e| CliError::Failed(e.to_string()))
         }

@@ -18,9 +18,9 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::api::auth::{JwtKeys, Role};
+use crate::app::{Instance, shutdown_signal};
 use crate::config::{Config, LOCAL_REDIS_URL, Mode, RedisUrl, Secret};
 use crate::queue::QueueStore;
-use crate::startup::{Instance, shutdown_signal};
 use crate::task::{NewTask, TaskStatus};
 use crate::vercel::sim::{self, SimConfig};
 

@@ -1,31 +1,8 @@
-//! The actors of one instance (SPEC §2).
-//!
-//! - [`SupervisorActor`](supervisor::SupervisorActor): owns the pool. Spawns `WORKER_CONCURRENCY`
-//!   consumers spread over one arbiter per core, restarts the ones that exit unexpectedly within a
-//!   restart-intensity limit, runs queue maintenance (promote due tasks, reclaim lapsed leases),
-//!   writes the heartbeat, and drains the pool on stop / shutdown.
-//! - [`ConsumerActor`](consumer::ConsumerActor): claims tasks, runs their handler behind a panic
-//!   boundary while renewing the lease, and records the outcome.
-//!
-//! Pool control flows down through a `watch` channel ([`PoolSignal`]); exits flow up as messages.
+//! What consumers and the Vercel gateway report, for metrics and `bench`.
 
-pub mod consumer;
-pub mod metrics;
-pub mod supervisor;
-pub mod vercel;
-
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::task::{Priority, TaskType};
-
-/// What the pool tells its consumers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PoolSignal {
-    /// Claim and run tasks.
-    Run,
-    /// Stop claiming; finish running tasks until `deadline`, then hand them back.
-    Drain { deadline: Instant },
-}
 
 /// How a finished attempt ended, for observers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,13 +12,13 @@ use actix::Addr;
 use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 
-use super::{HandlerFuture, HandlerRegistry, TaskContext, TaskError, TaskHandler};
-use crate::actors::vercel::{Call, VercelActor};
-use crate::queue::QueueStore;
-use crate::task::{DEPLOYMENT_FIELDS, PROJECT_FIELDS, TaskRecord, TaskType};
-use crate::vercel::client::{
+use super::client::{
     ApiRequest, CreateDeployment, Deployment, DeploymentList, VercelError, decode, requests,
 };
+use super::gateway::{Call, VercelActor};
+use crate::handlers::{HandlerFuture, HandlerRegistry, TaskContext, TaskError, TaskHandler};
+use crate::queue::QueueStore;
+use crate::task::{DEPLOYMENT_FIELDS, PROJECT_FIELDS, TaskRecord, TaskType};
 
 /// A handle on the VercelActor.
 #[derive(Clone)]

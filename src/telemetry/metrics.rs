@@ -5,24 +5,18 @@
 //! instance every [`SAMPLE_EVERY`] by the MetricsActor, never per scrape, so a scrape storm costs
 //! Redis nothing. Every metric is described (HELP) and every known label combination starts at 0.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use actix::prelude::*;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing::warn;
 
-use super::supervisor::{GetSnapshot, PoolStatus, SupervisorActor};
-use super::{Outcome, TaskObserver};
-use crate::queue::QueueStore;
-use crate::resources::UsageSampler;
+use super::observer::{Outcome, TaskObserver};
+use crate::queue::PoolStatus;
 use crate::task::{Priority, TaskType};
 use crate::vercel::client::Operation;
 
-/// How often gauges are sampled.
-pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 /// Histogram buckets (seconds), up to the 10-minute ceiling of SPEC §7.
 pub const BUCKETS: [f64; 16] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
@@ -255,126 +249,5 @@ impl TaskObserver for MetricsObserver {
     }
     fn vercel_auth_failure(&self) {
         counter!("ops_worker_vercel_auth_failures_total").increment(1);
-    }
-}
-
-/// Instance-wide state the MetricsActor reads and the heartbeat reports.
-#[derive(Default)]
-pub struct InstanceUsage {
-    /// Start time of the task each consumer is running, by consumer name.
-    pub running: Mutex<HashMap<String, Instant>>,
-    /// Latest `(cpu ratio, memory ratio)` sample.
-    pub ratios: Mutex<(f64, f64)>,
-}
-
-/// Samples process, queue and pool gauges every [`SAMPLE_EVERY`].
-pub struct MetricsActor {
-    /// Renders `/metrics`; upkeep runs here.
-    handle: PrometheusHandle,
-    /// Queue gauges come from one stats script per interval.
-    store: QueueStore,
-    /// Pool status and consumer counts.
-    supervisor: Addr<SupervisorActor>,
-    usage: Arc<InstanceUsage>,
-    sampler: UsageSampler,
-    /// `process_*` metrics.
-    process: metrics_process::Collector,
-    /// A sample is still in flight (a slow Redis must not pile them up).
-    busy: bool,
-}
-
-impl MetricsActor {
-    pub fn new(
-        handle: PrometheusHandle,
-        store: QueueStore,
-        supervisor: Addr<SupervisorActor>,
-        usage: Arc<InstanceUsage>,
-    ) -> Self {
-        let process = metrics_process::Collector::default();
-        process.describe();
-        Self {
-            handle,
-            store,
-            supervisor,
-            usage,
-            sampler: UsageSampler::new(),
-            process,
-            busy: false,
-        }
-    }
-
-    fn sample(&mut self, ctx: &mut Context<Self>) {
-        self.process.collect();
-        self.handle.run_upkeep();
-        let (cpu, mem) = self.sampler.sample();
-        gauge!("ops_worker_cpu_usage_ratio").set(cpu);
-        gauge!("ops_worker_memory_usage_ratio").set(mem);
-        if let Ok(mut r) = self.usage.ratios.lock() {
-            *r = (cpu, mem);
-        }
-        let longest = self
-            .usage
-            .running
-            .lock()
-            .map(|m| {
-                m.values()
-                    .map(|t| t.elapsed().as_secs_f64())
-                    .fold(0.0, f64::max)
-            })
-            .unwrap_or(0.0);
-        gauge!("ops_worker_task_running_longest_seconds").set(longest);
-        if self.busy {
-            return;
-        }
-        self.busy = true;
-        let store = self.store.clone();
-        let supervisor = self.supervisor.clone();
-        ctx.spawn(
-            async move {
-                match store.stats().await {
-                    Ok(s) => {
-                        for p in Priority::ALL {
-                            let n = s.pending.get(p.as_str()).copied().unwrap_or(0);
-                            gauge!("ops_worker_queue_pending", "priority" => p.as_str())
-                                .set(n as f64);
-                            let paused = s.paused.iter().any(|x| x == p.as_str());
-                            gauge!("ops_worker_queue_paused", "priority" => p.as_str())
-                                .set(if paused { 1.0 } else { 0.0 });
-                        }
-                        gauge!("ops_worker_queue_in_flight").set(s.in_flight as f64);
-                        gauge!("ops_worker_queue_retrying").set(s.retrying as f64);
-                        gauge!("ops_worker_queue_delayed").set(s.delayed as f64);
-                        gauge!("ops_worker_queue_dead_letter").set(s.failed as f64);
-                        gauge!("ops_worker_queue_oldest_pending_age_seconds")
-                            .set(s.oldest_pending_age_secs);
-                    }
-                    Err(e) => {
-                        counter!("ops_worker_redis_errors_total").increment(1);
-                        warn!(error = %e, "sampling queue gauges failed");
-                    }
-                }
-                if let Ok(snap) = supervisor.send(GetSnapshot).await {
-                    for s in STATUSES {
-                        gauge!("ops_worker_worker_status", "status" => s.as_str())
-                            .set(if s == snap.status { 1.0 } else { 0.0 });
-                    }
-                    let busy = snap.in_flight.min(snap.consumers);
-                    gauge!("ops_worker_consumers", "state" => "busy").set(busy as f64);
-                    gauge!("ops_worker_consumers", "state" => "idle")
-                        .set((snap.consumers - busy) as f64);
-                }
-            }
-            .into_actor(self)
-            .map(|_, act, _| act.busy = false),
-        );
-    }
-}
-
-impl Actor for MetricsActor {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        self.sample(ctx);
-        ctx.run_interval(SAMPLE_EVERY, |act, ctx| act.sample(ctx));
     }
 }

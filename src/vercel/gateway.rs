@@ -19,9 +19,9 @@ use actix::prelude::*;
 use serde_json::Value;
 use tracing::{Instrument, debug, warn};
 
-use super::TaskObserver;
+use super::client::{ApiRequest, VercelClient, VercelError};
 use crate::queue::QueueStore;
-use crate::vercel::client::{ApiRequest, VercelClient, VercelError};
+use crate::telemetry::observer::TaskObserver;
 
 /// Retries of one call on 5xx / transport errors before the task attempt fails (retryable).
 const TRANSIENT_RETRIES: u32 = 3;
