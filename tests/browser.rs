@@ -248,7 +248,11 @@ async fn events_for(store: &QueueStore, id: &str, event: &str) -> usize {
     store
         .events(10_000)
         .await
-        .map(|all| all.iter().filter(|(e, t, _)| e == event && t == id).count())
+        .map(|all| {
+            all.iter()
+                .filter(|e| e.event == event && e.task_id == id)
+                .count()
+        })
         .unwrap_or(0)
 }
 
@@ -295,7 +299,7 @@ async fn dashboard_drives_the_worker_in_a_real_browser() {
     let stats = store.stats().await.expect("stats");
     assert_eq!(
         stats.paused,
-        vec!["P3".to_string()],
+        vec![ops_worker::task::Priority::P3],
         "the store must show P3 paused"
     );
 

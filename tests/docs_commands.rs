@@ -409,7 +409,7 @@ async fn pool_running(store: &QueueStore, instance: &str) -> bool {
         .await
         .ok()
         .and_then(|hs| hs.into_iter().find(|h| h.instance == instance))
-        .is_some_and(|h| h.status == "running")
+        .is_some_and(|h| h.status == Some(ops_worker::queue::PoolStatus::Running))
 }
 
 /// Undo what a command may have left behind: a stopped pool, paused priorities, a full queue.
@@ -418,11 +418,19 @@ async fn restore(store: &QueueStore, worker: &WorkerProcess) -> Result<(), Strin
         .control()
         .await
         .map_err(|e| e.to_string())?
-        .iter()
-        .any(|(k, v)| k.starts_with("state") && v == "stopped");
+        .for_instance("")
+        .running;
+    let stopped = !stopped
+        || store
+            .control()
+            .await
+            .map_err(|e| e.to_string())?
+            .instances
+            .values()
+            .any(|s| s.state == Some(ops_worker::queue::DesiredState::Stopped));
     if stopped {
         store
-            .set_control(None, "start", None)
+            .set_control(None, ops_worker::queue::PoolCommand::Start, None)
             .await
             .map_err(|e| e.to_string())?;
     }

@@ -179,8 +179,10 @@ async fn every_task_state_change_is_a_json_log_line_with_the_task_fields() {
         [
             "task started",
             "attempt failed (retryable)",
+            "task retrying",
             "task started",
-            "attempt failed (retryable)"
+            "attempt failed (retryable)",
+            "task dead-lettered"
         ]
     );
     for l in of(&ids[1]) {
@@ -193,7 +195,7 @@ async fn every_task_state_change_is_a_json_log_line_with_the_task_fields() {
         .iter()
         .map(|l| l["span"]["attempt"].to_string())
         .collect();
-    assert_eq!(attempts, ["1", "1", "2", "2"]);
+    assert_eq!(attempts, ["1", "1", "1", "2", "2", "2"]);
 }
 
 /// A local HTTP endpoint posing as Sentry: records every request body.

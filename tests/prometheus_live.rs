@@ -184,7 +184,7 @@ async fn wait_for_queue_to_settle(store: &ops_worker::queue::QueueStore) {
             (s.completed_total == COMPLETED
                 && s.failed == DEAD_LETTERED
                 && s.delayed == 1
-                && s.pending.get("P3") == Some(&1)
+                && s.pending.p3 == 1
                 && s.in_flight == 0
                 && s.retrying == 0)
                 .then_some(())

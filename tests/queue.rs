@@ -4,8 +4,8 @@ mod support;
 
 use std::time::Duration;
 
-use ops_worker::queue::{CancelOutcome, Failure, ReplayOutcome};
-use ops_worker::task::{NewTask, Priority, TaskStatus};
+use ops_worker::queue::{Applied, CancelOutcome, Failure, ReplayOutcome};
+use ops_worker::task::{NewTask, Priority, TaskStatus, TaskType};
 use serde_json::json;
 use support::*;
 
@@ -34,7 +34,7 @@ async fn claims_follow_strict_priority_then_fifo_and_skip_paused() {
     q.pause(&[Priority::P3]).await.unwrap();
     let mut got = Vec::new();
     loop {
-        let batch = q.claim("t/c0", 1).await.unwrap();
+        let batch = q.claim("t/c0", 1).await.unwrap().tasks;
         if batch.is_empty() {
             break;
         }
@@ -46,11 +46,11 @@ async fn claims_follow_strict_priority_then_fifo_and_skip_paused() {
         "P0..P2 in order, P3 held back while paused"
     );
     let stats = q.stats().await.unwrap();
-    assert_eq!(stats.pending["P3"], 2);
-    assert_eq!(stats.paused, vec!["P3".to_string()]);
+    assert_eq!(stats.pending.get(Priority::P3), 2);
+    assert_eq!(stats.paused, vec![Priority::P3]);
 
     q.resume(&[Priority::P3]).await.unwrap();
-    let rest = q.claim("t/c0", 10).await.unwrap();
+    let rest = q.claim("t/c0", 10).await.unwrap().tasks;
     let rest: Vec<String> = rest.into_iter().map(|c| c.id).collect();
     assert_eq!(rest, expected[6..], "P3 drains after resume, FIFO");
 }
@@ -61,7 +61,7 @@ async fn claim_takes_a_lease_and_counts_the_attempt() {
     let q = store(&redis.url(), "lease");
     let t = noop(json!({}));
     q.enqueue(std::slice::from_ref(&t)).await.unwrap();
-    let claimed = q.claim("t/c0", 5).await.unwrap();
+    let claimed = q.claim("t/c0", 5).await.unwrap().tasks;
     assert_eq!(claimed.len(), 1);
     let rec = claimed[0].record.as_ref().unwrap();
     assert_eq!(rec.status, TaskStatus::InProgress);
@@ -113,16 +113,20 @@ async fn retry_backoff_then_dead_letter_then_replay() {
         retryable: true,
         backoff,
     };
-    assert_eq!(
-        q.fail("t/c0", &[fail(Duration::from_millis(1500))])
-            .await
-            .unwrap(),
-        (1, 0)
-    );
+    let before = chrono::Utc::now().timestamp_millis();
+    let out = q
+        .fail("t/c0", &[fail(Duration::from_millis(1500))])
+        .await
+        .unwrap();
+    let Applied::Retrying { at_ms } = out[0].applied else {
+        panic!("expected a retry, got {out:?}");
+    };
+    assert!(at_ms >= before + 1_400, "the retry waits out its back-off");
+    assert_eq!(out[0].task_type, Some(TaskType::Noop));
     let rec = q.get(&id).await.unwrap().unwrap();
     assert_eq!(rec.status, TaskStatus::Retrying);
     assert_eq!(rec.error.as_deref(), Some("boom"));
-    assert!(q.claim("t/c0", 1).await.unwrap().is_empty());
+    assert!(q.claim("t/c0", 1).await.unwrap().tasks.is_empty());
     assert_eq!(q.promote_due(100).await.unwrap(), 0, "not due yet");
     eventually(Duration::from_secs(5), "retry due", || async {
         (q.promote_due(100).await.unwrap() == 1).then_some(())
@@ -130,11 +134,14 @@ async fn retry_backoff_then_dead_letter_then_replay() {
     .await;
 
     // Attempt 2 fails too: max_retries = 1 is exhausted, so it is dead-lettered with the reason.
-    let c = q.claim("t/c0", 1).await.unwrap();
+    let c = q.claim("t/c0", 1).await.unwrap().tasks;
     assert_eq!(c[0].record.as_ref().unwrap().attempts, 2);
+    let out = q.fail("t/c0", &[fail(Duration::ZERO)]).await.unwrap();
     assert_eq!(
-        q.fail("t/c0", &[fail(Duration::ZERO)]).await.unwrap(),
-        (0, 1)
+        out[0].applied,
+        Applied::DeadLettered {
+            reason: "boom (gave up after 2 attempts)".into()
+        }
     );
     let rec = q.get(&id).await.unwrap().unwrap();
     assert_eq!(rec.status, TaskStatus::Failed);
@@ -155,7 +162,7 @@ async fn retry_backoff_then_dead_letter_then_replay() {
     assert_eq!(q.stats().await.unwrap().failed, 0);
     assert_eq!(
         q.replay(&id).await.unwrap(),
-        ReplayOutcome::NotFailed("pending".into())
+        ReplayOutcome::NotFailed(Some(TaskStatus::Pending))
     );
 }
 
@@ -165,7 +172,7 @@ async fn cancel_removes_waiting_tasks_and_flags_running_ones() {
     let q = store(&redis.url(), "cancel");
     let (a, b) = (noop(json!({})), noop(json!({})));
     q.enqueue(&[a.clone(), b.clone()]).await.unwrap();
-    let running = q.claim("t/c0", 1).await.unwrap().remove(0).id;
+    let running = q.claim("t/c0", 1).await.unwrap().tasks.remove(0).id;
     let waiting = if running == a.task_id.to_string() {
         b
     } else {
@@ -183,7 +190,11 @@ async fn cancel_removes_waiting_tasks_and_flags_running_ones() {
         .await
         .unwrap();
     assert_eq!(cancel, vec![running.clone()]);
-    assert!(q.finish_cancel("t/c0", &running).await.unwrap());
+    let out = q.finish_cancel("t/c0", &running).await.unwrap();
+    assert!(
+        matches!(out[0].applied, Applied::Cancelled { .. }),
+        "{out:?}"
+    );
     assert_eq!(
         q.get(&running).await.unwrap().unwrap().status,
         TaskStatus::Cancelled
@@ -211,7 +222,9 @@ async fn lapsed_leases_are_reclaimed_and_repeat_killers_dead_lettered() {
     };
     q.claim("t/c0", 1).await.unwrap();
     expire(&mut conn);
-    assert_eq!(q.reclaim(100).await.unwrap(), (1, vec![]));
+    let out = q.reclaim(100).await.unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].applied, Applied::Requeued);
     assert_eq!(
         q.get(&id).await.unwrap().unwrap().status,
         TaskStatus::Pending
@@ -228,17 +241,21 @@ async fn lapsed_leases_are_reclaimed_and_repeat_killers_dead_lettered() {
             }]
         )
         .await
-        .unwrap(),
-        (0, 0)
+        .unwrap()[0]
+            .applied,
+        Applied::Stale {
+            status: "pending".into()
+        }
     );
 
     q.claim("t/c1", 1).await.unwrap();
     expire(&mut conn);
-    assert_eq!(
-        q.reclaim(100).await.unwrap(),
-        (0, vec!["noop".to_string()]),
-        "second crash uses the last attempt"
+    let out = q.reclaim(100).await.unwrap();
+    assert!(
+        matches!(&out[0].applied, Applied::DeadLettered { reason } if reason.contains("lease expired")),
+        "second crash uses the last attempt: {out:?}"
     );
+    assert_eq!(out[0].type_label(), "noop");
     let rec = q.get(&id).await.unwrap().unwrap();
     assert_eq!(rec.status, TaskStatus::Failed);
     assert!(rec.error.unwrap().contains("lease expired"));
@@ -279,8 +296,8 @@ async fn events_are_streamed_and_published_for_each_state_change() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|(_, tid, _)| *tid == id)
-        .map(|(e, _, _)| e)
+        .filter(|e| e.task_id == id)
+        .map(|e| e.event)
         .collect();
     assert_eq!(kinds, ["task.created", "task.started", "task.completed"]);
     let rec = q.get(&id).await.unwrap().unwrap();
@@ -293,4 +310,61 @@ async fn events_are_streamed_and_published_for_each_state_change() {
         ttl > 6 * 86_400,
         "completed records expire after the retention (7 days)"
     );
+}
+
+#[tokio::test]
+async fn scripts_report_the_outcome_they_applied_not_the_one_asked_for() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "outcomes");
+    let (a, b) = (noop(json!({})), noop(json!({})));
+    let (ida, idb) = (a.task_id.to_string(), b.task_id.to_string());
+    q.enqueue(&[a, b]).await.unwrap();
+    assert_eq!(q.claim("t/c0", 2).await.unwrap().tasks.len(), 2);
+
+    // A retryable failure of a task an operator cancelled meanwhile is a cancel, not a retry.
+    assert_eq!(q.cancel(&ida).await.unwrap(), CancelOutcome::Cancelling);
+    let failure = Failure {
+        id: ida.clone(),
+        reason: "boom".into(),
+        retryable: true,
+        backoff: Duration::ZERO,
+    };
+    let out = q
+        .fail("t/c0", std::slice::from_ref(&failure))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[0].applied, Applied::Cancelled { reason } if reason.contains("boom")),
+        "{out:?}"
+    );
+    assert_eq!(q.stats().await.unwrap().retrying, 0);
+
+    // Completing twice: the second report is stale; so is a report about a finished task.
+    let done = [(idb.clone(), json!({}))];
+    assert_eq!(
+        q.complete(&done).await.unwrap()[0].applied,
+        Applied::Completed
+    );
+    assert_eq!(
+        q.complete(&done).await.unwrap()[0].applied,
+        Applied::Stale {
+            status: "completed".into()
+        }
+    );
+    let out = q
+        .release("t/c0", &[idb.clone(), "no-such-id".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        out.iter().map(|o| o.applied.clone()).collect::<Vec<_>>(),
+        [
+            Applied::Stale {
+                status: "completed".into()
+            },
+            Applied::Stale {
+                status: "missing".into()
+            }
+        ]
+    );
+    assert_eq!(out[1].task_type, None);
 }

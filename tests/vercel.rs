@@ -60,8 +60,8 @@ async fn event_kinds(q: &QueueStore, id: &str) -> Vec<String> {
         .await
         .unwrap()
         .into_iter()
-        .filter(|(_, t, _)| t == id)
-        .map(|(e, _, _)| e)
+        .filter(|e| e.task_id == id)
+        .map(|e| e.event)
         .collect()
 }
 

@@ -6,8 +6,8 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use ops_worker::queue::QueueStore;
-use ops_worker::task::{TaskRecord, TaskStatus};
+use ops_worker::queue::{PoolStatus, QueueStore};
+use ops_worker::task::{Priority, TaskRecord, TaskStatus};
 use serde_json::json;
 use support::*;
 
@@ -48,7 +48,7 @@ async fn paused_priority_waits_while_the_others_drain_then_runs_after_resume() {
     let _w = WorkerProcess::spawn(&redis.url(), "pause", &[("WORKER_CONCURRENCY", "1")]);
     wait_completed(&q, 3, LONG).await;
     let s = q.stats().await.unwrap();
-    assert_eq!(s.pending["P3"], 2, "paused P3 stays pending");
+    assert_eq!(s.pending.get(Priority::P3), 2, "paused P3 stays pending");
     assert_eq!(s.completed_total, 3);
 
     // Resume through the CLI, as an operator would.
@@ -66,8 +66,8 @@ async fn paused_priority_waits_while_the_others_drain_then_runs_after_resume() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|(e, _, _)| e == "task.completed")
-        .map(|(_, id, _)| id)
+        .filter(|e| e.event == "task.completed")
+        .map(|e| e.task_id)
         .collect();
     assert_eq!(
         done,
@@ -223,8 +223,9 @@ async fn two_instances_complete_every_task_exactly_once() {
     }
     let events = q.events(5000).await.unwrap();
     let mut started = HashSet::new();
-    for (e, id, _) in &events {
-        if e == "task.started" {
+    for e in &events {
+        if e.event == "task.started" {
+            let id = &e.task_id;
             assert!(started.insert(id.clone()), "task {id} started twice");
         }
     }
@@ -374,7 +375,7 @@ async fn a_panicking_handler_restarts_its_consumer_and_repeated_panics_put_the_i
             .filter(|h| h.restarts == 1)
     })
     .await;
-    assert_eq!(hb.status, "running");
+    assert_eq!(hb.status, Some(PoolStatus::Running));
 
     // A burst of panics: past the limit the instance reports error and stops restarting.
     let burst: Vec<TaskRecord> = (0..10)
@@ -388,7 +389,7 @@ async fn a_panicking_handler_restarts_its_consumer_and_repeated_panics_put_the_i
     let hb = eventually(LONG, "instance in error", || async {
         heartbeat_of(&q, &w.instance)
             .await
-            .filter(|h| h.status == "error")
+            .filter(|h| h.status == Some(PoolStatus::Error))
     })
     .await;
     // No hot loop: over the next two heartbeats nothing more is claimed or restarted.
@@ -401,7 +402,7 @@ async fn a_panicking_handler_restarts_its_consumer_and_repeated_panics_put_the_i
                 .filter(|h| h.last_heartbeat != seen)
         })
         .await;
-        assert_eq!(next.status, "error");
+        assert_eq!(next.status, Some(PoolStatus::Error));
         assert_eq!(next.restarts, hb.restarts, "no restarts while backing off");
         seen = next.last_heartbeat;
     }

@@ -58,7 +58,7 @@ impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
         match e {
             QueueError::Redis(_) => ApiError::Unavailable(format!("queue unavailable: {e}")),
-            QueueError::Protocol(_) | QueueError::Decode(_) => ApiError::Internal(e.to_string()),
+            QueueError::Protocol(_) => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The HTTP API (SPEC §6) and the dashboard, served by actix-web in the same System as the actors.
+//! The HTTP API and the dashboard, served by actix-web in the same System as the actors.
 //!
 //! Layout: `auth` (JWT and roles), `error` (the one error enum and its status mapping), `tasks`
 //! (submit/read/cancel/retry/listings), `worker` (instances, pool commands, queue stats, pause),
@@ -63,7 +63,7 @@ pub struct InstanceStatus {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WorkerStatus {
     /// running when any instance runs; else error when any is in error; else stopped.
-    pub status: String,
+    pub status: PoolStatus,
     pub count: usize,
     pub instances: Vec<InstanceStatus>,
 }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::auth::{Admin, Agent, Viewer};
 use super::error::ApiError;
 use super::{AppState, TaskList};
-use crate::queue::{CancelOutcome, RECENT_MAX, ReplayOutcome};
+use crate::queue::{CancelOutcome, RECENT_MAX, ReplayOutcome, status_text};
 use crate::task::{NewTask, TaskRecord, TaskStatus, TaskType};
 
 /// Most rows one listing returns (`limit` is capped to this).
@@ -173,7 +173,8 @@ pub async fn cancel(
         }
         CancelOutcome::NotFound => Err(ApiError::NotFound(format!("task {id} not found"))),
         CancelOutcome::NotCancellable(s) => Err(ApiError::Conflict(format!(
-            "task {id} is already {s}; nothing to cancel"
+            "task {id} is already {}; nothing to cancel",
+            status_text(s)
         ))),
     }
 }
@@ -195,8 +196,12 @@ pub async fn retry(
             None => Err(ApiError::NotFound(format!("task {id} not found"))),
         },
         ReplayOutcome::NotFound => Err(ApiError::NotFound(format!("task {id} not found"))),
+        ReplayOutcome::Stub => Err(ApiError::Conflict(format!(
+            "task {id} is a dead-lettered stub with no task behind it; nothing to retry"
+        ))),
         ReplayOutcome::NotFailed(s) => Err(ApiError::Conflict(format!(
-            "task {id} is {s}; only failed tasks with a task behind them can be retried"
+            "task {id} is {}; only failed tasks can be retried",
+            status_text(s)
         ))),
     }
 }

@@ -14,8 +14,8 @@ use super::auth::{Admin, Viewer};
 use super::error::ApiError;
 use super::tasks::{json_object, read_body};
 use super::{AppState, InstanceStatus, WorkerStatus};
-use crate::cli::stats_json;
 use crate::pool::supervisor::{CheckControl, GetSnapshot};
+use crate::queue::{MAX_CONCURRENCY, PoolCommand, PoolStatus};
 use crate::task::Priority;
 
 fn uptime_secs(started_at: &str) -> f64 {
@@ -47,15 +47,16 @@ async fn instances(state: &AppState) -> Result<Vec<InstanceStatus>, ApiError> {
     responses((status = 200, body = WorkerStatus)), security(("bearer" = [])))]
 pub async fn status(state: web::Data<AppState>, _auth: Viewer) -> Result<HttpResponse, ApiError> {
     let list = instances(&state).await?;
-    let overall = if list.iter().any(|i| i.heartbeat.status == "running") {
-        "running"
-    } else if list.iter().any(|i| i.heartbeat.status == "error") {
-        "error"
+    let any = |s: PoolStatus| list.iter().any(|i| i.heartbeat.status == Some(s));
+    let overall = if any(PoolStatus::Running) {
+        PoolStatus::Running
+    } else if any(PoolStatus::Error) {
+        PoolStatus::Error
     } else {
-        "stopped"
+        PoolStatus::Stopped
     };
     Ok(HttpResponse::Ok().json(WorkerStatus {
-        status: overall.into(),
+        status: overall,
         count: list.len(),
         instances: list,
     }))
@@ -70,10 +71,13 @@ pub async fn stats(state: web::Data<AppState>, _auth: Viewer) -> Result<HttpResp
     let list = instances(&state).await?;
     let local = state.supervisor.send(GetSnapshot).await.ok();
     Ok(HttpResponse::Ok().json(json!({
-        "queue": stats_json(&queue),
+        "queue": queue,
         "workers": {
             "instances": list.len(),
-            "running": list.iter().filter(|i| i.heartbeat.status == "running").count(),
+            "running": list
+                .iter()
+                .filter(|i| i.heartbeat.status == Some(PoolStatus::Running))
+                .count(),
             "consumers": list.iter().map(|i| i.heartbeat.consumers).sum::<u64>(),
             "in_flight": list.iter().map(|i| i.heartbeat.in_flight).sum::<u64>(),
         },
@@ -88,7 +92,7 @@ pub async fn queue_stats(
     state: web::Data<AppState>,
     _auth: Viewer,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(stats_json(&state.store.stats().await?)))
+    Ok(HttpResponse::Ok().json(state.store.stats().await?))
 }
 
 /// `{"instance": id?, "config": {"concurrency": N}?}`
@@ -113,15 +117,19 @@ fn control_args(
                 for (ck, cv) in c {
                     match ck.as_str() {
                         "concurrency" => {
-                            concurrency =
-                                Some(cv.as_u64().filter(|n| (1..=1024).contains(n)).ok_or_else(
-                                    || {
+                            concurrency = Some(
+                                cv.as_u64()
+                                    .and_then(|n| usize::try_from(n).ok())
+                                    .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
+                                    .ok_or_else(|| {
                                         ApiError::invalid(
                                             "config.concurrency",
-                                            "must be an integer from 1 to 1024",
+                                            format!(
+                                                "must be an integer from 1 to {MAX_CONCURRENCY}"
+                                            ),
                                         )
-                                    },
-                                )? as usize)
+                                    })?,
+                            )
                         }
                         other => {
                             return Err(ApiError::invalid(
@@ -145,10 +153,11 @@ async fn command(
     state: web::Data<AppState>,
     who: &str,
     payload: web::Payload,
-    command: &'static str,
+    command: PoolCommand,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload, state.body_limit).await?;
-    let (instance, concurrency) = control_args(json_object(&body)?, command != "stop")?;
+    let allow_config = command != PoolCommand::Stop;
+    let (instance, concurrency) = control_args(json_object(&body)?, allow_config)?;
     if let Some(id) = &instance
         && !state
             .store
@@ -163,7 +172,8 @@ async fn command(
         .store
         .set_control(instance.as_deref(), command, concurrency)
         .await?;
-    info!(command, by = who, instance = ?instance, concurrency = ?concurrency, "pool command recorded");
+    info!(command = command.as_str(), by = who, instance = ?instance, concurrency = ?concurrency,
+        "pool command recorded");
     state.supervisor.do_send(CheckControl);
     Ok(HttpResponse::Accepted().json(json!({
         "command": command,
@@ -176,7 +186,7 @@ async fn command(
 
 /// One pool-command endpoint: the handler only names its command.
 macro_rules! pool_command {
-    ($name:ident, $path:literal, $command:literal, $doc:literal) => {
+    ($name:ident, $path:literal, $command:expr, $doc:literal) => {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "worker", request_body = Option<Object>,
             responses((status = 202, description = "recorded; instances converge within a second"),
@@ -195,19 +205,19 @@ macro_rules! pool_command {
 pool_command!(
     start,
     "/api/worker/start",
-    "start",
+    PoolCommand::Start,
     "Start the pool on every instance (or one). Accepts `{\"config\": {\"concurrency\": N}}`."
 );
 pool_command!(
     stop,
     "/api/worker/stop",
-    "stop",
+    PoolCommand::Stop,
     "Stop the pool on every instance (or one): running tasks finish, waiting ones stay pending."
 );
 pool_command!(
     restart,
     "/api/worker/restart",
-    "restart",
+    PoolCommand::Restart,
     "Restart the pool on every instance (or one). Accepts `{\"config\": {\"concurrency\": N}}`."
 );
 

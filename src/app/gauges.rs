@@ -1,28 +1,23 @@
-//! The gauge sampler: process, queue and pool gauges, refreshed on a timer so a scrape costs Redis
-//! nothing.
+//! The gauge sampler: process, queue and pool gauges, refreshed on a timer so a scrape costs
+//! Redis nothing (`/metrics` only renders the recorder).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use metrics::{counter, gauge};
+use metrics::gauge;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tracing::warn;
 
-use crate::pool::supervisor::{GetSnapshot, SupervisorActor};
+use crate::pool::supervisor::{GetSnapshot, PoolSnapshot, SupervisorActor};
 use crate::pool::usage::InstanceUsage;
-use crate::queue::{PoolStatus, QueueStore};
+use crate::queue::{QueueStats, QueueStore};
 use crate::task::Priority;
+use crate::telemetry::metrics::names;
 use crate::telemetry::resources::UsageSampler;
 
 /// How often gauges are sampled.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
-const STATUSES: [PoolStatus; 4] = [
-    PoolStatus::Running,
-    PoolStatus::Stopping,
-    PoolStatus::Stopped,
-    PoolStatus::Error,
-];
 
 /// Samples process, queue and pool gauges every [`SAMPLE_EVERY`].
 pub struct MetricsActor {
@@ -30,14 +25,35 @@ pub struct MetricsActor {
     handle: PrometheusHandle,
     /// Queue gauges come from one stats script per interval.
     store: QueueStore,
-    /// Pool status and consumer counts.
+    /// Consumer counts.
     supervisor: Addr<SupervisorActor>,
+    /// Running tasks; the CPU/memory ratios are written back here for the heartbeat.
     usage: Arc<InstanceUsage>,
+    /// CPU use between samples.
     sampler: UsageSampler,
     /// `process_*` metrics.
     process: metrics_process::Collector,
     /// A sample is still in flight (a slow Redis must not pile them up).
     busy: bool,
+}
+
+fn set_queue_gauges(s: &QueueStats) {
+    for p in Priority::ALL {
+        gauge!(names::QUEUE_PENDING, "priority" => p.as_str()).set(s.pending.get(p) as f64);
+        let paused = if s.paused.contains(&p) { 1.0 } else { 0.0 };
+        gauge!(names::QUEUE_PAUSED, "priority" => p.as_str()).set(paused);
+    }
+    gauge!(names::QUEUE_IN_FLIGHT).set(s.in_flight as f64);
+    gauge!(names::QUEUE_RETRYING).set(s.retrying as f64);
+    gauge!(names::QUEUE_DELAYED).set(s.delayed as f64);
+    gauge!(names::QUEUE_DEAD_LETTER).set(s.failed as f64);
+    gauge!(names::QUEUE_OLDEST_PENDING_AGE).set(s.oldest_pending_age_secs);
+}
+
+fn set_consumer_gauges(snap: &PoolSnapshot) {
+    let busy = snap.in_flight.min(snap.consumers);
+    gauge!(names::CONSUMERS, "state" => "busy").set(busy as f64);
+    gauge!(names::CONSUMERS, "state" => "idle").set((snap.consumers - busy) as f64);
 }
 
 impl MetricsActor {
@@ -64,66 +80,26 @@ impl MetricsActor {
         self.process.collect();
         self.handle.run_upkeep();
         let (cpu, mem) = self.sampler.sample();
-        gauge!("ops_worker_cpu_usage_ratio").set(cpu);
-        gauge!("ops_worker_memory_usage_ratio").set(mem);
-        if let Ok(mut r) = self.usage.ratios.lock() {
-            *r = (cpu, mem);
-        }
-        let longest = self
-            .usage
-            .running
-            .lock()
-            .map(|m| {
-                m.values()
-                    .map(|t| t.elapsed().as_secs_f64())
-                    .fold(0.0, f64::max)
-            })
-            .unwrap_or(0.0);
-        gauge!("ops_worker_task_running_longest_seconds").set(longest);
+        gauge!(names::CPU_USAGE).set(cpu);
+        gauge!(names::MEMORY_USAGE).set(mem);
+        self.usage.set_ratios(cpu, mem);
+        gauge!(names::TASK_RUNNING_LONGEST).set(self.usage.longest_running_secs());
         if self.busy {
             return;
         }
         self.busy = true;
         let store = self.store.clone();
         let supervisor = self.supervisor.clone();
-        ctx.spawn(
-            async move {
-                match store.stats().await {
-                    Ok(s) => {
-                        for p in Priority::ALL {
-                            let n = s.pending.get(p.as_str()).copied().unwrap_or(0);
-                            gauge!("ops_worker_queue_pending", "priority" => p.as_str())
-                                .set(n as f64);
-                            let paused = s.paused.iter().any(|x| x == p.as_str());
-                            gauge!("ops_worker_queue_paused", "priority" => p.as_str())
-                                .set(if paused { 1.0 } else { 0.0 });
-                        }
-                        gauge!("ops_worker_queue_in_flight").set(s.in_flight as f64);
-                        gauge!("ops_worker_queue_retrying").set(s.retrying as f64);
-                        gauge!("ops_worker_queue_delayed").set(s.delayed as f64);
-                        gauge!("ops_worker_queue_dead_letter").set(s.failed as f64);
-                        gauge!("ops_worker_queue_oldest_pending_age_seconds")
-                            .set(s.oldest_pending_age_secs);
-                    }
-                    Err(e) => {
-                        counter!("ops_worker_redis_errors_total").increment(1);
-                        warn!(error = %e, "sampling queue gauges failed");
-                    }
-                }
-                if let Ok(snap) = supervisor.send(GetSnapshot).await {
-                    for s in STATUSES {
-                        gauge!("ops_worker_worker_status", "status" => s.as_str())
-                            .set(if s == snap.status { 1.0 } else { 0.0 });
-                    }
-                    let busy = snap.in_flight.min(snap.consumers);
-                    gauge!("ops_worker_consumers", "state" => "busy").set(busy as f64);
-                    gauge!("ops_worker_consumers", "state" => "idle")
-                        .set((snap.consumers - busy) as f64);
-                }
+        let fut = async move {
+            match store.stats().await {
+                Ok(s) => set_queue_gauges(&s),
+                Err(e) => warn!(error = %e, "sampling queue gauges failed"),
             }
-            .into_actor(self)
-            .map(|_, act, _| act.busy = false),
-        );
+            if let Ok(snap) = supervisor.send(GetSnapshot).await {
+                set_consumer_gauges(&snap);
+            }
+        };
+        ctx.spawn(fut.into_actor(self).map(|_, act, _| act.busy = false));
     }
 }
 

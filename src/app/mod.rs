@@ -1,6 +1,6 @@
 //! Wiring: build the store, the handlers and the supervisor, serve HTTP, and run until a signal.
 //!
-//! Shutdown (SPEC §11): on SIGTERM/SIGINT the supervisor drains the pool (no new claims; running
+//! Shutdown: on SIGTERM/SIGINT the supervisor drains the pool (no new claims; running
 //! tasks get `WORKER_SHUTDOWN_TIMEOUT` to finish, then are handed back without burning an attempt),
 //! the HTTP server stops, and the process exits 0.
 
@@ -17,13 +17,13 @@ use crate::api::auth::JwtKeys;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::handlers::HandlerRegistry;
-use crate::pool::supervisor::{Shutdown, SupervisorActor, consumer_deps};
+use crate::pool::consumer::{ClaimProbe, ConsumerDeps};
+use crate::pool::supervisor::{Shutdown, SupervisorActor};
 use crate::pool::usage::InstanceUsage;
-use crate::queue::{QueueError, QueueStore};
-use crate::telemetry::metrics::MetricsObserver;
-use crate::telemetry::observer::TaskObserver;
+use crate::queue::{PoolStatus, QueueError, QueueStore};
+use crate::telemetry::metrics::Series;
 use crate::vercel::client::{VercelClient, VercelError};
-use crate::vercel::gateway::{Pace, VercelActor};
+use crate::vercel::gateway::{self, Pace, VercelActor};
 use crate::vercel::handlers::{self as vercel, DeployPolling, VercelApi};
 use gauges::MetricsActor;
 
@@ -51,14 +51,22 @@ pub struct Pool {
     pub usage: Arc<InstanceUsage>,
 }
 
-/// Start a supervisor (and so a consumer pool) for this configuration.
+/// Start a supervisor (and so a consumer pool) for this configuration. `probe` hears every
+/// claim's latency (`bench`).
 pub fn start_pool(
     config: &Config,
     store: QueueStore,
     handlers: HandlerRegistry,
-    observer: Arc<dyn TaskObserver>,
+    probe: Option<Arc<dyn ClaimProbe>>,
 ) -> Pool {
-    let deps = consumer_deps(store, Arc::new(handlers), observer, &config.worker);
+    let deps = ConsumerDeps {
+        store,
+        handlers: Arc::new(handlers),
+        usage: Arc::new(InstanceUsage::default()),
+        prefetch: config.worker.prefetch,
+        poll_interval: config.worker.poll_interval,
+        probe,
+    };
     let usage = deps.usage.clone();
     Pool {
         supervisor: SupervisorActor::new(config.worker.clone(), deps).start(),
@@ -71,23 +79,18 @@ pub fn start_pool(
 pub fn handlers_with_vercel(
     config: &Config,
     store: QueueStore,
-    observer: Arc<dyn TaskObserver>,
-) -> Result<HandlerRegistry, VercelError> {
+) -> Result<HandlerRegistry, StartupError> {
     let token = config
         .vercel
         .token
         .clone()
-        .ok_or_else(|| VercelError::Unauthorized {
-            status: 0,
-            code: "missing_token".into(),
-            message: "VERCEL_TOKEN is not set".into(),
-        })?;
+        .ok_or(StartupError::MissingSecret("VERCEL_TOKEN"))?;
     let client = VercelClient::new(&config.vercel, token)?;
     let pace = Pace {
         per_min: config.vercel.rate_limit_per_min,
         burst: config.vercel.rate_limit_burst,
     };
-    let actor = VercelActor::new(client, store, pace, observer).start();
+    let actor = VercelActor::new(client, store, pace).start();
     let mut handlers = HandlerRegistry::builtin();
     vercel::register(
         &mut handlers,
@@ -98,6 +101,16 @@ pub fn handlers_with_vercel(
         },
     );
     Ok(handlers)
+}
+
+/// The label values owned by the layers above telemetry, so their series start at 0.
+pub fn metric_series() -> Series {
+    Series {
+        pool_statuses: &PoolStatus::LABELS,
+        vercel_operations: &gateway::OPERATION_LABELS,
+        vercel_status_classes: &gateway::STATUS_CLASSES,
+        rate_limit_reasons: &gateway::RATE_LIMIT_REASONS,
+    }
 }
 
 /// Resolve on SIGTERM or SIGINT.
@@ -143,11 +156,10 @@ impl Instance {
             .jwt_secret
             .clone()
             .ok_or(StartupError::MissingSecret("JWT_SECRET"))?;
-        let metrics = crate::telemetry::metrics::install();
-        let observer: Arc<dyn TaskObserver> = Arc::new(MetricsObserver);
-        let handlers = handlers_with_vercel(config, store.clone(), observer.clone())?;
+        let metrics = crate::telemetry::metrics::install(&metric_series());
+        let handlers = handlers_with_vercel(config, store.clone())?;
         let server = serve_api_unstarted(config)?;
-        let pool = start_pool(config, store.clone(), handlers, observer);
+        let pool = start_pool(config, store.clone(), handlers, None);
         let supervisor = pool.supervisor.clone();
         if let Some(handle) = metrics.clone() {
             MetricsActor::new(
@@ -170,7 +182,8 @@ impl Instance {
         })
     }
 
-    /// Drain the pool (SPEC §11), then stop the HTTP server.
+    /// Drain the pool (running tasks may finish until `WORKER_SHUTDOWN_TIMEOUT`, then are handed
+    /// back), then stop the HTTP server.
     pub async fn shutdown(self) {
         match tokio::time::timeout(self.shutdown_grace, self.supervisor.send(Shutdown)).await {
             Ok(Ok(())) => info!("pool drained"),

@@ -14,10 +14,10 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::handlers::HandlerRegistry;
+use crate::pool::consumer::ClaimProbe;
 use crate::pool::supervisor::StopPool;
 use crate::queue::{QueueError, QueueStore};
 use crate::task::{NewTask, TaskRecord};
-use crate::telemetry::observer::TaskObserver;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -57,7 +57,7 @@ pub struct BenchReport {
 #[derive(Default)]
 struct ClaimLatencies(Mutex<Vec<f64>>);
 
-impl TaskObserver for ClaimLatencies {
+impl ClaimProbe for ClaimLatencies {
     fn claimed(&self, latency: Duration, claimed: usize) {
         if claimed > 0
             && let Ok(mut v) = self.0.lock()
@@ -156,13 +156,18 @@ pub async fn run(base: &Config, args: &BenchArgs) -> Result<(), QueueError> {
     let latencies = Arc::new(ClaimLatencies::default());
     let t1 = Instant::now();
     let handlers = if sim.is_some() {
-        crate::app::handlers_with_vercel(&config, pool_store.clone(), latencies.clone())
+        crate::app::handlers_with_vercel(&config, pool_store.clone())
             .map_err(|e| QueueError::Protocol(e.to_string()))?
     } else {
         HandlerRegistry::builtin()
     };
-    let supervisor =
-        crate::app::start_pool(&config, pool_store.clone(), handlers, latencies.clone()).supervisor;
+    let supervisor = crate::app::start_pool(
+        &config,
+        pool_store.clone(),
+        handlers,
+        Some(latencies.clone()),
+    )
+    .supervisor;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let s = admin.stats().await?;

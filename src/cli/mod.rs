@@ -15,7 +15,9 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
 use crate::config::{Config, ConfigError, Mode};
-use crate::queue::{CancelOutcome, QueueStats, QueueStore, ReplayOutcome};
+use crate::queue::{
+    CancelOutcome, QueueStats, QueueStore, ReplayOutcome, priorities_text, status_text,
+};
 use crate::task::{NewTask, Priority};
 
 #[derive(Parser, Debug)]
@@ -316,7 +318,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             let (_, store) = tool_store(&cli)?;
             let stats = store.stats().await?;
             if *json {
-                println!("{}", stats_json(&stats));
+                println!("{}", serde_json::to_string(&stats).unwrap_or_default());
             } else {
                 print_stats(&stats);
             }
@@ -344,7 +346,8 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 }
                 CancelOutcome::NotCancellable(s) => {
                     return Err(CliError::Failed(format!(
-                        "task {task_id} is already {s}; nothing to cancel"
+                        "task {task_id} is already {}; nothing to cancel",
+                        status_text(s)
                     )));
                 }
             }
@@ -360,11 +363,12 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 ReplayOutcome::NotFound => {
                     Err(CliError::Failed(format!("task {task_id} not found")))
                 }
-                ReplayOutcome::NotFailed(s) if s == "failed" => Err(CliError::Failed(format!(
+                ReplayOutcome::Stub => Err(CliError::Failed(format!(
                     "task {task_id} is a dead-lettered stub with no task behind it; nothing to retry"
                 ))),
                 ReplayOutcome::NotFailed(s) => Err(CliError::Failed(format!(
-                    "task {task_id} is {s}; only failed tasks can be retried"
+                    "task {task_id} is {}; only failed tasks can be retried",
+                    status_text(s)
                 ))),
             }
         }
@@ -372,14 +376,14 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             let ps = parse_priorities(priorities)?;
             let (_, store) = tool_store(&cli)?;
             store.pause(&ps).await?;
-            println!("paused: {}", store.paused().await?.join(" "));
+            println!("paused: {}", priorities_text(&store.paused().await?));
             Ok(())
         }
         Command::Resume { priorities } => {
             let ps = parse_priorities(priorities)?;
             let (_, store) = tool_store(&cli)?;
             store.resume(&ps).await?;
-            println!("paused: {}", store.paused().await?.join(" "));
+            println!("paused: {}", priorities_text(&store.paused().await?));
             Ok(())
         }
         Command::Token(args) => {
@@ -490,48 +494,21 @@ async fn enqueue(cli: &Cli, args: &EnqueueArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The `stats --json` object (the CLI contract: pending keyed P0..P3, in_flight, retrying, failed,
-/// completed_total, paused).
-pub fn stats_json(s: &QueueStats) -> Value {
-    let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
-    let pending: serde_json::Map<String, Value> = Priority::ALL
-        .iter()
-        .map(|p| {
-            (
-                p.as_str().to_string(),
-                json!(s.pending.get(p.as_str()).copied().unwrap_or(0)),
-            )
-        })
-        .collect();
-    if let Some(o) = v.as_object_mut() {
-        o.insert("pending".into(), Value::Object(pending));
-        o.insert("pending_total".into(), json!(s.pending_total()));
-    }
-    v
-}
-
 fn print_stats(s: &QueueStats) {
-    let p = |k: &str| s.pending.get(k).copied().unwrap_or(0);
+    let p = |p: Priority| s.pending.get(p);
     println!(
         "pending     P0 {}  P1 {}  P2 {}  P3 {}  (total {})",
-        p("P0"),
-        p("P1"),
-        p("P2"),
-        p("P3"),
-        s.pending_total()
+        p(Priority::P0),
+        p(Priority::P1),
+        p(Priority::P2),
+        p(Priority::P3),
+        s.pending_total
     );
     println!("in flight   {}", s.in_flight);
     println!("retrying    {}", s.retrying);
     println!("delayed     {}", s.delayed);
     println!("failed      {} (dead-lettered)", s.failed);
-    println!(
-        "paused      {}",
-        if s.paused.is_empty() {
-            "-".to_string()
-        } else {
-            s.paused.join(" ")
-        }
-    );
+    println!("paused      {}", priorities_text(&s.paused));
     println!(
         "completed   {} total, {} last 1m, {} last 5m",
         s.completed_total, s.completed_last_1m, s.completed_last_5m

@@ -1,33 +1,31 @@
 //! ConsumerActor: claims tasks and runs them.
 //!
-//! The actor hosts one async loop (`Consumer::consume`). Each turn claims up to `WORKER_PREFETCH`
-//! tasks in one atomic script; with nothing to do it blocks on its own Redis connection (BLPOP on the
-//! wake list, bounded by `WORKER_POLL_INTERVAL`), so an idle pool costs no polling and a new task is
-//! picked up within a round trip. While a handler runs, the lease is renewed every third of its
-//! length; a lost lease (the task was reclaimed elsewhere) or an operator's cancel stops the handler.
+//! The actor hosts one async loop. Each turn claims up to `WORKER_PREFETCH` tasks in one atomic
+//! script; with nothing to do it blocks on its own Redis connection (BLPOP on the wake list,
+//! bounded by `WORKER_POLL_INTERVAL`), so an idle pool costs no polling and a new task is picked
+//! up within a round trip. Running a claimed batch (handlers, leases, recording outcomes) is
+//! `attempt.rs`.
 //!
-//! The handler runs behind `catch_unwind`: a panic fails the attempt (retryable, so a poison task is
-//! dead-lettered after `max_retries`) and then ends this consumer, so the supervisor's restart
-//! limit sees it. Redis errors never end the loop: it backs off and tries again.
+//! A handler panic is caught: the attempt is failed (retryable, so a poison task is dead-lettered
+//! after `max_retries`) and then this consumer ends, so the supervisor's restart policy sees it.
+//! Redis errors never end the loop: it backs off and tries again.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures::FutureExt;
 use redis::aio::MultiplexedConnection;
-use serde_json::Value;
 use tokio::sync::watch;
-use tracing::{Instrument, debug, error, info, info_span, warn};
+use tracing::{Instrument, debug, info_span, warn};
 
 use super::PoolSignal;
+use super::attempt::Batch;
 use super::usage::InstanceUsage;
-use crate::handlers::{HandlerRegistry, TaskContext, TaskError};
-use crate::queue::{ClaimedTask, Failure, QueueStore, retry_backoff};
-use crate::task::validate_payload;
-use crate::telemetry::observer::{Outcome, TaskObserver};
+use crate::handlers::HandlerRegistry;
+use crate::queue::{Applied, QueueStore};
+use crate::telemetry::events::{AttemptRecorded, InternalEvent};
 
 /// Why a consumer's loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,20 +46,24 @@ pub struct ConsumerExited {
     pub exit: Exit,
 }
 
+/// Told how long each claim round trip took (`bench` measures claim latency with it).
+pub trait ClaimProbe: Send + Sync + 'static {
+    fn claimed(&self, latency: Duration, claimed: usize);
+}
+
 /// Everything a consumer needs; cloned into each new consumer by the supervisor.
 #[derive(Clone)]
 pub struct ConsumerDeps {
     pub store: QueueStore,
     pub handlers: Arc<HandlerRegistry>,
-    pub observer: Arc<dyn TaskObserver>,
-    /// Instance-wide count of running tasks (heartbeat, status API).
-    pub in_flight: Arc<AtomicUsize>,
-    /// Start times of running tasks and the latest CPU/memory ratios (metrics, heartbeat).
+    /// Running tasks and CPU/memory ratios, shared with the heartbeat and the gauge sampler.
     pub usage: Arc<InstanceUsage>,
     /// Tasks claimed per round trip.
     pub prefetch: usize,
     /// Upper bound of one blocking wait.
     pub poll_interval: Duration,
+    /// Claim latency observer, when someone measures it.
+    pub probe: Option<Arc<dyn ClaimProbe>>,
 }
 
 pub struct ConsumerActor {
@@ -73,26 +75,26 @@ pub struct ConsumerActor {
     spawn_id: u64,
     deps: ConsumerDeps,
     /// Pool control: Run, or Drain with a deadline.
-    control: watch::Receiver<PoolSignal>,
+    signal: watch::Receiver<PoolSignal>,
     /// Told when this consumer ends and why.
     supervisor: Recipient<ConsumerExited>,
 }
 
 impl ConsumerActor {
     pub fn new(
-        instance: &str,
+        name: String,
         slot: usize,
         spawn_id: u64,
         deps: ConsumerDeps,
-        control: watch::Receiver<PoolSignal>,
+        signal: watch::Receiver<PoolSignal>,
         supervisor: Recipient<ConsumerExited>,
     ) -> Self {
         Self {
-            name: format!("{instance}/c{slot}"),
+            name,
             slot,
             spawn_id,
             deps,
-            control,
+            signal,
             supervisor,
         }
     }
@@ -105,7 +107,7 @@ impl Actor for ConsumerActor {
         let consumer = Consumer {
             name: self.name.clone(),
             deps: self.deps.clone(),
-            control: self.control.clone(),
+            signal: self.signal.clone(),
         };
         let span = info_span!("consumer", consumer = %self.name);
         let fut = AssertUnwindSafe(consumer.consume().instrument(span))
@@ -122,108 +124,67 @@ impl Actor for ConsumerActor {
     }
 }
 
-/// What became of one claimed task.
-enum Attempt {
-    Done(Value),
-    Failed(Failure, Outcome),
-    /// Handed back (drain deadline) — released without burning the attempt.
-    HandBack,
-    /// Another instance owns it now, or it was cancelled; nothing to record.
-    Gone(Outcome),
-    /// The handler panicked; record the failure, then end this consumer.
-    Panicked(Failure, Outcome),
-}
-
-/// The leases of one claimed batch.
-struct Leases {
-    /// Ids this consumer still holds (claimed, not lost to a reclaim).
-    held: Vec<String>,
-    /// When the next renewal is due (every third of the lease, for the whole batch).
-    next_renewal: Instant,
-    /// Ids an operator asked to cancel, from the last renewal.
-    cancel: Vec<String>,
-}
-
 /// The loop itself, separate from the actor so it can be one plain async fn.
-struct Consumer {
-    name: String,
-    deps: ConsumerDeps,
-    control: watch::Receiver<PoolSignal>,
+pub(super) struct Consumer {
+    /// Lease owner name.
+    pub name: String,
+    pub deps: ConsumerDeps,
+    /// Pool control.
+    pub signal: watch::Receiver<PoolSignal>,
 }
 
-/// Wait for the pool to start draining, then until its deadline. Resolves at once if the pool
-/// is gone.
-async fn hand_back_deadline(mut control: watch::Receiver<PoolSignal>) {
-    loop {
-        let signal = *control.borrow_and_update();
-        if let PoolSignal::Drain { deadline } = signal {
-            tokio::time::sleep_until(deadline.into()).await;
-            return;
-        }
-        if control.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_string()
-    }
-}
+/// First wait after a failed claim; doubles up to [`CLAIM_BACKOFF_CAP`].
+const CLAIM_BACKOFF: Duration = Duration::from_millis(100);
+const CLAIM_BACKOFF_CAP: Duration = Duration::from_secs(5);
 
 impl Consumer {
-    fn draining(&self) -> bool {
-        !matches!(*self.control.borrow(), PoolSignal::Run)
+    pub fn draining(&self) -> bool {
+        !matches!(*self.signal.borrow(), PoolSignal::Run)
     }
 
-    /// Sleep for `d` unless the pool starts draining first.
-    async fn pause(&mut self, d: Duration) {
-        let mut control = self.control.clone();
+    /// Sleep for `d` unless the pool signal changes first.
+    pub async fn pause(&self, d: Duration) {
+        let mut signal = self.signal.clone();
         tokio::select! {
             _ = tokio::time::sleep(d) => {}
-            _ = control.changed() => {}
+            _ = signal.changed() => {}
         }
     }
 
     async fn consume(mut self) -> Exit {
         debug!("consumer started");
         let mut blocking: Option<MultiplexedConnection> = None;
-        let mut redis_backoff = Duration::from_millis(100);
+        let mut backoff = CLAIM_BACKOFF;
         loop {
             if self.draining() {
                 return Exit::Stopped;
             }
             let started = Instant::now();
-            let batch = match self.deps.store.claim(&self.name, self.deps.prefetch).await {
-                Ok(b) => {
-                    redis_backoff = Duration::from_millis(100);
-                    b
-                }
+            let claim = match self.deps.store.claim(&self.name, self.deps.prefetch).await {
+                Ok(c) => c,
                 Err(e) => {
-                    self.deps.observer.redis_error();
-                    warn!(error = %e, retry_in_ms = redis_backoff.as_millis() as u64, "claim failed");
-                    self.pause(redis_backoff).await;
-                    redis_backoff = (redis_backoff * 2).min(Duration::from_secs(5));
+                    warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "claim failed");
+                    self.pause(backoff).await;
+                    backoff = (backoff * 2).min(CLAIM_BACKOFF_CAP);
                     continue;
                 }
             };
-            self.deps.observer.claimed(started.elapsed(), batch.len());
-            if batch.is_empty() {
+            backoff = CLAIM_BACKOFF;
+            if let Some(probe) = &self.deps.probe {
+                probe.claimed(started.elapsed(), claim.tasks.len());
+            }
+            report_skipped(&claim.skipped);
+            if claim.tasks.is_empty() {
                 self.wait_for_work(&mut blocking).await;
                 continue;
             }
-            if self.run_batch(batch).await == Exit::Panicked {
+            if Batch::new(&mut self, claim.tasks).run().await == Exit::Panicked {
                 return Exit::Panicked;
             }
         }
     }
 
-    /// Block until woken, the poll interval passes, or the pool drains.
+    /// Block until woken, the poll interval passes, or the pool signal changes.
     async fn wait_for_work(&mut self, blocking: &mut Option<MultiplexedConnection>) {
         if blocking.is_none() {
             match self
@@ -234,7 +195,6 @@ impl Consumer {
             {
                 Ok(c) => *blocking = Some(c),
                 Err(e) => {
-                    self.deps.observer.redis_error();
                     warn!(error = %e, "cannot open the blocking connection");
                     self.pause(Duration::from_secs(1)).await;
                     return;
@@ -244,257 +204,35 @@ impl Consumer {
         let Some(conn) = blocking.as_mut() else {
             return;
         };
-        let mut control = self.control.clone();
+        let mut signal = self.signal.clone();
         let store = self.deps.store.clone();
         tokio::select! {
             r = store.wait_for_work(conn, self.deps.poll_interval) => {
                 if let Err(e) = r {
-                    self.deps.observer.redis_error();
                     warn!(error = %e, "blocking wait failed; reconnecting");
                     *blocking = None;
                     self.pause(Duration::from_millis(500)).await;
                 }
             }
-            _ = control.changed() => {}
+            _ = signal.changed() => {}
         }
     }
+}
 
-    async fn run_batch(&mut self, batch: Vec<ClaimedTask>) -> Exit {
-        let mut leases = Leases {
-            held: batch.iter().map(|t| t.id.clone()).collect(),
-            next_renewal: Instant::now() + self.deps.store.lease() / 3,
-            cancel: Vec::new(),
-        };
-        let mut done = Vec::new();
-        let mut failed = Vec::new();
-        let mut hand_back = Vec::new();
-        let mut exit = Exit::Stopped;
-        let mut rest = batch.into_iter();
-        for task in rest.by_ref() {
-            // Between tasks of a batch, keep every held lease alive, and skip tasks already lost.
-            if Instant::now() >= leases.next_renewal {
-                self.renew(&mut leases).await;
+/// Ids a claim popped but did not hand out: stubs it dead-lettered count as failed attempts of
+/// type `unknown`; stale entries are dropped quietly.
+fn report_skipped(skipped: &[crate::queue::TaskOutcome]) {
+    for s in skipped {
+        if matches!(s.applied, Applied::DeadLettered { .. }) {
+            AttemptRecorded {
+                task_type: s.type_label(),
+                priority: None,
+                outcome: s.applied.metric(),
+                detail: &s.applied.detail(),
+                wait: Duration::ZERO,
+                run: Duration::ZERO,
             }
-            if !leases.held.contains(&task.id) {
-                warn!(task_id = %task.id, "lease lost before the task started; skipping it");
-                continue;
-            }
-            let id = task.id.clone();
-            let task_type = task.record.as_ref().ok().map(|r| r.task_type);
-            let priority = task.record.as_ref().ok().map(|r| r.priority);
-            let wait = task.wait;
-            let started = Instant::now();
-            self.set_running(Some(started));
-            self.deps.in_flight.fetch_add(1, Ordering::Relaxed);
-            let attempt = self.run_one(task, &mut leases).await;
-            self.deps.in_flight.fetch_sub(1, Ordering::Relaxed);
-            self.set_running(None);
-            let outcome = match attempt {
-                Attempt::Done(v) => {
-                    done.push((id, v));
-                    Outcome::Completed
-                }
-                Attempt::Failed(f, o) => {
-                    failed.push(f);
-                    o
-                }
-                Attempt::HandBack => {
-                    hand_back.push(id);
-                    Outcome::Released
-                }
-                Attempt::Gone(o) => o,
-                Attempt::Panicked(f, outcome) => {
-                    failed.push(f);
-                    exit = Exit::Panicked;
-                    outcome
-                }
-            };
-            self.deps
-                .observer
-                .finished(task_type, priority, outcome, wait, started.elapsed());
-            if exit == Exit::Panicked || self.draining() {
-                break;
-            }
-        }
-        // Claimed but not started (prefetch > 1 and the pool is draining or we panicked): hand back.
-        hand_back.extend(rest.map(|t| t.id));
-        self.record_outcomes(done, failed, hand_back).await;
-        exit
-    }
-
-    fn set_running(&self, since: Option<Instant>) {
-        if let Ok(mut m) = self.deps.usage.running.lock() {
-            match since {
-                Some(t) => m.insert(self.name.clone(), t),
-                None => m.remove(&self.name),
-            };
-        }
-    }
-
-    /// Renew every lease still held; forget the lost ones; note cancel requests.
-    async fn renew(&mut self, leases: &mut Leases) {
-        leases.next_renewal = Instant::now() + self.deps.store.lease() / 3;
-        match self.deps.store.renew(&self.name, &leases.held).await {
-            Ok((lost, cancel)) => {
-                leases.held.retain(|id| !lost.contains(id));
-                leases.cancel = cancel;
-            }
-            Err(e) => {
-                self.deps.observer.redis_error();
-                warn!(error = %e, "lease renewal failed; will retry");
-            }
-        }
-    }
-
-    async fn run_one(&mut self, task: ClaimedTask, leases: &mut Leases) -> Attempt {
-        let permanent = |reason: String| {
-            Attempt::Failed(
-                Failure {
-                    id: task.id.clone(),
-                    reason,
-                    retryable: false,
-                    backoff: Duration::ZERO,
-                },
-                Outcome::Failed,
-            )
-        };
-        let record = match task.record {
-            Ok(r) => r,
-            Err(e) => {
-                warn!(task_id = %task.id, error = %e, "dead-lettering a malformed record");
-                return permanent(e.to_string());
-            }
-        };
-        if let Err(e) = validate_payload(record.task_type, &record.payload) {
-            return permanent(format!("invalid payload: {e}"));
-        }
-        let Some(handler) = self.deps.handlers.get(record.task_type) else {
-            return permanent(format!(
-                "no handler for task type `{}` in this build",
-                record.task_type
-            ));
-        };
-        let span = info_span!(
-            "task",
-            task_id = %record.task_id,
-            task_type = %record.task_type,
-            priority = %record.priority,
-            attempt = record.attempts,
-            trace_id = %record.trace_id,
-        );
-        let attempts = record.attempts;
-        // A retryable failure on the last allowed attempt is dead-lettered by the fail script.
-        let retry_outcome = if attempts <= record.max_retries {
-            Outcome::Retried
-        } else {
-            Outcome::Failed
-        };
-        let failure = |reason: String, retryable: bool| Failure {
-            id: task.id.clone(),
-            reason,
-            retryable,
-            backoff: if retryable {
-                retry_backoff(attempts)
-            } else {
-                Duration::ZERO
-            },
-        };
-        async {
-            info!("task started");
-            let ctx = TaskContext {
-                record,
-                store: self.deps.store.clone(),
-            };
-            let work = AssertUnwindSafe(handler.run(ctx)).catch_unwind();
-            tokio::pin!(work);
-            let deadline = hand_back_deadline(self.control.clone());
-            tokio::pin!(deadline);
-            loop {
-                tokio::select! {
-                    r = &mut work => {
-                        return match r {
-                            Ok(Ok(v)) => {
-                                info!("task completed");
-                                Attempt::Done(v)
-                            }
-                            Ok(Err(TaskError::Retryable(m))) => {
-                                warn!(error = %m, "attempt failed (retryable)");
-                                Attempt::Failed(failure(m, true), retry_outcome)
-                            }
-                            Ok(Err(TaskError::Permanent(m))) => {
-                                warn!(error = %m, "attempt failed (permanent)");
-                                Attempt::Failed(failure(m, false), Outcome::Failed)
-                            }
-                            Err(p) => {
-                                let m = format!("handler panicked: {}", panic_message(&*p));
-                                error!(error = %m, "handler panicked; restarting this consumer");
-                                Attempt::Panicked(failure(m, true), retry_outcome)
-                            }
-                        };
-                    }
-                    _ = tokio::time::sleep_until(leases.next_renewal.into()) => {
-                        self.renew(leases).await;
-                        if !leases.held.contains(&task.id) {
-                            warn!("lease lost (reclaimed elsewhere); abandoning this attempt");
-                            return Attempt::Gone(Outcome::Released);
-                        }
-                        if leases.cancel.contains(&task.id) {
-                            info!("cancelled by an operator; stopping the handler");
-                            if let Err(e) = self.deps.store.finish_cancel(&self.name, &task.id).await {
-                                warn!(error = %e, "could not record the cancel; the lease will lapse");
-                            }
-                            return Attempt::Gone(Outcome::Cancelled);
-                        }
-                    }
-                    _ = &mut deadline => {
-                        warn!("shutdown timeout reached; handing the task back");
-                        return Attempt::HandBack;
-                    }
-                }
-            }
-        }
-        .instrument(span)
-        .await
-    }
-
-    /// Write outcomes to Redis, retrying through Redis outages for up to one lease length. If that
-    /// fails the leases lapse and the tasks run again elsewhere (at-least-once).
-    async fn record_outcomes(
-        &mut self,
-        done: Vec<(String, Value)>,
-        failed: Vec<Failure>,
-        hand_back: Vec<String>,
-    ) {
-        let give_up = Instant::now() + self.deps.store.lease();
-        let mut backoff = Duration::from_millis(50);
-        let (mut done_ok, mut failed_ok, mut back_ok) =
-            (done.is_empty(), failed.is_empty(), hand_back.is_empty());
-        loop {
-            let store = &self.deps.store;
-            if !done_ok {
-                done_ok = store.complete(&done).await.is_ok();
-            }
-            if !failed_ok {
-                failed_ok = store.fail(&self.name, &failed).await.is_ok();
-            }
-            if !back_ok {
-                back_ok = store.release(&self.name, &hand_back).await.is_ok();
-            }
-            if done_ok && failed_ok && back_ok {
-                return;
-            }
-            self.deps.observer.redis_error();
-            if Instant::now() >= give_up {
-                error!(
-                    unrecorded = (!done_ok) as usize * done.len()
-                        + (!failed_ok) as usize * failed.len()
-                        + (!back_ok) as usize * hand_back.len(),
-                    "could not record task outcomes; their leases will lapse and they will run again"
-                );
-                return;
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
+            .emit();
         }
     }
 }

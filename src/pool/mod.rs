@@ -1,15 +1,24 @@
 //! The consumer pool of one instance.
 //!
-//! - [`SupervisorActor`](supervisor::SupervisorActor): owns the pool. Spawns `WORKER_CONCURRENCY`
-//!   consumers spread over one arbiter per core, restarts the ones that exit unexpectedly within a
-//!   restart-intensity limit, runs queue maintenance (promote due tasks, reclaim lapsed leases),
-//!   writes the heartbeat, and drains the pool on stop / shutdown.
-//! - [`ConsumerActor`](consumer::ConsumerActor): claims tasks, runs their handler behind a panic
-//!   boundary while renewing the lease, and records the outcome.
+//! | file | holds |
+//! |---|---|
+//! | `policy.rs` | the restart policy as a value (n exits in a window, then back off) |
+//! | `state.rs` | the pool state machine (running, draining, stopped, error) as a pure value |
+//! | `supervisor.rs` | [`SupervisorActor`](supervisor::SupervisorActor): a thin actor feeding what happens to the state machine and carrying out its effects |
+//! | `slots.rs` | the live consumers by slot, spread over one arbiter per core |
+//! | `chores.rs` | the supervisor's periodic work: queue maintenance and the heartbeat |
+//! | `consumer.rs` | [`ConsumerActor`](consumer::ConsumerActor): the claim loop and the blocking wait |
+//! | `attempt.rs` | running one claimed batch: handlers, leases, cancel, drain, recording outcomes |
+//! | `usage.rs` | what the pool shares with the gauge sampler and the heartbeat |
 //!
 //! Pool control flows down through a `watch` channel ([`PoolSignal`]); exits flow up as messages.
 
+mod attempt;
+mod chores;
 pub mod consumer;
+pub mod policy;
+mod slots;
+pub mod state;
 pub mod supervisor;
 pub mod usage;
 

@@ -1,45 +1,189 @@
-//! Metrics (SPEC §7, `docs/metrics.md`): the Prometheus recorder, the observer that turns consumer
-//! and Vercel events into counters and histograms, and the MetricsActor that samples gauges.
+//! Metrics: every metric's name and description, defined once, and the Prometheus recorder.
 //!
-//! `/metrics` only renders the recorder's handle: gauges read from Redis are refreshed once per
-//! instance every [`SAMPLE_EVERY`] by the MetricsActor, never per scrape, so a scrape storm costs
-//! Redis nothing. Every metric is described (HELP) and every known label combination starts at 0.
+//! Naming follows `docs/metrics.md`: prefix `ops_worker_`, base units (seconds, ratios 0-1),
+//! `_total` for counters, bounded label values only (never a task id, deployment id or URL).
+//! Code never spells a metric name: it uses the constants in [`names`], and counters and
+//! histograms are only touched by the internal events of [`super::events`].
+//!
+//! `/metrics` only renders the recorder's handle. Every metric is described (HELP) when the
+//! recorder is installed, and every known label combination starts at 0 so the first increment of
+//! a series is not lost to Prometheus's first-scrape baseline.
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing::warn;
 
-use super::observer::{Outcome, TaskObserver};
-use crate::queue::PoolStatus;
+use super::events::AttemptOutcome;
 use crate::task::{Priority, TaskType};
-use crate::vercel::client::Operation;
 
-/// Histogram buckets (seconds), up to the 10-minute ceiling of SPEC §7.
+/// Every metric name, once.
+pub mod names {
+    pub const UP: &str = "ops_worker_up";
+    pub const WORKER_STATUS: &str = "ops_worker_worker_status";
+    pub const CONSUMERS: &str = "ops_worker_consumers";
+    pub const CONSUMER_RESTARTS: &str = "ops_worker_consumer_restarts_total";
+    pub const QUEUE_PENDING: &str = "ops_worker_queue_pending";
+    pub const QUEUE_IN_FLIGHT: &str = "ops_worker_queue_in_flight";
+    pub const QUEUE_RETRYING: &str = "ops_worker_queue_retrying";
+    pub const QUEUE_DELAYED: &str = "ops_worker_queue_delayed";
+    pub const QUEUE_DEAD_LETTER: &str = "ops_worker_queue_dead_letter";
+    pub const QUEUE_PAUSED: &str = "ops_worker_queue_paused";
+    pub const QUEUE_OLDEST_PENDING_AGE: &str = "ops_worker_queue_oldest_pending_age_seconds";
+    pub const TASKS: &str = "ops_worker_tasks_total";
+    pub const TASK_DURATION: &str = "ops_worker_task_duration_seconds";
+    pub const TASK_WAIT: &str = "ops_worker_task_wait_seconds";
+    pub const TASK_RUNNING_LONGEST: &str = "ops_worker_task_running_longest_seconds";
+    pub const TASKS_RECLAIMED: &str = "ops_worker_tasks_reclaimed_total";
+    pub const REDIS_ERRORS: &str = "ops_worker_redis_errors_total";
+    pub const VERCEL_REQUESTS: &str = "ops_worker_vercel_requests_total";
+    pub const VERCEL_REQUEST_DURATION: &str = "ops_worker_vercel_request_duration_seconds";
+    pub const VERCEL_RATE_LIMITED_WAITS: &str = "ops_worker_vercel_rate_limited_waits_total";
+    pub const VERCEL_AUTH_FAILURES: &str = "ops_worker_vercel_auth_failures_total";
+    pub const CPU_USAGE: &str = "ops_worker_cpu_usage_ratio";
+    pub const MEMORY_USAGE: &str = "ops_worker_memory_usage_ratio";
+    pub const BUILD_INFO: &str = "ops_worker_build_info";
+}
+
+/// Histogram buckets (seconds), up to the 10-minute ceiling of the longest task.
 pub const BUCKETS: [f64; 16] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
 ];
-const OUTCOMES: [Outcome; 5] = [
-    Outcome::Completed,
-    Outcome::Retried,
-    Outcome::Failed,
-    Outcome::Cancelled,
-    Outcome::Released,
+
+/// What kind of series a metric is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    /// Always in seconds.
+    Histogram,
+}
+
+/// One metric: its name, kind and HELP text.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+}
+
+const fn spec(name: &'static str, kind: Kind, help: &'static str) -> Spec {
+    Spec { name, kind, help }
+}
+
+use Kind::{Counter, Gauge, Histogram};
+use names::*;
+
+/// Every metric ops-worker exports (besides `process_*`), with its HELP text.
+pub const ALL: &[Spec] = &[
+    spec(UP, Gauge, "1 while the process serves metrics"),
+    spec(WORKER_STATUS, Gauge, "1 for the pool's current status"),
+    spec(CONSUMERS, Gauge, "consumers busy with a task / idle"),
+    spec(
+        CONSUMER_RESTARTS,
+        Counter,
+        "consumers restarted after a panic or unexpected exit",
+    ),
+    spec(
+        QUEUE_PENDING,
+        Gauge,
+        "ready-to-run tasks per priority (queue-wide: aggregate with max)",
+    ),
+    spec(
+        QUEUE_IN_FLIGHT,
+        Gauge,
+        "claimed tasks being processed (queue-wide)",
+    ),
+    spec(
+        QUEUE_RETRYING,
+        Gauge,
+        "failed attempts waiting for their back-off (queue-wide)",
+    ),
+    spec(
+        QUEUE_DELAYED,
+        Gauge,
+        "tasks waiting for their run_at (queue-wide)",
+    ),
+    spec(
+        QUEUE_DEAD_LETTER,
+        Gauge,
+        "failed, dead-lettered tasks (queue-wide)",
+    ),
+    spec(
+        QUEUE_PAUSED,
+        Gauge,
+        "1 when the priority is paused (queue-wide)",
+    ),
+    spec(
+        QUEUE_OLDEST_PENDING_AGE,
+        Gauge,
+        "age of the oldest ready task (queue-wide)",
+    ),
+    spec(TASKS, Counter, "finished task attempts by type and outcome"),
+    spec(TASK_DURATION, Histogram, "handler run time per attempt"),
+    spec(TASK_WAIT, Histogram, "time from ready to claimed"),
+    spec(
+        TASK_RUNNING_LONGEST,
+        Gauge,
+        "run time so far of the longest task running now",
+    ),
+    spec(
+        TASKS_RECLAIMED,
+        Counter,
+        "lapsed leases this instance put back",
+    ),
+    spec(REDIS_ERRORS, Counter, "failed Redis calls"),
+    spec(
+        VERCEL_REQUESTS,
+        Counter,
+        "Vercel API calls by operation and status class",
+    ),
+    spec(
+        VERCEL_REQUEST_DURATION,
+        Histogram,
+        "Vercel API call latency",
+    ),
+    spec(
+        VERCEL_RATE_LIMITED_WAITS,
+        Counter,
+        "Vercel calls that waited for the shared rate limit",
+    ),
+    spec(VERCEL_AUTH_FAILURES, Counter, "Vercel 401/403 answers"),
+    spec(
+        CPU_USAGE,
+        Gauge,
+        "process CPU use / the container's CPU limit",
+    ),
+    spec(
+        MEMORY_USAGE,
+        Gauge,
+        "resident memory / the container's memory limit",
+    ),
+    spec(BUILD_INFO, Gauge, "build information; always 1"),
 ];
-const STATUSES: [PoolStatus; 4] = [
-    PoolStatus::Running,
-    PoolStatus::Stopping,
-    PoolStatus::Stopped,
-    PoolStatus::Error,
-];
-const STATUS_CLASSES: [&str; 6] = ["2xx", "3xx", "4xx", "429", "5xx", "error"];
+
+/// Label values known only to the layers above (pool statuses, Vercel operations), so their
+/// series can start at 0 too. The wiring fills it in from the owners' enums.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Series {
+    /// `status` values of [`names::WORKER_STATUS`].
+    pub pool_statuses: &'static [&'static str],
+    /// `operation` values of the Vercel metrics.
+    pub vercel_operations: &'static [&'static str],
+    /// `status_class` values of [`names::VERCEL_REQUESTS`].
+    pub vercel_status_classes: &'static [&'static str],
+    /// `reason` values of [`names::VERCEL_RATE_LIMITED_WAITS`].
+    pub rate_limit_reasons: &'static [&'static str],
+}
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
-/// Install the process-wide Prometheus recorder (once) and describe every metric.
-pub fn install() -> Option<PrometheusHandle> {
+/// Install the process-wide Prometheus recorder (once), describe every metric and start every
+/// known series at 0.
+pub fn install(series: &Series) -> Option<PrometheusHandle> {
     if let Some(h) = HANDLE.get() {
         return Some(h.clone());
     }
@@ -54,200 +198,99 @@ pub fn install() -> Option<PrometheusHandle> {
         }
     };
     describe_all();
-    initialise_zeros();
+    zero_instance_series();
+    zero_task_series();
+    zero_layer_series(series);
     Some(HANDLE.get_or_init(|| handle).clone())
 }
 
 fn describe_all() {
-    describe_gauge!("ops_worker_up", "1 while the process serves metrics");
-    describe_gauge!(
-        "ops_worker_worker_status",
-        "1 for the pool's current status"
-    );
-    describe_gauge!("ops_worker_consumers", "consumers busy with a task / idle");
-    describe_counter!(
-        "ops_worker_consumer_restarts_total",
-        "consumers restarted after a panic or unexpected exit"
-    );
-    describe_gauge!(
-        "ops_worker_queue_pending",
-        "ready-to-run tasks per priority (queue-wide: aggregate with max)"
-    );
-    describe_gauge!(
-        "ops_worker_queue_in_flight",
-        "claimed tasks being processed (queue-wide)"
-    );
-    describe_gauge!(
-        "ops_worker_queue_retrying",
-        "failed attempts waiting for their back-off (queue-wide)"
-    );
-    describe_gauge!(
-        "ops_worker_queue_delayed",
-        "tasks waiting for their run_at (queue-wide)"
-    );
-    describe_gauge!(
-        "ops_worker_queue_dead_letter",
-        "failed, dead-lettered tasks (queue-wide)"
-    );
-    describe_gauge!(
-        "ops_worker_queue_paused",
-        "1 when the priority is paused (queue-wide)"
-    );
-    describe_gauge!(
-        "ops_worker_queue_oldest_pending_age_seconds",
-        "age of the oldest ready task (queue-wide)"
-    );
-    describe_counter!(
-        "ops_worker_tasks_total",
-        "finished task attempts by type and outcome"
-    );
-    describe_histogram!(
-        "ops_worker_task_duration_seconds",
-        metrics::Unit::Seconds,
-        "handler run time per attempt"
-    );
-    describe_histogram!(
-        "ops_worker_task_wait_seconds",
-        metrics::Unit::Seconds,
-        "time from ready to claimed"
-    );
-    describe_gauge!(
-        "ops_worker_task_running_longest_seconds",
-        "run time so far of the longest task running now"
-    );
-    describe_counter!(
-        "ops_worker_tasks_reclaimed_total",
-        "lapsed leases this instance put back"
-    );
-    describe_counter!("ops_worker_redis_errors_total", "failed Redis calls");
-    describe_counter!(
-        "ops_worker_vercel_requests_total",
-        "Vercel API calls by operation and status class"
-    );
-    describe_histogram!(
-        "ops_worker_vercel_request_duration_seconds",
-        metrics::Unit::Seconds,
-        "Vercel API call latency"
-    );
-    describe_counter!(
-        "ops_worker_vercel_rate_limited_waits_total",
-        "Vercel calls that waited for the shared rate limit"
-    );
-    describe_counter!(
-        "ops_worker_vercel_auth_failures_total",
-        "Vercel 401/403 answers"
-    );
-    describe_gauge!(
-        "ops_worker_cpu_usage_ratio",
-        "process CPU use / the container's CPU limit"
-    );
-    describe_gauge!(
-        "ops_worker_memory_usage_ratio",
-        "resident memory / the container's memory limit"
-    );
-    describe_gauge!("ops_worker_build_info", "build information; always 1");
+    for m in ALL {
+        match m.kind {
+            Counter => describe_counter!(m.name, m.help),
+            Gauge => describe_gauge!(m.name, m.help),
+            Histogram => describe_histogram!(m.name, Unit::Seconds, m.help),
+        }
+    }
 }
 
-fn initialise_zeros() {
-    gauge!("ops_worker_up").set(1.0);
+fn zero_instance_series() {
+    gauge!(UP).set(1.0);
     for g in [
-        "ops_worker_queue_in_flight",
-        "ops_worker_queue_retrying",
-        "ops_worker_queue_delayed",
-        "ops_worker_queue_dead_letter",
-        "ops_worker_queue_oldest_pending_age_seconds",
-        "ops_worker_task_running_longest_seconds",
-        "ops_worker_cpu_usage_ratio",
-        "ops_worker_memory_usage_ratio",
+        QUEUE_IN_FLIGHT,
+        QUEUE_RETRYING,
+        QUEUE_DELAYED,
+        QUEUE_DEAD_LETTER,
+        QUEUE_OLDEST_PENDING_AGE,
+        TASK_RUNNING_LONGEST,
+        CPU_USAGE,
+        MEMORY_USAGE,
     ] {
         gauge!(g).set(0.0);
     }
     for state in ["busy", "idle"] {
-        gauge!("ops_worker_consumers", "state" => state).set(0.0);
+        gauge!(CONSUMERS, "state" => state).set(0.0);
     }
-    gauge!("ops_worker_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-    counter!("ops_worker_consumer_restarts_total").absolute(0);
-    counter!("ops_worker_tasks_reclaimed_total").absolute(0);
-    counter!("ops_worker_redis_errors_total").absolute(0);
-    counter!("ops_worker_vercel_auth_failures_total").absolute(0);
-    for s in STATUSES {
-        gauge!("ops_worker_worker_status", "status" => s.as_str()).set(0.0);
-    }
-    // Histograms are registered up front too, so the first observation of a series is not lost
-    // to Prometheus's first-scrape baseline.
-    for ty in TaskType::ALL.iter().map(|t| t.as_str()).chain(["unknown"]) {
-        let _ = histogram!("ops_worker_task_duration_seconds", "type" => ty);
-        for o in OUTCOMES {
-            counter!("ops_worker_tasks_total", "type" => ty, "outcome" => o.as_str()).absolute(0);
-        }
-    }
-    for op in Operation::ALL {
-        let _ =
-            histogram!("ops_worker_vercel_request_duration_seconds", "operation" => op.as_str());
-        for class in STATUS_CLASSES {
-            counter!("ops_worker_vercel_requests_total", "operation" => op.as_str(), "status_class" => class)
-                .absolute(0);
-        }
-    }
-    for reason in ["bucket", "retry_after"] {
-        counter!("ops_worker_vercel_rate_limited_waits_total", "reason" => reason).absolute(0);
-    }
-    for p in Priority::ALL {
-        let _ = histogram!("ops_worker_task_wait_seconds", "priority" => p.as_str());
-        gauge!("ops_worker_queue_pending", "priority" => p.as_str()).set(0.0);
-        gauge!("ops_worker_queue_paused", "priority" => p.as_str()).set(0.0);
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    for c in [
+        CONSUMER_RESTARTS,
+        TASKS_RECLAIMED,
+        REDIS_ERRORS,
+        VERCEL_AUTH_FAILURES,
+    ] {
+        counter!(c).absolute(0);
     }
 }
 
-/// Turns what consumers and the VercelActor report into metrics.
-pub struct MetricsObserver;
-
-impl TaskObserver for MetricsObserver {
-    fn finished(
-        &self,
-        task_type: Option<TaskType>,
-        priority: Option<Priority>,
-        outcome: Outcome,
-        wait: Duration,
-        run: Duration,
-    ) {
-        let ty = task_type.map(TaskType::as_str).unwrap_or("unknown");
-        counter!("ops_worker_tasks_total", "type" => ty, "outcome" => outcome.as_str())
-            .increment(1);
-        histogram!("ops_worker_task_duration_seconds", "type" => ty).record(run.as_secs_f64());
-        if let Some(p) = priority {
-            histogram!("ops_worker_task_wait_seconds", "priority" => p.as_str())
-                .record(wait.as_secs_f64());
+fn zero_task_series() {
+    for ty in TaskType::ALL.iter().map(|t| t.as_str()).chain(["unknown"]) {
+        let _ = histogram!(TASK_DURATION, "type" => ty);
+        for o in AttemptOutcome::ALL {
+            counter!(TASKS, "type" => ty, "outcome" => o.as_str()).absolute(0);
         }
     }
-    fn consumer_restarted(&self) {
-        counter!("ops_worker_consumer_restarts_total").increment(1);
+    for p in Priority::ALL {
+        let _ = histogram!(TASK_WAIT, "priority" => p.as_str());
+        gauge!(QUEUE_PENDING, "priority" => p.as_str()).set(0.0);
+        gauge!(QUEUE_PAUSED, "priority" => p.as_str()).set(0.0);
     }
-    fn redis_error(&self) {
-        counter!("ops_worker_redis_errors_total").increment(1);
+}
+
+fn zero_layer_series(series: &Series) {
+    for s in series.pool_statuses {
+        gauge!(WORKER_STATUS, "status" => *s).set(0.0);
     }
-    fn reclaimed(&self, n: u64) {
-        counter!("ops_worker_tasks_reclaimed_total").increment(n);
+    for op in series.vercel_operations {
+        let _ = histogram!(VERCEL_REQUEST_DURATION, "operation" => *op);
+        for class in series.vercel_status_classes {
+            counter!(VERCEL_REQUESTS, "operation" => *op, "status_class" => *class).absolute(0);
+        }
     }
-    fn dead_lettered_on_reclaim(&self, task_type: Option<TaskType>) {
-        let ty = task_type.map(TaskType::as_str).unwrap_or("unknown");
-        counter!("ops_worker_tasks_total", "type" => ty, "outcome" => "failed").increment(1);
+    for reason in series.rate_limit_reasons {
+        counter!(VERCEL_RATE_LIMITED_WAITS, "reason" => *reason).absolute(0);
     }
-    fn vercel_request(&self, op: Operation, status_class: &'static str, latency: Duration) {
-        counter!("ops_worker_vercel_requests_total", "operation" => op.as_str(), "status_class" => status_class)
-            .increment(1);
-        histogram!("ops_worker_vercel_request_duration_seconds", "operation" => op.as_str())
-            .record(latency.as_secs_f64());
-    }
-    fn vercel_rate_limited(&self, reason: &str) {
-        let reason = if reason == "bucket" {
-            "bucket"
-        } else {
-            "retry_after"
-        };
-        counter!("ops_worker_vercel_rate_limited_waits_total", "reason" => reason).increment(1);
-    }
-    fn vercel_auth_failure(&self) {
-        counter!("ops_worker_vercel_auth_failures_total").increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_documented_once_and_named_by_the_rules() {
+        let doc = include_str!("../../docs/metrics.md");
+        let mut seen = std::collections::HashSet::new();
+        for m in ALL {
+            assert!(seen.insert(m.name), "{} listed twice", m.name);
+            assert!(m.name.starts_with("ops_worker_"), "{}", m.name);
+            assert_eq!(m.kind == Counter, m.name.ends_with("_total"), "{}", m.name);
+            if m.kind == Histogram {
+                assert!(m.name.ends_with("_seconds"), "{}", m.name);
+            }
+            assert!(
+                doc.contains(&format!("`{}`", m.name)),
+                "{} not in docs/metrics.md",
+                m.name
+            );
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! VercelActor: every Vercel call of this process goes through it (SPEC §2, §5).
+//! VercelActor: every Vercel call of this process goes through it.
 //!
 //! For each call it
 //! 1. takes a token from the cluster-wide limiter in Redis (`VERCEL_RATE_LIMIT_PER_MIN`, a token
@@ -12,16 +12,17 @@
 //! Each call runs as its own future (`ResponseFuture`), so a slow Vercel answer never blocks the
 //! actor's mailbox or its arbiter.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use serde_json::Value;
-use tracing::{Instrument, debug, warn};
+use tracing::{Instrument, warn};
 
 use super::client::{ApiRequest, VercelClient, VercelError};
-use crate::queue::QueueStore;
-use crate::telemetry::observer::TaskObserver;
+use crate::queue::{LimiterAnswer, QueueStore};
+use crate::telemetry::events::{
+    InternalEvent, VercelAuthRejected, VercelRateLimitWait, VercelRequestFinished,
+};
 
 /// Retries of one call on 5xx / transport errors before the task attempt fails (retryable).
 const TRANSIENT_RETRIES: u32 = 3;
@@ -55,23 +56,16 @@ pub struct VercelActor {
     client: VercelClient,
     /// Where the shared limiter lives.
     store: QueueStore,
+    /// The cluster-wide pace.
     pace: Pace,
-    /// Metrics sink.
-    observer: Arc<dyn TaskObserver>,
 }
 
 impl VercelActor {
-    pub fn new(
-        client: VercelClient,
-        store: QueueStore,
-        pace: Pace,
-        observer: Arc<dyn TaskObserver>,
-    ) -> Self {
+    pub fn new(client: VercelClient, store: QueueStore, pace: Pace) -> Self {
         Self {
             client,
             store,
             pace,
-            observer,
         }
     }
 }
@@ -88,17 +82,16 @@ impl Handler<Call> for VercelActor {
             client: self.client.clone(),
             store: self.store.clone(),
             pace: self.pace,
-            observer: self.observer.clone(),
         };
         Box::pin(job.run(msg.request).instrument(msg.span))
     }
 }
 
+/// One call on its way: what it needs from the actor, owned, so it runs as its own future.
 struct CallJob {
     client: VercelClient,
     store: QueueStore,
     pace: Pace,
-    observer: Arc<dyn TaskObserver>,
 }
 
 impl CallJob {
@@ -111,24 +104,24 @@ impl CallJob {
                 .vercel_acquire(self.pace.per_min, self.pace.burst)
                 .await
             {
-                Ok((wait, _)) if wait.is_zero() => return Ok(()),
-                Ok((wait, reason)) => {
+                Ok(LimiterAnswer::Go) => return Ok(()),
+                Ok(answer) => {
                     outage_since = None;
-                    self.observer.vercel_rate_limited(&reason);
+                    let (wait, reason) = match answer {
+                        LimiterAnswer::Bucket { wait } => (wait, "bucket"),
+                        LimiterAnswer::RetryAfter { wait } => (wait, "retry_after"),
+                        LimiterAnswer::Go => return Ok(()),
+                    };
+                    VercelRateLimitWait { reason, wait }.emit();
                     *waited += wait;
                     if *waited > MAX_RATE_LIMIT_WAIT {
                         return Err(VercelError::RateLimited {
                             retry_after: Some(wait),
                         });
                     }
-                    debug!(
-                        wait_ms = wait.as_millis() as u64,
-                        reason, "waiting for the Vercel rate limit"
-                    );
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
-                    self.observer.redis_error();
                     let since = *outage_since.get_or_insert_with(Instant::now);
                     if since.elapsed() > LIMITER_OUTAGE {
                         return Err(VercelError::Transport(format!(
@@ -153,8 +146,12 @@ impl CallJob {
                 Ok(_) => "2xx",
                 Err(e) => e.status_class(),
             };
-            self.observer
-                .vercel_request(req.op, class, started.elapsed());
+            VercelRequestFinished {
+                operation: req.op.as_str(),
+                status_class: class,
+                latency: started.elapsed(),
+            }
+            .emit();
             match result {
                 Ok(v) => return Ok(v),
                 Err(VercelError::RateLimited { retry_after }) => {
@@ -167,7 +164,6 @@ impl CallJob {
                         "Vercel answered 429; holding every instance"
                     );
                     if let Err(e) = self.store.vercel_hold(wait).await {
-                        self.observer.redis_error();
                         warn!(error = %e, "could not share the 429 hold; waiting locally");
                         tokio::time::sleep(wait).await;
                         waited += wait;
@@ -193,12 +189,40 @@ impl CallJob {
                     tokio::time::sleep(backoff).await;
                 }
                 Err(e) => {
-                    if matches!(e, VercelError::Unauthorized { .. }) {
-                        self.observer.vercel_auth_failure();
+                    if let VercelError::Unauthorized { status, .. } = e {
+                        VercelAuthRejected { status }.emit();
                     }
                     return Err(e);
                 }
             }
         }
+    }
+}
+
+/// `operation` label values of the Vercel metrics (one per [`Operation`](super::client::Operation)).
+pub const OPERATION_LABELS: [&str; 8] = [
+    "create_deployment",
+    "get_deployment",
+    "list_deployments",
+    "cancel_deployment",
+    "promote",
+    "rollback",
+    "get_user",
+    "get_project",
+];
+/// `status_class` label values: the HTTP class, `429`, or `error` (no answer).
+pub const STATUS_CLASSES: [&str; 6] = ["2xx", "3xx", "4xx", "429", "5xx", "error"];
+/// `reason` label values of rate-limit waits.
+pub const RATE_LIMIT_REASONS: [&str; 2] = ["bucket", "retry_after"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vercel::client::Operation;
+
+    #[test]
+    fn metric_labels_cover_every_operation() {
+        let ops: Vec<&str> = Operation::ALL.iter().map(|o| o.as_str()).collect();
+        assert_eq!(ops, OPERATION_LABELS);
     }
 }

@@ -3,13 +3,14 @@
 -- priorities skipped. Each claimed task: status in_progress, attempts + 1, listed in `inflight`
 -- scored by its lease deadline. Stale list entries (cancelled or finished tasks) are dropped; an id
 -- with no record at all is dead-lettered as a stub so an operator can see it.
--- Returns one flat field/value list per claimed task: its record after the claim.
+-- Returns { claimed, skipped }: one flat field/value list per claimed task (its record after the
+-- claim), and { id, outcome, detail, type } per id it did not claim: `dead_lettered` (no record)
+-- or `stale` (the entry outlived a cancelled or finished task).
 local consumer, lease, want = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local paused = {}
 for _, p in ipairs(redis.call('SMEMBERS', k('paused'))) do paused[p] = true end
 local out = {}
--- Lease and recent-index entries of the whole batch, written with one ZADD each at the end.
-local leases, touched = {}, {}
+local skipped = {}
 -- Lease and recent-index entries of the whole batch, written with one ZADD each at the end.
 local leases, touched = {}, {}
 for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
@@ -24,7 +25,9 @@ for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
       if #flat == 0 then
         redis.call('HSET', tk, 'task_id', id, 'type', 'unknown', 'priority', prio, 'payload', '{}',
           'attempts', 0, 'max_retries', 0, 'created_at', NOW_ISO)
-        dead_letter(id, 'the queue held an id with no task record (written to Redis by hand?)')
+        local why = 'the queue held an id with no task record (written to Redis by hand?)'
+        dead_letter(id, why)
+        skipped[#skipped + 1] = {id, 'dead_lettered', why, 'unknown'}
       else
         local rec = {}
         for i = 1, #flat, 2 do rec[flat[i]] = flat[i + 1] end
@@ -46,8 +49,10 @@ for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
             reply[#reply + 1] = v
           end
           out[#out + 1] = reply
+        else
+          -- any other status: a stale entry (cancelled / already done); drop it
+          skipped[#skipped + 1] = {id, 'stale', rec.status or 'missing', rec.type or ''}
         end
-        -- any other status: a stale entry (cancelled / already done); drop it
       end
     end
   end
@@ -57,4 +62,4 @@ if #leases > 0 then
   redis.call('ZADD', k('recent'), unpack(touched))
   trim_recent()
 end
-return out
+return {out, skipped}

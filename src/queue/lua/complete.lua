@@ -1,7 +1,9 @@
 -- Record successful outcomes: pairs (id, result JSON) from ARGV[5] on.
 -- A task already terminal (completed elsewhere after a reclaim, cancelled) is left alone: delivery is
--- at-least-once, the first outcome wins. Returns the number of tasks completed by this call.
-local done = 0
+-- at-least-once, the first outcome wins.
+-- Returns, per task, { id, outcome, detail, type }: outcome `completed`, or `stale` when the task
+-- was already finished (or its record is gone).
+local out = {}
 -- Lease removals and recent-index entries of the whole batch, one command each at the end.
 local released, touched = {}, {}
 for i = 5, #ARGV, 2 do
@@ -22,13 +24,15 @@ for i = 5, #ARGV, 2 do
     touched[#touched + 1] = id
     emit('task.completed', id, nil,
       {type = f[3], priority = f[2], status = 'completed', attempts = f[4], trace_id = f[5]})
-    done = done + 1
+    out[#out + 1] = {id, 'completed', '', f[3] or ''}
+  else
+    out[#out + 1] = {id, 'stale', status or 'missing', f[3] or ''}
   end
 end
-if done > 0 then
+if #released > 0 then
   redis.call('ZREM', k('inflight'), unpack(released))
   redis.call('ZADD', k('recent'), unpack(touched))
-  count_outcome('completed', done)
+  count_outcome('completed', #released)
   trim_recent()
 end
-return done
+return out

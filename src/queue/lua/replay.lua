@@ -1,10 +1,12 @@
 -- Replay dead-lettered task ARGV[5]: back to pending with a fresh attempt budget.
--- Returns replayed | not_found | <current status> (only failed tasks can be replayed).
+-- Returns replayed | not_found | stub (a dead-lettered id that never had a record: nothing to run) |
+-- <current status> (only failed tasks can be replayed).
 local id = ARGV[5]
 local tk = task_key(id)
 local f = redis.call('HMGET', tk, 'status', 'priority', 'type')
 if not f[1] then return 'not_found' end
-if f[1] ~= 'failed' or f[3] == 'unknown' then return f[1] end
+if f[1] ~= 'failed' then return f[1] end
+if f[3] == 'unknown' then return 'stub' end
 redis.call('ZREM', k('failed'), id)
 redis.call('PERSIST', tk)
 redis.call('HSET', tk, 'status', 'pending', 'attempts', 0, 'ready_ms', NOW)

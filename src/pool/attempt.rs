@@ -1,0 +1,413 @@
+//! Running one claimed batch: each task's handler behind a panic boundary while the batch's
+//! leases are renewed, honouring an operator's cancel and the drain deadline, then recording
+//! every outcome in as few script calls as possible and emitting what the queue applied.
+//!
+//! The leases of the whole batch are renewed together every third of the lease, both while a
+//! handler runs and between tasks, so prefetched tasks do not lapse while they wait their turn.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use serde_json::Value;
+use tokio::sync::watch;
+use tracing::{Instrument, Span, error, info, info_span, warn};
+
+use super::PoolSignal;
+use super::consumer::{Consumer, Exit};
+use crate::handlers::{HandlerFuture, TaskContext, TaskError};
+use crate::queue::{Applied, ClaimedTask, Failure, TaskOutcome, retry_backoff};
+use crate::task::{Priority, validate_payload};
+use crate::telemetry::events::{AttemptOutcome, AttemptRecorded, InternalEvent};
+
+/// What became of one claimed task, before the queue records it.
+enum Verdict {
+    Done(Value),
+    Failed {
+        reason: String,
+        retryable: bool,
+    },
+    /// The drain deadline passed: handed back without burning the attempt.
+    HandBack,
+    /// A renewal said another consumer owns it now: nothing to record.
+    LeaseLost,
+    /// An operator cancelled it while it ran.
+    Cancel,
+}
+
+/// One task the batch ran, with what its events need.
+struct Ran {
+    id: String,
+    /// `type` label (`unknown` for undecodable records).
+    task_type: &'static str,
+    priority: Option<Priority>,
+    /// Attempts including this one (for the back-off).
+    attempts: u32,
+    /// Ready to claimed.
+    wait: Duration,
+    /// Handler run time.
+    run: Duration,
+    /// The task's span: its outcome is logged in it.
+    span: Span,
+    verdict: Verdict,
+}
+
+/// The leases of one claimed batch.
+struct Leases {
+    /// Ids this consumer still holds (claimed, not lost to a reclaim).
+    held: Vec<String>,
+    /// When the next renewal is due.
+    next_renewal: Instant,
+    /// Ids an operator asked to cancel, from the last renewal.
+    cancel: Vec<String>,
+}
+
+/// A claimed batch in the hands of one consumer.
+pub(super) struct Batch<'a> {
+    consumer: &'a mut Consumer,
+    tasks: Vec<ClaimedTask>,
+    leases: Leases,
+}
+
+/// Resolve when the pool starts draining and its deadline has passed (at once if the pool is
+/// gone).
+async fn hand_back_deadline(mut signal: watch::Receiver<PoolSignal>) {
+    loop {
+        let current = *signal.borrow_and_update();
+        if let PoolSignal::Drain { deadline } = current {
+            tokio::time::sleep_until(deadline.into()).await;
+            return;
+        }
+        if signal.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+/// The handler's answer as a verdict (and whether it panicked), logged in the task's span.
+fn settle(r: Result<Result<Value, TaskError>, Box<dyn std::any::Any + Send>>) -> (Verdict, bool) {
+    match r {
+        Ok(Ok(v)) => (Verdict::Done(v), false),
+        Ok(Err(TaskError::Retryable(m))) => {
+            warn!(error = %m, "attempt failed (retryable)");
+            (
+                Verdict::Failed {
+                    reason: m,
+                    retryable: true,
+                },
+                false,
+            )
+        }
+        Ok(Err(TaskError::Permanent(m))) => {
+            warn!(error = %m, "attempt failed (permanent)");
+            (
+                Verdict::Failed {
+                    reason: m,
+                    retryable: false,
+                },
+                false,
+            )
+        }
+        Err(p) => {
+            let m = format!("handler panicked: {}", panic_message(&*p));
+            error!(error = %m, "handler panicked; restarting this consumer");
+            (
+                Verdict::Failed {
+                    reason: m,
+                    retryable: true,
+                },
+                true,
+            )
+        }
+    }
+}
+
+impl<'a> Batch<'a> {
+    pub fn new(consumer: &'a mut Consumer, tasks: Vec<ClaimedTask>) -> Self {
+        let leases = Leases {
+            held: tasks.iter().map(|t| t.id.clone()).collect(),
+            next_renewal: Instant::now() + consumer.deps.store.lease() / 3,
+            cancel: Vec::new(),
+        };
+        Batch {
+            consumer,
+            tasks,
+            leases,
+        }
+    }
+
+    /// Run the tasks one at a time, then record every outcome.
+    pub async fn run(mut self) -> Exit {
+        let mut ran = Vec::new();
+        let mut exit = Exit::Stopped;
+        let mut rest = std::mem::take(&mut self.tasks).into_iter();
+        for task in rest.by_ref() {
+            if Instant::now() >= self.leases.next_renewal {
+                self.renew().await;
+            }
+            if !self.leases.held.contains(&task.id) {
+                warn!(task_id = %task.id, "lease lost before the task started; skipping it");
+                continue;
+            }
+            let (done, panicked) = self.run_one(task).await;
+            ran.push(done);
+            if panicked {
+                exit = Exit::Panicked;
+                break;
+            }
+            if self.consumer.draining() {
+                break;
+            }
+        }
+        // Claimed but not started (the pool began draining, or a handler panicked).
+        let unstarted: Vec<String> = rest.map(|t| t.id).collect();
+        self.record(ran, unstarted).await;
+        exit
+    }
+
+    /// Renew every lease still held; forget the lost ones; note cancel requests.
+    async fn renew(&mut self) {
+        let store = &self.consumer.deps.store;
+        self.leases.next_renewal = Instant::now() + store.lease() / 3;
+        match store.renew(&self.consumer.name, &self.leases.held).await {
+            Ok((lost, cancel)) => {
+                self.leases.held.retain(|id| !lost.contains(id));
+                self.leases.cancel = cancel;
+            }
+            Err(e) => warn!(error = %e, "lease renewal failed; will retry"),
+        }
+    }
+
+    async fn run_one(&mut self, task: ClaimedTask) -> (Ran, bool) {
+        let mut ran = Ran {
+            id: task.id.clone(),
+            task_type: "unknown",
+            priority: None,
+            attempts: 0,
+            wait: task.wait,
+            run: Duration::ZERO,
+            span: info_span!("task", task_id = %task.id),
+            verdict: Verdict::LeaseLost,
+        };
+        let work = match self.prepare(task, &mut ran) {
+            Ok(work) => work,
+            Err(reason) => {
+                ran.verdict = Verdict::Failed {
+                    reason,
+                    retryable: false,
+                };
+                return (ran, false);
+            }
+        };
+        let started = Instant::now();
+        let usage = self.consumer.deps.usage.clone();
+        usage.set_running(&self.consumer.name, Some(started));
+        let span = ran.span.clone();
+        let id = ran.id.clone();
+        let (verdict, panicked) = async {
+            info!("task started");
+            self.drive(&id, work).await
+        }
+        .instrument(span)
+        .await;
+        usage.set_running(&self.consumer.name, None);
+        ran.run = started.elapsed();
+        ran.verdict = verdict;
+        (ran, panicked)
+    }
+
+    /// Decode, validate and find the handler: the future to run, or why the task can never
+    /// run (failed permanently, never retried).
+    fn prepare(&self, task: ClaimedTask, ran: &mut Ran) -> Result<HandlerFuture, String> {
+        let record = task.record.map_err(|e| {
+            warn!(task_id = %task.id, error = %e, "dead-lettering a malformed record");
+            e.to_string()
+        })?;
+        ran.task_type = record.task_type.as_str();
+        ran.priority = Some(record.priority);
+        ran.attempts = record.attempts;
+        ran.span = info_span!(
+            "task",
+            task_id = %record.task_id,
+            task_type = %record.task_type,
+            priority = %record.priority,
+            attempt = record.attempts,
+            trace_id = %record.trace_id,
+        );
+        validate_payload(record.task_type, &record.payload)
+            .map_err(|e| format!("invalid payload: {e}"))?;
+        let handler = self
+            .consumer
+            .deps
+            .handlers
+            .get(record.task_type)
+            .ok_or_else(|| {
+                format!(
+                    "no handler for task type `{}` in this build",
+                    record.task_type
+                )
+            })?;
+        let ctx = TaskContext {
+            record,
+            store: self.consumer.deps.store.clone(),
+        };
+        Ok(handler.run(ctx))
+    }
+
+    /// Run the handler until it answers, its lease is lost, an operator cancels it, or the
+    /// drain deadline passes.
+    async fn drive(&mut self, id: &str, work: HandlerFuture) -> (Verdict, bool) {
+        let work = AssertUnwindSafe(work).catch_unwind();
+        tokio::pin!(work);
+        let deadline = hand_back_deadline(self.consumer.signal.clone());
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                r = &mut work => return settle(r),
+                _ = tokio::time::sleep_until(self.leases.next_renewal.into()) => {
+                    self.renew().await;
+                    if !self.leases.held.iter().any(|h| h == id) {
+                        warn!("lease lost (reclaimed elsewhere); abandoning this attempt");
+                        return (Verdict::LeaseLost, false);
+                    }
+                    if self.leases.cancel.iter().any(|c| c == id) {
+                        info!("cancelled by an operator; stopping the handler");
+                        return (Verdict::Cancel, false);
+                    }
+                }
+                _ = &mut deadline => {
+                    warn!("shutdown timeout reached; handing the task back");
+                    return (Verdict::HandBack, false);
+                }
+            }
+        }
+    }
+
+    /// Write every outcome, then emit what the queue applied to each task, in its span.
+    async fn record(&mut self, ran: Vec<Ran>, unstarted: Vec<String>) {
+        let mut writes = Writes::default();
+        for r in &ran {
+            writes.add(r);
+        }
+        writes.release.extend(unstarted);
+        let applied = self.write(writes).await;
+        for r in ran {
+            let _entered = r.span.enter();
+            let (outcome, detail) = match (&r.verdict, applied.as_ref().and_then(|a| a.get(&r.id)))
+            {
+                (Verdict::LeaseLost, _) => (AttemptOutcome::Released, "lease lost".to_string()),
+                (_, Some(a)) => (a.metric(), a.detail()),
+                (_, None) => (
+                    AttemptOutcome::Released,
+                    "not recorded; the lease will lapse and the task run again".to_string(),
+                ),
+            };
+            AttemptRecorded {
+                task_type: r.task_type,
+                priority: r.priority,
+                outcome,
+                detail: &detail,
+                wait: r.wait,
+                run: r.run,
+            }
+            .emit();
+        }
+    }
+
+    /// Send the writes, retrying through Redis outages for up to one lease length. `None` if
+    /// that fails: the leases lapse and the tasks run again elsewhere (at-least-once).
+    async fn write(&mut self, mut w: Writes) -> Option<HashMap<String, Applied>> {
+        let store = self.consumer.deps.store.clone();
+        let name = self.consumer.name.clone();
+        let give_up = Instant::now() + store.lease();
+        let mut backoff = Duration::from_millis(50);
+        let mut applied = HashMap::new();
+        w.pending = (
+            !w.complete.is_empty(),
+            !w.fail.is_empty(),
+            !w.release.is_empty(),
+        );
+        loop {
+            let mut ok = true;
+            let mut take = |r: Result<Vec<TaskOutcome>, _>, pending: &mut bool| match r {
+                Ok(v) => {
+                    *pending = false;
+                    applied.extend(v.into_iter().map(|o: TaskOutcome| (o.id, o.applied)));
+                }
+                Err(_) => ok = false,
+            };
+            if w.pending.0 {
+                take(store.complete(&w.complete).await, &mut w.pending.0);
+            }
+            if w.pending.1 {
+                take(store.fail(&name, &w.fail).await, &mut w.pending.1);
+            }
+            if w.pending.2 {
+                take(store.release(&name, &w.release).await, &mut w.pending.2);
+            }
+            while let Some(id) = w.cancel.last() {
+                let r = store.finish_cancel(&name, id).await;
+                let mut still = true;
+                take(r, &mut still);
+                if still {
+                    break;
+                }
+                w.cancel.pop();
+            }
+            if ok {
+                return Some(applied);
+            }
+            if Instant::now() >= give_up {
+                error!(
+                    "could not record task outcomes; their leases will lapse and they will run again"
+                );
+                return None;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+/// The script calls one batch needs.
+#[derive(Default)]
+struct Writes {
+    complete: Vec<(String, Value)>,
+    fail: Vec<Failure>,
+    release: Vec<String>,
+    cancel: Vec<String>,
+    /// Whether complete / fail / release still have to be sent (set by `write`).
+    pending: (bool, bool, bool),
+}
+
+impl Writes {
+    fn add(&mut self, r: &Ran) {
+        match &r.verdict {
+            Verdict::Done(v) => self.complete.push((r.id.clone(), v.clone())),
+            Verdict::Failed { reason, retryable } => self.fail.push(Failure {
+                id: r.id.clone(),
+                reason: reason.clone(),
+                retryable: *retryable,
+                backoff: if *retryable {
+                    retry_backoff(r.attempts)
+                } else {
+                    Duration::ZERO
+                },
+            }),
+            Verdict::HandBack => self.release.push(r.id.clone()),
+            Verdict::Cancel => self.cancel.push(r.id.clone()),
+            Verdict::LeaseLost => {}
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The consumer's side of the queue: claim, renew, and record what became of each attempt, plus
+//! the blocking wait for work.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, RedisError, Value};
+use serde_json::Value as Json;
+
+use super::outcome::{TaskOutcome, parse_outcomes};
+use super::{QueueError, QueueStore, RESPONSE_TIMEOUT};
+use crate::task::{DecodeError, TaskRecord};
+
+/// A task taken by a consumer.
+#[derive(Debug)]
+pub struct ClaimedTask {
+    /// The id as stored (kept separately: the record may not decode).
+    pub id: String,
+    /// The decoded record, or why it could not be decoded (poison).
+    pub record: Result<TaskRecord, DecodeError>,
+    /// Time between becoming ready to run and this claim.
+    pub wait: Duration,
+}
+
+/// What one claim took: the tasks now leased to the caller, and what the script did with the
+/// ids it popped but did not hand out (dead-lettered stubs, stale entries).
+#[derive(Debug, Default)]
+pub struct Claim {
+    pub tasks: Vec<ClaimedTask>,
+    pub skipped: Vec<TaskOutcome>,
+}
+
+/// A failed attempt to report.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub id: String,
+    /// Shown on the record and in events; must not contain secrets.
+    pub reason: String,
+    /// Whether another attempt may help; the `fail` script decides whether there is one.
+    pub retryable: bool,
+    /// Delay before the next attempt, if the script schedules one.
+    pub backoff: Duration,
+}
+
+fn claimed_task(flat: &Value) -> Result<ClaimedTask, QueueError> {
+    let Value::Array(items) = flat else {
+        return Err(QueueError::Protocol(format!(
+            "expected a claimed record, got {flat:?}"
+        )));
+    };
+    let mut map = HashMap::with_capacity(items.len() / 2);
+    for pair in items.chunks(2) {
+        if let [Value::BulkString(k), Value::BulkString(v)] = pair {
+            map.insert(
+                String::from_utf8_lossy(k).into_owned(),
+                String::from_utf8_lossy(v).into_owned(),
+            );
+        }
+    }
+    let num = |f: &str| map.get(f).and_then(|v| v.parse::<i64>().ok());
+    let wait = match (num("claimed_ms"), num("ready_ms")) {
+        (Some(c), Some(r)) if c > r => Duration::from_millis((c - r) as u64),
+        _ => Duration::ZERO,
+    };
+    Ok(ClaimedTask {
+        id: map.get("task_id").cloned().unwrap_or_default(),
+        record: TaskRecord::from_fields(&map),
+        wait,
+    })
+}
+
+impl QueueStore {
+    /// Claim up to `max` tasks for `consumer` (strict priority, FIFO, paused priorities skipped).
+    pub async fn claim(&self, consumer: &str, max: usize) -> Result<Claim, QueueError> {
+        let mut inv = self.invocation(&self.scripts.claim);
+        inv.arg(consumer)
+            .arg(self.lease.as_millis() as u64)
+            .arg(max);
+        let reply: Value = self.run(&inv).await?;
+        let Value::Array(parts) = &reply else {
+            return Err(QueueError::Protocol(format!("claim answered {reply:?}")));
+        };
+        let (Some(Value::Array(records)), Some(skipped)) = (parts.first(), parts.get(1)) else {
+            return Err(QueueError::Protocol(format!("claim answered {reply:?}")));
+        };
+        Ok(Claim {
+            tasks: records.iter().map(claimed_task).collect::<Result<_, _>>()?,
+            skipped: parse_outcomes(skipped)?,
+        })
+    }
+
+    /// Extend `consumer`'s leases. Returns `(lost, cancel_requested)` ids.
+    pub async fn renew(
+        &self,
+        consumer: &str,
+        ids: &[String],
+    ) -> Result<(Vec<String>, Vec<String>), QueueError> {
+        if ids.is_empty() {
+            return Ok((vec![], vec![]));
+        }
+        let mut inv = self.invocation(&self.scripts.renew);
+        inv.arg(consumer).arg(self.lease.as_millis() as u64);
+        for id in ids {
+            inv.arg(id);
+        }
+        self.run(&inv).await
+    }
+
+    /// Record successful attempts; answers what was applied to each (`Completed`, or `Stale`
+    /// when the task had already finished).
+    pub async fn complete(&self, done: &[(String, Json)]) -> Result<Vec<TaskOutcome>, QueueError> {
+        if done.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut inv = self.invocation(&self.scripts.complete);
+        for (id, result) in done {
+            inv.arg(id).arg(result.to_string());
+        }
+        let reply: Value = self.run(&inv).await?;
+        parse_outcomes(&reply)
+    }
+
+    /// Record failed attempts of `consumer`'s tasks; answers, per task, whether the script
+    /// scheduled a retry, dead-lettered it, cancelled it (an operator asked) or ignored a stale
+    /// report about a task `consumer` no longer holds.
+    pub async fn fail(
+        &self,
+        consumer: &str,
+        failures: &[Failure],
+    ) -> Result<Vec<TaskOutcome>, QueueError> {
+        if failures.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut inv = self.invocation(&self.scripts.fail);
+        inv.arg(consumer);
+        for f in failures {
+            inv.arg(&f.id)
+                .arg(&f.reason)
+                .arg(if f.retryable { "1" } else { "0" })
+                .arg(f.backoff.as_millis() as u64);
+        }
+        let reply: Value = self.run(&inv).await?;
+        parse_outcomes(&reply)
+    }
+
+    /// Hand leases back without burning an attempt; answers `Requeued`, `Cancelled` or `Stale`
+    /// per task.
+    pub async fn release(
+        &self,
+        consumer: &str,
+        ids: &[String],
+    ) -> Result<Vec<TaskOutcome>, QueueError> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut inv = self.invocation(&self.scripts.release);
+        inv.arg(consumer);
+        for id in ids {
+            inv.arg(id);
+        }
+        let reply: Value = self.run(&inv).await?;
+        parse_outcomes(&reply)
+    }
+
+    /// Mark a running task cancelled after its consumer stopped it.
+    pub async fn finish_cancel(
+        &self,
+        consumer: &str,
+        id: &str,
+    ) -> Result<Vec<TaskOutcome>, QueueError> {
+        let mut inv = self.invocation(&self.scripts.finish_cancel);
+        inv.arg(consumer).arg(id);
+        let reply: Value = self.run(&inv).await?;
+        parse_outcomes(&reply)
+    }
+
+    /// Open a connection for blocking waits (one per consumer).
+    pub async fn blocking_connection(
+        &self,
+        max_block: Duration,
+    ) -> Result<MultiplexedConnection, QueueError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(max_block + RESPONSE_TIMEOUT));
+        let r = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await;
+        self.track(r)
+    }
+
+    /// Block until a wake-up token arrives or `timeout` passes. `true` when woken.
+    pub async fn wait_for_work(
+        &self,
+        conn: &mut MultiplexedConnection,
+        timeout: Duration,
+    ) -> Result<bool, QueueError> {
+        let r: Result<Option<(String, String)>, RedisError> = redis::cmd("BLPOP")
+            .arg(self.key("wake"))
+            .arg(timeout.as_secs_f64())
+            .query_async(conn)
+            .await;
+        Ok(self.track(r)?.is_some())
+    }
+}

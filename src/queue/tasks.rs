@@ -1,0 +1,151 @@
+//! The submitter's and operator's side of the queue: submit, read, list, cancel, replay.
+
+use std::collections::HashMap;
+
+use super::{QueueError, QueueStore};
+use crate::task::{TaskRecord, TaskStatus};
+
+/// Tasks per enqueue script call, so one huge submission can't stall Redis.
+const ENQUEUE_CHUNK: usize = 500;
+
+/// Result of a cancel request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    Cancelled,
+    /// Running; its consumer will stop it at the next lease renewal.
+    Cancelling,
+    NotFound,
+    /// Already terminal in this status (`None`: a status this build doesn't know).
+    NotCancellable(Option<TaskStatus>),
+}
+
+/// Result of a replay request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayOutcome {
+    Replayed,
+    NotFound,
+    /// A dead-lettered id that never had a record (or a type this build can't run): nothing to
+    /// run again.
+    Stub,
+    /// Only failed tasks can be replayed; this is its status (`None`: one this build doesn't know).
+    NotFailed(Option<TaskStatus>),
+}
+
+impl QueueStore {
+    /// Store new tasks. Returns `(task id, created)` per task: `created` is false when the
+    /// idempotency key matched an existing task, whose id is returned instead.
+    pub async fn enqueue(&self, tasks: &[TaskRecord]) -> Result<Vec<(String, bool)>, QueueError> {
+        let mut out = Vec::with_capacity(tasks.len());
+        for chunk in tasks.chunks(ENQUEUE_CHUNK) {
+            let mut inv = self.invocation(&self.scripts.enqueue);
+            inv.arg(super::IDEMPOTENCY_TTL_SECS);
+            for t in chunk {
+                let fields = t.to_fields();
+                inv.arg(t.task_id.to_string())
+                    .arg(t.priority.as_str())
+                    .arg(t.run_at.map(|r| r.timestamp_millis()).unwrap_or(0))
+                    .arg(t.idempotency_key.as_deref().unwrap_or(""))
+                    .arg(fields.len());
+                for (k, v) in fields {
+                    inv.arg(k).arg(v);
+                }
+            }
+            let reply: Vec<(String, i64)> = self.run(&inv).await?;
+            out.extend(reply.into_iter().map(|(id, created)| (id, created == 1)));
+        }
+        Ok(out)
+    }
+
+    /// One task's record, `None` when unknown or expired.
+    pub async fn get(&self, id: &str) -> Result<Option<TaskRecord>, QueueError> {
+        let map: HashMap<String, String> = self
+            .query(redis::cmd("HGETALL").arg(self.key(&format!("task:{id}"))))
+            .await?;
+        if map.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(TaskRecord::from_fields_lossy(&map)))
+    }
+
+    async fn records(&self, ids: Vec<String>) -> Result<Vec<TaskRecord>, QueueError> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let maps = self
+            .hgetall_many(ids.iter().map(|id| self.key(&format!("task:{id}"))))
+            .await?;
+        // Expired records are skipped; undecodable ones are shown as stored.
+        Ok(maps
+            .into_iter()
+            .filter(|m| !m.is_empty())
+            .map(|m| TaskRecord::from_fields_lossy(&m))
+            .collect())
+    }
+
+    async fn newest(&self, index: &str, limit: usize) -> Result<Vec<TaskRecord>, QueueError> {
+        let ids: Vec<String> = self
+            .query(
+                redis::cmd("ZREVRANGE")
+                    .arg(self.key(index))
+                    .arg(0)
+                    .arg(limit.saturating_sub(1)),
+            )
+            .await?;
+        self.records(ids).await
+    }
+
+    /// The most recently changed tasks, newest first.
+    pub async fn recent(&self, limit: usize) -> Result<Vec<TaskRecord>, QueueError> {
+        self.newest("recent", limit).await
+    }
+
+    /// Dead-lettered tasks, newest first.
+    pub async fn failed(&self, limit: usize) -> Result<Vec<TaskRecord>, QueueError> {
+        self.newest("failed", limit).await
+    }
+
+    /// Cancel a task (a running one is stopped by its consumer at the next renewal).
+    pub async fn cancel(&self, id: &str) -> Result<CancelOutcome, QueueError> {
+        let mut inv = self.invocation(&self.scripts.cancel);
+        inv.arg(id);
+        let r: String = self.run(&inv).await?;
+        Ok(match r.as_str() {
+            "cancelled" => CancelOutcome::Cancelled,
+            "cancelling" => CancelOutcome::Cancelling,
+            "not_found" => CancelOutcome::NotFound,
+            other => CancelOutcome::NotCancellable(other.parse().ok()),
+        })
+    }
+
+    /// Replay a dead-lettered task.
+    pub async fn replay(&self, id: &str) -> Result<ReplayOutcome, QueueError> {
+        let mut inv = self.invocation(&self.scripts.replay);
+        inv.arg(id);
+        let r: String = self.run(&inv).await?;
+        Ok(match r.as_str() {
+            "replayed" => ReplayOutcome::Replayed,
+            "not_found" => ReplayOutcome::NotFound,
+            "stub" => ReplayOutcome::Stub,
+            other => ReplayOutcome::NotFailed(other.parse().ok()),
+        })
+    }
+
+    /// Store the deployment a task created on its record.
+    pub async fn set_deployment_id(
+        &self,
+        task_id: &str,
+        deployment: &str,
+    ) -> Result<bool, QueueError> {
+        let mut inv = self.invocation(&self.scripts.set_deployment);
+        inv.arg(task_id).arg(deployment);
+        let n: i64 = self.run(&inv).await?;
+        Ok(n == 1)
+    }
+}
+
+/// A stored status for messages: its name, or `in an unknown state`.
+pub fn status_text(status: Option<TaskStatus>) -> &'static str {
+    status
+        .map(TaskStatus::as_str)
+        .unwrap_or("in an unknown state")
+}
