@@ -26,7 +26,7 @@ use super::PoolSignal;
 use super::usage::InstanceUsage;
 use crate::handlers::{HandlerRegistry, TaskContext, TaskError};
 use crate::queue::{ClaimedTask, Failure, QueueStore, retry_backoff};
-use crate::task::validate_payload;
+use crate::task::Payload;
 use crate::telemetry::observer::{Outcome, TaskObserver};
 
 /// Why a consumer's loop ended.
@@ -365,9 +365,10 @@ impl Consumer {
                 return permanent(e.to_string());
             }
         };
-        if let Err(e) = validate_payload(record.task_type, &record.payload) {
-            return permanent(format!("invalid payload: {e}"));
-        }
+        let payload = match Payload::parse(record.task_type, &record.payload) {
+            Ok(p) => p,
+            Err(e) => return permanent(format!("invalid payload: {e}")),
+        };
         let Some(handler) = self.deps.handlers.get(record.task_type) else {
             return permanent(format!(
                 "no handler for task type `{}` in this build",
@@ -403,6 +404,7 @@ impl Consumer {
             info!("task started");
             let ctx = TaskContext {
                 record,
+                payload,
                 store: self.deps.store.clone(),
             };
             let work = AssertUnwindSafe(handler.run(ctx)).catch_unwind();
