@@ -1,6 +1,7 @@
 //! Task handlers: what each task type does when a consumer runs it.
 //!
-//! A handler gets a [`TaskContext`] and returns the JSON `result` for the record, or a
+//! A handler gets a [`TaskContext`] (the record and its payload, already parsed into a typed
+//! [`Payload`]) and returns the JSON `result` for the record, or a
 //! [`TaskError`] saying whether another attempt could help. The consumer owns everything around it
 //! (leases, retries, panics, acknowledgements), so a handler is just the work. New task types plug
 //! in by registering in [`HandlerRegistry`]; a type with no handler in this build is dead-lettered
@@ -15,7 +16,7 @@ use futures::future::LocalBoxFuture;
 use serde_json::Value;
 
 use crate::queue::QueueStore;
-use crate::task::{TaskRecord, TaskType};
+use crate::task::{Payload, TaskRecord, TaskType};
 
 pub use noop::NoopHandler;
 
@@ -32,8 +33,12 @@ pub enum TaskError {
 
 /// What a handler gets to work with.
 pub struct TaskContext {
-    /// The record as claimed (attempts already counts this attempt).
+    /// The record as claimed (attempts already counts this attempt). Its `payload` is the raw JSON
+    /// as stored; handlers read [`TaskContext::payload`] instead.
     pub record: TaskRecord,
+    /// The record's payload, validated for its type by the consumer, so a handler never parses
+    /// JSON and cannot disagree with the submission rules.
+    pub payload: Payload,
     /// The queue, for handlers that write progress to the record or emit events.
     pub store: QueueStore,
 }

@@ -18,7 +18,7 @@ use super::PoolSignal;
 use super::consumer::{Consumer, Exit};
 use crate::handlers::{HandlerFuture, TaskContext, TaskError};
 use crate::queue::{Applied, ClaimedTask, Failure, TaskOutcome, retry_backoff};
-use crate::task::{Priority, validate_payload};
+use crate::task::{Payload, Priority};
 use crate::telemetry::events::{AttemptOutcome, AttemptRecorded, InternalEvent};
 
 /// What became of one claimed task, before the queue records it.
@@ -245,7 +245,7 @@ impl<'a> Batch<'a> {
             attempt = record.attempts,
             trace_id = %record.trace_id,
         );
-        validate_payload(record.task_type, &record.payload)
+        let payload = Payload::parse(record.task_type, &record.payload)
             .map_err(|e| format!("invalid payload: {e}"))?;
         let handler = self
             .consumer
@@ -260,6 +260,7 @@ impl<'a> Batch<'a> {
             })?;
         let ctx = TaskContext {
             record,
+            payload,
             store: self.consumer.deps.store.clone(),
         };
         Ok(handler.run(ctx))

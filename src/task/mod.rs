@@ -1,14 +1,18 @@
-//! The task: what a submitter asks for, what the queue stores, and how a payload is validated.
+//! The task: what a submitter asks for, what the queue stores, and how a payload is parsed.
 //!
 //! A task record lives in one Redis hash (see `queue`). This module owns the conversion between that
-//! hash (a flat map of strings) and [`TaskRecord`], and the per-type payload rules that are checked
-//! twice: when a task is submitted (so the submitter gets a 400 / CLI error naming the field) and again
-//! when it runs (so a record pushed into Redis by hand is dead-lettered with a reason, never retried
-//! forever and never a crash).
+//! hash (a flat map of strings) and [`TaskRecord`], and the per-type payload rules ([`Payload`])
+//! that are checked twice: when a task is submitted (so the submitter gets a 400 / CLI error naming
+//! the field) and again when it runs (so a record pushed into Redis by hand is dead-lettered with a
+//! reason, never retried forever and never a crash). The record keeps the payload as submitted;
+//! handlers get the typed [`Payload`] parsed from it.
 
 mod payload;
 
-pub use payload::{DEPLOYMENT_FIELDS, NOOP_MAX_SLEEP_MS, PROJECT_FIELDS, validate_payload};
+pub use payload::{
+    Build, Cancel, Check, DEPLOYMENT_FIELDS, Deploy, GitHubRepo, NOOP_MAX_SLEEP_MS, Noop,
+    PROJECT_FIELDS, Payload, ProductionChange, Redeploy,
+};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -264,17 +268,9 @@ impl NewTask {
             None | Some("") => Priority::default(),
             Some(p) => p.parse().map_err(|e| ValidationError::new("priority", e))?,
         };
-        let payload = match self.payload {
-            None | Some(Value::Null) => Value::Object(Map::new()),
-            Some(v @ Value::Object(_)) => v,
-            Some(_) => return Err(ValidationError::new("payload", "must be a JSON object")),
-        };
-        validate_payload(task_type, &payload)?;
-        let metadata = match self.metadata {
-            None | Some(Value::Null) => Value::Object(Map::new()),
-            Some(v @ Value::Object(_)) => v,
-            Some(_) => return Err(ValidationError::new("metadata", "must be a JSON object")),
-        };
+        let payload = json_object("payload", self.payload)?;
+        Payload::parse(task_type, &payload)?;
+        let metadata = json_object("metadata", self.metadata)?;
         let max_retries = self.max_retries.unwrap_or(default_max_retries);
         if max_retries > MAX_RETRIES_CAP {
             return Err(ValidationError::new(
@@ -282,31 +278,13 @@ impl NewTask {
                 format!("must be at most {MAX_RETRIES_CAP}"),
             ));
         }
-        let run_at = match self.run_at.as_deref() {
-            None | Some("") => None,
-            Some(s) => Some(
-                DateTime::parse_from_rfc3339(s)
-                    .map_err(|e| ValidationError::new("run_at", format!("not RFC 3339: {e}")))?
-                    .with_timezone(&Utc),
-            ),
-        };
-        let text = |name: &str, v: Option<String>| -> Result<Option<String>, ValidationError> {
-            match v {
-                Some(s) if s.len() > MAX_TEXT_FIELD => Err(ValidationError::new(
-                    name,
-                    format!("must be at most {MAX_TEXT_FIELD} bytes"),
-                )),
-                Some(s) if s.is_empty() => Ok(None),
-                other => Ok(other),
-            }
-        };
-        let idempotency_key = text("idempotency_key", self.idempotency_key)?;
-        let source = text("source", self.source)?.unwrap_or_else(|| "unknown".to_string());
-        let task_id = Uuid::new_v4();
-        let trace_id =
-            text("trace_id", self.trace_id)?.unwrap_or_else(|| Uuid::new_v4().simple().to_string());
+        let run_at = parse_run_at(self.run_at.as_deref())?;
+        let idempotency_key = text_field("idempotency_key", self.idempotency_key)?;
+        let source = text_field("source", self.source)?.unwrap_or_else(|| "unknown".to_string());
+        let trace_id = text_field("trace_id", self.trace_id)?
+            .unwrap_or_else(|| Uuid::new_v4().simple().to_string());
         Ok(TaskRecord {
-            task_id,
+            task_id: Uuid::new_v4(),
             task_type,
             priority,
             payload,
@@ -326,6 +304,37 @@ impl NewTask {
             run_at,
             deployment_id: None,
         })
+    }
+}
+
+/// An optional JSON object field: absent or null is `{}`, anything but an object is refused.
+fn json_object(name: &str, v: Option<Value>) -> Result<Value, ValidationError> {
+    match v {
+        None | Some(Value::Null) => Ok(Value::Object(Map::new())),
+        Some(v @ Value::Object(_)) => Ok(v),
+        Some(_) => Err(ValidationError::new(name, "must be a JSON object")),
+    }
+}
+
+/// `run_at`: absent or empty is "now", else an RFC 3339 instant.
+fn parse_run_at(s: Option<&str>) -> Result<Option<DateTime<Utc>>, ValidationError> {
+    match s {
+        None | Some("") => Ok(None),
+        Some(s) => DateTime::parse_from_rfc3339(s)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|e| ValidationError::new("run_at", format!("not RFC 3339: {e}"))),
+    }
+}
+
+/// A free-text field: empty is absent, longer than [`MAX_TEXT_FIELD`] bytes is refused.
+fn text_field(name: &str, v: Option<String>) -> Result<Option<String>, ValidationError> {
+    match v {
+        Some(s) if s.len() > MAX_TEXT_FIELD => Err(ValidationError::new(
+            name,
+            format!("must be at most {MAX_TEXT_FIELD} bytes"),
+        )),
+        Some(s) if s.is_empty() => Ok(None),
+        other => Ok(other),
     }
 }
 
@@ -465,38 +474,6 @@ impl TaskRecord {
 
     /// Decode a record from its Redis hash. Every problem names the field.
     pub fn from_fields(map: &HashMap<String, String>) -> Result<Self, DecodeError> {
-        fn req<'a>(
-            map: &'a HashMap<String, String>,
-            field: &'static str,
-        ) -> Result<&'a str, DecodeError> {
-            map.get(field).map(String::as_str).ok_or(DecodeError {
-                field,
-                message: "missing".into(),
-            })
-        }
-        fn bad(field: &'static str, e: impl fmt::Display) -> DecodeError {
-            DecodeError {
-                field,
-                message: e.to_string(),
-            }
-        }
-        fn time(field: &'static str, s: &str) -> Result<DateTime<Utc>, DecodeError> {
-            DateTime::parse_from_rfc3339(s)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| bad(field, e))
-        }
-        fn opt_time(
-            map: &HashMap<String, String>,
-            field: &'static str,
-        ) -> Result<Option<DateTime<Utc>>, DecodeError> {
-            match map.get(field).filter(|s| !s.is_empty()) {
-                Some(s) => time(field, s).map(Some),
-                None => Ok(None),
-            }
-        }
-        fn json(field: &'static str, s: &str) -> Result<Value, DecodeError> {
-            serde_json::from_str(s).map_err(|e| bad(field, format!("invalid JSON: {e}")))
-        }
         let opt = |field: &str| map.get(field).filter(|s| !s.is_empty()).cloned();
 
         Ok(TaskRecord {
@@ -534,6 +511,47 @@ impl TaskRecord {
             deployment_id: opt("deployment_id"),
         })
     }
+}
+
+// Decoding helpers of `TaskRecord::from_fields`; each error names the field.
+
+/// A required hash field.
+fn req<'a>(map: &'a HashMap<String, String>, field: &'static str) -> Result<&'a str, DecodeError> {
+    map.get(field).map(String::as_str).ok_or(DecodeError {
+        field,
+        message: "missing".into(),
+    })
+}
+
+/// A field that is present but does not decode.
+fn bad(field: &'static str, e: impl fmt::Display) -> DecodeError {
+    DecodeError {
+        field,
+        message: e.to_string(),
+    }
+}
+
+/// An RFC 3339 field.
+fn time(field: &'static str, s: &str) -> Result<DateTime<Utc>, DecodeError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| bad(field, e))
+}
+
+/// An optional RFC 3339 field (empty is absent).
+fn opt_time(
+    map: &HashMap<String, String>,
+    field: &'static str,
+) -> Result<Option<DateTime<Utc>>, DecodeError> {
+    match map.get(field).filter(|s| !s.is_empty()) {
+        Some(s) => time(field, s).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A JSON field.
+fn json(field: &'static str, s: &str) -> Result<Value, DecodeError> {
+    serde_json::from_str(s).map_err(|e| bad(field, format!("invalid JSON: {e}")))
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The real Vercel REST client (SPEC §5): reqwest with rustls, Bearer token, `teamId` when set,
+//! The real Vercel REST client: reqwest with rustls, Bearer token, `teamId` when set,
 //! `VERCEL_API_URL` override, a timeout per request.
 //!
 //! One call = one [`ApiRequest`] sent once by [`VercelClient::send`]; rate limiting and retries are
@@ -16,6 +16,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::config::{Secret, VercelSettings};
+
+mod ready_state;
+
+pub use ready_state::ReadyState;
 
 /// Which API operation a request is (a bounded metrics label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -148,7 +152,8 @@ impl CreateDeployment {
     }
 }
 
-/// The request builders for every operation of SPEC §5.
+/// The request builders for every Vercel operation the worker uses: create, get, list and cancel
+/// deployments, promote, rollback, the token's user and a project.
 pub mod requests {
     use super::*;
 
@@ -246,19 +251,25 @@ pub struct Deployment {
     /// `uid` in v6 list items.
     #[serde(default)]
     pub uid: Option<String>,
+    /// Hostname without scheme; reported in task results and events.
     #[serde(default)]
     pub url: Option<String>,
+    /// The deployment name; a redeploy naming only the deployment takes its name from here.
     #[serde(default)]
     pub name: Option<String>,
+    /// Where the build is (v13 objects and v6 list items).
     #[serde(default, rename = "readyState")]
-    pub ready_state: Option<String>,
+    pub ready_state: Option<ReadyState>,
     /// v6 list items carry `state` too.
     #[serde(default)]
-    pub state: Option<String>,
+    pub state: Option<ReadyState>,
+    /// Owning project.
     #[serde(default, rename = "projectId")]
     pub project_id: Option<String>,
+    /// Why a build failed; appended to the task's failure reason.
     #[serde(default, rename = "errorMessage")]
     pub error_message: Option<String>,
+    /// `production`, or null for a preview; reported in task results.
     #[serde(default)]
     pub target: Option<String>,
     /// String metadata; ours carries `ops_task_id`.
@@ -270,18 +281,17 @@ impl Deployment {
     pub fn deployment_id(&self) -> Option<&str> {
         self.id.as_deref().or(self.uid.as_deref())
     }
-    /// `QUEUED`, `INITIALIZING`, `BUILDING`, `READY`, `ERROR`, `CANCELED` (or unknown).
-    pub fn ready_state(&self) -> &str {
+    /// `readyState`, else `state`, else `UNKNOWN` (as [`ReadyState::Unknown`]).
+    pub fn ready_state(&self) -> ReadyState {
         self.ready_state
-            .as_deref()
-            .or(self.state.as_deref())
-            .unwrap_or("UNKNOWN")
+            .as_ref()
+            .or(self.state.as_ref())
+            .cloned()
+            .unwrap_or_else(|| ReadyState::Unknown(ReadyState::ABSENT.into()))
     }
+    /// The build is over: no later poll will see another state.
     pub fn is_final(&self) -> bool {
-        matches!(
-            self.ready_state(),
-            "READY" | "ERROR" | "CANCELED" | "BLOCKED"
-        )
+        self.ready_state().is_final()
     }
 }
 
@@ -481,6 +491,22 @@ impl VercelClient {
 
     /// Send one request once. `Ok` carries the 2xx body as JSON (`null` when empty).
     pub async fn send(&self, req: &ApiRequest) -> Result<Value, VercelError> {
+        let resp = self
+            .request(req)
+            .send()
+            .await
+            .map_err(|e| VercelError::Transport(e.without_url().to_string()))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| VercelError::Transport(e.without_url().to_string()))?;
+        answer(status, &headers, &text)
+    }
+
+    /// The HTTP request for `req`: method, URL, query plus `teamId`, Bearer token, JSON body.
+    fn request(&self, req: &ApiRequest) -> reqwest::RequestBuilder {
         let url = format!("{}{}", self.base, req.path);
         let mut builder = match req.method {
             Method::Get => self.http.get(&url),
@@ -498,49 +524,45 @@ impl VercelClient {
         if let Some(body) = &req.body {
             builder = builder.json(body);
         }
-        let resp = builder
-            .send()
-            .await
-            .map_err(|e| VercelError::Transport(e.without_url().to_string()))?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| VercelError::Transport(e.without_url().to_string()))?;
-        if (200..300).contains(&status) {
-            if text.trim().is_empty() {
-                return Ok(Value::Null);
-            }
-            return serde_json::from_str(&text).map_err(|e| VercelError::Decode(e.to_string()));
-        }
-        if status == 429 {
-            return Err(VercelError::RateLimited {
-                retry_after: rate_limit_wait(&headers, &text, SystemTime::now()),
-            });
-        }
-        let (code, message) = parse_error_body(&text);
-        Err(match status {
-            401 | 403 => VercelError::Unauthorized {
-                status,
-                code,
-                message,
-            },
-            400..=499 => VercelError::Client {
-                status,
-                code,
-                message,
-            },
-            _ => VercelError::Server {
-                status,
-                message: if code.is_empty() {
-                    message
-                } else {
-                    format!("{code}: {message}")
-                },
-            },
-        })
+        builder
     }
+}
+
+/// What an HTTP answer means: the 2xx body as JSON (`null` when empty), else the error its
+/// status and body describe.
+fn answer(status: u16, headers: &HeaderMap, text: &str) -> Result<Value, VercelError> {
+    if (200..300).contains(&status) {
+        if text.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        return serde_json::from_str(text).map_err(|e| VercelError::Decode(e.to_string()));
+    }
+    if status == 429 {
+        return Err(VercelError::RateLimited {
+            retry_after: rate_limit_wait(headers, text, SystemTime::now()),
+        });
+    }
+    let (code, message) = parse_error_body(text);
+    Err(match status {
+        401 | 403 => VercelError::Unauthorized {
+            status,
+            code,
+            message,
+        },
+        400..=499 => VercelError::Client {
+            status,
+            code,
+            message,
+        },
+        _ => VercelError::Server {
+            status,
+            message: if code.is_empty() {
+                message
+            } else {
+                format!("{code}: {message}")
+            },
+        },
+    })
 }
 
 /// Decode a 2xx body into a typed response.
@@ -617,14 +639,20 @@ mod tests {
                 .unwrap();
         assert_eq!(
             (d.deployment_id(), d.ready_state()),
-            (Some("dpl_1"), "READY")
+            (Some("dpl_1"), ReadyState::Ready)
         );
+        assert!(d.is_final());
         let d: Deployment = decode(json!({"uid":"dpl_2","state":"BUILDING"})).unwrap();
         assert_eq!(
             (d.deployment_id(), d.ready_state()),
-            (Some("dpl_2"), "BUILDING")
+            (Some("dpl_2"), ReadyState::Building)
         );
         assert!(!d.is_final());
+        let d: Deployment = decode(json!({"id":"dpl_3"})).unwrap();
+        assert_eq!(d.ready_state().to_string(), "UNKNOWN");
+        let d: Deployment =
+            decode(json!({"id":"dpl_4","readyState":null,"state":"READY"})).unwrap();
+        assert_eq!(d.ready_state(), ReadyState::Ready);
     }
 
     #[test]

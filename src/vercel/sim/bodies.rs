@@ -6,7 +6,7 @@ use super::*;
 /// The full v13 deployment object (create, get, cancel).
 pub(super) fn deployment_json(d: &Deployment, promoted: bool, now: i64) -> Value {
     let state = d.state(now);
-    let ready = state == "READY";
+    let ready = state == ReadyState::Ready;
     let production = d.target.as_deref() == Some("production");
     let alias: Vec<String> = if ready && production {
         vec![format!("{}.vercel.app", slug(&d.name))]
@@ -16,7 +16,7 @@ pub(super) fn deployment_json(d: &Deployment, promoted: bool, now: i64) -> Value
     let mut v = json!({
         "id": d.id, "url": d.url, "name": d.name, "projectId": d.project_id, "ownerId": d.owner_id,
         "createdAt": d.created_ms, "bootedAt": d.created_ms, "createdIn": REGION,
-        "buildingAt": if state == "QUEUED" { d.created_ms } else { d.building_ms() },
+        "buildingAt": if state == ReadyState::Queued { d.created_ms } else { d.building_ms() },
         "readyState": state, "status": state, "regions": [REGION], "type": "LAMBDAS", "version": 2,
         "plan": "hobby", "public": false, "target": d.target, "source": d.source, "meta": d.meta,
         "build": {"env": []}, "env": [], "routes": null, "inspectorUrl": d.inspector_url(),
@@ -28,16 +28,16 @@ pub(super) fn deployment_json(d: &Deployment, promoted: bool, now: i64) -> Value
             "installCommand": null, "outputDirectory": null, "commandForIgnoringBuildStep": null},
     });
     let extra = match state {
-        "READY" if production => {
+        ReadyState::Ready if production => {
             let sub = if promoted { "PROMOTED" } else { "STAGED" };
             json!({"ready": d.done_ms(), "readyStateAt": d.done_ms(),
                 "aliasAssignedAt": d.done_ms(), "readySubstate": sub})
         }
-        "READY" => json!({"ready": d.done_ms(), "readyStateAt": d.done_ms(),
+        ReadyState::Ready => json!({"ready": d.done_ms(), "readyStateAt": d.done_ms(),
             "aliasAssignedAt": d.done_ms()}),
-        "ERROR" => json!({"errorCode": "BUILD_FAILED", "errorMessage": BUILD_ERROR,
+        ReadyState::Error => json!({"errorCode": "BUILD_FAILED", "errorMessage": BUILD_ERROR,
             "errorStep": "build", "buildErrorAt": d.done_ms(), "readyStateAt": d.done_ms()}),
-        "CANCELED" => json!({"canceledAt": d.canceled_ms, "readyStateAt": d.canceled_ms}),
+        ReadyState::Canceled => json!({"canceledAt": d.canceled_ms, "readyStateAt": d.canceled_ms}),
         _ => json!({}),
     };
     merge(&mut v, extra);
@@ -56,7 +56,7 @@ pub(super) fn merge(into: &mut Value, from: Value) {
 /// A `GET /v6/deployments` item.
 pub(super) fn list_item(d: &Deployment, now: i64) -> Value {
     let state = d.state(now);
-    let ready = state == "READY";
+    let ready = state == ReadyState::Ready;
     let production = d.target.as_deref() == Some("production");
     let mut v = json!({
         "uid": d.id, "name": d.name, "projectId": d.project_id, "url": d.url,
@@ -67,9 +67,9 @@ pub(super) fn list_item(d: &Deployment, now: i64) -> Value {
         "isRollbackCandidate": ready && production,
     });
     let extra = match state {
-        "QUEUED" => json!({}),
-        "READY" => json!({"buildingAt": d.building_ms(), "ready": d.done_ms()}),
-        "ERROR" => json!({"buildingAt": d.building_ms(), "errorCode": "BUILD_FAILED",
+        ReadyState::Queued => json!({}),
+        ReadyState::Ready => json!({"buildingAt": d.building_ms(), "ready": d.done_ms()}),
+        ReadyState::Error => json!({"buildingAt": d.building_ms(), "errorCode": "BUILD_FAILED",
             "errorMessage": BUILD_ERROR}),
         _ => json!({"buildingAt": d.building_ms()}),
     };

@@ -34,21 +34,22 @@
 //!   window (deployments, projects and settings stay).
 
 mod bodies;
+mod gate;
 mod routes;
 
+use gate::track;
 use routes::*;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
-use actix_web::dev::{ServerHandle, Service, ServiceRequest, ServiceResponse};
+use actix_web::dev::ServerHandle;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, Resource, Route, web};
-use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+
+use super::client::ReadyState;
 
 const USER_ID: &str = "SimUsr7f3kQ9xLm2Pz4Rt8Wv";
 const USERNAME: &str = "sim-user";
@@ -148,13 +149,13 @@ impl Deployment {
     fn done_ms(&self) -> i64 {
         self.created_ms.saturating_add(self.build_ms)
     }
-    fn state(&self, now: i64) -> &'static str {
+    fn state(&self, now: i64) -> ReadyState {
         match self.canceled_ms {
-            Some(_) => "CANCELED",
-            None if now < self.building_ms() => "QUEUED",
-            None if now < self.done_ms() => "BUILDING",
-            None if self.fails => "ERROR",
-            None => "READY",
+            Some(_) => ReadyState::Canceled,
+            None if now < self.building_ms() => ReadyState::Queued,
+            None if now < self.done_ms() => ReadyState::Building,
+            None if self.fails => ReadyState::Error,
+            None => ReadyState::Ready,
         }
     }
     fn inspector_url(&self) -> String {
@@ -223,14 +224,6 @@ struct Inner {
 }
 
 type State = web::Data<Mutex<Inner>>;
-/// What the gate decided for one request: log seq, latency, early response, extra headers.
-type Arrival = (
-    Option<u64>,
-    u64,
-    Option<HttpResponse>,
-    Vec<(HeaderName, HeaderValue)>,
-);
-
 fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -281,62 +274,9 @@ pub async fn start(config: SimConfig, port: u16) -> std::io::Result<SimServer> {
         let st = data.clone();
         App::new()
             .app_data(data.clone())
-            .wrap_fn(move |req, srv| {
-                let (seq, latency, early, headers) = arrive(&st, &req);
-                let fut: LocalBoxFuture<'static, Result<ServiceResponse, actix_web::Error>> =
-                    match early {
-                        Some(resp) => Box::pin(futures::future::ready(Ok(req.into_response(resp)))),
-                        None => {
-                            let call = srv.call(req);
-                            Box::pin(async move { call.await.map(|r| r.map_into_boxed_body()) })
-                        }
-                    };
-                let st = st.clone();
-                async move {
-                    if latency > 0 {
-                        actix_rt::time::sleep(Duration::from_millis(latency)).await;
-                    }
-                    let mut res = fut.await;
-                    let status = match &res {
-                        Ok(r) => r.status(),
-                        Err(e) => e.as_response_error().status_code(),
-                    };
-                    let mut g = lock(&st);
-                    if let Some(e) = g.log.iter_mut().rev().find(|e| Some(e.seq) == seq) {
-                        e.status = status.as_u16();
-                    }
-                    if let Ok(r) = &mut res {
-                        for (name, value) in headers {
-                            r.headers_mut().insert(name, value);
-                        }
-                    }
-                    res
-                }
-            })
-            .service(api("/v2/user", web::get().to(get_user)))
-            .service(api("/v13/deployments", web::post().to(create_deployment)))
-            .service(api(
-                "/v13/deployments/{idOrUrl}",
-                web::get().to(get_deployment),
-            ))
-            .service(api("/v6/deployments", web::get().to(list_deployments)))
-            .service(api("/v12/deployments/{id}/cancel", web::patch().to(cancel)))
-            .service(api(
-                "/v10/projects/{p}/promote/{d}",
-                web::post().to(set_production),
-            ))
-            .service(api(
-                "/v1/projects/{p}/rollback/{d}",
-                web::post().to(set_production),
-            ))
-            .service(api("/v9/projects/{idOrName}", web::get().to(get_project)))
-            .route("/_sim/stats", web::get().to(sim_stats))
-            .route("/_sim/faults", web::post().to(sim_faults))
-            .route("/_sim/reset", web::post().to(sim_reset))
-            .default_service(web::to(|req: HttpRequest| async move {
-                let msg = format!("The route {} does not exist", req.path());
-                error(StatusCode::NOT_FOUND, "not_found", msg)
-            }))
+            .wrap_fn(move |req, srv| track(&st, req, srv))
+            .configure(endpoints)
+            .default_service(web::to(no_route))
     })
     .workers(1)
     .disable_signals()
@@ -354,6 +294,36 @@ pub async fn start(config: SimConfig, port: u16) -> std::io::Result<SimServer> {
     })
 }
 
+/// The Vercel endpoints and the `/_sim/*` control endpoints.
+fn endpoints(cfg: &mut web::ServiceConfig) {
+    cfg.service(api("/v2/user", web::get().to(get_user)))
+        .service(api("/v13/deployments", web::post().to(create_deployment)))
+        .service(api(
+            "/v13/deployments/{idOrUrl}",
+            web::get().to(get_deployment),
+        ))
+        .service(api("/v6/deployments", web::get().to(list_deployments)))
+        .service(api("/v12/deployments/{id}/cancel", web::patch().to(cancel)))
+        .service(api(
+            "/v10/projects/{p}/promote/{d}",
+            web::post().to(set_production),
+        ))
+        .service(api(
+            "/v1/projects/{p}/rollback/{d}",
+            web::post().to(set_production),
+        ))
+        .service(api("/v9/projects/{idOrName}", web::get().to(get_project)))
+        .route("/_sim/stats", web::get().to(sim_stats))
+        .route("/_sim/faults", web::post().to(sim_faults))
+        .route("/_sim/reset", web::post().to(sim_reset));
+}
+
+/// Vercel's JSON 404 for a path it does not serve.
+async fn no_route(req: HttpRequest) -> HttpResponse {
+    let msg = format!("The route {} does not exist", req.path());
+    error(StatusCode::NOT_FOUND, "not_found", msg)
+}
+
 /// A Vercel resource: one method, a JSON 405 for the others.
 fn api(path: &str, route: Route) -> Resource {
     web::resource(path)
@@ -365,119 +335,6 @@ fn api(path: &str, route: Route) -> Resource {
                 "Method not allowed",
             )
         }))
-}
-
-/// Log an arriving API call and run it through faults, auth and the rate limit.
-fn arrive(st: &Mutex<Inner>, req: &ServiceRequest) -> Arrival {
-    if req.path().starts_with("/_sim/") {
-        return (None, 0, None, Vec::new());
-    }
-    let now = now_ms();
-    let mut g = lock(st);
-    let seq = g.next_seq;
-    g.next_seq += 1;
-    let (method, path) = (req.method().to_string(), req.path().to_owned());
-    if g.log.len() >= MAX_LOG {
-        // A long-running simulator keeps the newest entries only.
-        g.log.drain(..MAX_LOG / 5);
-    }
-    g.log.push(LogEntry {
-        seq,
-        method,
-        path,
-        status: 0,
-        at_ms: now,
-    });
-    let mut headers = Vec::new();
-    let early = gate(&mut g, req, now, &mut headers);
-    (Some(seq), g.config.latency_ms, early, headers)
-}
-
-/// Faults, auth and rate limit; `Some` answers the call at once. Fills `X-RateLimit-*` headers.
-fn gate(
-    g: &mut Inner,
-    req: &ServiceRequest,
-    now: i64,
-    headers: &mut Vec<(HeaderName, HeaderValue)>,
-) -> Option<HttpResponse> {
-    let limit = g.config.rate_limit_per_min;
-    if g.rate_limit_next > 0 {
-        g.rate_limit_next -= 1;
-        let until = now.saturating_add((g.retry_after_secs as i64).saturating_mul(1000));
-        g.blocked_until_ms = g.blocked_until_ms.max(until);
-        return Some(too_many(g, limit.unwrap_or(DEFAULT_LIMIT), until, now));
-    }
-    if g.fail_next > 0 {
-        g.fail_next -= 1;
-        return Some(internal_error());
-    }
-    let auth = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let ok = auth
-        .and_then(|v| v.split_once(' '))
-        .is_some_and(|(scheme, token)| {
-            scheme.eq_ignore_ascii_case("bearer") && token.trim() == g.config.token
-        });
-    if !ok {
-        // Like Vercel: say whether the token was missing or invalid, never echo it.
-        let flag = if auth.is_some() {
-            "invalidToken"
-        } else {
-            "missingToken"
-        };
-        let body = json!({"error": {"code": "forbidden", "message": "Not authorized", flag: true}});
-        return Some(HttpResponse::Unauthorized().json(body));
-    }
-    if let Err(msg) = parse_query(req.query_string()) {
-        return Some(bad_request(msg));
-    }
-    if now < g.blocked_until_ms {
-        let until = g.blocked_until_ms;
-        return Some(too_many(g, limit.unwrap_or(DEFAULT_LIMIT), until, now));
-    }
-    if let Some(limit) = limit {
-        if now >= g.window_start_ms + WINDOW_MS {
-            g.window_start_ms = now;
-            g.window_count = 0;
-        }
-        let reset = g.window_start_ms + WINDOW_MS;
-        if g.window_count >= limit {
-            g.blocked_until_ms = reset;
-            return Some(too_many(g, limit, reset, now));
-        }
-        g.window_count += 1;
-        let remaining = i64::from(limit - g.window_count);
-        let values = [i64::from(limit), remaining, (reset + 999) / 1000];
-        let names = [
-            "x-ratelimit-limit",
-            "x-ratelimit-remaining",
-            "x-ratelimit-reset",
-        ];
-        for (name, v) in names.into_iter().zip(values) {
-            headers.push((HeaderName::from_static(name), HeaderValue::from(v)));
-        }
-    }
-    if g.config.fail_rate > 0.0 && rand::random::<f64>() < g.config.fail_rate {
-        return Some(internal_error());
-    }
-    None
-}
-
-/// Vercel's 429: `Retry-After`, `X-RateLimit-*` and `error.limit`; `reset` is whole epoch seconds.
-fn too_many(g: &mut Inner, limit: u32, until_ms: i64, now: i64) -> HttpResponse {
-    g.rate_limited += 1;
-    let reset = (until_ms + 999) / 1000;
-    let retry_after = ((until_ms - now + 999) / 1000).max(0);
-    let body = json!({"error": {"code": "rate_limited", "message": "Rate limit exceeded",
-        "limit": {"remaining": 0, "reset": reset, "resetMs": reset * 1000, "total": limit}}});
-    HttpResponse::TooManyRequests()
-        .insert_header(("Retry-After", retry_after.to_string()))
-        .insert_header(("X-RateLimit-Limit", limit.to_string()))
-        .insert_header(("X-RateLimit-Remaining", "0"))
-        .insert_header(("X-RateLimit-Reset", reset.to_string()))
-        .json(body)
 }
 
 fn parse_query(qs: &str) -> Result<HashMap<String, String>, String> {

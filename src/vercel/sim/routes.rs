@@ -204,7 +204,7 @@ pub(super) async fn list_deployments(state: State, req: HttpRequest) -> HttpResp
         .filter(|d| {
             states
                 .as_ref()
-                .is_none_or(|s| s.iter().any(|x| x == d.state(now)))
+                .is_none_or(|s| s.iter().any(|x| x == d.state(now).as_str()))
         })
         .filter(|d| d.created_ms > since && d.created_ms < until)
         .collect();
@@ -227,8 +227,8 @@ pub(super) async fn cancel(state: State, path: web::Path<String>) -> HttpRespons
     };
     let d = &mut g.deployments[i];
     match d.state(now) {
-        "QUEUED" | "BUILDING" => d.canceled_ms = Some(now),
-        "CANCELED" => {}
+        ReadyState::Queued | ReadyState::Building => d.canceled_ms = Some(now),
+        ReadyState::Canceled => {}
         other => return bad_request(format!("Cannot cancel a deployment that is {other}.")),
     }
     HttpResponse::Ok().json(deployment_json(d, false, now))
@@ -252,7 +252,7 @@ pub(super) async fn set_production(
         return bad_request("The deployment does not belong to this project.");
     }
     let st = d.state(now_ms());
-    if st != "READY" {
+    if st != ReadyState::Ready {
         let msg = format!(
             "Deployment {} is {st}; only a READY deployment can serve production.",
             d.id
