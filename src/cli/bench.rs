@@ -1,6 +1,9 @@
 //! `ops-worker bench`: enqueue N noop (or `--kind deploy`) tasks into a private queue on
-//! `REDIS_URL`, drain them with C consumers of the real pool, and report enqueue/s, drain/s, claim latency, peak RSS and Redis
-//! round trips per task. The private queue is deleted afterwards.
+//! `REDIS_URL`, drain them with C consumers of the real pool, and report enqueue/s, drain/s, claim
+//! latency, peak RSS and Redis round trips per task. The private queue is deleted afterwards.
+//!
+//! The pool API is used in one place only, [`with_pool`] (plus the [`ClaimProbe`] impl that
+//! records claim latencies).
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -12,13 +15,44 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::app::StartupError;
 use crate::config::Config;
 use crate::handlers::HandlerRegistry;
 use crate::pool::consumer::ClaimProbe;
 use crate::pool::supervisor::StopPool;
 use crate::queue::{QueueError, QueueStore};
 use crate::task::{NewTask, TaskRecord};
+use crate::vercel::sim::{self, SimServer};
 
+/// The drain must finish within this, or no figures are reported.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Why a benchmark produced no figures.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Redis unreachable or answering unexpectedly.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// `--kind deploy`: the in-process Vercel simulator could not bind a port.
+    #[error("cannot start the simulator: {0}")]
+    Simulator(#[source] std::io::Error),
+    /// `--kind deploy`: the Vercel client for the simulator could not be built.
+    #[error("cannot set up the Vercel handlers: {0}")]
+    Vercel(#[from] StartupError),
+    /// The pool did not complete every task within [`DRAIN_TIMEOUT`].
+    #[error(
+        "only {finished} of {total} tasks completed within {} s; no figures reported",
+        DRAIN_TIMEOUT.as_secs()
+    )]
+    Timeout {
+        /// Tasks completed when the wait gave up.
+        finished: usize,
+        /// Tasks enqueued.
+        total: usize,
+    },
+}
+
+/// Flags of `bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Noop tasks to enqueue and drain.
@@ -42,18 +76,29 @@ pub struct BenchArgs {
 /// What `bench` reports.
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
+    /// `noop` or `deploy` (`--kind`).
     pub kind: String,
+    /// Tasks enqueued and drained.
     pub tasks: usize,
+    /// Consumers that drained them.
     pub concurrency: usize,
+    /// Tasks claimed per round trip.
     pub prefetch: usize,
+    /// Submission throughput (4 concurrent batches of 5000).
     pub enqueue_per_sec: f64,
+    /// Pool throughput, from pool start to the last completion.
     pub drain_per_sec: f64,
+    /// Median time a consumer waited for a claim that returned work.
     pub claim_wait_p50_ms: f64,
+    /// 99th percentile of the same.
     pub claim_wait_p99_ms: f64,
+    /// The pool's Redis calls divided by the tasks (the bench's own polling excluded).
     pub redis_round_trips_per_task: f64,
+    /// Peak resident memory of the process.
     pub peak_rss_mb: f64,
 }
 
+/// Claim latencies in milliseconds, recorded for claims that returned work.
 #[derive(Default)]
 struct ClaimLatencies(Mutex<Vec<f64>>);
 
@@ -65,6 +110,28 @@ impl ClaimProbe for ClaimLatencies {
             v.push(latency.as_secs_f64() * 1000.0);
         }
     }
+}
+
+/// The only code using the pool API: start a pool on `store` (with the Vercel handlers when
+/// `vercel`), await `work`, stop the pool, and return what `work` returned.
+async fn with_pool<T>(
+    config: &Config,
+    pool_store: &QueueStore,
+    vercel: bool,
+    latencies: Arc<ClaimLatencies>,
+    work: impl Future<Output = T>,
+) -> Result<T, BenchError> {
+    let handlers = if vercel {
+        crate::app::handlers_with_vercel(config, pool_store.clone())?
+    } else {
+        HandlerRegistry::builtin()
+    };
+    let probe: Arc<dyn ClaimProbe> = latencies;
+    let supervisor =
+        crate::app::start_pool(config, pool_store.clone(), handlers, Some(probe)).supervisor;
+    let out = work.await;
+    let _ = supervisor.send(StopPool).await;
+    Ok(out)
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -89,47 +156,92 @@ pub fn peak_rss_mb() -> f64 {
         .unwrap_or(0.0)
 }
 
-pub async fn run(base: &Config, args: &BenchArgs) -> Result<(), QueueError> {
+/// What the drain measured.
+struct Drain {
+    /// Seconds from pool start until every task completed.
+    secs: f64,
+    /// Redis calls the pool made.
+    round_trips: u64,
+    /// Claim latencies in milliseconds, sorted.
+    latencies: Vec<f64>,
+}
+
+/// Run the benchmark and print its figures. The private queue is deleted even when it fails.
+pub async fn run(base: &Config, args: &BenchArgs) -> Result<(), BenchError> {
+    let mut config = bench_config(base, args);
+    // Separate stores: the pool's round trips are counted apart from the bench's own polling.
+    let admin = QueueStore::new(&config.redis_url, &config.queue)?;
+    let pool_store = QueueStore::new(&config.redis_url, &config.queue)?;
+    admin.ping().await?;
+    let sim = match args.kind.as_str() {
+        "deploy" => Some(start_simulator(&mut config).await?),
+        _ => None,
+    };
+    let records = bench_tasks(args.tasks, sim.is_some());
+    let measured = measure(&config, &admin, &pool_store, sim.is_some(), &records).await;
+    admin.destroy().await?;
+    if let Some(server) = sim {
+        server.stop().await;
+    }
+    let (enqueue_secs, drain) = measured?;
+    let report = report(args, &config, records.len(), enqueue_secs, drain);
+    print_report(&report, args.json);
+    Ok(())
+}
+
+/// Enqueue `records`, then drain them: the enqueue seconds and the drain figures.
+async fn measure(
+    config: &Config,
+    admin: &QueueStore,
+    pool_store: &QueueStore,
+    vercel: bool,
+    records: &[TaskRecord],
+) -> Result<(f64, Drain), BenchError> {
+    let enqueue_secs = enqueue_all(admin, records).await?;
+    let drain = drain(config, admin, pool_store, vercel, records.len()).await?;
+    Ok((enqueue_secs, drain))
+}
+
+/// `base` on a private queue (`bench-<random>`) with the flags' pool size.
+fn bench_config(base: &Config, args: &BenchArgs) -> Config {
     let mut config = base.clone();
     config.queue.name = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     config.worker.concurrency = args.concurrency.max(1);
     config.worker.prefetch = args.prefetch.max(1);
     config.worker.instance_id = format!("bench-{}", std::process::id());
+    config
+}
 
-    // Separate stores: the pool's round trips are counted apart from the bench's own polling.
-    let admin = QueueStore::new(&config.redis_url, &config.queue)?;
-    let pool_store = QueueStore::new(&config.redis_url, &config.queue)?;
-    admin.ping().await?;
+/// For `--kind deploy`: an in-process simulator (instant builds) and `config.vercel` pointed at
+/// it, unpaced and polling every 20 ms.
+async fn start_simulator(config: &mut Config) -> Result<SimServer, BenchError> {
+    let token = format!("bench-{}", uuid::Uuid::new_v4().simple());
+    let server = sim::start(
+        sim::SimConfig {
+            token: token.clone(),
+            build_secs: 0.0,
+            ..Default::default()
+        },
+        0,
+    )
+    .await
+    .map_err(BenchError::Simulator)?;
+    config.vercel.api_url = server.url.clone();
+    config.vercel.token = Some(crate::config::Secret::new(token));
+    config.vercel.rate_limit_per_min = 0;
+    config.vercel.poll_interval = Duration::from_millis(20);
+    Ok(server)
+}
 
-    // For deploy benchmarks: an in-process simulator and a Vercel client pointed at it.
-    let sim = if args.kind == "deploy" {
-        let token = format!("bench-{}", uuid::Uuid::new_v4().simple());
-        let server = crate::vercel::sim::start(
-            crate::vercel::sim::SimConfig {
-                token: token.clone(),
-                build_secs: 0.0,
-                ..Default::default()
-            },
-            0,
-        )
-        .await
-        .map_err(|e| QueueError::Protocol(format!("cannot start the simulator: {e}")))?;
-        config.vercel.api_url = server.url.clone();
-        config.vercel.token = Some(crate::config::Secret::new(token));
-        config.vercel.rate_limit_per_min = 0;
-        config.vercel.poll_interval = Duration::from_millis(20);
-        Some(server)
-    } else {
-        None
-    };
-    let (task_type, payload) = if sim.is_some() {
+/// `count` noop tasks, or deploys of the project `bench` when `deploy`.
+fn bench_tasks(count: usize, deploy: bool) -> Vec<TaskRecord> {
+    let (task_type, payload) = if deploy {
         ("deploy", json!({"project": "bench"}))
     } else {
         ("noop", json!({}))
     };
-
     let now = Utc::now();
-    let records: Vec<TaskRecord> = (0..args.tasks)
+    (0..count)
         .filter_map(|_| {
             NewTask {
                 task_type: Some(task_type.into()),
@@ -140,8 +252,11 @@ pub async fn run(base: &Config, args: &BenchArgs) -> Result<(), QueueError> {
             .validate(0, now)
             .ok()
         })
-        .collect();
+        .collect()
+}
 
+/// Submit in batches of 5000, four at a time; the seconds it took.
+async fn enqueue_all(admin: &QueueStore, records: &[TaskRecord]) -> Result<f64, BenchError> {
     let t0 = Instant::now();
     let results: Vec<Result<_, QueueError>> = futures::stream::iter(records.chunks(5_000))
         .map(|chunk| admin.enqueue(chunk))
@@ -151,81 +266,94 @@ pub async fn run(base: &Config, args: &BenchArgs) -> Result<(), QueueError> {
     for r in results {
         r?;
     }
-    let enqueue_secs = t0.elapsed().as_secs_f64();
+    Ok(t0.elapsed().as_secs_f64())
+}
 
+/// Start the pool, wait until `total` tasks completed (at most [`DRAIN_TIMEOUT`]), stop it.
+async fn drain(
+    config: &Config,
+    admin: &QueueStore,
+    pool_store: &QueueStore,
+    vercel: bool,
+    total: usize,
+) -> Result<Drain, BenchError> {
     let latencies = Arc::new(ClaimLatencies::default());
     let t1 = Instant::now();
-    let handlers = if sim.is_some() {
-        crate::app::handlers_with_vercel(&config, pool_store.clone())
-            .map_err(|e| QueueError::Protocol(e.to_string()))?
-    } else {
-        HandlerRegistry::builtin()
+    let work = async {
+        wait_for_completions(admin, total).await?;
+        let secs = t1.elapsed().as_secs_f64();
+        let finished = admin.stats().await?.completed_total as usize;
+        let round_trips = pool_store.round_trips();
+        Ok::<_, QueueError>((secs, finished, round_trips))
     };
-    let supervisor = crate::app::start_pool(
-        &config,
-        pool_store.clone(),
-        handlers,
-        Some(latencies.clone()),
-    )
-    .supervisor;
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let (secs, finished, round_trips) =
+        with_pool(config, pool_store, vercel, latencies.clone(), work).await??;
+    if finished < total {
+        return Err(BenchError::Timeout { finished, total });
+    }
+    let mut lat = latencies.0.lock().map(|v| v.clone()).unwrap_or_default();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    Ok(Drain {
+        secs,
+        round_trips,
+        latencies: lat,
+    })
+}
+
+/// Poll the queue every 10 ms until `total` tasks completed or [`DRAIN_TIMEOUT`] passed.
+async fn wait_for_completions(admin: &QueueStore, total: usize) -> Result<(), QueueError> {
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
     loop {
         let s = admin.stats().await?;
-        if s.completed_total as usize >= records.len() || Instant::now() > deadline {
-            break;
+        if s.completed_total as usize >= total || Instant::now() > deadline {
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let drain_secs = t1.elapsed().as_secs_f64();
-    let finished = admin.stats().await?.completed_total as usize;
-    if finished < records.len() {
-        let _ = supervisor.send(StopPool).await;
-        admin.destroy().await?;
-        return Err(QueueError::Protocol(format!(
-            "only {finished} of {} tasks completed within 600 s; no figures reported",
-            records.len()
-        )));
-    }
-    let trips = pool_store.round_trips();
-    let _ = supervisor.send(StopPool).await;
-    admin.destroy().await?;
-    if let Some(server) = sim {
-        server.stop().await;
-    }
+}
 
-    let mut lat = latencies.0.lock().map(|v| v.clone()).unwrap_or_default();
-    lat.sort_by(|a, b| a.total_cmp(b));
-    let n = records.len().max(1) as f64;
-    let report = BenchReport {
+/// The figures of `tasks` tasks enqueued in `enqueue_secs` and drained as `drain` says.
+fn report(
+    args: &BenchArgs,
+    config: &Config,
+    tasks: usize,
+    enqueue_secs: f64,
+    drain: Drain,
+) -> BenchReport {
+    let n = tasks.max(1) as f64;
+    BenchReport {
         kind: args.kind.clone(),
-        tasks: records.len(),
+        tasks,
         concurrency: config.worker.concurrency,
         prefetch: config.worker.prefetch,
         enqueue_per_sec: n / enqueue_secs.max(1e-9),
-        drain_per_sec: n / drain_secs.max(1e-9),
-        claim_wait_p50_ms: percentile(&lat, 0.50),
-        claim_wait_p99_ms: percentile(&lat, 0.99),
-        redis_round_trips_per_task: trips as f64 / n,
+        drain_per_sec: n / drain.secs.max(1e-9),
+        claim_wait_p50_ms: percentile(&drain.latencies, 0.50),
+        claim_wait_p99_ms: percentile(&drain.latencies, 0.99),
+        redis_round_trips_per_task: drain.round_trips as f64 / n,
         peak_rss_mb: peak_rss_mb(),
-    };
-    if args.json {
-        println!("{}", serde_json::to_string(&report).unwrap_or_default());
-    } else {
-        println!(
-            "{} tasks {}  consumers {}  prefetch {}",
-            report.kind, report.tasks, report.concurrency, report.prefetch
-        );
-        println!("enqueue      {:>10.0} tasks/s", report.enqueue_per_sec);
-        println!("drain        {:>10.0} tasks/s", report.drain_per_sec);
-        println!(
-            "claim wait   p50 {:.2} ms  p99 {:.2} ms",
-            report.claim_wait_p50_ms, report.claim_wait_p99_ms
-        );
-        println!(
-            "redis        {:.3} round trips per task (drain)",
-            report.redis_round_trips_per_task
-        );
-        println!("peak RSS     {:.1} MiB", report.peak_rss_mb);
     }
-    Ok(())
+}
+
+/// One JSON object, or the text table.
+fn print_report(report: &BenchReport, as_json: bool) {
+    if as_json {
+        println!("{}", serde_json::to_string(report).unwrap_or_default());
+        return;
+    }
+    println!(
+        "{} tasks {}  consumers {}  prefetch {}",
+        report.kind, report.tasks, report.concurrency, report.prefetch
+    );
+    println!("enqueue      {:>10.0} tasks/s", report.enqueue_per_sec);
+    println!("drain        {:>10.0} tasks/s", report.drain_per_sec);
+    println!(
+        "claim wait   p50 {:.2} ms  p99 {:.2} ms",
+        report.claim_wait_p50_ms, report.claim_wait_p99_ms
+    );
+    println!(
+        "redis        {:.3} round trips per task (drain)",
+        report.redis_round_trips_per_task
+    );
+    println!("peak RSS     {:.1} MiB", report.peak_rss_mb);
 }

@@ -18,6 +18,7 @@ use crate::vercel::client::{VercelClient, VercelError, decode, requests};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Passed.
     Ok,
     /// Worth a look; does not fail the run.
     Warn,
@@ -27,10 +28,14 @@ pub enum Status {
     Skip,
 }
 
+/// One row of the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
+    /// What was checked (`redis writable`); several rows may share one (`configuration`).
     pub name: &'static str,
+    /// Whether it passed.
     pub status: Status,
+    /// What was found, or how to fix it; never a secret.
     pub detail: String,
 }
 
@@ -47,54 +52,96 @@ fn evicting(policy: &str) -> bool {
     policy != "noeviction"
 }
 
-/// `https://<public key>@<host>/<project id>`.
-pub fn dsn_parses(dsn: &str) -> Result<String, String> {
-    let (scheme, rest) = dsn
-        .split_once("://")
-        .ok_or("missing scheme (expected https://<key>@<host>/<project>)")?;
+/// Why a Sentry DSN does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DsnError {
+    /// No `://`.
+    #[error("missing scheme (expected https://<key>@<host>/<project>)")]
+    NoScheme,
+    /// A scheme other than http(s).
+    #[error("scheme `{0}` is not http(s)")]
+    Scheme(String),
+    /// No `@` separating the public key from the host.
+    #[error("missing public key before `@`")]
+    NoKey,
+    /// Nothing before the `@`.
+    #[error("empty public key")]
+    EmptyKey,
+    /// No `/` after the host.
+    #[error("missing project id after the host")]
+    NoProject,
+    /// An empty host, or a project id that is not a number.
+    #[error("expected https://<key>@<host>/<numeric project id>")]
+    Malformed,
+}
+
+/// `https://<public key>@<host>/<project id>`; on success, the host and project for the report.
+pub fn dsn_parses(dsn: &str) -> Result<String, DsnError> {
+    let (scheme, rest) = dsn.split_once("://").ok_or(DsnError::NoScheme)?;
     if scheme != "https" && scheme != "http" {
-        return Err(format!("scheme `{scheme}` is not http(s)"));
+        return Err(DsnError::Scheme(scheme.to_string()));
     }
-    let (key, host_path) = rest
-        .split_once('@')
-        .ok_or("missing public key before `@`")?;
+    let (key, host_path) = rest.split_once('@').ok_or(DsnError::NoKey)?;
     if key.split(':').next().is_none_or(str::is_empty) {
-        return Err("empty public key".into());
+        return Err(DsnError::EmptyKey);
     }
-    let (host, path) = host_path
-        .split_once('/')
-        .ok_or("missing project id after the host")?;
+    let (host, path) = host_path.split_once('/').ok_or(DsnError::NoProject)?;
     let project = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
     if host.is_empty() || project.is_empty() || !project.chars().all(|c| c.is_ascii_digit()) {
-        return Err("expected https://<key>@<host>/<numeric project id>".into());
+        return Err(DsnError::Malformed);
     }
     Ok(format!("host {host}, project {project}"))
 }
 
+/// Why a JWT secret is too weak to deploy with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WeakSecret {
+    /// Shorter than [`MIN_JWT_SECRET`]; holds its length.
+    #[error("{0} characters; use at least {MIN_JWT_SECRET}")]
+    Short(usize),
+    /// Fewer than 10 distinct characters.
+    #[error("too repetitive; generate one with `openssl rand -hex 32`")]
+    Repetitive,
+    /// Contains a word like `changeme` or `secret`.
+    #[error("looks like a placeholder; generate one with `openssl rand -hex 32`")]
+    Placeholder,
+}
+
 /// Long enough, varied enough, and not a placeholder.
-pub fn jwt_secret_strength(secret: &Secret) -> Result<(), String> {
+pub fn jwt_secret_strength(secret: &Secret) -> Result<(), WeakSecret> {
     let s = secret.expose();
     if s.len() < MIN_JWT_SECRET {
-        return Err(format!(
-            "{} characters; use at least {MIN_JWT_SECRET}",
-            s.len()
-        ));
+        return Err(WeakSecret::Short(s.len()));
     }
     let distinct: HashSet<char> = s.chars().collect();
     if distinct.len() < 10 {
-        return Err("too repetitive; generate one with `openssl rand -hex 32`".into());
+        return Err(WeakSecret::Repetitive);
     }
     let lower = s.to_ascii_lowercase();
     if ["changeme", "secret", "password", "example"]
         .iter()
         .any(|p| lower.contains(p))
     {
-        return Err("looks like a placeholder; generate one with `openssl rand -hex 32`".into());
+        return Err(WeakSecret::Placeholder);
     }
     Ok(())
 }
 
+/// Reachable, writable, and not evicting (each a row).
 async fn redis_checks(url: &str, out: &mut Vec<Check>) {
+    let Some(mut conn) = redis_connection(url, out).await else {
+        return;
+    };
+    out.push(redis_writable(&mut conn).await);
+    out.push(redis_eviction(&mut conn).await);
+}
+
+/// A connection that answered PING within 3 s, or `None` after pushing the failing row.
+async fn redis_connection(
+    url: &str,
+    out: &mut Vec<Check>,
+) -> Option<redis::aio::MultiplexedConnection> {
+    const NAME: &str = "redis reachable";
     let conn = async {
         let client = redis::Client::open(url)?;
         client.get_multiplexed_async_connection().await
@@ -102,33 +149,28 @@ async fn redis_checks(url: &str, out: &mut Vec<Check>) {
     let mut conn = match tokio::time::timeout(Duration::from_secs(3), conn).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
-            out.push(check(
-                "redis reachable",
-                Status::Fail,
-                format!("cannot connect: {e}"),
-            ));
-            return;
+            out.push(check(NAME, Status::Fail, format!("cannot connect: {e}")));
+            return None;
         }
         Err(_) => {
-            out.push(check(
-                "redis reachable",
-                Status::Fail,
-                "no answer within 3 s",
-            ));
-            return;
+            out.push(check(NAME, Status::Fail, "no answer within 3 s"));
+            return None;
         }
     };
     match redis::cmd("PING").query_async::<String>(&mut conn).await {
-        Ok(_) => out.push(check("redis reachable", Status::Ok, "PING answered")),
+        Ok(_) => {
+            out.push(check(NAME, Status::Ok, "PING answered"));
+            Some(conn)
+        }
         Err(e) => {
-            out.push(check(
-                "redis reachable",
-                Status::Fail,
-                format!("PING failed: {e}"),
-            ));
-            return;
+            out.push(check(NAME, Status::Fail, format!("PING failed: {e}")));
+            None
         }
     }
+}
+
+/// SET then DEL a random key that expires in 30 s anyway.
+async fn redis_writable(conn: &mut redis::aio::MultiplexedConnection) -> Check {
     let key = format!("ops-worker:doctor:{}", uuid::Uuid::new_v4().simple());
     let write = async {
         redis::cmd("SET")
@@ -136,51 +178,50 @@ async fn redis_checks(url: &str, out: &mut Vec<Check>) {
             .arg("1")
             .arg("EX")
             .arg(30)
-            .query_async::<()>(&mut conn)
+            .query_async::<()>(conn)
             .await?;
-        redis::cmd("DEL")
-            .arg(&key)
-            .query_async::<i64>(&mut conn)
-            .await
+        redis::cmd("DEL").arg(&key).query_async::<i64>(conn).await
     };
     match write.await {
-        Ok(_) => out.push(check("redis writable", Status::Ok, "SET/DEL succeeded")),
-        Err(e) => out.push(check(
+        Ok(_) => check("redis writable", Status::Ok, "SET/DEL succeeded"),
+        Err(e) => check(
             "redis writable",
             Status::Fail,
             format!("write refused: {e}"),
-        )),
+        ),
     }
-    match redis::cmd("CONFIG")
+}
+
+/// `maxmemory-policy` must be `noeviction`; a managed Redis that hides CONFIG is only a warning.
+async fn redis_eviction(conn: &mut redis::aio::MultiplexedConnection) -> Check {
+    const NAME: &str = "redis eviction policy";
+    let policy = redis::cmd("CONFIG")
         .arg("GET")
         .arg("maxmemory-policy")
-        .query_async::<Vec<String>>(&mut conn)
-        .await
-    {
+        .query_async::<Vec<String>>(conn)
+        .await;
+    match policy {
         Ok(v) => match v.get(1) {
-            Some(p) if evicting(p) => out.push(check(
-                "redis eviction policy",
+            Some(p) if evicting(p) => check(
+                NAME,
                 Status::Fail,
                 format!(
                     "maxmemory-policy is {p}: Redis may delete queued tasks under memory pressure \
                      (the deployment guide's allkeys-lru suggestion would too); set noeviction"
                 ),
-            )),
-            Some(p) => out.push(check("redis eviction policy", Status::Ok, p.clone())),
-            None => out.push(check(
-                "redis eviction policy",
-                Status::Warn,
-                "CONFIG GET returned nothing",
-            )),
+            ),
+            Some(p) => check(NAME, Status::Ok, p.clone()),
+            None => check(NAME, Status::Warn, "CONFIG GET returned nothing"),
         },
-        Err(e) => out.push(check(
-            "redis eviction policy",
+        Err(e) => check(
+            NAME,
             Status::Warn,
             format!("cannot read it ({e}); make sure the service uses noeviction"),
-        )),
+        ),
     }
 }
 
+/// The token authenticates, and the team (when set) is visible to it.
 async fn vercel_checks(config: &Config, out: &mut Vec<Check>) {
     let Some(token) = config.vercel.token.clone() else {
         out.push(check(
@@ -197,59 +238,79 @@ async fn vercel_checks(config: &Config, out: &mut Vec<Check>) {
             return;
         }
     };
+    out.push(vercel_token(&client, &config.vercel.api_url).await);
+    out.push(vercel_team(&client, config.vercel.team_id.as_deref()).await);
+}
+
+/// GET /v2/user: who the token belongs to.
+async fn vercel_token(client: &VercelClient, api_url: &str) -> Check {
     match client.send(&requests::get_user()).await {
         Ok(v) => {
             let who = decode::<crate::vercel::client::UserResponse>(v)
                 .ok()
                 .and_then(|u| u.user.username.or(u.user.email))
                 .unwrap_or_else(|| "a user".into());
-            out.push(check(
+            check(
                 "vercel token",
                 Status::Ok,
-                format!("authenticated as {who} at {}", config.vercel.api_url),
-            ));
+                format!("authenticated as {who} at {api_url}"),
+            )
         }
         Err(VercelError::Unauthorized {
             status, message, ..
-        }) => out.push(check(
+        }) => check(
             "vercel token",
             Status::Fail,
             format!("rejected ({status}): {message}; create a new token and update VERCEL_TOKEN"),
-        )),
-        Err(e) => out.push(check("vercel token", Status::Fail, e.to_string())),
+        ),
+        Err(e) => check("vercel token", Status::Fail, e.to_string()),
     }
-    match &config.vercel.team_id {
-        None => out.push(check(
+}
+
+/// List one deployment with the team id: fails when the token cannot see the team.
+async fn vercel_team(client: &VercelClient, team: Option<&str>) -> Check {
+    let Some(team) = team else {
+        return check(
             "vercel team",
             Status::Skip,
             "VERCEL_TEAM_ID not set (personal account)",
-        )),
-        Some(team) => match client.send(&requests::list_deployments(1)).await {
-            Ok(_) => out.push(check(
-                "vercel team",
-                Status::Ok,
-                format!("team {team} visible"),
-            )),
-            Err(e) => out.push(check(
-                "vercel team",
-                Status::Fail,
-                format!("team {team}: {e}"),
-            )),
-        },
+        );
+    };
+    match client.send(&requests::list_deployments(1)).await {
+        Ok(_) => check("vercel team", Status::Ok, format!("team {team} visible")),
+        Err(e) => check("vercel team", Status::Fail, format!("team {team}: {e}")),
     }
 }
 
 /// Run every check against `vars` (the environment).
 pub async fn checks(vars: &HashMap<String, String>) -> Vec<Check> {
     let mut out = Vec::new();
-    let config = match Config::from_vars(vars, Mode::Run) {
+    let Some(config) = configuration(vars, &mut out) else {
+        return out;
+    };
+    redis_checks(config.redis_url.expose(), &mut out).await;
+    vercel_checks(&config, &mut out).await;
+    out.push(sentry_check(&config));
+    if let Some(secret) = &config.jwt_secret {
+        out.push(match jwt_secret_strength(secret) {
+            Ok(()) => check("jwt secret", Status::Ok, "long and varied"),
+            Err(e) => check("jwt secret", Status::Fail, format!("JWT_SECRET: {e}")),
+        });
+    }
+    out
+}
+
+/// The strict (`run`) configuration, or one row per problem and the lenient (tool) one so the
+/// other checks still run; `None` when even that does not validate.
+fn configuration(vars: &HashMap<String, String>, out: &mut Vec<Check>) -> Option<Config> {
+    match Config::from_vars(vars, Mode::Run) {
         Ok(c) => {
             out.push(check(
                 "configuration",
                 Status::Ok,
                 "every variable is set and valid",
             ));
-            c
+            Some(c)
         }
         Err(e) => {
             for (var, msg) in &e.problems {
@@ -259,40 +320,28 @@ pub async fn checks(vars: &HashMap<String, String>) -> Vec<Check> {
                     format!("{var}: {msg}"),
                 ));
             }
-            match Config::from_vars(vars, Mode::Tool) {
-                Ok(c) => c,
-                Err(_) => return out,
-            }
+            Config::from_vars(vars, Mode::Tool).ok()
         }
-    };
-    redis_checks(config.redis_url.expose(), &mut out).await;
-    vercel_checks(&config, &mut out).await;
+    }
+}
+
+/// Unset is a warning (errors go nowhere); set but malformed fails.
+fn sentry_check(config: &Config) -> Check {
     match &config.sentry_dsn {
-        None => out.push(check(
+        None => check(
             "sentry dsn",
             Status::Warn,
             "SENTRY_DSN not set: errors won't reach Sentry",
-        )),
+        ),
         Some(dsn) => match dsn_parses(dsn.expose()) {
-            Ok(d) => out.push(check("sentry dsn", Status::Ok, d)),
-            Err(e) => out.push(check(
+            Ok(d) => check("sentry dsn", Status::Ok, d),
+            Err(e) => check(
                 "sentry dsn",
                 Status::Fail,
                 format!("SENTRY_DSN does not parse: {e}"),
-            )),
+            ),
         },
     }
-    if let Some(secret) = &config.jwt_secret {
-        match jwt_secret_strength(secret) {
-            Ok(()) => out.push(check("jwt secret", Status::Ok, "long and varied")),
-            Err(e) => out.push(check(
-                "jwt secret",
-                Status::Fail,
-                format!("JWT_SECRET: {e}"),
-            )),
-        }
-    }
-    out
 }
 
 /// Print the results; `true` when nothing failed.
