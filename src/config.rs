@@ -374,7 +374,7 @@ impl Config {
             }
         };
 
-        let port = r.number("PORT", 8080u16, 1, 65535);
+        let port = r.number("PORT", 8080u16, 0, 65535);
         let sentry_dsn = r.raw("SENTRY_DSN").map(Secret::new);
         if let Some(dsn) = &sentry_dsn
             && dsn.expose().parse::<sentry::types::Dsn>().is_err()
