@@ -1,5 +1,5 @@
-//! SPEC §8, end to end: every dashboard query and every recording / alert expression returns data
-//! from a real Prometheus scraping running workers.
+//! The monitoring artefacts end to end: every Grafana dashboard query and every recording / alert
+//! expression returns data from a real Prometheus scraping running workers.
 //!
 //! The test starts a private Redis, two `ops-worker run` processes (so `instance` tells two series
 //! apart) and a private `prometheus` (1 s scrapes and rule evaluations) that scrapes them as job
@@ -55,12 +55,13 @@ async fn every_dashboard_query_and_rule_expression_returns_data_from_live_worker
     let started = Instant::now();
     let redis = RedisServer::start();
     let queue = "prometheus-live";
-    let env = [("WORKER_CONCURRENCY", "2")];
-    let workers = [
-        WorkerProcess::spawn(&redis.url(), queue, &env),
-        WorkerProcess::spawn(&redis.url(), queue, &env),
-    ];
-    let ports: Vec<u16> = workers.iter().map(|w| w.port).collect();
+    let spawn = || {
+        Worker::builder(&redis.url(), queue)
+            .env("WORKER_CONCURRENCY", "2")
+            .spawn()
+    };
+    let workers = [spawn().await, spawn().await];
+    let ports: Vec<u16> = workers.iter().map(|w| w.port()).collect();
     let prometheus = Prometheus::start(&ports).await;
 
     // Both workers scraped, as two instances, before any task runs: the counters then grow between
