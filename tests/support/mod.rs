@@ -47,9 +47,9 @@ pub const TEST_JWT_SECRET: &str = "jwt_test_secret_0123456789_abcdefghij";
 pub const SIM_TOKEN: &str = "sim_token_for_tests_only";
 
 /// A port nothing listened on a moment ago. Only for a port that must stay closed (an unreachable
-/// Redis) or for a server that cannot bind port 0 and report it (redis-server, which
-/// [`RedisServer`] restarts on a fresh port on collision). Never for an `ops-worker run`: workers
-/// bind port 0 ([`Worker::builder`]).
+/// Redis) or for a server that cannot bind port 0 and report it, started again on a fresh port on
+/// collision ([`RedisServer`]; the private prometheus of tests/prometheus_live.rs). Never for an
+/// `ops-worker run`: workers bind port 0 ([`Worker::builder`]).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
