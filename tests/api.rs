@@ -5,28 +5,14 @@ mod support;
 
 use std::time::Duration;
 
-use ops_worker::api::auth::{Claims, JwtKeys, Role};
-use ops_worker::config::Secret;
+use ops_worker::api::auth::{Claims, Role};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::*;
 
 const LONG: Duration = Duration::from_secs(60);
 
-/// A running instance plus typed request helpers (zero2prod's `spawn_app`).
-struct TestApp {
-    redis: RedisServer,
-    worker: WorkerProcess,
-    queue: String,
-    http: reqwest::Client,
-}
-
-fn token(role: Role) -> String {
-    JwtKeys::new(&Secret::new(TEST_JWT_SECRET), false)
-        .mint("test", role, 3600)
-        .unwrap()
-}
-
+/// A token signed with `secret` that expires `exp_offset` seconds from now (negative: expired).
 fn raw_token(secret: &str, role: Role, exp_offset: i64) -> String {
     let now = chrono::Utc::now().timestamp();
     let claims = Claims {
@@ -43,127 +29,9 @@ fn raw_token(secret: &str, role: Role, exp_offset: i64) -> String {
     .unwrap()
 }
 
-async fn spawn_app(extra: &[(&str, &str)]) -> TestApp {
-    let redis = RedisServer::start();
-    let queue = "api".to_string();
-    let worker = WorkerProcess::spawn(&redis.url(), &queue, extra);
-    let app = TestApp {
-        redis,
-        worker,
-        queue,
-        http: reqwest::Client::new(),
-    };
-    app.wait_healthy().await;
-    app
-}
-
-impl TestApp {
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.worker.base_url(), path)
-    }
-
-    async fn wait_healthy(&self) {
-        let url = self.url("/health");
-        let http = self.http.clone();
-        eventually(LONG, "worker healthy", || {
-            let (url, http) = (url.clone(), http.clone());
-            async move {
-                let r = http.get(&url).send().await.ok()?;
-                (r.status() == StatusCode::OK).then_some(())
-            }
-        })
-        .await;
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        auth: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, self.url(path));
-        if let Some(t) = auth {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn submit(&self, body: Value) -> (StatusCode, Value) {
-        self.call(
-            Method::POST,
-            "/tasks",
-            Some(&token(Role::Agent)),
-            Some(body),
-        )
-        .await
-    }
-
-    fn store(&self) -> ops_worker::queue::QueueStore {
-        store(&self.redis.url(), &self.queue)
-    }
-
-    /// A task that stays pending (run_at far ahead), for cancel checks.
-    async fn waiting_task(&self) -> String {
-        let (s, v) = self
-            .submit(json!({"type": "noop", "run_at": "2099-01-01T00:00:00Z"}))
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
-        v["task_id"].as_str().unwrap().to_string()
-    }
-
-    /// A dead-lettered task, for retry checks.
-    async fn failed_task(&self) -> String {
-        let (s, v) = self
-            .submit(json!({"type": "noop", "payload": {"fail": true}, "max_retries": 0}))
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
-        let id = v["task_id"].as_str().unwrap().to_string();
-        let q = self.store();
-        eventually(LONG, "task failed", || async {
-            let r = q.get(&id).await.ok()??;
-            (r.status == ops_worker::task::TaskStatus::Failed).then_some(())
-        })
-        .await;
-        id
-    }
-
-    async fn instance_statuses(&self) -> Vec<(String, String)> {
-        let (s, v) = self
-            .call(
-                Method::GET,
-                "/api/worker/status",
-                Some(&token(Role::Viewer)),
-                None,
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK);
-        v["instances"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| {
-                (
-                    i["instance"].as_str().unwrap().to_string(),
-                    i["status"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    }
-}
-
 #[tokio::test]
 async fn every_protected_route_checks_token_and_role() {
-    let app = spawn_app(&[("WORKER_CONCURRENCY", "1")]).await;
+    let app = spawn_app("api", &[("WORKER_CONCURRENCY", "1")]).await;
     let bad_sig = raw_token("some-other-secret-some-other-secret", Role::Admin, 3600);
     let expired = raw_token(TEST_JWT_SECRET, Role::Admin, -3600);
     let done = app.waiting_task().await; // any existing id works for GET
@@ -318,7 +186,7 @@ async fn every_protected_route_checks_token_and_role() {
 
 #[tokio::test]
 async fn validation_errors_name_the_field_and_limits_apply() {
-    let app = spawn_app(&[("API_BODY_LIMIT_BYTES", "2048")]).await;
+    let app = spawn_app("api", &[("API_BODY_LIMIT_BYTES", "2048")]).await;
     let cases = [
         (json!({}), "type"),
         (json!({"type": "teleport"}), "type"),
@@ -526,8 +394,8 @@ async fn validation_errors_name_the_field_and_limits_apply() {
 /// `AUTH_TRUST_LOOPBACK=true` (requests from the same machine act as admin).
 #[tokio::test]
 async fn the_guides_curl_commands_work_as_written() {
-    let app = spawn_app(&[("AUTH_TRUST_LOOPBACK", "true")]).await;
-    let base = app.worker.base_url();
+    let app = spawn_app("api", &[("AUTH_TRUST_LOOPBACK", "true")]).await;
+    let base = app.base_url();
     let commands = [
         "curl https://morningai-orchestrator-api.onrender.com/health",
         "curl https://morningai-orchestrator-api.onrender.com/api/worker/status",
@@ -568,16 +436,19 @@ async fn the_guides_curl_commands_work_as_written() {
         );
     }
     // Without the loopback trust, the same tokenless command is refused.
-    let other = WorkerProcess::spawn(&app.redis.url(), &app.queue, &[]);
-    let url = format!("{}/api/worker/status", other.base_url());
-    let code = eventually(LONG, "second worker answers", || http_status(&url)).await;
-    assert_eq!(code, 401);
+    let other = app.another_worker().spawn().await;
+    let code = http_status(&other.url("/api/worker/status")).await;
+    assert_eq!(code, Some(401));
 }
 
 #[tokio::test]
 async fn pool_commands_reach_every_instance_or_just_one() {
-    let app = spawn_app(&[("WORKER_CONCURRENCY", "2")]).await;
-    let second = WorkerProcess::spawn(&app.redis.url(), &app.queue, &[("WORKER_CONCURRENCY", "2")]);
+    let app = spawn_app("api", &[("WORKER_CONCURRENCY", "2")]).await;
+    let second = app
+        .another_worker()
+        .env("WORKER_CONCURRENCY", "2")
+        .spawn()
+        .await;
     let admin = token(Role::Admin);
     let all_status = |want: &'static str| {
         let app = &app;
@@ -687,7 +558,7 @@ async fn pool_commands_reach_every_instance_or_just_one() {
 
 #[tokio::test]
 async fn openapi_lists_exactly_the_routes_the_server_serves() {
-    let app = spawn_app(&[]).await;
+    let app = spawn_app("api", &[]).await;
     let (s, doc) = app.call(Method::GET, "/openapi.json", None, None).await;
     assert_eq!(s, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));

@@ -231,19 +231,6 @@ impl Drop for Browser {
     }
 }
 
-async fn wait_healthy(base_url: &str) {
-    let http = reqwest::Client::new();
-    let url = format!("{base_url}/health");
-    eventually(LONG, "worker healthy", || {
-        let (http, url) = (http.clone(), url.clone());
-        async move {
-            let r = http.get(&url).send().await.ok()?;
-            r.status().is_success().then_some(())
-        }
-    })
-    .await;
-}
-
 async fn events_for(store: &QueueStore, id: &str, event: &str) -> usize {
     store
         .events(10_000)
@@ -262,9 +249,11 @@ async fn dashboard_drives_the_worker_in_a_real_browser() {
     preflight();
 
     let redis = RedisServer::start();
-    let worker = WorkerProcess::spawn(&redis.url(), QUEUE, &[("WORKER_CONCURRENCY", "1")]);
+    let worker = Worker::builder(&redis.url(), QUEUE)
+        .env("WORKER_CONCURRENCY", "1")
+        .spawn()
+        .await;
     let base_url = worker.base_url();
-    wait_healthy(&base_url).await;
     let store = store(&redis.url(), QUEUE);
     let token = JwtKeys::new(&Secret::new(TEST_JWT_SECRET), false)
         .mint("browser-test", Role::Admin, 3600)

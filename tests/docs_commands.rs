@@ -79,7 +79,7 @@ const ELSEWHERE: &[Elsewhere] = &[
         prefix: "ops-worker run",
         file: "tests/worker.rs",
         test_fn: "sigterm_finishes_or_hands_back_and_a_restart_completes_everything",
-        marker: "WorkerProcess::spawn",
+        marker: "Worker::builder",
         why: "runs until SIGTERM (this test's own worker is `ops-worker run` too)",
     },
     Elsewhere {
@@ -413,7 +413,7 @@ async fn pool_running(store: &QueueStore, instance: &str) -> bool {
 }
 
 /// Undo what a command may have left behind: a stopped pool, paused priorities, a full queue.
-async fn restore(store: &QueueStore, worker: &WorkerProcess) -> Result<(), String> {
+async fn restore(store: &QueueStore, worker: &Worker) -> Result<(), String> {
     let stopped = store
         .control()
         .await
@@ -472,7 +472,7 @@ fn every_documented_command_runs_as_written() {
     let sim = SimProcess::spawn(&["--build-secs", "0.5"]);
     let mut env_extra = sim.worker_env();
     env_extra.push(("JWT_SECRET", STRONG_JWT_SECRET.to_string()));
-    let mut worker = spawn_worker(&redis.url(), QUEUE, &env_extra);
+    let mut worker = rt.block_on(Worker::builder(&redis.url(), QUEUE).envs(env_extra).spawn());
     let base = worker.base_url();
     let host_port = base.trim_start_matches("http://").to_string();
     let store = store(&redis.url(), QUEUE);

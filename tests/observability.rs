@@ -35,7 +35,10 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
 async fn metrics_show_exactly_the_workload_and_gauges_match_stats() {
     let redis = RedisServer::start();
     let q = store(&redis.url(), "metrics");
-    let w = WorkerProcess::spawn(&redis.url(), "metrics", &[("WORKER_CONCURRENCY", "4")]);
+    let w = Worker::builder(&redis.url(), "metrics")
+        .env("WORKER_CONCURRENCY", "4")
+        .spawn()
+        .await;
     let mut tasks: Vec<_> = (0..100).map(|_| noop(json!({}))).collect();
     for _ in 0..5 {
         let mut t = noop(json!({"fail": true}));
@@ -144,7 +147,7 @@ async fn metrics_show_exactly_the_workload_and_gauges_match_stats() {
 async fn every_task_state_change_is_a_json_log_line_with_the_task_fields() {
     let redis = RedisServer::start();
     let q = store(&redis.url(), "logs");
-    let w = WorkerProcess::spawn(&redis.url(), "logs", &[]);
+    let w = Worker::builder(&redis.url(), "logs").spawn().await;
     let ok = noop(json!({}));
     let mut bad = noop(json!({"fail": true}));
     bad.max_retries = 1;
@@ -252,11 +255,11 @@ async fn sentry_gets_the_logged_error_and_the_panic_without_secrets() {
     let redis = RedisServer::start();
     let q = store(&redis.url(), "sentry");
     let dsn = format!("http://sentrypublickey0001@127.0.0.1:{port}/7");
-    let _w = WorkerProcess::spawn(
-        &redis.url(),
-        "sentry",
-        &[("SENTRY_DSN", &dsn), ("SENTRY_ENVIRONMENT", "test")],
-    );
+    let _w = Worker::builder(&redis.url(), "sentry")
+        .env("SENTRY_DSN", dsn)
+        .env("SENTRY_ENVIRONMENT", "test")
+        .spawn()
+        .await;
     let mut t = noop(json!({"panic": true}));
     t.max_retries = 0;
     q.enqueue(&[t]).await.unwrap();

@@ -1,4 +1,5 @@
-//! The operations artefacts of SPEC §8, proven with the real tools rather than by reading them:
+//! The monitoring artefacts (Prometheus scrape config and rules, Alertmanager routing, the Grafana
+//! dashboard, the metrics reference), proven with the real tools rather than by reading them:
 //!
 //! - `prometheus/prometheus.yml` and `prometheus/rules/*.yml` pass `promtool check`, and the rule unit
 //!   tests (`prometheus/tests/ops-worker.test.yml`) pass `promtool test rules` and show every alert
@@ -480,7 +481,8 @@ fn every_alert_has_severity_summary_description_and_runbook() {
     }
 }
 
-/// The guide's thresholds each have their alert (SPEC §8).
+/// Every alert threshold the operations guide names (worker not running, queue depth over 100, error
+/// rate over 5 %, CPU and memory over 80 %, ...) has its alert, with that comparison and severity.
 #[test]
 fn the_guides_thresholds_all_have_an_alert() {
     let alerts: BTreeMap<&str, &Value> = loaded_rules("alerting")

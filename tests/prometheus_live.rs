@@ -1,5 +1,5 @@
-//! SPEC §8, end to end: every dashboard query and every recording / alert expression returns data
-//! from a real Prometheus scraping running workers.
+//! The monitoring artefacts end to end: every Grafana dashboard query and every recording / alert
+//! expression returns data from a real Prometheus scraping running workers.
 //!
 //! The test starts a private Redis, two `ops-worker run` processes (so `instance` tells two series
 //! apart) and a private `prometheus` (1 s scrapes and rule evaluations) that scrapes them as job
@@ -55,12 +55,13 @@ async fn every_dashboard_query_and_rule_expression_returns_data_from_live_worker
     let started = Instant::now();
     let redis = RedisServer::start();
     let queue = "prometheus-live";
-    let env = [("WORKER_CONCURRENCY", "2")];
-    let workers = [
-        WorkerProcess::spawn(&redis.url(), queue, &env),
-        WorkerProcess::spawn(&redis.url(), queue, &env),
-    ];
-    let ports: Vec<u16> = workers.iter().map(|w| w.port).collect();
+    let spawn = || {
+        Worker::builder(&redis.url(), queue)
+            .env("WORKER_CONCURRENCY", "2")
+            .spawn()
+    };
+    let workers = [spawn().await, spawn().await];
+    let ports: Vec<u16> = workers.iter().map(|w| w.port()).collect();
     let prometheus = Prometheus::start(&ports).await;
 
     // Both workers scraped, as two instances, before any task runs: the counters then grow between
@@ -351,7 +352,6 @@ struct Prometheus {
 
 impl Prometheus {
     async fn start(worker_ports: &[u16]) -> Self {
-        let dir = scratch_dir("prometheus");
         let targets: Vec<String> = worker_ports
             .iter()
             .map(|p| format!("127.0.0.1:{p}"))
@@ -366,6 +366,19 @@ impl Prometheus {
             rules = serde_json::to_string(&root().join(RULES)).expect("path as JSON"),
             targets = serde_json::to_string(&targets).expect("targets as JSON"),
         );
+        // Prometheus cannot report a port-0 bind, so it gets a free port and, should another
+        // process take it first, starts again on a fresh one (in a fresh directory).
+        for _ in 0..5 {
+            if let Some(prometheus) = Self::launch(&config).await {
+                return prometheus;
+            }
+        }
+        panic!("prometheus kept finding its port taken");
+    }
+
+    /// Start prometheus on a free port and wait until it is ready; `None` if the port was taken.
+    async fn launch(config: &str) -> Option<Self> {
+        let dir = scratch_dir("prometheus");
         let config_path = dir.join("prometheus.yml");
         std::fs::write(&config_path, config).expect("write prometheus.yml");
         let log = std::fs::File::create(dir.join("prometheus.log")).expect("prometheus log");
@@ -394,11 +407,11 @@ impl Prometheus {
                 .build()
                 .expect("http client"),
         };
-        prometheus.wait_ready().await;
-        prometheus
+        prometheus.wait_ready().await.then_some(prometheus)
     }
 
-    async fn wait_ready(&mut self) {
+    /// Poll `/-/ready` until it answers; false if prometheus exited because its port was taken.
+    async fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + WAIT;
         loop {
             let ready = self
@@ -408,9 +421,12 @@ impl Prometheus {
                 .await
                 .is_ok_and(|r| r.status().is_success());
             if ready {
-                return;
+                return true;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
+                if self.logs().contains("address already in use") {
+                    return false;
+                }
                 panic!("prometheus exited ({status}):\n{}", self.logs());
             }
             assert!(

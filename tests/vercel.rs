@@ -70,7 +70,10 @@ async fn deploy_reaches_ready_error_fails_without_retry_and_5xx_bursts_are_retri
     let redis = RedisServer::start();
     let sim = SimProcess::spawn(&["--build-secs", "1"]);
     let q = store(&redis.url(), "deploy");
-    let _w = spawn_worker(&redis.url(), "deploy", &sim.worker_env());
+    let _w = Worker::builder(&redis.url(), "deploy")
+        .envs(sim.worker_env())
+        .spawn()
+        .await;
 
     // READY: the deployment lands in `result` and on the record, with its events.
     let ok = submit(
@@ -122,7 +125,10 @@ async fn operations_hit_the_right_method_and_path() {
     let redis = RedisServer::start();
     let sim = SimProcess::spawn(&["--build-secs", "0.5"]);
     let q = store(&redis.url(), "ops");
-    let _w = spawn_worker(&redis.url(), "ops", &sim.worker_env());
+    let _w = Worker::builder(&redis.url(), "ops")
+        .envs(sim.worker_env())
+        .spawn()
+        .await;
     let dpl = deployed(&q, "shop").await;
 
     let promote = submit(
@@ -184,7 +190,10 @@ async fn kill_9_while_waiting_for_ready_resumes_the_same_deployment() {
     let q = store(&redis.url(), "resume");
     let mut env = sim.worker_env();
     env.push(("TASK_LEASE_SECS", "2".into()));
-    let mut a = spawn_worker(&redis.url(), "resume", &env);
+    let mut a = Worker::builder(&redis.url(), "resume")
+        .envs(env.clone())
+        .spawn()
+        .await;
     let id = submit(&q, "deploy", json!({"project": "web"}), 3).await;
     let stored = eventually(LONG, "deployment id stored on the record", || async {
         q.get(&id).await.ok()??.deployment_id
@@ -192,7 +201,10 @@ async fn kill_9_while_waiting_for_ready_resumes_the_same_deployment() {
     .await;
     a.kill9();
 
-    let _b = spawn_worker(&redis.url(), "resume", &env);
+    let _b = Worker::builder(&redis.url(), "resume")
+        .envs(env.clone())
+        .spawn()
+        .await;
     let rec = wait_status(&q, &id, TaskStatus::Completed).await;
     assert_eq!(rec.attempts, 2, "reclaimed after the lease lapsed");
     assert_eq!(rec.result.unwrap()["deployment_id"], stored.as_str());
@@ -225,7 +237,10 @@ async fn a_retry_finds_the_deployment_an_earlier_attempt_created_instead_of_crea
         .unwrap()
         .to_string();
     q.enqueue(&[t]).await.unwrap();
-    let _w = spawn_worker(&redis.url(), "dedupe", &sim.worker_env());
+    let _w = Worker::builder(&redis.url(), "dedupe")
+        .envs(sim.worker_env())
+        .spawn()
+        .await;
     let rec = wait_status(&q, &id, TaskStatus::Completed).await;
     assert_eq!(rec.attempts, 2);
     assert_eq!(rec.deployment_id.as_deref(), Some(earlier.as_str()));
@@ -245,7 +260,10 @@ async fn a_401_fails_the_task_clearly_and_the_token_never_leaks() {
     let mut env = sim.worker_env();
     env.retain(|(k, _)| *k != "VERCEL_TOKEN");
     env.push(("VERCEL_TOKEN", TEST_VERCEL_TOKEN.into()));
-    let w = spawn_worker(&redis.url(), "auth", &env);
+    let w = Worker::builder(&redis.url(), "auth")
+        .envs(env.clone())
+        .spawn()
+        .await;
     let id = submit(&q, "deploy", json!({"project": "web"}), 3).await;
     let rec = wait_status(&q, &id, TaskStatus::Failed).await;
     assert_eq!(rec.attempts, 1, "401 is permanent");
@@ -289,8 +307,14 @@ async fn two_instances_share_one_rate_limit_and_no_task_fails() {
     env.push(("VERCEL_RATE_LIMIT_PER_MIN", per_min.to_string()));
     env.push(("VERCEL_RATE_LIMIT_BURST", burst.to_string()));
     env.push(("WORKER_CONCURRENCY", "3".into()));
-    let _a = spawn_worker(&redis.url(), "limit", &env);
-    let _b = spawn_worker(&redis.url(), "limit", &env);
+    let _a = Worker::builder(&redis.url(), "limit")
+        .envs(env.clone())
+        .spawn()
+        .await;
+    let _b = Worker::builder(&redis.url(), "limit")
+        .envs(env.clone())
+        .spawn()
+        .await;
 
     // One deployment to check, created straight at the simulator (outside the workers' limiter).
     let dpl = sim.create_deployment(json!({"name": "web"})).await["id"]
@@ -339,8 +363,14 @@ async fn after_a_429_no_instance_calls_before_retry_after() {
     let q = store(&redis.url(), "hold");
     let mut env = sim.worker_env();
     env.push(("WORKER_CONCURRENCY", "2".into()));
-    let _a = spawn_worker(&redis.url(), "hold", &env);
-    let _b = spawn_worker(&redis.url(), "hold", &env);
+    let _a = Worker::builder(&redis.url(), "hold")
+        .envs(env.clone())
+        .spawn()
+        .await;
+    let _b = Worker::builder(&redis.url(), "hold")
+        .envs(env.clone())
+        .spawn()
+        .await;
     let dpl = deployed(&q, "web").await;
 
     sim.faults(json!({"rate_limit_next": 1, "retry_after_secs": 3}))

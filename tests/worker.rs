@@ -45,7 +45,10 @@ async fn paused_priority_waits_while_the_others_drain_then_runs_after_resume() {
         tasks.push(task("noop", p, json!({})));
     }
     let ids = enqueue_all(&q, tasks).await;
-    let _w = WorkerProcess::spawn(&redis.url(), "pause", &[("WORKER_CONCURRENCY", "1")]);
+    let _w = Worker::builder(&redis.url(), "pause")
+        .env("WORKER_CONCURRENCY", "1")
+        .spawn()
+        .await;
     wait_completed(&q, 3, LONG).await;
     let s = q.stats().await.unwrap();
     assert_eq!(s.pending.get(Priority::P3), 2, "paused P3 stays pending");
@@ -91,14 +94,20 @@ async fn kill_9_mid_task_loses_nothing_another_instance_reclaims() {
     )
     .await;
     let lease = [("TASK_LEASE_SECS", "2"), ("WORKER_CONCURRENCY", "4")];
-    let mut a = WorkerProcess::spawn(&redis.url(), "crash", &lease);
+    let mut a = Worker::builder(&redis.url(), "crash")
+        .envs(lease)
+        .spawn()
+        .await;
     eventually(LONG, "4 tasks in flight on A", || async {
         (q.stats().await.ok()?.in_flight == 4).then_some(())
     })
     .await;
     a.kill9();
 
-    let _b = WorkerProcess::spawn(&redis.url(), "crash", &lease);
+    let _b = Worker::builder(&redis.url(), "crash")
+        .envs(lease)
+        .spawn()
+        .await;
     wait_completed(&q, 8, LONG).await;
     let recs = records(&q, &ids).await;
     assert!(recs.iter().all(|r| r.status == TaskStatus::Completed));
@@ -126,7 +135,10 @@ async fn sigterm_finishes_or_hands_back_and_a_restart_completes_everything() {
         ("WORKER_CONCURRENCY", "4"),
         ("WORKER_SHUTDOWN_TIMEOUT", "1"),
     ];
-    let mut w = WorkerProcess::spawn(&redis.url(), "term", &env);
+    let mut w = Worker::builder(&redis.url(), "term")
+        .envs(env)
+        .spawn()
+        .await;
     eventually(LONG, "long tasks running", || async {
         (q.stats().await.ok()?.in_flight == 4).then_some(())
     })
@@ -149,7 +161,10 @@ async fn sigterm_finishes_or_hands_back_and_a_restart_completes_everything() {
         "heartbeat removed on exit"
     );
 
-    let _w2 = WorkerProcess::spawn(&redis.url(), "term", &[("WORKER_CONCURRENCY", "4")]);
+    let _w2 = Worker::builder(&redis.url(), "term")
+        .env("WORKER_CONCURRENCY", "4")
+        .spawn()
+        .await;
     wait_completed(&q, 14, LONG).await;
     for r in records(&q, &ids).await {
         assert_eq!((r.status, r.attempts), (TaskStatus::Completed, 1));
@@ -161,14 +176,11 @@ async fn sigterm_lets_short_tasks_finish_within_the_timeout() {
     let redis = RedisServer::start();
     let q = store(&redis.url(), "term2");
     let ids = enqueue_all(&q, (0..2).map(|_| noop(json!({"sleep_ms": 800}))).collect()).await;
-    let mut w = WorkerProcess::spawn(
-        &redis.url(),
-        "term2",
-        &[
-            ("WORKER_CONCURRENCY", "2"),
-            ("WORKER_SHUTDOWN_TIMEOUT", "20"),
-        ],
-    );
+    let mut w = Worker::builder(&redis.url(), "term2")
+        .env("WORKER_CONCURRENCY", "2")
+        .env("WORKER_SHUTDOWN_TIMEOUT", "20")
+        .spawn()
+        .await;
     eventually(LONG, "tasks running", || async {
         (q.stats().await.ok()?.in_flight == 2).then_some(())
     })
@@ -189,11 +201,11 @@ async fn redis_restart_mid_run_the_pool_resumes_and_nothing_is_lost() {
         (0..30).map(|_| noop(json!({"sleep_ms": 200}))).collect(),
     )
     .await;
-    let mut w = WorkerProcess::spawn(
-        &redis.url(),
-        "redis-restart",
-        &[("WORKER_CONCURRENCY", "3"), ("TASK_LEASE_SECS", "3")],
-    );
+    let mut w = Worker::builder(&redis.url(), "redis-restart")
+        .env("WORKER_CONCURRENCY", "3")
+        .env("TASK_LEASE_SECS", "3")
+        .spawn()
+        .await;
     wait_completed(&q, 5, LONG).await;
     redis.kill();
     redis.restart();
@@ -203,11 +215,7 @@ async fn redis_restart_mid_run_the_pool_resumes_and_nothing_is_lost() {
         assert_eq!(r.status, TaskStatus::Completed);
     }
     // And it is healthy again.
-    let url = format!("{}/health", w.base_url());
-    eventually(LONG, "/health 200", || async {
-        (http_status(&url).await == Some(200)).then_some(())
-    })
-    .await;
+    w.wait_healthy().await;
 }
 
 #[tokio::test]
@@ -215,8 +223,14 @@ async fn two_instances_complete_every_task_exactly_once() {
     let redis = RedisServer::start();
     let q = store(&redis.url(), "pair");
     let ids = enqueue_all(&q, (0..300).map(|_| noop(json!({"sleep_ms": 2}))).collect()).await;
-    let a = WorkerProcess::spawn(&redis.url(), "pair", &[("WORKER_CONCURRENCY", "4")]);
-    let b = WorkerProcess::spawn(&redis.url(), "pair", &[("WORKER_CONCURRENCY", "4")]);
+    let a = Worker::builder(&redis.url(), "pair")
+        .env("WORKER_CONCURRENCY", "4")
+        .spawn()
+        .await;
+    let b = Worker::builder(&redis.url(), "pair")
+        .env("WORKER_CONCURRENCY", "4")
+        .spawn()
+        .await;
     wait_completed(&q, 300, LONG).await;
     for r in records(&q, &ids).await {
         assert_eq!((r.status, r.attempts), (TaskStatus::Completed, 1));
@@ -246,7 +260,7 @@ async fn two_instances_complete_every_task_exactly_once() {
 async fn delayed_task_runs_no_earlier_than_run_at() {
     let redis = RedisServer::start();
     let q = store(&redis.url(), "delay");
-    let _w = WorkerProcess::spawn(&redis.url(), "delay", &[]);
+    let _w = Worker::builder(&redis.url(), "delay").spawn().await;
     let run_at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
     let t = ops_worker::task::NewTask {
         task_type: Some("noop".into()),
@@ -309,7 +323,10 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_the_pool_keeps_worki
         .unwrap();
     let good = enqueue_all(&q, (0..3).map(|_| noop(json!({}))).collect()).await;
 
-    let w = WorkerProcess::spawn(&redis.url(), "poison", &[("WORKER_CONCURRENCY", "1")]);
+    let w = Worker::builder(&redis.url(), "poison")
+        .env("WORKER_CONCURRENCY", "1")
+        .spawn()
+        .await;
     wait_completed(&q, 3, LONG).await;
     eventually(LONG, "4 dead-lettered", || async {
         (q.stats().await.ok()?.failed == 4).then_some(())
@@ -346,15 +363,12 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_the_pool_keeps_worki
 async fn a_panicking_handler_restarts_its_consumer_and_repeated_panics_put_the_instance_in_error() {
     let redis = RedisServer::start();
     let q = store(&redis.url(), "panic");
-    let w = WorkerProcess::spawn(
-        &redis.url(),
-        "panic",
-        &[
-            ("WORKER_CONCURRENCY", "1"),
-            ("WORKER_MAX_RESTARTS", "3"),
-            ("WORKER_RESTART_WINDOW_SECS", "60"),
-        ],
-    );
+    let w = Worker::builder(&redis.url(), "panic")
+        .env("WORKER_CONCURRENCY", "1")
+        .env("WORKER_MAX_RESTARTS", "3")
+        .env("WORKER_RESTART_WINDOW_SECS", "60")
+        .spawn()
+        .await;
     // One panic: the consumer is restarted and the next task still runs.
     let mut p = noop(json!({"panic": true}));
     p.max_retries = 0;
@@ -411,12 +425,36 @@ async fn a_panicking_handler_restarts_its_consumer_and_repeated_panics_put_the_i
         q.stats().await.unwrap().pending_total() > 0,
         "the rest wait"
     );
-    let body: serde_json::Value = reqwest::get(format!("{}/health", w.base_url()))
+    let (status, body) = get_json(&w.http, &w.url("/health"))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .expect("/health answers");
+    assert_eq!(status, 503, "{body}");
     assert_eq!(body["worker"], "error");
     assert_eq!(body["down"], json!(["worker"]));
+}
+
+#[tokio::test]
+async fn a_taken_port_fails_startup_before_any_consumer_claims_a_task() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "taken");
+    let ids = enqueue_all(&q, vec![noop(json!({}))]).await;
+    let holder = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = holder.local_addr().unwrap().port().to_string();
+    let out = cli(&redis.url(), "taken", &[("PORT", &port)], &["run"]);
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "run on a taken port must fail");
+    assert!(
+        logs.contains(&format!("cannot listen on port {port}")),
+        "{logs}"
+    );
+    let r = q.get(&ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (r.status, r.attempts),
+        (TaskStatus::Pending, 0),
+        "no consumer ran before the bind failed"
+    );
+    assert!(
+        q.instances().await.unwrap().is_empty(),
+        "no heartbeat from an instance that never started"
+    );
 }

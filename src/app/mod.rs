@@ -138,6 +138,8 @@ pub struct Instance {
     pub store: QueueStore,
     pub supervisor: Addr<SupervisorActor>,
     server: actix_web::dev::ServerHandle,
+    /// The address the HTTP server is bound to (the real port when `PORT=0`).
+    addr: std::net::SocketAddr,
     shutdown_grace: Duration,
 }
 
@@ -158,7 +160,7 @@ impl Instance {
             .ok_or(StartupError::MissingSecret("JWT_SECRET"))?;
         let metrics = crate::telemetry::metrics::install(&metric_series());
         let handlers = handlers_with_vercel(config, store.clone())?;
-        let server = serve_api_unstarted(config)?;
+        let (server, addr) = serve_api_unstarted(config)?;
         let pool = start_pool(config, store.clone(), handlers, None);
         let supervisor = pool.supervisor.clone();
         if let Some(handle) = metrics.clone() {
@@ -173,13 +175,24 @@ impl Instance {
         let server = server(store.clone(), supervisor.clone(), metrics, &secret)?;
         let handle = server.handle();
         actix_rt::spawn(server);
-        info!(port = config.port, "HTTP listening");
+        info!(port = addr.port(), addr = %addr, "HTTP listening");
         Ok(Instance {
             store,
             supervisor,
             server: handle,
+            addr,
             shutdown_grace: config.worker.shutdown_timeout + Duration::from_secs(10),
         })
+    }
+
+    /// The address the HTTP server is bound to.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// The port the HTTP server is bound to: `config.port`, or the one the OS chose for `PORT=0`.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
     }
 
     /// Drain the pool (running tasks may finish until `WORKER_SHUTDOWN_TIMEOUT`, then are handed
@@ -212,18 +225,22 @@ type ServerFactory = Box<
     ) -> Result<actix_web::dev::Server, StartupError>,
 >;
 
-/// Bind the port first (so a taken port fails before any consumer starts), serve later.
-fn serve_api_unstarted(config: &Config) -> Result<ServerFactory, StartupError> {
-    let listener = std::net::TcpListener::bind(("0.0.0.0", config.port)).map_err(|source| {
-        StartupError::Bind {
-            port: config.port,
-            source,
-        }
-    })?;
+/// Bind the port first (so a taken port fails before any consumer starts), serve later. Port 0
+/// means any free port; the bound address is returned with the factory.
+fn serve_api_unstarted(
+    config: &Config,
+) -> Result<(ServerFactory, std::net::SocketAddr), StartupError> {
+    let bind_error = |source| StartupError::Bind {
+        port: config.port,
+        source,
+    };
+    let listener = std::net::TcpListener::bind(("0.0.0.0", config.port)).map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
     let config = config.clone();
-    Ok(Box::new(move |store, supervisor, metrics, secret| {
+    let factory: ServerFactory = Box::new(move |store, supervisor, metrics, secret| {
         serve_api(&config, listener, store, supervisor, metrics, secret)
-    }))
+    });
+    Ok((factory, addr))
 }
 
 /// Serve the API + dashboard on an already bound listener.

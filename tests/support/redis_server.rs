@@ -1,0 +1,116 @@
+//! A private `redis-server` per test: its own port and directory, killable and restartable.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{free_port, scratch_dir};
+
+/// A private redis-server for one test.
+pub struct RedisServer {
+    /// The port it listens on (chosen by [`free_port`]; a collision is retried on a fresh port).
+    pub port: u16,
+    dir: PathBuf,
+    /// With `appendfsync always`, so a kill -9 + restart keeps every acknowledged write.
+    persistent: bool,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// An in-memory Redis (nothing survives a restart).
+    pub fn start() -> Self {
+        Self::launch(false)
+    }
+
+    /// A Redis with an append-only file, so data survives kill -9 and restart.
+    pub fn start_persistent() -> Self {
+        Self::launch(true)
+    }
+
+    fn launch(persistent: bool) -> Self {
+        let mut s = RedisServer {
+            port: free_port(),
+            dir: scratch_dir("redis"),
+            persistent,
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new("redis-server");
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--save")
+            .arg("")
+            .arg("--logfile")
+            .arg(self.dir.join("redis.log"));
+        if self.persistent {
+            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            cmd.args(["--appendonly", "no"]);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (apt-get install redis-server)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            // Our own server must be the one answering: if it exited (a parallel test took the
+            // port between free_port() and its bind), start again on a fresh port.
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                assert!(Instant::now() < deadline, "redis-server keeps exiting");
+                self.port = free_port();
+                return self.spawn();
+            }
+            if let Ok(client) = redis::Client::open(self.url())
+                && let Ok(mut c) = client.get_connection()
+                && redis::cmd("PING").query::<String>(&mut c).is_ok()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>`, for `REDIS_URL` and the library's store.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL the server.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start it again on the same port and directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// A blocking connection for direct pokes (raw writes, config).
+    pub fn conn(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("connect to test redis")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
