@@ -5,7 +5,6 @@
 //! The leases of the whole batch are renewed together every third of the lease, both while a
 //! handler runs and between tasks, so prefetched tasks do not lapse while they wait their turn.
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
@@ -16,8 +15,9 @@ use tracing::{Instrument, Span, error, info, info_span, warn};
 
 use super::PoolSignal;
 use super::consumer::{Consumer, Exit};
+use super::record::{self, Writes};
 use crate::handlers::{HandlerFuture, TaskContext, TaskError};
-use crate::queue::{Applied, ClaimedTask, Failure, TaskOutcome, retry_backoff};
+use crate::queue::{ClaimedTask, Failure, retry_backoff};
 use crate::task::{Payload, Priority};
 use crate::telemetry::events::{AttemptOutcome, AttemptRecorded, InternalEvent};
 
@@ -302,7 +302,7 @@ impl<'a> Batch<'a> {
             writes.add(r);
         }
         writes.release.extend(unstarted);
-        let applied = self.write(writes).await;
+        let applied = record::write(&self.consumer.deps.store, &self.consumer.name, writes).await;
         for r in ran {
             let _entered = r.span.enter();
             let (outcome, detail) = match (&r.verdict, applied.as_ref().and_then(|a| a.get(&r.id)))
@@ -325,74 +325,10 @@ impl<'a> Batch<'a> {
             .emit();
         }
     }
-
-    /// Send the writes, retrying through Redis outages for up to one lease length. `None` if
-    /// that fails: the leases lapse and the tasks run again elsewhere (at-least-once).
-    async fn write(&mut self, mut w: Writes) -> Option<HashMap<String, Applied>> {
-        let store = self.consumer.deps.store.clone();
-        let name = self.consumer.name.clone();
-        let give_up = Instant::now() + store.lease();
-        let mut backoff = Duration::from_millis(50);
-        let mut applied = HashMap::new();
-        w.pending = (
-            !w.complete.is_empty(),
-            !w.fail.is_empty(),
-            !w.release.is_empty(),
-        );
-        loop {
-            let mut ok = true;
-            let mut take = |r: Result<Vec<TaskOutcome>, _>, pending: &mut bool| match r {
-                Ok(v) => {
-                    *pending = false;
-                    applied.extend(v.into_iter().map(|o: TaskOutcome| (o.id, o.applied)));
-                }
-                Err(_) => ok = false,
-            };
-            if w.pending.0 {
-                take(store.complete(&w.complete).await, &mut w.pending.0);
-            }
-            if w.pending.1 {
-                take(store.fail(&name, &w.fail).await, &mut w.pending.1);
-            }
-            if w.pending.2 {
-                take(store.release(&name, &w.release).await, &mut w.pending.2);
-            }
-            while let Some(id) = w.cancel.last() {
-                let r = store.finish_cancel(&name, id).await;
-                let mut still = true;
-                take(r, &mut still);
-                if still {
-                    break;
-                }
-                w.cancel.pop();
-            }
-            if ok {
-                return Some(applied);
-            }
-            if Instant::now() >= give_up {
-                error!(
-                    "could not record task outcomes; their leases will lapse and they will run again"
-                );
-                return None;
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
-        }
-    }
-}
-
-/// The script calls one batch needs.
-#[derive(Default)]
-struct Writes {
-    complete: Vec<(String, Value)>,
-    fail: Vec<Failure>,
-    release: Vec<String>,
-    cancel: Vec<String>,
-    /// Whether complete / fail / release still have to be sent (set by `write`).
-    pending: (bool, bool, bool),
 }
 
 impl Writes {
+    /// Add what `r` needs written.
     fn add(&mut self, r: &Ran) {
         match &r.verdict {
             Verdict::Done(v) => self.complete.push((r.id.clone(), v.clone())),

@@ -8,7 +8,8 @@
 //! | `slots.rs` | the live consumers by slot, spread over one arbiter per core |
 //! | `chores.rs` | the supervisor's periodic work: queue maintenance and the heartbeat |
 //! | `consumer.rs` | [`ConsumerActor`](consumer::ConsumerActor): the claim loop and the blocking wait |
-//! | `attempt.rs` | running one claimed batch: handlers, leases, cancel, drain, recording outcomes |
+//! | `attempt.rs` | running one claimed batch: handlers, leases, cancel, drain |
+//! | `record.rs` | writing a batch's outcomes and learning what the queue applied |
 //! | `usage.rs` | what the pool shares with the gauge sampler and the heartbeat |
 //!
 //! Pool control flows down through a `watch` channel ([`PoolSignal`]); exits flow up as messages.
@@ -17,6 +18,7 @@ mod attempt;
 mod chores;
 pub mod consumer;
 pub mod policy;
+mod record;
 mod slots;
 pub mod state;
 pub mod supervisor;

@@ -135,45 +135,60 @@ impl CallJob {
         }
     }
 
+    /// Send once and report the call.
+    async fn send_once(&self, req: &ApiRequest) -> Result<Value, VercelError> {
+        let started = Instant::now();
+        let result = self.client.send(req).await;
+        VercelRequestFinished {
+            operation: req.op.as_str(),
+            status_class: match &result {
+                Ok(_) => "2xx",
+                Err(e) => e.status_class(),
+            },
+            latency: started.elapsed(),
+        }
+        .emit();
+        result
+    }
+
+    /// After a 429: hold every instance until Vercel's reset (a shared hold is then waited out,
+    /// and counted, by `wait_for_turn`); give up past [`MAX_RATE_LIMIT_WAIT`].
+    async fn hold(
+        &self,
+        op: &str,
+        retry_after: Option<Duration>,
+        waited: &mut Duration,
+    ) -> Result<(), VercelError> {
+        let wait = retry_after
+            .unwrap_or(DEFAULT_RETRY_AFTER)
+            .max(Duration::from_millis(100));
+        warn!(
+            op,
+            wait_ms = wait.as_millis() as u64,
+            "Vercel answered 429; holding every instance"
+        );
+        if let Err(e) = self.store.vercel_hold(wait).await {
+            warn!(error = %e, "could not share the 429 hold; waiting locally");
+            tokio::time::sleep(wait).await;
+            *waited += wait;
+        }
+        if *waited > MAX_RATE_LIMIT_WAIT {
+            return Err(VercelError::RateLimited {
+                retry_after: Some(wait),
+            });
+        }
+        Ok(())
+    }
+
     async fn run(self, req: ApiRequest) -> Result<Value, VercelError> {
         let mut transient = 0u32;
         let mut waited = Duration::ZERO;
         loop {
             self.wait_for_turn(&mut waited).await?;
-            let started = Instant::now();
-            let result = self.client.send(&req).await;
-            let class = match &result {
-                Ok(_) => "2xx",
-                Err(e) => e.status_class(),
-            };
-            VercelRequestFinished {
-                operation: req.op.as_str(),
-                status_class: class,
-                latency: started.elapsed(),
-            }
-            .emit();
-            match result {
+            match self.send_once(&req).await {
                 Ok(v) => return Ok(v),
                 Err(VercelError::RateLimited { retry_after }) => {
-                    let wait = retry_after
-                        .unwrap_or(DEFAULT_RETRY_AFTER)
-                        .max(Duration::from_millis(100));
-                    warn!(
-                        op = req.op.as_str(),
-                        wait_ms = wait.as_millis() as u64,
-                        "Vercel answered 429; holding every instance"
-                    );
-                    if let Err(e) = self.store.vercel_hold(wait).await {
-                        warn!(error = %e, "could not share the 429 hold; waiting locally");
-                        tokio::time::sleep(wait).await;
-                        waited += wait;
-                    }
-                    // (A shared hold is waited out, and counted, by `wait_for_turn`.)
-                    if waited > MAX_RATE_LIMIT_WAIT {
-                        return Err(VercelError::RateLimited {
-                            retry_after: Some(wait),
-                        });
-                    }
+                    self.hold(req.op.as_str(), retry_after, &mut waited).await?
                 }
                 Err(e) if e.retryable() && req.idempotent && transient < TRANSIENT_RETRIES => {
                     transient += 1;
