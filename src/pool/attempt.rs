@@ -18,7 +18,7 @@ use super::consumer::{Consumer, Exit};
 use super::record::{self, Writes};
 use crate::handlers::{HandlerFuture, TaskContext, TaskError};
 use crate::queue::{ClaimedTask, Failure, retry_backoff};
-use crate::task::{Payload, Priority};
+use crate::task::{DecodeError, Payload, Priority, TaskType, ValidationError};
 use crate::telemetry::events::{AttemptOutcome, AttemptRecorded, InternalEvent};
 
 /// What became of one claimed task, before the queue records it.
@@ -34,6 +34,20 @@ enum Verdict {
     LeaseLost,
     /// An operator cancelled it while it ran.
     Cancel,
+}
+
+/// Why a claimed task can never run: it is failed permanently (dead-lettered), never retried.
+#[derive(Debug, thiserror::Error)]
+enum Unrunnable {
+    /// The stored record does not decode (hand-written, truncated, from a newer version).
+    #[error(transparent)]
+    Malformed(#[from] DecodeError),
+    /// The payload breaks its type's rules.
+    #[error("invalid payload: {0}")]
+    InvalidPayload(#[from] ValidationError),
+    /// This build has no handler for the type.
+    #[error("no handler for task type `{0}` in this build")]
+    NoHandler(TaskType),
 }
 
 /// One task the batch ran, with what its events need.
@@ -202,9 +216,9 @@ impl<'a> Batch<'a> {
         };
         let work = match self.prepare(task, &mut ran) {
             Ok(work) => work,
-            Err(reason) => {
+            Err(why) => {
                 ran.verdict = Verdict::Failed {
-                    reason,
+                    reason: why.to_string(),
                     retryable: false,
                 };
                 return (ran, false);
@@ -229,10 +243,9 @@ impl<'a> Batch<'a> {
 
     /// Decode, validate and find the handler: the future to run, or why the task can never
     /// run (failed permanently, never retried).
-    fn prepare(&self, task: ClaimedTask, ran: &mut Ran) -> Result<HandlerFuture, String> {
-        let record = task.record.map_err(|e| {
+    fn prepare(&self, task: ClaimedTask, ran: &mut Ran) -> Result<HandlerFuture, Unrunnable> {
+        let record = task.record.inspect_err(|e| {
             warn!(task_id = %task.id, error = %e, "dead-lettering a malformed record");
-            e.to_string()
         })?;
         ran.task_type = record.task_type.as_str();
         ran.priority = Some(record.priority);
@@ -245,19 +258,10 @@ impl<'a> Batch<'a> {
             attempt = record.attempts,
             trace_id = %record.trace_id,
         );
-        let payload = Payload::parse(record.task_type, &record.payload)
-            .map_err(|e| format!("invalid payload: {e}"))?;
-        let handler = self
-            .consumer
-            .deps
-            .handlers
-            .get(record.task_type)
-            .ok_or_else(|| {
-                format!(
-                    "no handler for task type `{}` in this build",
-                    record.task_type
-                )
-            })?;
+        let payload = Payload::parse(record.task_type, &record.payload)?;
+        let handlers = &self.consumer.deps.handlers;
+        let handler =
+            (handlers.get(record.task_type)).ok_or(Unrunnable::NoHandler(record.task_type))?;
         let ctx = TaskContext {
             record,
             payload,
