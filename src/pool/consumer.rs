@@ -155,15 +155,27 @@ impl Consumer {
         debug!("consumer started");
         let mut blocking: Option<MultiplexedConnection> = None;
         let mut backoff = CLAIM_BACKOFF;
+        // Set when a claim got no answer: Redis may have leased tasks to us without telling.
+        let mut unsure = false;
         loop {
             if self.draining() {
+                if unsure {
+                    let _ = self.recover().await;
+                }
                 return Exit::Stopped;
             }
+            if unsure && !self.recover().await {
+                self.pause(backoff).await;
+                backoff = (backoff * 2).min(CLAIM_BACKOFF_CAP);
+                continue;
+            }
+            unsure = false;
             let started = Instant::now();
             let claim = match self.deps.store.claim(&self.name, self.deps.prefetch).await {
                 Ok(c) => c,
                 Err(e) => {
                     warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "claim failed");
+                    unsure = true;
                     self.pause(backoff).await;
                     backoff = (backoff * 2).min(CLAIM_BACKOFF_CAP);
                     continue;
@@ -180,6 +192,26 @@ impl Consumer {
             }
             if Batch::new(&mut self, claim.tasks).run().await == Exit::Panicked {
                 return Exit::Panicked;
+            }
+        }
+    }
+
+    /// Hand back whatever a claim without an answer may have leased to us (a lost reply costs a
+    /// round trip, not a lease). `false` while Redis still can't be asked.
+    async fn recover(&self) -> bool {
+        match self.deps.store.recover(&self.name).await {
+            Ok(handed_back) => {
+                if !handed_back.is_empty() {
+                    warn!(
+                        tasks = handed_back.len(),
+                        "handed back tasks whose claim reply was lost"
+                    );
+                }
+                true
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot ask Redis which tasks are leased to this consumer yet");
+                false
             }
         }
     }

@@ -43,12 +43,18 @@ pub struct Failure {
     pub backoff: Duration,
 }
 
-fn claimed_task(flat: &Value) -> Result<ClaimedTask, QueueError> {
-    let Value::Array(items) = flat else {
+fn claimed_task(entry: &Value) -> Result<ClaimedTask, QueueError> {
+    let Value::Array(items) = entry else {
         return Err(QueueError::Protocol(format!(
-            "expected a claimed record, got {flat:?}"
+            "expected a claimed record, got {entry:?}"
         )));
     };
+    let Some((Value::BulkString(id), items)) = items.split_first() else {
+        return Err(QueueError::Protocol(
+            "a claimed record without its id".into(),
+        ));
+    };
+    let id = String::from_utf8_lossy(id).into_owned();
     let mut map = HashMap::with_capacity(items.len() / 2);
     for pair in items.chunks(2) {
         if let [Value::BulkString(k), Value::BulkString(v)] = pair {
@@ -63,11 +69,17 @@ fn claimed_task(flat: &Value) -> Result<ClaimedTask, QueueError> {
         (Some(c), Some(r)) if c > r => Duration::from_millis((c - r) as u64),
         _ => Duration::ZERO,
     };
-    Ok(ClaimedTask {
-        id: map.get("task_id").cloned().unwrap_or_default(),
-        record: TaskRecord::from_fields(&map),
-        wait,
-    })
+    let record = TaskRecord::from_fields(&map).and_then(|r| {
+        if r.task_id.to_string() == id {
+            Ok(r)
+        } else {
+            Err(DecodeError {
+                field: "task_id",
+                message: format!("`{}` does not match its key (`{id}`)", r.task_id),
+            })
+        }
+    });
+    Ok(ClaimedTask { id, record, wait })
 }
 
 impl QueueStore {
@@ -171,6 +183,15 @@ impl QueueStore {
     ) -> Result<Vec<TaskOutcome>, QueueError> {
         let mut inv = self.invocation(&self.scripts.finish_cancel);
         inv.arg(consumer).arg(id);
+        let reply: Value = self.run(&inv).await?;
+        parse_outcomes(&reply)
+    }
+
+    /// After a claim got no answer (Redis may have run it), hand back every task leased to
+    /// `consumer` at once, without burning the attempts; answers what was handed back.
+    pub async fn recover(&self, consumer: &str) -> Result<Vec<TaskOutcome>, QueueError> {
+        let mut inv = self.invocation(&self.scripts.recover);
+        inv.arg(consumer);
         let reply: Value = self.run(&inv).await?;
         parse_outcomes(&reply)
     }

@@ -118,6 +118,28 @@ fn now_iso() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// A hash reply (RESP2 flat list or RESP3 map) as text, decoding invalid UTF-8 lossily, so one
+/// corrupt byte shows as U+FFFD instead of failing the whole read.
+fn lossy_map(v: &redis::Value) -> HashMap<String, String> {
+    let text = |v: &redis::Value| match v {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        redis::Value::SimpleString(s) => s.clone(),
+        redis::Value::Int(n) => n.to_string(),
+        _ => String::new(),
+    };
+    match v {
+        redis::Value::Array(items) => items
+            .chunks(2)
+            .filter_map(|p| match p {
+                [k, v] => Some((text(k), text(v))),
+                _ => None,
+            })
+            .collect(),
+        redis::Value::Map(pairs) => pairs.iter().map(|(k, v)| (text(k), text(v))).collect(),
+        _ => HashMap::new(),
+    }
+}
+
 fn pairs_to_map(flat: Vec<String>) -> HashMap<String, String> {
     let mut map = HashMap::with_capacity(flat.len() / 2);
     let mut it = flat.into_iter();
@@ -227,7 +249,8 @@ impl QueueStore {
         for key in keys {
             pipe.cmd("HGETALL").arg(key);
         }
-        self.pipeline(&pipe).await
+        let replies: Vec<redis::Value> = self.pipeline(&pipe).await?;
+        Ok(replies.iter().map(lossy_map).collect())
     }
 
     /// Delete every key of this queue (used by `bench` on its private queue).

@@ -1,7 +1,5 @@
 //! The submitter's and operator's side of the queue: submit, read, list, cancel, replay.
 
-use std::collections::HashMap;
-
 use super::{QueueError, QueueStore};
 use crate::task::{TaskRecord, TaskStatus};
 
@@ -58,9 +56,10 @@ impl QueueStore {
 
     /// One task's record, `None` when unknown or expired.
     pub async fn get(&self, id: &str) -> Result<Option<TaskRecord>, QueueError> {
-        let map: HashMap<String, String> = self
+        let reply: redis::Value = self
             .query(redis::cmd("HGETALL").arg(self.key(&format!("task:{id}"))))
             .await?;
+        let map = super::lossy_map(&reply);
         if map.is_empty() {
             return Ok(None);
         }

@@ -3,7 +3,7 @@
 -- Returns the outcome: cancelled | cancelling | not_found | <terminal status>.
 local id = ARGV[5]
 local tk = task_key(id)
-local f = redis.call('HMGET', tk, 'status', 'priority')
+local f = fields(tk, 'status', 'priority')
 local status = f[1]
 if not status then return 'not_found' end
 if status == 'in_progress' then

@@ -9,7 +9,7 @@ local released, touched = {}, {}
 for i = 5, #ARGV, 2 do
   local id, result = ARGV[i], ARGV[i + 1]
   local tk = task_key(id)
-  local f = redis.call('HMGET', tk, 'status', 'priority', 'type', 'attempts', 'trace_id')
+  local f = fields(tk, 'status', 'priority', 'type', 'attempts', 'trace_id')
   local status = f[1]
   if status == 'in_progress' or status == 'pending' or status == 'retrying' then
     if status == 'pending' then

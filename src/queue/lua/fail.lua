@@ -12,7 +12,7 @@ local out = {}
 for i = 6, #ARGV, 4 do
   local id, reason, retryable, backoff = ARGV[i], ARGV[i + 1], ARGV[i + 2] == '1', tonumber(ARGV[i + 3])
   local tk = task_key(id)
-  local f = redis.call('HMGET', tk, 'status', 'attempts', 'max_retries', 'worker', 'cancel_requested', 'type')
+  local f = fields(tk, 'status', 'attempts', 'max_retries', 'worker', 'cancel_requested', 'type')
   local ty = f[6] or ''
   if f[1] == 'in_progress' and f[4] == consumer then
     local attempts, max_retries = tonumber(f[2]) or 0, tonumber(f[3]) or 0

@@ -3,7 +3,7 @@
 -- Returns { { id, outcome, detail, type } }: `cancelled`, or `stale` when this consumer no longer
 -- held the task.
 local consumer, id = ARGV[5], ARGV[6]
-local f = redis.call('HMGET', task_key(id), 'status', 'worker', 'type')
+local f = fields(task_key(id), 'status', 'worker', 'type')
 local ty = f[3] or ''
 if f[1] ~= 'in_progress' or f[2] ~= consumer then return {{id, 'stale', f[1] or 'missing', ty}} end
 cancel_now(id, 'cancelled while running')

@@ -39,12 +39,20 @@ local NOW_ISO = iso(NOW)
 local function k(name) return B .. ':' .. name end
 local function task_key(id) return B .. ':task:' .. id end
 
+-- Read fields of a task record. A key that is not a hash (written by hand) reads as missing, so
+-- one bad record never aborts a script that handles a whole batch.
+local function fields(tk, ...)
+  local r = redis.pcall('HMGET', tk, ...)
+  if type(r) == 'table' and r.err then return {} end
+  return r
+end
+
 -- Record that a task changed state: capped stream (for replay/audit) + pub/sub (for live watchers).
 -- `rec` (optional) holds the record's current type, priority, status, attempts and trace_id when
 -- the caller already has them; otherwise they are read.
 local function emit(event, id, reason, rec)
   if not rec then
-    local f = redis.call('HMGET', task_key(id), 'type', 'priority', 'status', 'attempts', 'trace_id')
+    local f = fields(task_key(id), 'type', 'priority', 'status', 'attempts', 'trace_id')
     rec = {type = f[1], priority = f[2], status = f[3], attempts = f[4], trace_id = f[5]}
   end
   local body = {event = event, task_id = id, type = rec.type or '', priority = rec.priority or '',
@@ -119,7 +127,7 @@ end
 -- time count from when it first became ready.
 local function requeue_front(id, prio, reason)
   local tk = task_key(id)
-  if redis.call('HGET', tk, 'cancel_requested') == '1' then
+  if fields(tk, 'cancel_requested')[1] == '1' then
     cancel_now(id, 'cancelled while running')
     return false
   end
@@ -130,4 +138,21 @@ local function requeue_front(id, prio, reason)
   touch(id)
   emit('task.requeued', id, reason)
   return true
+end
+
+-- Hand a lease of `consumer` back without burning the attempt (its claim is undone), unless an
+-- operator cancelled the task meanwhile. Returns its { id, outcome, detail, type } entry and
+-- whether it went back to pending.
+local function hand_back(id, consumer, reason)
+  local tk = task_key(id)
+  local f = fields(tk, 'status', 'worker', 'priority', 'type')
+  local ty = f[4] or ''
+  if f[1] ~= 'in_progress' or f[2] ~= consumer then
+    return {id, 'stale', f[1] or 'missing', ty}, false
+  end
+  redis.call('HINCRBY', tk, 'attempts', -1)
+  if requeue_front(id, f[3], reason) then
+    return {id, 'requeued', '', ty}, true
+  end
+  return {id, 'cancelled', 'cancelled while running', ty}, false
 end

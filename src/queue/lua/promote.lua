@@ -7,7 +7,7 @@ for _, set in ipairs({'delayed', 'retry'}) do
   for _, id in ipairs(ids) do
     redis.call('ZREM', k(set), id)
     local tk = task_key(id)
-    local f = redis.call('HMGET', tk, 'status', 'priority')
+    local f = fields(tk, 'status', 'priority')
     if f[1] == 'pending' or f[1] == 'retrying' then
       redis.call('HSET', tk, 'status', 'pending', 'ready_ms', NOW)
       redis.call('LPUSH', k('pending:' .. f[2]), id)

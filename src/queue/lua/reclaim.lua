@@ -10,7 +10,7 @@ local out = {}
 local requeued = 0
 for _, id in ipairs(ids) do
   local tk = task_key(id)
-  local f = redis.call('HMGET', tk, 'status', 'attempts', 'max_retries', 'priority', 'cancel_requested', 'type')
+  local f = fields(tk, 'status', 'attempts', 'max_retries', 'priority', 'cancel_requested', 'type')
   local ty = f[6] or ''
   if f[1] ~= 'in_progress' then
     redis.call('ZREM', k('inflight'), id)

@@ -5,7 +5,7 @@ local consumer, lease = ARGV[5], tonumber(ARGV[6])
 local lost, cancel = {}, {}
 for i = 7, #ARGV do
   local id = ARGV[i]
-  local f = redis.call('HMGET', task_key(id), 'status', 'worker', 'cancel_requested')
+  local f = fields(task_key(id), 'status', 'worker', 'cancel_requested')
   if f[1] == 'in_progress' and f[2] == consumer and redis.call('ZSCORE', k('inflight'), id) then
     redis.call('ZADD', k('inflight'), 'XX', NOW + lease, id)
     if f[3] == '1' then cancel[#cancel + 1] = id end

@@ -3,7 +3,7 @@
 -- <current status> (only failed tasks can be replayed).
 local id = ARGV[5]
 local tk = task_key(id)
-local f = redis.call('HMGET', tk, 'status', 'priority', 'type')
+local f = fields(tk, 'status', 'priority', 'type')
 if not f[1] then return 'not_found' end
 if f[1] ~= 'failed' then return f[1] end
 if f[3] == 'unknown' then return 'stub' end

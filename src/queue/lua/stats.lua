@@ -10,7 +10,7 @@ for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
   -- The next to run sit at the right end; requeued tasks (reclaimed, handed back) go there too,
   -- keeping their original ready time, so look at the last several, not just the last one.
   for _, id in ipairs(redis.call('LRANGE', list, -64, -1)) do
-    local r = tonumber(redis.call('HGET', task_key(id), 'ready_ms'))
+    local r = tonumber(fields(task_key(id), 'ready_ms')[1])
     if r and (oldest == 0 or r < oldest) then oldest = r end
   end
 end
