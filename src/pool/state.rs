@@ -202,6 +202,8 @@ impl PoolState {
                 fx.push(Effect::AnnounceStopped);
             }
             AfterDrain::Start => {
+                // A fresh pool starts with a clean restart window.
+                self.restarts.recovered();
                 self.set_phase(Phase::Running, fx);
                 fx.push(Effect::FillSlots { restarts: false });
                 fx.push(Effect::AnnounceStarted);

@@ -88,6 +88,9 @@ pub struct SupervisorActor {
     jobs: HashSet<Job>,
     /// Consumers started again after dying (heartbeat, metrics).
     restarts_total: u64,
+    /// The pending end of an escalation back-off: replaced (the old one cancelled) by each new
+    /// escalation, so an earlier timer can't end a later back-off early.
+    recovery: Option<SpawnHandle>,
     /// This process, for heartbeats.
     identity: Identity,
 }
@@ -105,6 +108,7 @@ impl SupervisorActor {
             drain_waiters: Vec::new(),
             jobs: HashSet::new(),
             restarts_total: 0,
+            recovery: None,
         }
     }
 
@@ -180,13 +184,17 @@ impl SupervisorActor {
             backoff_secs = backoff.as_secs(),
             "consumer restart limit reached; instance in error, backing off"
         );
-        ctx.run_later(backoff, |act, ctx| {
+        if let Some(earlier) = self.recovery.take() {
+            ctx.cancel_future(earlier);
+        }
+        self.recovery = Some(ctx.run_later(backoff, |act, ctx| {
+            act.recovery = None;
             let fx = act.state.backoff_over();
             if !fx.is_empty() {
                 info!("back-off over; consumer pool restarted");
             }
             act.execute(fx, ctx);
-        });
+        }));
     }
 
     fn announce(&self, event: &'static str, reason: Option<&'static str>, ctx: &mut Context<Self>) {

@@ -13,6 +13,7 @@
 
 mod api_client;
 mod app;
+pub mod proxy;
 mod redis_server;
 mod sim;
 mod worker;

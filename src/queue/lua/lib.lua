@@ -150,9 +150,11 @@ local function hand_back(id, consumer, reason)
   if f[1] ~= 'in_progress' or f[2] ~= consumer then
     return {id, 'stale', f[1] or 'missing', ty}, false
   end
-  redis.call('HINCRBY', tk, 'attempts', -1)
-  if requeue_front(id, f[3], reason) then
-    return {id, 'requeued', '', ty}, true
+  if fields(tk, 'cancel_requested')[1] == '1' then
+    cancel_now(id, 'cancelled while running')
+    return {id, 'cancelled', 'cancelled while running', ty}, false
   end
-  return {id, 'cancelled', 'cancelled while running', ty}, false
+  redis.call('HINCRBY', tk, 'attempts', -1)
+  requeue_front(id, f[3], reason)
+  return {id, 'requeued', '', ty}, true
 end
