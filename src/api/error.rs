@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use super::auth::AuthError;
 use crate::queue::QueueError;
 use crate::task::ValidationError;
 
@@ -14,8 +15,8 @@ pub enum ApiError {
     #[error("{0}")]
     Invalid(ValidationError),
     /// 401: missing, malformed, badly signed or expired token.
-    #[error("{0}")]
-    Unauthorized(String),
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
     /// 403: valid token, role too low.
     #[error("{0}")]
     Forbidden(String),
