@@ -9,6 +9,7 @@ use super::auth::AuthError;
 use crate::queue::QueueError;
 use crate::task::ValidationError;
 
+/// Every way an API request fails; each variant is one status code and `code` string.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 400, naming the field.
@@ -21,6 +22,7 @@ pub enum ApiError {
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
+    /// 404: no such task or route; names what was asked for.
     NotFound(String),
     /// 409: the request conflicts with the task's state (e.g. retrying a completed task).
     #[error("{0}")]
@@ -37,6 +39,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A 400 naming `field`.
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         ApiError::Invalid(ValidationError::new(field, message))
     }

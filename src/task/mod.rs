@@ -61,16 +61,22 @@ impl fmt::Display for ParseError {
     utoipa::ToSchema,
 )]
 pub enum Priority {
+    /// Urgent: production fixes, rollbacks.
     P0,
+    /// Important, ahead of routine work.
     P1,
     #[default]
+    /// Routine work; the default.
     P2,
+    /// Background work that may wait.
     P3,
 }
 
 impl Priority {
+    /// Every priority, highest first (claim order).
     pub const ALL: [Priority; 4] = [Priority::P0, Priority::P1, Priority::P2, Priority::P3];
 
+    /// The spelling stored in Redis and shown in the API (`P0`..`P3`).
     pub fn as_str(self) -> &'static str {
         match self {
             Priority::P0 => "P0",
@@ -110,12 +116,19 @@ impl FromStr for Priority {
 #[serde(rename_all = "snake_case")]
 pub enum TaskType {
     #[serde(alias = "deployment")]
+    /// Create a deployment from a git ref (or the project's default).
     Deploy,
+    /// Build an existing deployment again.
     Redeploy,
+    /// Make a READY deployment the production one.
     Promote,
+    /// Point production back at an earlier deployment.
     Rollback,
+    /// Cancel a deployment that is still building.
     Cancel,
+    /// Report a deployment's state.
     Check,
+    /// Do nothing (optionally sleep); for tests, the demo and benchmarks.
     Noop,
     /// A stored record whose type this build does not know (hand-written, or a stub for an id
     /// with no record). Never accepted at submission; dead-lettered when claimed.
@@ -123,6 +136,7 @@ pub enum TaskType {
 }
 
 impl TaskType {
+    /// Every type accepted at submission (not [`TaskType::Unknown`]).
     pub const ALL: [TaskType; 7] = [
         TaskType::Deploy,
         TaskType::Redeploy,
@@ -133,6 +147,7 @@ impl TaskType {
         TaskType::Noop,
     ];
 
+    /// The snake_case spelling stored in Redis and shown in the API.
     pub fn as_str(self) -> &'static str {
         match self {
             TaskType::Deploy => "deploy",
@@ -178,15 +193,22 @@ impl FromStr for TaskType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
+    /// Queued, waiting for its priority and `run_at`.
     Pending,
+    /// Claimed by a consumer and running.
     InProgress,
+    /// Failed an attempt; queued again after a backoff.
     Retrying,
+    /// Finished successfully.
     Completed,
+    /// Out of retries (or not retryable); in the dead-letter list.
     Failed,
+    /// Cancelled by an operator before it finished.
     Cancelled,
 }
 
 impl TaskStatus {
+    /// Every status, in life-cycle order.
     pub const ALL: [TaskStatus; 6] = [
         TaskStatus::Pending,
         TaskStatus::InProgress,
@@ -196,6 +218,7 @@ impl TaskStatus {
         TaskStatus::Cancelled,
     ];
 
+    /// The snake_case spelling stored in Redis and shown in the API.
     pub fn as_str(self) -> &'static str {
         match self {
             TaskStatus::Pending => "pending",
@@ -207,6 +230,7 @@ impl TaskStatus {
         }
     }
 
+    /// No further transition: completed, failed or cancelled.
     pub fn is_terminal(self) -> bool {
         matches!(
             self,

@@ -19,6 +19,7 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
+    /// A problem with `field`, described by `message`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),

@@ -33,6 +33,7 @@ pub struct TaskRecord {
     pub attempts: u32,
     /// Retries allowed after the first attempt before dead-lettering.
     pub max_retries: u32,
+    /// When it was submitted (millisecond precision, as stored).
     pub created_at: DateTime<Utc>,
     /// Start of the latest attempt.
     pub started_at: Option<DateTime<Utc>>,
@@ -45,6 +46,7 @@ pub struct TaskRecord {
     pub result: Option<Value>,
     /// Correlates logs, events and Sentry reports of one task.
     pub trace_id: String,
+    /// The submitter's idempotency key, when given (same key within 24 h, same task).
     pub idempotency_key: Option<String>,
     /// Submitter's free-form context.
     #[schema(value_type = Object)]
@@ -61,7 +63,9 @@ pub struct TaskRecord {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("malformed task record: field `{field}`: {message}")]
 pub struct DecodeError {
+    /// The hash field that is missing or does not decode.
     pub field: &'static str,
+    /// What is wrong with it.
     pub message: String,
 }
 

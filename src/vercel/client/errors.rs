@@ -13,24 +13,38 @@ use serde_json::Value;
 pub enum VercelError {
     /// 429: wait before the next call (any instance).
     #[error("rate limited by Vercel (retry after {:?})", retry_after)]
-    RateLimited { retry_after: Option<Duration> },
+    RateLimited {
+        /// How long Vercel asked us to wait (capped at [`MAX_RETRY_AFTER`]), when it said.
+        retry_after: Option<Duration>,
+    },
     /// 401/403: the token is missing, wrong, expired or lacks access.
     #[error("Vercel rejected the token ({status} {code}): {message}")]
     Unauthorized {
+        /// 401 or 403.
         status: u16,
+        /// Vercel's error code (`forbidden`, `invalid_token`), empty when the body had none.
         code: String,
+        /// Vercel's error message.
         message: String,
     },
     /// Other 4xx: the request itself is wrong; retrying won't help.
     #[error("Vercel refused the request ({status} {code}): {message}")]
     Client {
+        /// The 4xx status.
         status: u16,
+        /// Vercel's error code (`bad_request`, `not_found`), empty when the body had none.
         code: String,
+        /// Vercel's error message.
         message: String,
     },
     /// 5xx: Vercel's side; worth retrying.
     #[error("Vercel server error ({status}): {message}")]
-    Server { status: u16, message: String },
+    Server {
+        /// The 5xx status.
+        status: u16,
+        /// `code: message` from the body (or the body's text).
+        message: String,
+    },
     /// No HTTP answer: timeout, connection refused, TLS.
     #[error("cannot reach Vercel: {0}")]
     Transport(String),

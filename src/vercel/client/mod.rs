@@ -2,10 +2,9 @@
 //! `VERCEL_API_URL` override, a timeout per request.
 //!
 //! One call = one [`ApiRequest`] sent once by [`VercelClient::send`]; rate limiting and retries are
-//! the VercelActor's job. Responses are decoded tolerantly: unknown fields are ignored and every
-//! field we don't strictly need is optional. Error bodies are parsed in every shape Vercel uses
-//! (`{"error":{"code","message"}}`, `{"err": ...}`, flat `{code,message}`, empty), and rate limits
-//! are read from `Retry-After` (seconds or HTTP date) or the body's `limit.reset`.
+//! the VercelActor's job. The parts: `requests` (the calls as data and their builders),
+//! `responses` (the bodies we decode, tolerantly), `errors` ([`VercelError`] and reading error
+//! bodies and rate-limit waits), `ready_state` ([`ReadyState`]).
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -28,9 +27,11 @@ pub use responses::{Deployment, DeploymentList, User, UserResponse, decode};
 /// The HTTP client. Cheap to clone.
 #[derive(Clone)]
 pub struct VercelClient {
+    /// The connection pool, with the timeouts and user agent set once.
     http: reqwest::Client,
     /// `https://api.vercel.com` or `VERCEL_API_URL`.
     base: String,
+    /// The Bearer token; [`Secret`] keeps it out of `Debug` and logs.
     token: Secret,
     /// Added as `teamId` to every call when set.
     team_id: Option<String>,
@@ -47,6 +48,7 @@ impl fmt::Debug for VercelClient {
 }
 
 impl VercelClient {
+    /// A client for the configured API URL and team; fails only if TLS cannot be set up.
     pub fn new(settings: &VercelSettings, token: Secret) -> Result<Self, VercelError> {
         let http = reqwest::Client::builder()
             .timeout(settings.request_timeout)

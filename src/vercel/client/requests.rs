@@ -10,17 +10,26 @@ use serde_json::{Map, Value, json};
 /// Which API operation a request is (a bounded metrics label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
+    /// `POST /v13/deployments`.
     CreateDeployment,
+    /// `GET /v13/deployments/{idOrUrl}`.
     GetDeployment,
+    /// `GET /v6/deployments`.
     ListDeployments,
+    /// `PATCH /v12/deployments/{id}/cancel`.
     CancelDeployment,
+    /// `POST /v10/projects/{project}/promote/{deployment}`.
     Promote,
+    /// `POST /v1/projects/{project}/rollback/{deployment}`.
     Rollback,
+    /// `GET /v2/user`.
     GetUser,
+    /// `GET /v9/projects/{idOrName}`.
     GetProject,
 }
 
 impl Operation {
+    /// Every operation, so metrics can be registered up front.
     pub const ALL: [Operation; 8] = [
         Operation::CreateDeployment,
         Operation::GetDeployment,
@@ -32,6 +41,7 @@ impl Operation {
         Operation::GetProject,
     ];
 
+    /// The metrics label.
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::CreateDeployment => "create_deployment",
@@ -49,20 +59,26 @@ impl Operation {
 /// HTTP method of an [`ApiRequest`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    /// Reads.
     Get,
+    /// Creates, promotes and rolls back.
     Post,
+    /// Cancels.
     Patch,
 }
 
 /// One Vercel API call, described as data so the actor can rate-limit and retry it.
 #[derive(Debug, Clone)]
 pub struct ApiRequest {
+    /// Which operation, for metrics and logs.
     pub op: Operation,
+    /// The HTTP method.
     pub method: Method,
     /// Path below the API base, e.g. `/v13/deployments/dpl_x` (already percent-safe).
     pub path: String,
     /// Extra query parameters (`teamId` is added by the client).
     pub query: Vec<(String, String)>,
+    /// The JSON body, for calls that send one.
     pub body: Option<Value>,
     /// Safe to send again after a timeout or 5xx. False for creating a deployment: Vercel may
     /// have created it before the answer was lost, so the retry belongs to the deploy handler,
@@ -138,6 +154,7 @@ impl CreateDeployment {
     }
 }
 
+/// Create a deployment; not idempotent (see [`ApiRequest::idempotent`]).
 pub fn create_deployment(args: &CreateDeployment) -> ApiRequest {
     let mut r = ApiRequest::new(
         Operation::CreateDeployment,
@@ -148,6 +165,7 @@ pub fn create_deployment(args: &CreateDeployment) -> ApiRequest {
     r.idempotent = false;
     r
 }
+
 /// The newest deployments of a project (to find one this task already created).
 pub fn project_deployments(project: &str, limit: u32) -> ApiRequest {
     let mut r = ApiRequest::new(
@@ -159,6 +177,8 @@ pub fn project_deployments(project: &str, limit: u32) -> ApiRequest {
     r.query.push(("limit".into(), limit.to_string()));
     r
 }
+
+/// One deployment by id or hostname.
 pub fn get_deployment(id_or_url: &str) -> ApiRequest {
     ApiRequest::new(
         Operation::GetDeployment,
@@ -166,6 +186,7 @@ pub fn get_deployment(id_or_url: &str) -> ApiRequest {
         format!("/v13/deployments/{}", seg(id_or_url)),
     )
 }
+
 /// The latest deployment of a project (optionally of one target).
 pub fn latest_deployment(project: &str, target: Option<&str>) -> ApiRequest {
     let mut r = ApiRequest::new(
@@ -180,6 +201,8 @@ pub fn latest_deployment(project: &str, target: Option<&str>) -> ApiRequest {
     }
     r
 }
+
+/// Cancel a deployment that is still queued or building.
 pub fn cancel_deployment(id: &str) -> ApiRequest {
     ApiRequest::new(
         Operation::CancelDeployment,
@@ -187,6 +210,8 @@ pub fn cancel_deployment(id: &str) -> ApiRequest {
         format!("/v12/deployments/{}/cancel", seg(id)),
     )
 }
+
+/// Make `deployment` the production deployment of `project`.
 pub fn promote(project: &str, deployment: &str) -> ApiRequest {
     ApiRequest::new(
         Operation::Promote,
@@ -194,6 +219,8 @@ pub fn promote(project: &str, deployment: &str) -> ApiRequest {
         format!("/v10/projects/{}/promote/{}", seg(project), seg(deployment)),
     )
 }
+
+/// Roll `project`'s production back to `deployment`.
 pub fn rollback(project: &str, deployment: &str) -> ApiRequest {
     ApiRequest::new(
         Operation::Rollback,
@@ -201,6 +228,7 @@ pub fn rollback(project: &str, deployment: &str) -> ApiRequest {
         format!("/v1/projects/{}/rollback/{}", seg(project), seg(deployment)),
     )
 }
+
 /// The newest deployments visible to the token (and team).
 pub fn list_deployments(limit: u32) -> ApiRequest {
     let mut r = ApiRequest::new(
@@ -211,9 +239,13 @@ pub fn list_deployments(limit: u32) -> ApiRequest {
     r.query.push(("limit".into(), limit.to_string()));
     r
 }
+
+/// The token's user (checks the token).
 pub fn get_user() -> ApiRequest {
     ApiRequest::new(Operation::GetUser, Method::Get, "/v2/user".into())
 }
+
+/// A project by id or name.
 pub fn get_project(id_or_name: &str) -> ApiRequest {
     ApiRequest::new(
         Operation::GetProject,

@@ -42,6 +42,7 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// The id, whichever field carried it (`id` in v13 objects, `uid` in v6 list items).
     pub fn deployment_id(&self) -> Option<&str> {
         self.id.as_deref().or(self.uid.as_deref())
     }
@@ -62,6 +63,7 @@ impl Deployment {
 /// `GET /v6/deployments`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct DeploymentList {
+    /// Newest first; absent is empty.
     #[serde(default)]
     pub deployments: Vec<Deployment>,
 }
@@ -69,15 +71,20 @@ pub struct DeploymentList {
 /// `GET /v2/user`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct UserResponse {
+    /// The token's user.
     pub user: User,
 }
 
+/// The user a token belongs to, as `doctor` reports it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct User {
+    /// Vercel's user id.
     #[serde(default)]
     pub id: Option<String>,
+    /// Login name, shown to the operator.
     #[serde(default)]
     pub username: Option<String>,
+    /// Account email, shown when there is no username.
     #[serde(default)]
     pub email: Option<String>,
 }
