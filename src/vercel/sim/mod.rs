@@ -15,8 +15,8 @@
 //!
 //! A deployment's state follows from its age: QUEUED, BUILDING after 20% of `build_secs`, READY at
 //! `build_secs` (ERROR with `errorCode`/`errorMessage` when the project name starts with `error-`);
-//! a canceled deployment stays CANCELED. Successful response bodies conform to
-//! `shared/vercel/vercel-openapi-subset.json`; errors are `{"error":{"code","message"}}`.
+//! a canceled deployment stays CANCELED. Successful response bodies conform to Vercel's OpenAPI
+//! schema (tests/vercel_contract.rs validates them); errors are `{"error":{"code","message"}}`.
 //!
 //! Every API call passes, in this order: forced 429 (`rate_limit_next`), forced 500 (`fail_next`),
 //! Bearer auth (401), query-string syntax (400), the block left by an earlier 429, the fixed 60 s
