@@ -61,153 +61,200 @@ enum Tok {
 /// The tokens of Rust source that matter for paths: comments, string / char / byte literals and
 /// numbers are dropped; lifetimes are dropped too.
 fn tokenize(src: &str) -> Vec<(usize, Tok)> {
-    let chars: Vec<char> = src.chars().collect();
-    let mut out = Vec::new();
-    let mut line = 1;
-    let mut i = 0;
-    // Advance over chars[i..j], counting newlines.
-    let count_lines = |from: usize, to: usize, line: &mut usize| {
-        *line += chars[from..to.min(chars.len())]
-            .iter()
-            .filter(|&&c| c == '\n')
-            .count();
+    let mut lx = Lexer {
+        chars: src.chars().collect(),
+        i: 0,
+        line: 1,
+        out: Vec::new(),
     };
-    while i < chars.len() {
-        let c = chars[i];
-        let next = chars.get(i + 1).copied();
-        // Comments.
-        if c == '/' && next == Some('/') {
-            while i < chars.len() && chars[i] != '\n' {
-                i += 1;
-            }
-            continue;
+    while lx.i < lx.chars.len() {
+        // Each step consumes what it recognises and says so; the last one always consumes.
+        let skipped = lx.line_comment()
+            || lx.block_comment()
+            || lx.raw_string()
+            || lx.string()
+            || lx.char_or_lifetime();
+        if !skipped {
+            lx.token();
         }
-        if c == '/' && next == Some('*') {
-            let start = i;
-            let mut depth = 0;
-            while i < chars.len() {
-                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
-                    depth += 1;
-                    i += 2;
-                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    i += 1;
+    }
+    lx.out
+}
+
+/// A cursor over the characters of one source file.
+struct Lexer {
+    /// The whole file.
+    chars: Vec<char>,
+    /// The next character to read.
+    i: usize,
+    /// The 1-based line of `chars[i]`.
+    line: usize,
+    /// The tokens found so far.
+    out: Vec<(usize, Tok)>,
+}
+
+impl Lexer {
+    fn at(&self, k: usize) -> Option<char> {
+        self.chars.get(k).copied()
+    }
+
+    /// Move to `to`, counting the newlines passed over.
+    fn advance_to(&mut self, to: usize) {
+        let end = to.min(self.chars.len());
+        let from = self.i.min(end);
+        self.line += self.chars[from..end].iter().filter(|&&c| c == '\n').count();
+        self.i = to;
+    }
+
+    /// The end of the identifier-like run (alphanumerics and `_`) starting at `from`.
+    fn word_end(&self, from: usize) -> usize {
+        let mut j = from;
+        while j < self.chars.len() && (self.chars[j].is_alphanumeric() || self.chars[j] == '_') {
+            j += 1;
+        }
+        j
+    }
+
+    /// `// ...` up to (not including) the newline.
+    fn line_comment(&mut self) -> bool {
+        if !(self.at(self.i) == Some('/') && self.at(self.i + 1) == Some('/')) {
+            return false;
+        }
+        while self.i < self.chars.len() && self.chars[self.i] != '\n' {
+            self.i += 1;
+        }
+        true
+    }
+
+    /// `/* ... */`, nested.
+    fn block_comment(&mut self) -> bool {
+        if !(self.at(self.i) == Some('/') && self.at(self.i + 1) == Some('*')) {
+            return false;
+        }
+        let mut j = self.i;
+        let mut depth = 0;
+        while j < self.chars.len() {
+            if self.chars[j] == '/' && self.at(j + 1) == Some('*') {
+                depth += 1;
+                j += 2;
+            } else if self.chars[j] == '*' && self.at(j + 1) == Some('/') {
+                depth -= 1;
+                j += 2;
+                if depth == 0 {
+                    break;
                 }
+            } else {
+                j += 1;
             }
-            count_lines(start, i, &mut line);
-            continue;
         }
-        // Raw strings: r"..", r#".."#, br#".."#, cr#".."#.
-        let raw_at = match (c, next) {
-            ('r', Some('"' | '#')) => Some(i + 1),
-            ('b' | 'c', Some('r')) if matches!(chars.get(i + 2), Some('"' | '#')) => Some(i + 2),
+        self.advance_to(j);
+        true
+    }
+
+    /// Raw strings: `r".."`, `r#".."#`, `br#".."#`, `cr#".."#`. A raw identifier (`r#ident`) is
+    /// left for [`Lexer::token`].
+    fn raw_string(&mut self) -> bool {
+        let raw_at = match (self.chars[self.i], self.at(self.i + 1)) {
+            ('r', Some('"' | '#')) => Some(self.i + 1),
+            ('b' | 'c', Some('r')) if matches!(self.at(self.i + 2), Some('"' | '#')) => {
+                Some(self.i + 2)
+            }
             _ => None,
         };
-        if let Some(mut j) = raw_at {
-            let mut hashes = 0;
-            while chars.get(j) == Some(&'#') {
-                hashes += 1;
-                j += 1;
+        let Some(mut j) = raw_at else {
+            return false;
+        };
+        let mut hashes = 0;
+        while self.at(j) == Some('#') {
+            hashes += 1;
+            j += 1;
+        }
+        if self.at(j) != Some('"') {
+            return false;
+        }
+        j += 1;
+        while j < self.chars.len() {
+            if self.chars[j] == '"' && (1..=hashes).all(|h| self.at(j + h) == Some('#')) {
+                j += 1 + hashes;
+                break;
             }
-            if chars.get(j) == Some(&'"') {
-                let start = i;
-                j += 1;
-                loop {
-                    if j >= chars.len() {
-                        break;
-                    }
-                    if chars[j] == '"' && (1..=hashes).all(|h| chars.get(j + h) == Some(&'#')) {
-                        j += 1 + hashes;
-                        break;
-                    }
+            j += 1;
+        }
+        self.advance_to(j);
+        true
+    }
+
+    /// Strings: `".."`, `b".."`, `c".."`, with backslash escapes.
+    fn string(&mut self) -> bool {
+        let c = self.chars[self.i];
+        if !(c == '"' || (matches!(c, 'b' | 'c') && self.at(self.i + 1) == Some('"'))) {
+            return false;
+        }
+        let mut j = self.i + if c == '"' { 1 } else { 2 };
+        while j < self.chars.len() && self.chars[j] != '"' {
+            j += if self.chars[j] == '\\' { 2 } else { 1 };
+        }
+        self.advance_to(j + 1);
+        true
+    }
+
+    /// Char and byte literals (`'a'`, `'\n'`, `'\u{1F600}'`, `b'x'`) versus lifetimes and labels
+    /// (`'a`), which are skipped with their name.
+    fn char_or_lifetime(&mut self) -> bool {
+        let c = self.chars[self.i];
+        if !(c == '\'' || (c == 'b' && self.at(self.i + 1) == Some('\''))) {
+            return false;
+        }
+        let q = if c == '\'' { self.i } else { self.i + 1 };
+        match self.at(q + 1) {
+            Some('\\') => {
+                let mut j = q + 2;
+                while j < self.chars.len() && self.chars[j] != '\'' {
                     j += 1;
                 }
-                i = j;
-                count_lines(start, i, &mut line);
-                continue;
+                self.i = j + 1;
+                true
             }
-            // `r#ident` (a raw identifier): fall through to identifiers below.
-        }
-        // Strings: "..", b"..", c"..".
-        if c == '"' || (matches!(c, 'b' | 'c') && next == Some('"')) {
-            let start = i;
-            i += if c == '"' { 1 } else { 2 };
-            while i < chars.len() && chars[i] != '"' {
-                i += if chars[i] == '\\' { 2 } else { 1 };
+            Some(_) if self.at(q + 2) == Some('\'') => {
+                self.i = q + 3;
+                true
             }
-            i += 1;
-            count_lines(start, i, &mut line);
-            continue;
-        }
-        // Char and byte literals ('a', '\n', '\u{1F600}', b'x') versus lifetimes ('a).
-        if c == '\'' || (c == 'b' && next == Some('\'')) {
-            let q = if c == '\'' { i } else { i + 1 };
-            match chars.get(q + 1) {
-                Some('\\') => {
-                    let mut j = q + 2;
-                    while j < chars.len() && chars[j] != '\'' {
-                        j += 1;
-                    }
-                    i = j + 1;
-                    continue;
-                }
-                Some(_) if chars.get(q + 2) == Some(&'\'') => {
-                    i = q + 3;
-                    continue;
-                }
-                _ if c == '\'' => {
-                    // A lifetime or label: skip the quote and its name.
-                    i += 1;
-                    while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
-                        i += 1;
-                    }
-                    continue;
-                }
-                _ => {}
+            _ if c == '\'' => {
+                self.i = self.word_end(self.i + 1);
+                true
             }
+            _ => false,
         }
-        if c == '\n' {
-            line += 1;
-            i += 1;
-            continue;
-        }
-        if c.is_whitespace() {
-            i += 1;
-            continue;
-        }
-        if c.is_ascii_digit() {
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
-                i += 1;
-            }
-            continue;
-        }
-        if c.is_alphabetic() || c == '_' {
-            let mut j = i;
-            if c == 'r' && next == Some('#') {
-                j += 2;
-            }
-            let start = j;
-            while j < chars.len() && (chars[j].is_alphanumeric() || chars[j] == '_') {
-                j += 1;
-            }
-            out.push((line, Tok::Ident(chars[start..j].iter().collect())));
-            i = j;
-            continue;
-        }
-        if c == ':' && next == Some(':') {
-            out.push((line, Tok::PathSep));
-            i += 2;
-            continue;
-        }
-        out.push((line, Tok::Punct(c)));
-        i += 1;
     }
-    out
+
+    /// Whitespace and numbers (dropped), identifiers, `::` and single punctuation characters.
+    fn token(&mut self) {
+        let (c, next) = (self.chars[self.i], self.at(self.i + 1));
+        if c == '\n' {
+            self.line += 1;
+            self.i += 1;
+        } else if c.is_whitespace() {
+            self.i += 1;
+        } else if c.is_ascii_digit() {
+            self.i = self.word_end(self.i);
+        } else if c.is_alphabetic() || c == '_' {
+            let start = if c == 'r' && next == Some('#') {
+                self.i + 2
+            } else {
+                self.i
+            };
+            let end = self.word_end(start);
+            let word = self.chars[start..end].iter().collect();
+            self.out.push((self.line, Tok::Ident(word)));
+            self.i = end;
+        } else if c == ':' && next == Some(':') {
+            self.out.push((self.line, Tok::PathSep));
+            self.i += 2;
+        } else {
+            self.out.push((self.line, Tok::Punct(c)));
+            self.i += 1;
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -235,18 +282,12 @@ enum Reach {
 /// blocks add one level to the code inside them.
 fn reaches(src: &str, file_depth: usize) -> Vec<Reach> {
     let toks = tokenize(src);
-    let ident = |k: usize| match toks.get(k) {
-        Some((_, Tok::Ident(s))) => Some(s.as_str()),
-        _ => None,
-    };
-    let is = |k: usize, t: &Tok| toks.get(k).map(|(_, x)| x) == Some(t);
+    let p = Paths { toks: &toks };
     let mut out = Vec::new();
     // Brace depths at which inline modules were opened.
     let mut inline_mods: Vec<usize> = Vec::new();
     let mut braces = 0usize;
-    let mut k = 0;
-    while k < toks.len() {
-        let (line, tok) = &toks[k];
+    for (k, (line, tok)) in toks.iter().enumerate() {
         match tok {
             Tok::Punct('{') => braces += 1,
             Tok::Punct('}') => {
@@ -255,84 +296,124 @@ fn reaches(src: &str, file_depth: usize) -> Vec<Reach> {
                     inline_mods.pop();
                 }
             }
-            Tok::Ident(w)
-                if w == "mod" && ident(k + 1).is_some() && is(k + 2, &Tok::Punct('{')) =>
-            {
-                inline_mods.push(braces);
+            Tok::Ident(w) if w == "mod" && p.opens_inline_mod(k) => inline_mods.push(braces),
+            Tok::Ident(w) if w == "crate" && p.is(k + 1, &Tok::PathSep) => {
+                p.crate_paths(k, &mut out);
             }
-            Tok::Ident(w) if w == "crate" && is(k + 1, &Tok::PathSep) => {
-                if is(k + 2, &Tok::Punct('{')) {
-                    // `crate::{a, b::c, self}`: the first segment of each item at the group's level.
-                    let mut depth = 0;
-                    let mut expect_item = true;
-                    let mut j = k + 2;
-                    while j < toks.len() {
-                        match &toks[j].1 {
-                            Tok::Punct('{') => {
-                                depth += 1;
-                                if depth == 1 {
-                                    expect_item = true;
-                                }
-                            }
-                            Tok::Punct('}') => {
-                                depth -= 1;
-                                if depth == 0 {
-                                    break;
-                                }
-                            }
-                            Tok::Punct(',') if depth == 1 => expect_item = true,
-                            Tok::Ident(m) if depth == 1 && expect_item => {
-                                expect_item = false;
-                                if m != "self" {
-                                    out.push(Reach::Crate {
-                                        line: toks[j].0,
-                                        module: m.clone(),
-                                        text: format!("crate::{{{m}, ..}}"),
-                                    });
-                                }
-                            }
-                            _ => {}
-                        }
-                        j += 1;
-                    }
-                } else if let Some(m) = ident(k + 2) {
-                    let mut text = format!("crate::{m}");
-                    if is(k + 3, &Tok::PathSep) {
-                        match ident(k + 4) {
-                            Some(next) => text.push_str(&format!("::{next}")),
-                            None if is(k + 4, &Tok::Punct('{')) => text.push_str("::{..}"),
-                            None => {}
-                        }
-                    }
-                    out.push(Reach::Crate {
-                        line: *line,
-                        module: m.to_string(),
-                        text,
-                    });
-                }
-            }
-            Tok::Ident(w)
-                if w == "super"
-                    && is(k + 1, &Tok::PathSep)
-                    && !(k >= 2 && is(k - 1, &Tok::PathSep) && ident(k - 2) == Some("super")) =>
-            {
-                let mut levels = 0;
-                let mut j = k;
-                while ident(j) == Some("super") && is(j + 1, &Tok::PathSep) {
-                    levels += 1;
-                    j += 2;
-                }
-                out.push(Reach::Super {
-                    line: *line,
-                    levels,
-                    depth: file_depth + inline_mods.len(),
-                });
-            }
+            Tok::Ident(w) if w == "super" && p.starts_super_chain(k) => out.push(Reach::Super {
+                line: *line,
+                levels: p.super_levels(k),
+                depth: file_depth + inline_mods.len(),
+            }),
             _ => {}
         }
-        k += 1;
     }
     out
+}
+
+/// Lookups into the tokens of one file, for [`reaches`].
+struct Paths<'t> {
+    /// The file's tokens.
+    toks: &'t [(usize, Tok)],
+}
+
+impl Paths<'_> {
+    /// The identifier at `k`, if that token is one.
+    fn ident(&self, k: usize) -> Option<&str> {
+        match self.toks.get(k) {
+            Some((_, Tok::Ident(s))) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+
+    /// The token at `k` is `t`.
+    fn is(&self, k: usize, t: &Tok) -> bool {
+        self.toks.get(k).map(|(_, x)| x) == Some(t)
+    }
+
+    /// `mod` at `k` starts `mod name {`.
+    fn opens_inline_mod(&self, k: usize) -> bool {
+        self.ident(k + 1).is_some() && self.is(k + 2, &Tok::Punct('{'))
+    }
+
+    /// The paths of `crate::` at `k` (followed by `::`): a group or a single path.
+    fn crate_paths(&self, k: usize, out: &mut Vec<Reach>) {
+        if self.is(k + 2, &Tok::Punct('{')) {
+            self.crate_group(k + 2, out);
+        } else if let Some(r) = self.crate_path(k) {
+            out.push(r);
+        }
+    }
+
+    /// `crate::{a, b::c, self}` with `{` at `open`: the first segment of each item at the group's
+    /// level (`self` is not a module).
+    fn crate_group(&self, open: usize, out: &mut Vec<Reach>) {
+        let mut depth = 0;
+        let mut expect_item = true;
+        for (line, tok) in &self.toks[open..] {
+            match tok {
+                Tok::Punct('{') => {
+                    depth += 1;
+                    if depth == 1 {
+                        expect_item = true;
+                    }
+                }
+                Tok::Punct('}') => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                Tok::Punct(',') if depth == 1 => expect_item = true,
+                Tok::Ident(m) if depth == 1 && expect_item => {
+                    expect_item = false;
+                    if m != "self" {
+                        out.push(Reach::Crate {
+                            line: *line,
+                            module: m.clone(),
+                            text: format!("crate::{{{m}, ..}}"),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// `crate::m`, `crate::m::next` or `crate::m::{..}` at `k`, as written (up to three segments).
+    fn crate_path(&self, k: usize) -> Option<Reach> {
+        let m = self.ident(k + 2)?;
+        let mut text = format!("crate::{m}");
+        if self.is(k + 3, &Tok::PathSep) {
+            match self.ident(k + 4) {
+                Some(next) => text.push_str(&format!("::{next}")),
+                None if self.is(k + 4, &Tok::Punct('{')) => text.push_str("::{..}"),
+                None => {}
+            }
+        }
+        Some(Reach::Crate {
+            line: self.toks[k].0,
+            module: m.to_string(),
+            text,
+        })
+    }
+
+    /// `super::` at `k` that is the first of its chain (not preceded by `super::`).
+    fn starts_super_chain(&self, k: usize) -> bool {
+        self.is(k + 1, &Tok::PathSep)
+            && !(k >= 2 && self.is(k - 1, &Tok::PathSep) && self.ident(k - 2) == Some("super"))
+    }
+
+    /// How many `super::` follow each other from `k`.
+    fn super_levels(&self, k: usize) -> usize {
+        let mut levels = 0;
+        let mut j = k;
+        while self.ident(j) == Some("super") && self.is(j + 1, &Tok::PathSep) {
+            levels += 1;
+            j += 2;
+        }
+        levels
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -495,47 +576,18 @@ fn modules_use_only_lower_layers() {
 /// Strongly connected components of size > 1 (Tarjan), each as a cycle path through its smallest
 /// member, e.g. `api -> cli -> api`.
 fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
-    struct State<'a> {
-        graph: &'a BTreeMap<String, BTreeSet<String>>,
-        index: BTreeMap<&'a str, usize>,
-        low: BTreeMap<&'a str, usize>,
-        stack: Vec<&'a str>,
-        on_stack: BTreeSet<&'a str>,
-        sccs: Vec<Vec<&'a str>>,
-    }
-    fn visit<'a>(s: &mut State<'a>, v: &'a str) {
-        let n = s.index.len();
-        s.index.insert(v, n);
-        s.low.insert(v, n);
-        s.stack.push(v);
-        s.on_stack.insert(v);
-        let graph = s.graph;
-        for w in graph.get(v).into_iter().flatten() {
-            let w = w.as_str();
-            if !s.index.contains_key(w) {
-                visit(s, w);
-                let lw = s.low[w];
-                let lv = s.low.get_mut(v).unwrap();
-                *lv = (*lv).min(lw);
-            } else if s.on_stack.contains(w) {
-                let iw = s.index[w];
-                let lv = s.low.get_mut(v).unwrap();
-                *lv = (*lv).min(iw);
-            }
-        }
-        if s.low[v] == s.index[v] {
-            let mut scc = Vec::new();
-            while let Some(w) = s.stack.pop() {
-                s.on_stack.remove(w);
-                scc.push(w);
-                if w == v {
-                    break;
-                }
-            }
-            s.sccs.push(scc);
-        }
-    }
-    let mut s = State {
+    let mut out: Vec<Vec<String>> = components(graph)
+        .into_iter()
+        .filter(|c| c.len() > 1)
+        .map(|scc| cycle_through_smallest(graph, &scc.into_iter().collect()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// The strongly connected components of `graph` (Tarjan's algorithm).
+fn components(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<&str>> {
+    let mut t = Tarjan {
         graph,
         index: BTreeMap::new(),
         low: BTreeMap::new(),
@@ -544,49 +596,119 @@ fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
         sccs: Vec::new(),
     };
     for v in graph.keys() {
-        if !s.index.contains_key(v.as_str()) {
-            visit(&mut s, v);
+        if !t.index.contains_key(v.as_str()) {
+            t.visit(v);
         }
     }
-    let mut out = Vec::new();
-    for scc in s.sccs.into_iter().filter(|c| c.len() > 1) {
-        let members: BTreeSet<&str> = scc.iter().copied().collect();
-        let start = *members.iter().next().unwrap();
-        // Shortest way back to `start` inside the component (breadth first).
-        let mut prev: BTreeMap<&str, &str> = BTreeMap::new();
-        let mut queue = std::collections::VecDeque::from([start]);
-        let mut found = None;
-        'bfs: while let Some(v) = queue.pop_front() {
-            for w in graph.get(v).into_iter().flatten() {
-                let w = w.as_str();
-                if !members.contains(w) {
-                    continue;
-                }
-                if w == start {
-                    found = Some(v);
-                    break 'bfs;
-                }
-                if !prev.contains_key(w) {
-                    prev.insert(w, v);
-                    queue.push_back(w);
-                }
+    t.sccs
+}
+
+/// The bookkeeping of Tarjan's algorithm over one graph.
+struct Tarjan<'a> {
+    /// The graph being searched.
+    graph: &'a BTreeMap<String, BTreeSet<String>>,
+    /// Visit order of each node seen.
+    index: BTreeMap<&'a str, usize>,
+    /// Lowest visit order reachable from each node through the stack.
+    low: BTreeMap<&'a str, usize>,
+    /// Nodes of components not yet closed.
+    stack: Vec<&'a str>,
+    /// Membership of `stack`.
+    on_stack: BTreeSet<&'a str>,
+    /// The components found so far.
+    sccs: Vec<Vec<&'a str>>,
+}
+
+impl<'a> Tarjan<'a> {
+    fn visit(&mut self, v: &'a str) {
+        let n = self.index.len();
+        self.index.insert(v, n);
+        self.low.insert(v, n);
+        self.stack.push(v);
+        self.on_stack.insert(v);
+        let graph = self.graph;
+        for w in graph.get(v).into_iter().flatten() {
+            let w = w.as_str();
+            if !self.index.contains_key(w) {
+                self.visit(w);
+                self.lower(v, self.low[w]);
+            } else if self.on_stack.contains(w) {
+                self.lower(v, self.index[w]);
             }
         }
-        let mut path = vec![start.to_string()];
-        let mut v = found.expect("a component of size > 1 has a cycle");
-        let mut back = vec![v.to_string()];
-        while v != start {
-            v = prev[v];
-            back.push(v.to_string());
+        if self.low[v] == self.index[v] {
+            self.close(v);
         }
-        back.pop(); // `start` itself
-        back.reverse();
-        path.extend(back);
-        path.push(start.to_string());
-        out.push(path);
     }
-    out.sort();
-    out
+
+    /// `low[v] = min(low[v], to)`.
+    fn lower(&mut self, v: &'a str, to: usize) {
+        if let Some(lv) = self.low.get_mut(v) {
+            *lv = (*lv).min(to);
+        }
+    }
+
+    /// Pop the component rooted at `v` off the stack.
+    fn close(&mut self, v: &'a str) {
+        let mut scc = Vec::new();
+        while let Some(w) = self.stack.pop() {
+            self.on_stack.remove(w);
+            scc.push(w);
+            if w == v {
+                break;
+            }
+        }
+        self.sccs.push(scc);
+    }
+}
+
+/// The shortest cycle inside the component `members` from its smallest member back to it, as a
+/// path `start -> .. -> start`.
+fn cycle_through_smallest(
+    graph: &BTreeMap<String, BTreeSet<String>>,
+    members: &BTreeSet<&str>,
+) -> Vec<String> {
+    let start = *members.iter().next().expect("a component has a member");
+    let (last, prev) = way_back(graph, members, start);
+    let mut v = last.expect("a component of size > 1 has a cycle");
+    let mut back = vec![v.to_string()];
+    while v != start {
+        v = prev[v];
+        back.push(v.to_string());
+    }
+    back.pop(); // `start` itself
+    back.reverse();
+    let mut path = vec![start.to_string()];
+    path.extend(back);
+    path.push(start.to_string());
+    path
+}
+
+/// Breadth first from `start` inside `members`: the node with an edge back to `start` (if any)
+/// and the predecessor of every node reached.
+fn way_back<'a>(
+    graph: &'a BTreeMap<String, BTreeSet<String>>,
+    members: &BTreeSet<&str>,
+    start: &'a str,
+) -> (Option<&'a str>, BTreeMap<&'a str, &'a str>) {
+    let mut prev: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    while let Some(v) = queue.pop_front() {
+        for w in graph.get(v).into_iter().flatten() {
+            let w = w.as_str();
+            if !members.contains(w) {
+                continue;
+            }
+            if w == start {
+                return (Some(v), prev);
+            }
+            if !prev.contains_key(w) {
+                prev.insert(w, v);
+                queue.push_back(w);
+            }
+        }
+    }
+    (None, prev)
 }
 
 #[test]

@@ -5,21 +5,24 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use super::auth::AuthError;
 use crate::queue::QueueError;
 use crate::task::ValidationError;
 
+/// Every way an API request fails; each variant is one status code and `code` string.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 400, naming the field.
     #[error("{0}")]
     Invalid(ValidationError),
     /// 401: missing, malformed, badly signed or expired token.
-    #[error("{0}")]
-    Unauthorized(String),
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
     /// 403: valid token, role too low.
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
+    /// 404: no such task or route; names what was asked for.
     NotFound(String),
     /// 409: the request conflicts with the task's state (e.g. retrying a completed task).
     #[error("{0}")]
@@ -36,6 +39,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A 400 naming `field`.
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         ApiError::Invalid(ValidationError::new(field, message))
     }

@@ -11,7 +11,7 @@ use super::auth::{Admin, Agent, Viewer};
 use super::error::ApiError;
 use super::{AppState, TaskList};
 use crate::queue::{CancelOutcome, RECENT_MAX, ReplayOutcome, status_text};
-use crate::task::{NewTask, TaskRecord, TaskStatus, TaskType};
+use crate::task::{NewTask, ParseError, TaskRecord, TaskStatus, TaskType};
 
 /// Most rows one listing returns (`limit` is capped to this).
 pub const LIMIT_MAX: usize = 100;
@@ -223,14 +223,14 @@ fn listing_params(
         None | Some("") => None,
         Some(s) => Some(
             s.parse()
-                .map_err(|e: String| ApiError::invalid("status", e))?,
+                .map_err(|e: ParseError| ApiError::invalid("status", e.to_string()))?,
         ),
     };
     let ty = match q.get("type").map(String::as_str) {
         None | Some("") => None,
         Some(s) => Some(
             s.parse()
-                .map_err(|e: String| ApiError::invalid("type", e))?,
+                .map_err(|e: ParseError| ApiError::invalid("type", e.to_string()))?,
         ),
     };
     Ok((limit, status, ty))

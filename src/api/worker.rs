@@ -243,10 +243,12 @@ fn priorities(body: serde_json::Map<String, Value>) -> Result<Vec<Priority>, Api
     list.iter()
         .enumerate()
         .map(|(i, v)| {
-            v.as_str()
-                .ok_or_else(|| "must be a string".to_string())
-                .and_then(|s| s.parse::<Priority>())
-                .map_err(|e| ApiError::invalid(&format!("priorities[{i}]"), e))
+            let field = format!("priorities[{i}]");
+            let s = v
+                .as_str()
+                .ok_or_else(|| ApiError::invalid(&field, "must be a string"))?;
+            s.parse::<Priority>()
+                .map_err(|e| ApiError::invalid(&field, e.to_string()))
         })
         .collect()
 }

@@ -1,9 +1,10 @@
 //! [`CliError`]: every way a command can fail, and the one place mapping failures to exit codes.
 
+use crate::api::auth::AuthError;
 use crate::app::StartupError;
 use crate::config::ConfigError;
 use crate::queue::QueueError;
-use crate::task::ValidationError;
+use crate::task::{ParseError, ValidationError};
 
 use super::bench::BenchError;
 use super::demo::DemoError;
@@ -24,8 +25,8 @@ pub enum CliError {
         problem: String,
     },
     /// A priority argument of `pause`/`resume` is not P0..P3 (the message quotes it).
-    #[error("{0}")]
-    InvalidPriority(String),
+    #[error(transparent)]
+    InvalidPriority(ParseError),
     /// A task to submit fails validation; names the field (`payload.project`).
     #[error(transparent)]
     InvalidTask(#[from] ValidationError),
@@ -58,8 +59,8 @@ pub enum CliError {
         status: &'static str,
     },
     /// `token` could not sign (the signer's own message).
-    #[error("{0}")]
-    Mint(String),
+    #[error(transparent)]
+    Mint(AuthError),
     /// `vercel-sim` could not bind its port.
     #[error("cannot start the simulator: {0}")]
     Simulator(#[source] std::io::Error),

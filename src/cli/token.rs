@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::CliError;
-use crate::api::auth::{JwtKeys, Role};
+use crate::api::auth::{AuthError, JwtKeys, Role};
 use crate::config::{Config, ConfigError};
 
 /// Flags of `token`.
@@ -35,7 +35,7 @@ pub fn parse(args: &TokenArgs) -> Result<TokenRequest<'_>, CliError> {
     let role: Role = args
         .role
         .parse()
-        .map_err(|e: String| CliError::invalid("role", e))?;
+        .map_err(|e: AuthError| CliError::invalid("role", e.to_string()))?;
     Ok(TokenRequest {
         role,
         ttl: parse_ttl(&args.ttl)?,

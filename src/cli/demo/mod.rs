@@ -19,7 +19,7 @@ mod scenario;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::api::auth::{JwtKeys, Role};
+use crate::api::auth::{AuthError, JwtKeys, Role};
 use crate::app::{Instance, StartupError, shutdown_signal};
 use crate::config::{Config, ConfigError, Mode, RedisUrl, Secret};
 use crate::queue::{QueueError, QueueStore};
@@ -71,8 +71,8 @@ pub enum DemoError {
     #[error(transparent)]
     Queue(#[from] QueueError),
     /// The admin token could not be signed (the signer's message).
-    #[error("{0}")]
-    Mint(String),
+    #[error(transparent)]
+    Mint(AuthError),
     /// The event subscription's Redis client could not be built.
     #[error(transparent)]
     Redis(#[from] redis::RedisError),
