@@ -156,8 +156,8 @@ async fn submit_load(store: &ops_worker::queue::QueueStore) {
         new_task("noop", "P2", json!({"fail": true}), 0, None),
         // Fails, retried after a back-off (queue_retrying), fails again, dead-lettered.
         new_task("noop", "P1", json!({"fail": true}), 1, None),
-        // Panics: consumer_restarts_total.
-        new_task("noop", "P2", json!({"panic": true}), 0, None),
+        // A consumer that dies outside its handler: consumer_restarts_total.
+        new_task("noop", "P2", json!({"exit_consumer": true}), 0, None),
         // Not due for an hour: queue_delayed.
         new_task(
             "noop",

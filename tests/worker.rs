@@ -360,29 +360,88 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_the_pool_keeps_worki
 }
 
 #[tokio::test]
-async fn a_panicking_handler_restarts_its_consumer_and_repeated_panics_put_the_instance_in_error() {
+async fn poison_tasks_are_only_failed_attempts_and_the_pool_never_leaves_running() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "panic");
-    let w = Worker::builder(&redis.url(), "panic")
+    let q = store(&redis.url(), "poison");
+    let w = Worker::builder(&redis.url(), "poison")
+        .env("WORKER_CONCURRENCY", "4")
+        .env("WORKER_MAX_RESTARTS", "1")
+        .spawn()
+        .await;
+    eventually(LONG, "the pool running", || async {
+        heartbeat_of(&q, &w.instance)
+            .await
+            .filter(|h| h.status == Some(PoolStatus::Running))
+    })
+    .await;
+    // 50 panicking tasks mixed into 5,000 normal ones, each allowed one retry.
+    let mut tasks: Vec<TaskRecord> = (0..5_000).map(|_| noop(json!({}))).collect();
+    let mut poison = Vec::new();
+    for k in 0..50 {
+        let mut t = noop(json!({"panic": true}));
+        t.max_retries = 1;
+        poison.push(t.task_id.to_string());
+        tasks.insert(k * 100, t);
+    }
+    enqueue_all(&q, tasks).await;
+    // Watch every heartbeat until the normal tasks are done: the pool is always running.
+    eventually(LONG, "the 5,000 normal tasks completed", || async {
+        let hb = heartbeat_of(&q, &w.instance).await?;
+        assert_eq!(
+            hb.status,
+            Some(PoolStatus::Running),
+            "a poison task changed the pool"
+        );
+        assert_eq!(hb.restarts, 0, "a poison task ended a consumer");
+        let s = q.stats().await.ok()?;
+        (s.completed_total == 5_000).then_some(())
+    })
+    .await;
+    let dead = eventually(LONG, "every poison task dead-lettered", || async {
+        let recs = records(&q, &poison).await;
+        recs.iter()
+            .all(|r| r.status == TaskStatus::Failed)
+            .then_some(recs)
+    })
+    .await;
+    for r in dead {
+        assert_eq!(r.attempts, 2, "dead-lettered after max_retries");
+        assert!(r.error.unwrap().contains("handler panicked"));
+    }
+    assert!(!w.logs().contains("restarting consumer"));
+}
+
+#[tokio::test]
+async fn consumers_that_die_outside_a_handler_restart_until_the_limit_then_back_off() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "exits");
+    let w = Worker::builder(&redis.url(), "exits")
         .env("WORKER_CONCURRENCY", "1")
         .env("WORKER_MAX_RESTARTS", "3")
         .env("WORKER_RESTART_WINDOW_SECS", "60")
         .spawn()
         .await;
-    // One panic: the consumer is restarted and the next task still runs.
-    let mut p = noop(json!({"panic": true}));
-    p.max_retries = 0;
-    let panicker = p.task_id.to_string();
-    q.enqueue(&[p]).await.unwrap();
+    let exit_task = || {
+        let mut t = noop(json!({"exit_consumer": true}));
+        t.max_retries = 0;
+        t
+    };
+    // One exit: the consumer is restarted in its slot and the next task still runs.
+    let first = exit_task();
+    let first_id = first.task_id.to_string();
+    q.enqueue(&[first]).await.unwrap();
     let after = enqueue_all(&q, vec![noop(json!({}))]).await;
     wait_completed(&q, 1, LONG).await;
     assert_eq!(
         q.get(&after[0]).await.unwrap().unwrap().status,
         TaskStatus::Completed
     );
-    let rec = q.get(&panicker).await.unwrap().unwrap();
-    assert_eq!(rec.status, TaskStatus::Failed);
-    assert!(rec.error.unwrap().contains("handler panicked"));
+    let rec = q.get(&first_id).await.unwrap().unwrap();
+    assert_eq!(
+        rec.status,
+        TaskStatus::Failed,
+        "its attempt is recorded before the exit"
+    );
     let hb = eventually(LONG, "restart counted", || async {
         heartbeat_of(&q, &w.instance)
             .await
@@ -391,15 +450,8 @@ async fn a_panicking_handler_restarts_its_consumer_and_repeated_panics_put_the_i
     .await;
     assert_eq!(hb.status, Some(PoolStatus::Running));
 
-    // A burst of panics: past the limit the instance reports error and stops restarting.
-    let burst: Vec<TaskRecord> = (0..10)
-        .map(|_| {
-            let mut t = noop(json!({"panic": true}));
-            t.max_retries = 0;
-            t
-        })
-        .collect();
-    enqueue_all(&q, burst).await;
+    // A burst of exits: past the limit the instance reports error and stops restarting.
+    enqueue_all(&q, (0..10).map(|_| exit_task()).collect()).await;
     let hb = eventually(LONG, "instance in error", || async {
         heartbeat_of(&q, &w.instance)
             .await

@@ -40,6 +40,8 @@ pub struct AppState {
     pub body_limit: usize,
     /// `TASK_MAX_RETRIES`, for submissions that don't set `max_retries`.
     pub default_max_retries: u32,
+    /// Submission limits (sizes, `run_at` delay, diagnostic knobs).
+    pub submit: crate::task::SubmitRules,
 }
 
 /// A page of task records.

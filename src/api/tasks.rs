@@ -104,8 +104,13 @@ pub async fn submit(
     if new.source.is_none() {
         new.source = Some("api".into());
     }
+    let now = Utc::now();
     let record = new
-        .validate(state.default_max_retries, Utc::now())
+        .validate(state.default_max_retries, now)
+        .map_err(ApiError::Invalid)?;
+    state
+        .submit
+        .check(&record, now)
         .map_err(ApiError::Invalid)?;
     let (id, created) = state
         .store

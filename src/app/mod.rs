@@ -91,7 +91,7 @@ pub fn handlers_with_vercel(
         burst: config.vercel.rate_limit_burst,
     };
     let actor = VercelActor::new(client, store, pace).start();
-    let mut handlers = HandlerRegistry::builtin();
+    let mut handlers = HandlerRegistry::builtin(config.submit.diagnostics);
     vercel::register(
         &mut handlers,
         VercelApi::new(actor),
@@ -258,6 +258,7 @@ pub fn serve_api(
         metrics,
         body_limit: config.body_limit,
         default_max_retries: config.queue.max_retries,
+        submit: config.submit,
     });
     let keys = web::Data::new(JwtKeys::new(secret, config.trust_loopback));
     Ok(HttpServer::new(move || {

@@ -124,7 +124,7 @@ async fn with_pool<T>(
     let handlers = if vercel {
         crate::app::handlers_with_vercel(config, pool_store.clone())?
     } else {
-        HandlerRegistry::builtin()
+        HandlerRegistry::builtin(true)
     };
     let probe: Arc<dyn ClaimProbe> = latencies;
     let supervisor =

@@ -132,7 +132,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Enqueue(args) => {
             let payload = tasks::enqueue_payload(args)?;
             let (config, store) = tool_store(&cli)?;
-            tasks::enqueue(&store, config.queue.max_retries, args, &payload).await
+            tasks::enqueue(&store, &config, args, &payload).await
         }
         Command::Doctor { json } => doctor(&cli, *json).await,
         Command::Stats { json } => tasks::stats(&tool_store(&cli)?.1, *json).await,

@@ -5,6 +5,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::CliError;
+use crate::config::Config;
 use crate::queue::{
     CancelOutcome, QueueStats, QueueStore, ReplayOutcome, priorities_text, status_text,
 };
@@ -56,11 +57,11 @@ pub fn enqueue_payload(args: &EnqueueArgs) -> Result<Value, CliError> {
 /// them in one call. `payload` comes from [`enqueue_payload`].
 pub async fn enqueue(
     store: &QueueStore,
-    default_max_retries: u32,
+    config: &Config,
     args: &EnqueueArgs,
     payload: &Value,
 ) -> Result<(), CliError> {
-    let tasks = build_tasks(args, payload, default_max_retries)?;
+    let tasks = build_tasks(args, payload, config)?;
     let ids = store.enqueue(&tasks).await?;
     if args.json {
         let list: Vec<Value> = ids
@@ -85,7 +86,7 @@ pub async fn enqueue(
 fn build_tasks(
     args: &EnqueueArgs,
     payload: &Value,
-    default_max_retries: u32,
+    config: &Config,
 ) -> Result<Vec<TaskRecord>, CliError> {
     let now = Utc::now();
     (0..args.count)
@@ -100,7 +101,9 @@ fn build_tasks(
                 run_at: args.run_at.clone(),
                 ..Default::default()
             };
-            Ok(new.validate(default_max_retries, now)?)
+            let record = new.validate(config.queue.max_retries, now)?;
+            config.submit.check(&record, now)?;
+            Ok(record)
         })
         .collect()
 }

@@ -169,6 +169,8 @@ pub struct Config {
     pub redis_url: RedisUrl,
     /// Queue keys and task lifetimes (`QUEUE_*`, `TASK_*`).
     pub queue: QueueSettings,
+    /// What a submission may ask for: sizes, delay, diagnostic knobs.
+    pub submit: crate::task::SubmitRules,
     /// This instance's consumer pool (`INSTANCE_ID`, `WORKER_*`).
     pub worker: WorkerSettings,
     /// Vercel access and pacing (`VERCEL_*`).
@@ -226,6 +228,7 @@ impl Config {
         let mut r = Reader::new(vars);
         let redis_url = sections::redis_url(&mut r, mode);
         let queue = sections::queue(&mut r);
+        let submit = sections::submit(&mut r);
         let worker = sections::worker(&mut r);
         let vercel = sections::vercel(&mut r, mode);
         let (log_level, log_format) = sections::logging(&mut r, mode);
@@ -237,6 +240,7 @@ impl Config {
         let config = Config {
             redis_url,
             queue,
+            submit,
             worker,
             vercel,
             port: server.port,

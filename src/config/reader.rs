@@ -70,6 +70,48 @@ impl<'a> Reader<'a> {
         Duration::from_secs_f64(self.number(name, default, min, max))
     }
 
+    /// `true`/`false` (also `1`/`0`, `yes`/`no`); `default` when unset or invalid.
+    pub(super) fn flag(&mut self, name: &str, default: bool) -> bool {
+        match self.raw(name).map(str::to_ascii_lowercase) {
+            None => default,
+            Some(v) if matches!(v.as_str(), "1" | "true" | "yes") => true,
+            Some(v) if matches!(v.as_str(), "0" | "false" | "no") => false,
+            Some(_) => {
+                self.problem(name, "must be true or false");
+                default
+            }
+        }
+    }
+
+    /// A duration as seconds or with a unit (`90`, `30s`, `15m`, `24h`, `30d`), from 1 s to `max`.
+    pub(super) fn duration(&mut self, name: &str, default: Duration, max: Duration) -> Duration {
+        let Some(raw) = self.raw(name) else {
+            return default;
+        };
+        let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+        let (num, unit) = raw.split_at(split);
+        let mult = match unit.trim() {
+            "" | "s" => Some(1u64),
+            "m" => Some(60),
+            "h" => Some(3_600),
+            "d" => Some(86_400),
+            _ => None,
+        };
+        match (num.parse::<u64>().ok(), mult) {
+            (Some(n), Some(m)) if n > 0 && n.saturating_mul(m) <= max.as_secs() => {
+                Duration::from_secs(n * m)
+            }
+            _ => {
+                let days = max.as_secs() / 86_400;
+                self.problem(
+                    name,
+                    format!("`{raw}` is not a duration from 1s to {days}d (e.g. 3600, 12h, 30d)"),
+                );
+                default
+            }
+        }
+    }
+
     /// A name made of 1-64 of `A-Z a-z 0-9 - _ .`; `default()` when unset or invalid.
     pub(super) fn name(&mut self, name: &str, default: impl FnOnce() -> String) -> String {
         match self.raw(name) {

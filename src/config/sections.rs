@@ -8,6 +8,7 @@ use super::{
     LOCAL_REDIS_URL, LogFormat, MIN_JWT_SECRET, Mode, QueueSettings, RedisUrl, Secret,
     VercelSettings, WorkerSettings,
 };
+use crate::task::SubmitRules;
 
 /// `REDIS_URL`: required by `run`; the operator tools fall back to [`LOCAL_REDIS_URL`].
 pub(super) fn redis_url(r: &mut Reader, mode: Mode) -> RedisUrl {
@@ -35,6 +36,22 @@ pub(super) fn queue(r: &mut Reader) -> QueueSettings {
         lease: r.seconds("TASK_LEASE_SECS", 30.0, 1.0, 3600.0),
         max_retries: r.number("TASK_MAX_RETRIES", 3, 0, crate::task::MAX_RETRIES_CAP),
         retention: Duration::from_secs(r.number("TASK_RETENTION_DAYS", 7u64, 1, 365) * 86_400),
+    }
+}
+
+/// Submission limits: `WORKER_DIAGNOSTICS`, `TASK_MAX_DELAY`, `TASK_MAX_PAYLOAD_BYTES`,
+/// `TASK_MAX_METADATA_BYTES`.
+pub(super) fn submit(r: &mut Reader) -> SubmitRules {
+    let d = SubmitRules::default();
+    SubmitRules {
+        diagnostics: r.flag("WORKER_DIAGNOSTICS", false),
+        max_delay: r.duration(
+            "TASK_MAX_DELAY",
+            d.max_delay,
+            Duration::from_secs(365 * 86_400),
+        ),
+        max_payload_bytes: r.number("TASK_MAX_PAYLOAD_BYTES", d.max_payload_bytes, 256, 1 << 20),
+        max_metadata_bytes: r.number("TASK_MAX_METADATA_BYTES", d.max_metadata_bytes, 0, 1 << 20),
     }
 }
 
@@ -181,13 +198,5 @@ fn jwt_secret(r: &mut Reader, mode: Mode) -> Option<Secret> {
 }
 
 fn trust_loopback(r: &mut Reader) -> bool {
-    match r.raw("AUTH_TRUST_LOOPBACK").map(str::to_ascii_lowercase) {
-        None => false,
-        Some(v) if matches!(v.as_str(), "1" | "true" | "yes") => true,
-        Some(v) if matches!(v.as_str(), "0" | "false" | "no") => false,
-        Some(_) => {
-            r.problem("AUTH_TRUST_LOOPBACK", "must be true or false");
-            false
-        }
-    }
+    r.flag("AUTH_TRUST_LOOPBACK", false)
 }

@@ -20,6 +20,12 @@ use crate::task::{Payload, TaskRecord, TaskType};
 
 pub use noop::NoopHandler;
 
+/// A panic payload that ends the consumer running the handler (instead of failing the attempt,
+/// as any other panic does), so the supervisor's restart policy can be exercised. Only `noop`'s
+/// `exit_consumer` diagnostic knob raises it.
+#[derive(Debug, Clone, Copy)]
+pub struct ExitConsumer;
+
 /// Why an attempt did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TaskError {
@@ -62,10 +68,11 @@ impl HandlerRegistry {
         Self::default()
     }
 
-    /// The handlers that need nothing but the queue (`noop`).
-    pub fn builtin() -> Self {
+    /// The handlers that need nothing but the queue (`noop`, its knobs honoured when
+    /// `diagnostics`).
+    pub fn builtin(diagnostics: bool) -> Self {
         let mut r = Self::new();
-        r.register(TaskType::Noop, NoopHandler);
+        r.register(TaskType::Noop, NoopHandler { diagnostics });
         r
     }
 

@@ -16,7 +16,7 @@ use tracing::{Instrument, Span, error, info, info_span, warn};
 use super::PoolSignal;
 use super::consumer::{Consumer, Exit};
 use super::record::{self, Writes};
-use crate::handlers::{HandlerFuture, TaskContext, TaskError};
+use crate::handlers::{ExitConsumer, HandlerFuture, TaskContext, TaskError};
 use crate::queue::{ClaimedTask, Failure, retry_backoff};
 use crate::task::{DecodeError, Payload, Priority, TaskType, ValidationError};
 use crate::telemetry::events::{AttemptOutcome, AttemptRecorded, InternalEvent};
@@ -109,7 +109,8 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// The handler's answer as a verdict (and whether it panicked), logged in the task's span.
+/// The handler's answer as a verdict (and whether the consumer must end), logged in the task's
+/// span.
 fn settle(r: Result<Result<Value, TaskError>, Box<dyn std::any::Any + Send>>) -> (Verdict, bool) {
     match r {
         Ok(Ok(v)) => (Verdict::Done(v), false),
@@ -133,15 +134,27 @@ fn settle(r: Result<Result<Value, TaskError>, Box<dyn std::any::Any + Send>>) ->
                 false,
             )
         }
-        Err(p) => {
-            let m = format!("handler panicked: {}", panic_message(&*p));
-            error!(error = %m, "handler panicked; restarting this consumer");
+        Err(p) if p.is::<ExitConsumer>() => {
+            let m = "the consumer was told to exit (payload.exit_consumer)".to_string();
+            error!(error = %m, "ending this consumer");
             (
                 Verdict::Failed {
                     reason: m,
                     retryable: true,
                 },
                 true,
+            )
+        }
+        Err(p) => {
+            // A panic is this task's failure, not the consumer's: the next task runs as usual.
+            let m = format!("handler panicked: {}", panic_message(&*p));
+            error!(error = %m, "handler panicked; the attempt failed");
+            (
+                Verdict::Failed {
+                    reason: m,
+                    retryable: true,
+                },
+                false,
             )
         }
     }
@@ -174,9 +187,9 @@ impl<'a> Batch<'a> {
                 warn!(task_id = %task.id, "lease lost before the task started; skipping it");
                 continue;
             }
-            let (done, panicked) = self.run_one(task).await;
+            let (done, exit_consumer) = self.run_one(task).await;
             ran.push(done);
-            if panicked {
+            if exit_consumer {
                 exit = Exit::Panicked;
                 break;
             }
@@ -184,7 +197,7 @@ impl<'a> Batch<'a> {
                 break;
             }
         }
-        // Claimed but not started (the pool began draining, or a handler panicked).
+        // Claimed but not started (the pool began draining, or the consumer must end).
         let unstarted: Vec<String> = rest.map(|t| t.id).collect();
         self.record(ran, unstarted).await;
         exit
@@ -229,7 +242,7 @@ impl<'a> Batch<'a> {
         usage.set_running(&self.consumer.name, Some(started));
         let span = ran.span.clone();
         let id = ran.id.clone();
-        let (verdict, panicked) = async {
+        let (verdict, exit_consumer) = async {
             info!("task started");
             self.drive(&id, work).await
         }
@@ -238,7 +251,7 @@ impl<'a> Batch<'a> {
         usage.set_running(&self.consumer.name, None);
         ran.run = started.elapsed();
         ran.verdict = verdict;
-        (ran, panicked)
+        (ran, exit_consumer)
     }
 
     /// Decode, validate and find the handler: the future to run, or why the task can never

@@ -6,8 +6,9 @@
 //! up within a round trip. Running a claimed batch (handlers, leases, recording outcomes) is
 //! `attempt.rs`.
 //!
-//! A handler panic is caught: the attempt is failed (retryable, so a poison task is dead-lettered
-//! after `max_retries`) and then this consumer ends, so the supervisor's restart policy sees it.
+//! A handler panic is caught and is that task's failed attempt (retryable, so a poison task is
+//! dead-lettered after `max_retries`): no task payload can end a consumer or change the pool's
+//! status. Only a consumer that dies outside a handler meets the supervisor's restart policy.
 //! Redis errors never end the loop: it backs off and tries again.
 
 use std::panic::AssertUnwindSafe;
@@ -32,7 +33,8 @@ use crate::telemetry::events::{AttemptRecorded, InternalEvent};
 pub enum Exit {
     /// The pool asked it to stop (stop, restart, shutdown).
     Stopped,
-    /// A handler panicked; the supervisor decides whether to restart it.
+    /// It died outside a handler (a panic past the loop, or the `exit_consumer` knob); the
+    /// supervisor decides whether to restart it.
     Panicked,
 }
 

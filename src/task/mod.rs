@@ -10,6 +10,7 @@
 mod new;
 mod payload;
 mod record;
+mod rules;
 
 pub use new::{MAX_RETRIES_CAP, NewTask, ValidationError};
 pub use payload::{
@@ -17,6 +18,7 @@ pub use payload::{
     PROJECT_FIELDS, Payload, ProductionChange, Redeploy,
 };
 pub use record::{DecodeError, TaskRecord};
+pub use rules::SubmitRules;
 
 use std::fmt;
 use std::str::FromStr;

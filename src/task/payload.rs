@@ -56,8 +56,29 @@ pub struct Noop {
     pub sleep_ms: u64,
     /// Fail with a retryable error, to exercise retries and dead-lettering.
     pub fail: bool,
-    /// Panic, to exercise the consumer's panic boundary and the supervisor's restart limit.
+    /// Panic inside the handler, to exercise the consumer's panic boundary (a failed attempt).
     pub panic: bool,
+    /// End the consumer running it (outside the handler boundary), to exercise the supervisor's
+    /// restart policy.
+    pub exit_consumer: bool,
+}
+
+impl Noop {
+    /// The first diagnostic knob this payload uses, as `payload.<name>`: they only work when
+    /// `WORKER_DIAGNOSTICS=true`.
+    pub fn diagnostic_field(&self) -> Option<&'static str> {
+        if self.sleep_ms > 0 {
+            Some("payload.sleep_ms")
+        } else if self.fail {
+            Some("payload.fail")
+        } else if self.panic {
+            Some("payload.panic")
+        } else if self.exit_consumer {
+            Some("payload.exit_consumer")
+        } else {
+            None
+        }
+    }
 }
 
 /// `deploy` arguments.
@@ -200,6 +221,7 @@ impl Noop {
             sleep_ms,
             fail: optional_bool(payload, "fail")?,
             panic: optional_bool(payload, "panic")?,
+            exit_consumer: optional_bool(payload, "exit_consumer")?,
         })
     }
 }

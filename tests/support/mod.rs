@@ -79,6 +79,8 @@ pub fn base_env(redis_url: &str, queue: &str) -> HashMap<String, String> {
         ("VERCEL_TOKEN", TEST_VERCEL_TOKEN.to_string()),
         ("VERCEL_API_URL", "http://127.0.0.1:9".to_string()),
         ("JWT_SECRET", TEST_JWT_SECRET.to_string()),
+        // Tests drive noop's diagnostic knobs (sleep, fail, panic); production leaves them off.
+        ("WORKER_DIAGNOSTICS", "true".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -153,6 +153,8 @@ fn demo_config(
     v.remove("VERCEL_TEAM_ID");
     v.insert("PORT".into(), target.port.to_string());
     v.insert("AUTH_TRUST_LOOPBACK".into(), "true".into());
+    // The demo's samples use noop's diagnostic knobs (sleep, fail, panic).
+    v.insert("WORKER_DIAGNOSTICS".into(), "true".into());
     v.entry("JWT_SECRET".into()).or_insert_with(random_secret);
     Ok(Config::from_vars(&v, Mode::Run)?)
 }

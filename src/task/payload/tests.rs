@@ -74,7 +74,8 @@ fn noop_defaults_and_values() {
         Payload::Noop(Noop {
             sleep_ms: NOOP_MAX_SLEEP_MS,
             fail: true,
-            panic: false
+            panic: false,
+            exit_consumer: false
         })
     );
     let nulls = json!({"sleep_ms": null, "fail": null, "panic": null});
@@ -88,7 +89,8 @@ fn noop_defaults_and_values() {
         Payload::Noop(Noop {
             sleep_ms: 0,
             fail: false,
-            panic: true
+            panic: true,
+            exit_consumer: false
         })
     );
 }
