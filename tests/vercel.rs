@@ -403,3 +403,112 @@ async fn after_a_429_no_instance_calls_before_retry_after() {
         "calls resumed after the hold"
     );
 }
+
+#[tokio::test]
+async fn a_retried_deploy_of_a_project_that_does_not_exist_yet_creates_it_once() {
+    let redis = RedisServer::start();
+    let sim = SimProcess::spawn(&["--build-secs", "0.2"]);
+    let q = store(&redis.url(), "fresh");
+    // As if a first attempt died before creating anything: the claim makes this attempt 2.
+    let id = submit(&q, "deploy", json!({"project": "brand-new"}), 3).await;
+    let _: i64 = redis::cmd("HSET")
+        .arg(format!("ops:{{fresh}}:task:{id}"))
+        .arg("attempts")
+        .arg(1)
+        .query(&mut redis.conn())
+        .unwrap();
+    let _w = Worker::builder(&redis.url(), "fresh")
+        .envs(sim.worker_env())
+        .spawn()
+        .await;
+    let rec = wait_status(&q, &id, TaskStatus::Completed).await;
+    assert_eq!(rec.attempts, 2);
+    let stats = sim.stats().await;
+    assert_eq!(stats["deployments_created"]["brand-new"], 1);
+    let calls = requests(&stats);
+    let lookup = calls
+        .iter()
+        .position(|r| r.0 == "GET" && r.1 == "/v6/deployments")
+        .expect("the attempt looked for its own deployment first");
+    assert_eq!(
+        calls[lookup].2, 404,
+        "Vercel's answer for a project that does not exist"
+    );
+    let create = calls
+        .iter()
+        .position(|r| r.0 == "POST" && r.1 == "/v13/deployments")
+        .expect("then created it");
+    assert!(lookup < create);
+    // The expected 404 is not counted as a Vercel error.
+    let metrics = reqwest::get(_w.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "ops_worker_vercel_requests_total{operation=\"list_deployments\",status_class=\"absent\"} 1"
+        ),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("list_deployments"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[tokio::test]
+async fn kill_9_of_one_of_two_instances_during_30_deploys_converges_to_30_deployments() {
+    let redis = RedisServer::start();
+    let sim = SimProcess::spawn(&["--build-secs", "1", "--latency-ms", "150"]);
+    let q = store(&redis.url(), "converge");
+    let mut env = sim.worker_env();
+    env.push(("TASK_LEASE_SECS", "2".into()));
+    env.push(("WORKER_CONCURRENCY", "4".into()));
+    env.push(("VERCEL_RATE_LIMIT_PER_MIN", "0".into()));
+    let mut a = Worker::builder(&redis.url(), "converge")
+        .envs(env.clone())
+        .spawn()
+        .await;
+    let _b = Worker::builder(&redis.url(), "converge")
+        .envs(env)
+        .spawn()
+        .await;
+    let mut ids = Vec::new();
+    for k in 0..30 {
+        ids.push(submit(&q, "deploy", json!({"project": format!("fresh-{k}")}), 3).await);
+    }
+    // Kill one instance while it holds deploys, some of them before their deployment exists.
+    eventually(LONG, "instance a holding tasks", || async {
+        let recs = futures::future::join_all(ids.iter().map(|id| q.get(id))).await;
+        recs.into_iter()
+            .flatten()
+            .flatten()
+            .any(|r| r.status == TaskStatus::InProgress && r.started_at.is_some())
+            .then_some(())
+    })
+    .await;
+    a.kill9();
+    let mut deployments = std::collections::HashSet::new();
+    for id in &ids {
+        let rec = wait_status(&q, id, TaskStatus::Completed).await;
+        deployments.insert(
+            rec.result.unwrap()["deployment_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(deployments.len(), 30, "one deployment per task");
+    let stats = sim.stats().await;
+    let created: u64 = stats["deployments_created"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(created, 30, "{}", stats["deployments_created"]);
+    assert_eq!(q.stats().await.unwrap().failed, 0);
+}

@@ -143,6 +143,7 @@ impl CallJob {
             operation: req.op.as_str(),
             status_class: match &result {
                 Ok(_) => "2xx",
+                Err(VercelError::Client { status: 404, .. }) if req.absent_ok => "absent",
                 Err(e) => e.status_class(),
             },
             latency: started.elapsed(),
@@ -225,8 +226,9 @@ pub const OPERATION_LABELS: [&str; 8] = [
     "get_user",
     "get_project",
 ];
-/// `status_class` label values: the HTTP class, `429`, or `error` (no answer).
-pub const STATUS_CLASSES: [&str; 6] = ["2xx", "3xx", "4xx", "429", "5xx", "error"];
+/// `status_class` label values: the HTTP class, `429`, `error` (no answer), or `absent` (a 404 the
+/// caller expects from a lookup: "none yet", not a failure).
+pub const STATUS_CLASSES: [&str; 7] = ["2xx", "3xx", "4xx", "429", "5xx", "error", "absent"];
 /// `reason` label values of rate-limit waits.
 pub const RATE_LIMIT_REASONS: [&str; 2] = ["bucket", "retry_after"];
 

@@ -84,6 +84,9 @@ pub struct ApiRequest {
     /// have created it before the answer was lost, so the retry belongs to the deploy handler,
     /// which first looks for a deployment it already created.
     pub idempotent: bool,
+    /// A lookup whose 404 is an expected answer ("none yet"), not a failure: counted as
+    /// `absent` in the metrics, so it never counts as a Vercel error.
+    pub absent_ok: bool,
 }
 
 impl ApiRequest {
@@ -95,6 +98,7 @@ impl ApiRequest {
             query: Vec::new(),
             body: None,
             idempotent: true,
+            absent_ok: false,
         }
     }
 }
@@ -166,15 +170,18 @@ pub fn create_deployment(args: &CreateDeployment) -> ApiRequest {
     r
 }
 
-/// The newest deployments of a project (to find one this task already created).
-pub fn project_deployments(project: &str, limit: u32) -> ApiRequest {
+/// The deployments of a project created since `since_ms` (epoch ms), newest first, at most 100:
+/// to find one a task already created. Vercel answers 404 while the project does not exist yet.
+pub fn project_deployments_since(project: &str, since_ms: i64) -> ApiRequest {
     let mut r = ApiRequest::new(
         Operation::ListDeployments,
         Method::Get,
         "/v6/deployments".into(),
     );
     r.query.push(("projectId".into(), project.into()));
-    r.query.push(("limit".into(), limit.to_string()));
+    r.query.push(("since".into(), since_ms.to_string()));
+    r.query.push(("limit".into(), "100".into()));
+    r.absent_ok = true;
     r
 }
 
@@ -246,12 +253,15 @@ pub fn get_user() -> ApiRequest {
 }
 
 /// A project by id or name.
+/// A project by id or name; 404 (it does not exist yet) is an expected answer.
 pub fn get_project(id_or_name: &str) -> ApiRequest {
-    ApiRequest::new(
+    let mut r = ApiRequest::new(
         Operation::GetProject,
         Method::Get,
         format!("/v9/projects/{}", seg(id_or_name)),
-    )
+    );
+    r.absent_ok = true;
+    r
 }
 
 #[cfg(test)]

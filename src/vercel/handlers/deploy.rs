@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::git::{linked_git_source, payload_git_source};
-use super::{DeployPolling, VercelApi, emit, fetch, not_mine, outcome};
+use super::{DeployPolling, VercelApi, emit, fetch, lookup, not_mine, outcome};
 use crate::handlers::{HandlerFuture, TaskContext, TaskError, TaskHandler};
 use crate::queue::QueueStore;
 use crate::task::{Build, Payload, TaskRecord};
@@ -115,7 +115,7 @@ async fn start(at: &Attempt<'_>, job: &DeployJob<'_>) -> Result<(String, String)
     let name = deployment_name(at.api, job).await?;
     let task_id = at.record.task_id.to_string();
     if at.record.attempts > 1
-        && let Some(id) = find_own_deployment(at.api, &name, &task_id).await?
+        && let Some(id) = find_own_deployment(at.api, &name, at.record).await?
     {
         // An earlier attempt created it but died (or lost Vercel's answer) before the id was
         // stored: resume it instead of creating a second deployment.
@@ -207,13 +207,23 @@ async fn finish(
     )))
 }
 
-/// A deployment of `project` whose `meta.ops_task_id` is this task (created by an earlier attempt).
+/// How far before the task's submission its deployments are looked for (clock skew between the
+/// submitter and Vercel).
+const LOOKUP_SLACK_MS: i64 = 10 * 60 * 1000;
+
+/// A deployment of `project` whose `meta.ops_task_id` is this task (created by an earlier
+/// attempt). Vercel answers 404 while the project does not exist yet: then there is none.
 async fn find_own_deployment(
     api: &VercelApi,
     project: &str,
-    task_id: &str,
+    record: &TaskRecord,
 ) -> Result<Option<String>, TaskError> {
-    let list: DeploymentList = fetch(api, requests::project_deployments(project, 20)).await?;
+    let task_id = record.task_id.to_string();
+    let since = record.created_at.timestamp_millis() - LOOKUP_SLACK_MS;
+    let req = requests::project_deployments_since(project, since);
+    let Some(list) = lookup::<DeploymentList>(api, req).await? else {
+        return Ok(None);
+    };
     Ok(list
         .deployments
         .into_iter()
@@ -222,7 +232,7 @@ async fn find_own_deployment(
                 .as_ref()
                 .and_then(|m| m.get("ops_task_id"))
                 .and_then(Value::as_str)
-                == Some(task_id)
+                == Some(task_id.as_str())
         })
         .and_then(|d| d.deployment_id().map(str::to_string)))
 }

@@ -3,9 +3,9 @@
 
 use serde_json::{Value, json};
 
-use super::{TaskError, VercelApi, to_task_error};
+use super::{TaskError, VercelApi, lookup};
 use crate::task::Build;
-use crate::vercel::client::{VercelError, requests};
+use crate::vercel::client::requests;
 
 /// The source a payload names: its `gitSource` as given, else `repo: "org/name"` plus a git ref
 /// (and optional commit) as a GitHub source.
@@ -29,10 +29,8 @@ pub(super) async fn linked_git_source(
     project: &str,
     git_ref: Option<String>,
 ) -> Result<Option<Value>, TaskError> {
-    let project = match api.call(requests::get_project(project)).await {
-        Ok(p) => p,
-        Err(VercelError::Client { status: 404, .. }) => return Ok(None),
-        Err(e) => return Err(to_task_error(e)),
+    let Some(project) = lookup::<Value>(api, requests::get_project(project)).await? else {
+        return Ok(None);
     };
     Ok(git_source_from_link(&project["link"], git_ref))
 }

@@ -86,6 +86,18 @@ fn to_task_error(e: VercelError) -> TaskError {
     }
 }
 
+/// Send a lookup whose 404 means "none yet": `None` then, else the decoded answer.
+async fn lookup<T: DeserializeOwned>(
+    api: &VercelApi,
+    req: ApiRequest,
+) -> Result<Option<T>, TaskError> {
+    match api.call(req).await {
+        Ok(v) => decode(v).map(Some).map_err(to_task_error),
+        Err(VercelError::Client { status: 404, .. }) => Ok(None),
+        Err(e) => Err(to_task_error(e)),
+    }
+}
+
 /// Send one request and decode its answer; Vercel errors become task errors.
 async fn fetch<T: DeserializeOwned>(api: &VercelApi, req: ApiRequest) -> Result<T, TaskError> {
     decode(api.call(req).await.map_err(to_task_error)?).map_err(to_task_error)

@@ -191,6 +191,10 @@ pub(super) async fn list_deployments(state: State, req: HttpRequest) -> HttpResp
     let project = q
         .get("projectId")
         .map(|k| find_project(&g, k).map(|i| &g.projects[i].id));
+    if project == Some(None) {
+        // Vercel's answer for a project that does not exist (yet: a deploy by name creates it).
+        return not_found("Project");
+    }
     let matching: Vec<&Deployment> = g
         .deployments
         .iter()
