@@ -159,8 +159,13 @@ async fn every_task_state_change_is_a_json_log_line_with_the_task_fields() {
         (a.status.is_terminal() && b.status.is_terminal()).then_some(())
     })
     .await;
-    let lines: Vec<Value> = w
-        .logs()
+    // The record turns terminal before the worker logs the outcome: wait for both outcome lines.
+    let logs = eventually(LONG, "both outcomes logged", || async {
+        let logs = w.logs();
+        (logs.contains("task completed") && logs.contains("task dead-lettered")).then_some(logs)
+    })
+    .await;
+    let lines: Vec<Value> = logs
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
@@ -278,4 +283,97 @@ async fn sentry_gets_the_logged_error_and_the_panic_without_secrets() {
     for secret in [TEST_VERCEL_TOKEN, TEST_JWT_SECRET] {
         assert!(!got.contains(secret), "secret sent to Sentry");
     }
+}
+
+/// Send one request the HTTP server cannot parse, and wait until it answers or hangs up.
+async fn malformed_request(port: u16) {
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    sock.write_all(b"GARBAGE\x00 /\x01 NOT-HTTP\r\nHost: ?\r\n\r\n")
+        .await
+        .unwrap();
+    let mut sink = Vec::new();
+    let _ = tokio::time::timeout(LONG, sock.read_to_end(&mut sink)).await;
+}
+
+/// The Sentry events among the recorded requests (the JSON items of each envelope that are events).
+fn sentry_events(bodies: &Mutex<Vec<String>>) -> Vec<Value> {
+    bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b.lines().map(str::to_string).collect::<Vec<_>>())
+        .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+        // The envelope header has an event_id too, but no platform.
+        .filter(|v| v["event_id"].is_string() && v["platform"].is_string())
+        .collect()
+}
+
+/// An event's message (`logentry.message` or `message`), or its first exception's type.
+fn event_kind(event: &Value) -> String {
+    [
+        &event["logentry"]["message"],
+        &event["message"],
+        &event["exception"]["values"][0]["type"],
+    ]
+    .into_iter()
+    .find_map(|v| v.as_str())
+    .unwrap_or("")
+    .to_string()
+}
+
+#[tokio::test]
+async fn sentry_ignores_http_noise_and_rate_limits_repeated_errors() {
+    let (port, bodies) = fake_sentry().await;
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "flood");
+    let dsn = format!("http://sentrypublickey0002@127.0.0.1:{port}/8");
+    let mut w = Worker::builder(&redis.url(), "flood")
+        .env("SENTRY_DSN", dsn)
+        .env("WORKER_MAX_RESTARTS", "1000")
+        .spawn()
+        .await;
+    for _ in 0..10 {
+        malformed_request(w.port()).await;
+    }
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let mut t = noop(json!({"panic": true}));
+            t.max_retries = 0;
+            t
+        })
+        .collect();
+    q.enqueue(&tasks).await.unwrap();
+    eventually(LONG, "20 panicking tasks dead-lettered", || async {
+        (q.stats().await.ok()?.failed >= 20).then_some(())
+    })
+    .await;
+    // Shutting down flushes every event still queued for sending.
+    w.signal("TERM");
+    assert!(w.wait_exit(LONG).success(), "{}", w.logs());
+
+    let logs = w.logs();
+    assert!(
+        logs.lines().any(|l| l.contains("\"target\":\"actix_http")),
+        "the malformed requests were logged by the HTTP server: {logs}"
+    );
+    let all = bodies.lock().unwrap().join("\n---\n");
+    for noise in ["actix_http", "stream error", "parse error"] {
+        assert!(
+            !all.contains(noise),
+            "HTTP server noise sent ({noise}): {all}"
+        );
+    }
+    let kinds: Vec<String> = sentry_events(&bodies).iter().map(event_kind).collect();
+    let count = |kind: &str| kinds.iter().filter(|k| *k == kind).count();
+    let panics = count("panic");
+    let errors = count("handler panicked; restarting this consumer");
+    assert_eq!(
+        panics + errors,
+        kinds.len(),
+        "nothing else reported: {kinds:?}"
+    );
+    assert!((1..=5).contains(&panics), "{panics} panic events: {all}");
+    assert!((1..=5).contains(&errors), "{errors} error events: {all}");
 }

@@ -33,6 +33,7 @@ impl QueueStore {
             body.insert("task_id".into(), id.into());
         }
         let json = Value::Object(body).to_string();
+        let json = crate::telemetry::scrub::text(&json);
         let mut pipe = redis::pipe();
         pipe.cmd("XADD")
             .arg(self.key("events"))
@@ -45,11 +46,11 @@ impl QueueStore {
             .arg("task_id")
             .arg(task_id.unwrap_or(""))
             .arg("data")
-            .arg(&json)
+            .arg(json.as_ref())
             .ignore();
         pipe.cmd("PUBLISH")
             .arg(self.key(&format!("events:{event}")))
-            .arg(&json)
+            .arg(json.as_ref())
             .ignore();
         self.pipeline(&pipe).await
     }

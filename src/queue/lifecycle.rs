@@ -11,6 +11,7 @@ use serde_json::Value as Json;
 use super::outcome::{TaskOutcome, parse_outcomes};
 use super::{QueueError, QueueStore, RESPONSE_TIMEOUT};
 use crate::task::{DecodeError, TaskRecord};
+use crate::telemetry;
 
 /// A task taken by a consumer.
 #[derive(Debug)]
@@ -35,7 +36,7 @@ pub struct Claim {
 #[derive(Debug, Clone)]
 pub struct Failure {
     pub id: String,
-    /// Shown on the record and in events; must not contain secrets.
+    /// Shown on the record and in events; scrubbed of secrets by [`QueueStore::fail`].
     pub reason: String,
     /// Whether another attempt may help; the `fail` script decides whether there is one.
     pub retryable: bool,
@@ -147,8 +148,9 @@ impl QueueStore {
         let mut inv = self.invocation(&self.scripts.fail);
         inv.arg(consumer);
         for f in failures {
+            // Reasons often quote upstream errors; no secret may reach the record or events.
             inv.arg(&f.id)
-                .arg(&f.reason)
+                .arg(telemetry::scrub::text(&f.reason).as_ref())
                 .arg(if f.retryable { "1" } else { "0" })
                 .arg(f.backoff.as_millis() as u64);
         }

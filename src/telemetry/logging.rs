@@ -2,33 +2,50 @@
 //!
 //! - `tracing` to stderr, JSON (`LOG_FORMAT=json`, the default for `run`) or pretty, filtered by
 //!   `LOG_LEVEL`. Task spans carry task_id, task_type, priority, attempt and trace_id, so every
-//!   line logged while a task runs can be tied to it.
-//! - Sentry when `SENTRY_DSN` is set: ERROR events become Sentry events, INFO and WARN become
-//!   breadcrumbs (explicit level filters per layer); panics are captured (including handler panics
-//!   that the consumer catches); environment (`SENTRY_ENVIRONMENT`, default `production`) and
-//!   release are set; every event is scrubbed of the configured secrets before it leaves; the
-//!   returned guard flushes pending events when dropped at shutdown.
+//!   line logged while a task runs can be tied to it. Every line passes through the process's
+//!   [`Scrubber`] on its way to stderr.
+//! - Panics are one ERROR line (target [`panic::TARGET`], fields `panic`, `location`, `thread`),
+//!   never raw text on stderr, in both formats (see [`super::panic`]).
+//! - Sentry when `SENTRY_DSN` is set: ERROR events of our own crate become Sentry events, its INFO
+//!   and WARN become breadcrumbs (other crates' logs, e.g. the HTTP server's complaints about
+//!   malformed requests, never reach Sentry); panics are captured (including handler panics that
+//!   the consumer catches); environment (`SENTRY_ENVIRONMENT`, default `production`) and release
+//!   are set; events are rate-limited per fingerprint ([`Limiter`]) and scrubbed before they
+//!   leave; the returned guard flushes pending events when dropped at shutdown.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
+use std::time::Instant;
 
 use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
-use tracing_subscriber::filter::LevelFilter;
+use tracing::Level;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
+use super::limit::Limiter;
+use super::panic;
+use super::scrub::{self, Scrubber};
 use crate::config::{Config, LogFormat};
 
-/// Install logging only (tools, tests).
+/// Install logging only (tools, tests). Only `Bearer` tokens are scrubbed (no configuration);
+/// use [`init_with`] when the configuration is at hand.
 pub fn init(level: &str, format: LogFormat) {
-    install(level, format, false);
+    install(level, format, false, Scrubber::default());
+}
+
+/// Install logging (no Sentry) scrubbing the secrets of `config`.
+pub fn init_with(config: &Config) {
+    let scrubber = Scrubber::from_config(config);
+    install(&config.log_level, config.log_format, false, scrubber);
 }
 
 /// Install logging and, when `SENTRY_DSN` is set, Sentry. Keep the guard alive until shutdown:
 /// dropping it flushes pending events.
 pub fn init_with_sentry(config: &Config) -> Option<sentry::ClientInitGuard> {
+    let scrubber = Scrubber::from_config(config);
     let guard = config.sentry_dsn.as_ref().map(|dsn| {
-        let secrets = Arc::new(secret_values(config));
         let mut options = sentry::ClientOptions::default();
         options.release = Some(concat!("ops-worker@", env!("CARGO_PKG_VERSION")).into());
         options.environment = Some(
@@ -37,22 +54,33 @@ pub fn init_with_sentry(config: &Config) -> Option<sentry::ClientInitGuard> {
                 .into(),
         );
         options.send_default_pii = false;
-        options.before_send = Some(Arc::new(move |event| Some(scrub_event(event, &secrets))));
+        let limiter = Limiter::default();
+        let scrubber = scrubber.clone();
+        options.before_send = Some(Arc::new(move |event| {
+            let event = limiter.filter(event, Instant::now())?;
+            Some(scrub_event(event, &scrubber))
+        }));
         sentry::init((dsn.expose(), options))
     });
-    install(&config.log_level, config.log_format, guard.is_some());
+    install(
+        &config.log_level,
+        config.log_format,
+        guard.is_some(),
+        scrubber,
+    );
     guard
 }
 
 type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
-fn install(level: &str, format: LogFormat, sentry: bool) {
+fn install(level: &str, format: LogFormat, sentry: bool, scrubber: Scrubber) {
+    scrub::install(scrubber.clone());
     // Our crate at the chosen level; chatty dependencies one notch quieter.
     let filter = EnvFilter::try_new(format!("warn,ops_worker={level}"))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_writer(ScrubbedStderr { scrubber });
     let fmt: BoxedLayer = match format {
         LogFormat::Json => Box::new(
             fmt.json()
@@ -65,71 +93,89 @@ fn install(level: &str, format: LogFormat, sentry: bool) {
     };
     let mut layers: Vec<BoxedLayer> = vec![fmt];
     if sentry {
-        layers.push(Box::new(ErrorLayer::new().with_filter(LevelFilter::ERROR)));
-        layers.push(Box::new(
-            BreadcrumbLayer::new().with_filter(LevelFilter::INFO),
-        ));
+        layers.push(Box::new(ErrorLayer::new().with_filter(filter_fn(|m| {
+            *m.level() == Level::ERROR && ours(m.target()) && m.target() != panic::TARGET
+        }))));
+        layers.push(Box::new(BreadcrumbLayer::new().with_filter(filter_fn(
+            |m| *m.level() <= Level::INFO && ours(m.target()),
+        ))));
     }
-    let _ = tracing_subscriber::registry().with(layers).try_init();
+    if tracing_subscriber::registry()
+        .with(layers)
+        .try_init()
+        .is_ok()
+    {
+        // After `sentry::init`, whose panic hook this replaces (it is called from ours).
+        panic::install();
+    }
 }
 
-/// Every secret value of the configuration (long enough to be worth scrubbing).
-fn secret_values(config: &Config) -> Vec<String> {
-    let mut v = Vec::new();
-    if let Some(t) = &config.vercel.token {
-        v.push(t.expose().to_string());
-    }
-    if let Some(s) = &config.jwt_secret {
-        v.push(s.expose().to_string());
-    }
-    if let Some(dsn) = &config.sentry_dsn
-        && let Some(key) = dsn
-            .expose()
-            .split_once("://")
-            .and_then(|(_, rest)| rest.split_once('@'))
-            .map(|(key, _)| key.to_string())
-    {
-        v.push(key);
-    }
-    let url = config.redis_url.expose();
-    if let Some((_, rest)) = url.split_once("://")
-        && let Some((creds, _)) = rest.rsplit_once('@')
-    {
-        let password = creds.rsplit(':').next().unwrap_or(creds);
-        v.push(password.to_string());
-    }
-    v.retain(|s| s.len() >= 6);
-    v
+/// Whether a log target is this crate's (only its events reach Sentry).
+fn ours(target: &str) -> bool {
+    target == "ops_worker" || target.starts_with("ops_worker::")
 }
 
-/// Replace every secret in every string of the event with `[redacted]`.
+/// The log writer: stderr, each formatted line scrubbed before it is written.
+struct ScrubbedStderr {
+    /// The secrets to remove.
+    scrubber: Scrubber,
+}
+
+impl<'a> MakeWriter<'a> for ScrubbedStderr {
+    type Writer = ScrubbedLine;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        ScrubbedLine {
+            scrubber: self.scrubber.clone(),
+            buf: Vec::new(),
+        }
+    }
+}
+
+/// One formatted event, collected whole (so no secret is split across writes) and written
+/// scrubbed when dropped.
+struct ScrubbedLine {
+    /// The secrets to remove.
+    scrubber: Scrubber,
+    /// The bytes formatted so far.
+    buf: Vec<u8>,
+}
+
+impl Write for ScrubbedLine {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let bytes = std::mem::take(&mut self.buf);
+        let text = String::from_utf8_lossy(&bytes);
+        std::io::stderr()
+            .lock()
+            .write_all(self.scrubber.scrub(&text).as_bytes())
+    }
+}
+
+impl Drop for ScrubbedLine {
+    fn drop(&mut self) {
+        // Nowhere to report a failed write to stderr.
+        let _ = self.flush();
+    }
+}
+
+/// Replace every secret (and `Bearer` token) in every string of the event with `[redacted]`.
 pub fn scrub_event(
     event: sentry::protocol::Event<'static>,
-    secrets: &[String],
+    scrubber: &Scrubber,
 ) -> sentry::protocol::Event<'static> {
-    if secrets.is_empty() {
-        return event;
-    }
     let Ok(mut value) = serde_json::to_value(&event) else {
         return event;
     };
-    scrub_value(&mut value, secrets);
+    scrubber.scrub_json(&mut value);
     serde_json::from_value(value).unwrap_or(event)
-}
-
-fn scrub_value(v: &mut serde_json::Value, secrets: &[String]) {
-    match v {
-        serde_json::Value::String(s) => {
-            for secret in secrets {
-                if s.contains(secret.as_str()) {
-                    *s = s.replace(secret.as_str(), "[redacted]");
-                }
-            }
-        }
-        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| scrub_value(x, secrets)),
-        serde_json::Value::Object(o) => o.values_mut().for_each(|x| scrub_value(x, secrets)),
-        _ => {}
-    }
 }
 
 #[cfg(test)]
@@ -144,11 +190,33 @@ mod tests {
         };
         event.extra.insert(
             "detail".into(),
-            serde_json::json!({"nested": ["Bearer tok_abcdef123"]}),
+            serde_json::json!({"nested": ["Bearer other_token", "tok_abcdef123"]}),
         );
-        let clean = scrub_event(event, &["tok_abcdef123".to_string()]);
+        let clean = scrub_event(event, &Scrubber::new(["tok_abcdef123"]));
         let text = serde_json::to_string(&clean).unwrap();
         assert!(!text.contains("tok_abcdef123"), "{text}");
+        assert!(!text.contains("other_token"), "{text}");
         assert!(text.contains("[redacted]"));
+    }
+
+    #[test]
+    fn written_lines_are_scrubbed_whole() {
+        let mut line = ScrubbedLine {
+            scrubber: Scrubber::new(["tok_abcdef123"]),
+            buf: Vec::new(),
+        };
+        line.write_all(b"{\"m\":\"tok_abc").unwrap();
+        line.write_all(b"def123\"}\n").unwrap();
+        let text = String::from_utf8(std::mem::take(&mut line.buf)).unwrap();
+        assert_eq!(line.scrubber.scrub(&text), "{\"m\":\"[redacted]\"}\n");
+    }
+
+    #[test]
+    fn only_our_targets_reach_sentry() {
+        assert!(ours("ops_worker"));
+        assert!(ours("ops_worker::pool::attempt"));
+        assert!(!ours("actix_http::h1::dispatcher"));
+        assert!(!ours("actix_server::worker"));
+        assert!(!ours("ops_worker_other"));
     }
 }
