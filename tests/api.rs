@@ -247,7 +247,7 @@ async fn validation_errors_name_the_field_and_limits_apply() {
     assert_eq!((s, got["task_id"].as_str()), (StatusCode::OK, Some(id)));
 
     // Idempotency over HTTP: same key, same task, 200 instead of 201.
-    let body = json!({"type": "noop", "idempotency_key": "k-1", "run_at": "2099-01-01T00:00:00Z"});
+    let body = json!({"type": "noop", "idempotency_key": "k-1", "run_at": week_ahead()});
     let (s1, a) = app.submit(body.clone()).await;
     let (s2, b) = app.submit(body).await;
     assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::OK));

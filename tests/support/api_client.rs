@@ -15,6 +15,11 @@ use super::{TEST_JWT_SECRET, Worker, eventually};
 /// How long the fixtures below wait for the worker to process a task.
 const FIXTURE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// An RFC 3339 time a week from now: far enough that a task waits, within `TASK_MAX_DELAY`.
+pub fn week_ahead() -> String {
+    (chrono::Utc::now() + chrono::Duration::days(7)).to_rfc3339()
+}
+
 /// A token for `role`, signed with [`TEST_JWT_SECRET`] (the secret every test worker gets).
 pub fn token(role: Role) -> String {
     JwtKeys::new(&Secret::new(TEST_JWT_SECRET), false)
@@ -59,10 +64,11 @@ impl Worker {
         .await
     }
 
-    /// The id of a task submitted over HTTP that stays pending (run_at far ahead), e.g. to cancel.
+    /// The id of a task submitted over HTTP that stays pending (run_at a week ahead), e.g. to
+    /// cancel.
     pub async fn waiting_task(&self) -> String {
         let (s, v) = self
-            .submit(json!({"type": "noop", "run_at": "2099-01-01T00:00:00Z"}))
+            .submit(json!({"type": "noop", "run_at": week_ahead()}))
             .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         v["task_id"].as_str().expect("task_id").to_string()

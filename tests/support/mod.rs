@@ -18,7 +18,7 @@ mod redis_server;
 mod sim;
 mod worker;
 
-pub use api_client::token;
+pub use api_client::{token, week_ahead};
 pub use app::{TestApp, spawn_app};
 pub use redis_server::RedisServer;
 pub use sim::SimProcess;
