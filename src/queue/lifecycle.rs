@@ -8,7 +8,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisError, Value};
 use serde_json::Value as Json;
 
-use super::outcome::{TaskOutcome, parse_outcomes};
+use super::outcome::{Applied, TaskOutcome, parse_outcomes};
 use super::{QueueError, QueueStore, RESPONSE_TIMEOUT};
 use crate::task::{DecodeError, TaskRecord};
 use crate::telemetry;
@@ -121,7 +121,7 @@ impl QueueStore {
     }
 
     /// Record successful attempts; answers what was applied to each (`Completed`, or `Stale`
-    /// when the task had already finished).
+    /// when the task had already finished). The script lists only the stale ones.
     pub async fn complete(&self, done: &[(String, Json)]) -> Result<Vec<TaskOutcome>, QueueError> {
         if done.is_empty() {
             return Ok(vec![]);
@@ -131,7 +131,16 @@ impl QueueStore {
             inv.arg(id).arg(result.to_string());
         }
         let reply: Value = self.run(&inv).await?;
-        parse_outcomes(&reply)
+        let stale = parse_outcomes(&reply)?;
+        let completed = done
+            .iter()
+            .filter(|(id, _)| !stale.iter().any(|s| &s.id == id))
+            .map(|(id, _)| TaskOutcome {
+                id: id.clone(),
+                task_type: None,
+                applied: Applied::Completed,
+            });
+        Ok(completed.chain(stale.iter().cloned()).collect())
     }
 
     /// Record failed attempts of `consumer`'s tasks; answers, per task, whether the script

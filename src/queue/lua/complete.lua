@@ -1,8 +1,9 @@
 -- Record successful outcomes: pairs (id, result JSON) from ARGV[5] on.
 -- A task already terminal (completed elsewhere after a reclaim, cancelled) is left alone: delivery is
 -- at-least-once, the first outcome wins.
--- Returns, per task, { id, outcome, detail, type }: outcome `completed`, or `stale` when the task
--- was already finished (or its record is gone).
+-- Returns { id, 'stale', status, type } for each task it did not complete (already finished, or
+-- its record is gone); every other task given was completed. (Only the exceptions are listed: a
+-- batch's reply stays small.)
 local out = {}
 -- Lease removals and recent-index entries of the whole batch, one command each at the end.
 local released, touched = {}, {}
@@ -24,7 +25,6 @@ for i = 5, #ARGV, 2 do
     touched[#touched + 1] = id
     emit('task.completed', id, nil,
       {type = f[3], priority = f[2], status = 'completed', attempts = f[4], trace_id = f[5]})
-    out[#out + 1] = {id, 'completed', '', f[3] or ''}
   else
     out[#out + 1] = {id, 'stale', status or 'missing', f[3] or ''}
   end
