@@ -190,7 +190,7 @@ async fn every_task_state_change_is_a_json_log_line_with_the_task_fields() {
             "task retrying",
             "task started",
             "attempt failed (retryable)",
-            "task dead-lettered"
+            "task dead-lettered: noop (retries_exhausted)"
         ]
     );
     for l in of(&ids[1]) {
@@ -369,11 +369,14 @@ async fn sentry_ignores_http_noise_and_rate_limits_repeated_errors() {
     let count = |kind: &str| kinds.iter().filter(|k| *k == kind).count();
     let panics = count("panic");
     let errors = count("handler panicked; the attempt failed");
+    // Every dead letter is an ERROR event too, one fingerprint per type and failure class.
+    let dead = count("task dead-lettered: noop (panic)");
     assert_eq!(
-        panics + errors,
+        panics + errors + dead,
         kinds.len(),
         "nothing else reported: {kinds:?}"
     );
     assert!((1..=5).contains(&panics), "{panics} panic events: {all}");
     assert!((1..=5).contains(&errors), "{errors} error events: {all}");
+    assert!((1..=5).contains(&dead), "{dead} dead-letter events: {all}");
 }

@@ -95,6 +95,10 @@ impl MetricsActor {
                 Ok(s) => set_queue_gauges(&s),
                 Err(e) => warn!(error = %e, "sampling queue gauges failed"),
             }
+            if let Ok((used, max)) = store.memory().await {
+                gauge!(names::REDIS_MEMORY_USED).set(used as f64);
+                gauge!(names::REDIS_MEMORY_MAX).set(max as f64);
+            }
             if let Ok(snap) = supervisor.send(GetSnapshot).await {
                 set_consumer_gauges(&snap);
             }

@@ -24,9 +24,11 @@ use crate::telemetry::events::{AttemptOutcome, AttemptRecorded, InternalEvent};
 /// What became of one claimed task, before the queue records it.
 enum Verdict {
     Done(Value),
+    /// `class` is a bounded name of why, for the dead letter's error event.
     Failed {
         reason: String,
         retryable: bool,
+        class: &'static str,
     },
     /// The drain deadline passed: handed back without burning the attempt.
     HandBack,
@@ -48,6 +50,16 @@ enum Unrunnable {
     /// This build has no handler for the type.
     #[error("no handler for task type `{0}` in this build")]
     NoHandler(TaskType),
+}
+
+impl Unrunnable {
+    fn class(&self) -> &'static str {
+        match self {
+            Unrunnable::Malformed(_) => "malformed_record",
+            Unrunnable::InvalidPayload(_) => "invalid_payload",
+            Unrunnable::NoHandler(_) => "no_handler",
+        }
+    }
 }
 
 /// One task the batch ran, with what its events need.
@@ -120,6 +132,7 @@ fn settle(r: Result<Result<Value, TaskError>, Box<dyn std::any::Any + Send>>) ->
                 Verdict::Failed {
                     reason: m,
                     retryable: true,
+                    class: "retries_exhausted",
                 },
                 false,
             )
@@ -130,6 +143,7 @@ fn settle(r: Result<Result<Value, TaskError>, Box<dyn std::any::Any + Send>>) ->
                 Verdict::Failed {
                     reason: m,
                     retryable: false,
+                    class: "permanent",
                 },
                 false,
             )
@@ -141,6 +155,7 @@ fn settle(r: Result<Result<Value, TaskError>, Box<dyn std::any::Any + Send>>) ->
                 Verdict::Failed {
                     reason: m,
                     retryable: true,
+                    class: "consumer_exit",
                 },
                 true,
             )
@@ -153,6 +168,7 @@ fn settle(r: Result<Result<Value, TaskError>, Box<dyn std::any::Any + Send>>) ->
                 Verdict::Failed {
                     reason: m,
                     retryable: true,
+                    class: "panic",
                 },
                 false,
             )
@@ -233,6 +249,7 @@ impl<'a> Batch<'a> {
                 ran.verdict = Verdict::Failed {
                     reason: why.to_string(),
                     retryable: false,
+                    class: why.class(),
                 };
                 return (ran, false);
             }
@@ -331,6 +348,10 @@ impl<'a> Batch<'a> {
                     "not recorded; the lease will lapse and the task run again".to_string(),
                 ),
             };
+            let failure = match r.verdict {
+                Verdict::Failed { class, .. } => Some(class),
+                _ => None,
+            };
             AttemptRecorded {
                 task_type: r.task_type,
                 priority: r.priority,
@@ -338,6 +359,7 @@ impl<'a> Batch<'a> {
                 detail: &detail,
                 wait: r.wait,
                 run: r.run,
+                failure,
             }
             .emit();
         }
@@ -349,7 +371,9 @@ impl Writes {
     fn add(&mut self, r: &Ran) {
         match &r.verdict {
             Verdict::Done(v) => self.complete.push((r.id.clone(), v.clone())),
-            Verdict::Failed { reason, retryable } => self.fail.push(Failure {
+            Verdict::Failed {
+                reason, retryable, ..
+            } => self.fail.push(Failure {
                 id: r.id.clone(),
                 reason: reason.clone(),
                 retryable: *retryable,

@@ -265,6 +265,7 @@ fn report_skipped(skipped: &[crate::queue::TaskOutcome]) {
                 detail: &s.applied.detail(),
                 wait: Duration::ZERO,
                 run: Duration::ZERO,
+                failure: Some("no_record"),
             }
             .emit();
         }

@@ -112,6 +112,43 @@ pub struct QueueStore {
     retention: Duration,
     /// Calls sent to Redis (for `bench`: round trips per task).
     round_trips: Arc<AtomicU64>,
+    /// Whether Redis is unreachable now, so an outage logs one ERROR when it starts and one INFO
+    /// with its length when it ends (not one line per failed call).
+    outage: Arc<Outage>,
+}
+
+/// An ongoing Redis outage (connection-level errors), shared by a store's clones.
+#[derive(Default)]
+struct Outage {
+    /// Fast path: checked on every successful reply.
+    down: std::sync::atomic::AtomicBool,
+    /// When it started.
+    since: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Outage {
+    fn failed(&self, e: &RedisError) {
+        let connection = e.is_io_error()
+            || e.is_connection_refusal()
+            || e.is_timeout()
+            || e.is_connection_dropped();
+        if !connection || self.down.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        if let Ok(mut since) = self.since.lock() {
+            *since = Some(std::time::Instant::now());
+        }
+        tracing::error!(error = %e, "Redis is unreachable; every caller keeps retrying");
+    }
+
+    fn answered(&self) {
+        if !self.down.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let since = self.since.lock().ok().and_then(|mut s| s.take());
+        let secs = since.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
+        tracing::info!(outage_secs = secs, "Redis is reachable again");
+    }
 }
 
 fn now_iso() -> String {
@@ -168,6 +205,7 @@ impl QueueStore {
             lease: settings.lease,
             retention: settings.retention,
             round_trips: Arc::new(AtomicU64::new(0)),
+            outage: Arc::new(Outage::default()),
         })
     }
 
@@ -193,10 +231,33 @@ impl QueueStore {
     /// Every Redis reply of the process passes here: count the call, count and report errors.
     fn track<T>(&self, r: Result<T, RedisError>) -> Result<T, QueueError> {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
-        r.map_err(|e| {
-            RedisCallFailed { error: &e }.emit();
-            QueueError::Redis(e)
-        })
+        match r {
+            Ok(v) => {
+                self.outage.answered();
+                Ok(v)
+            }
+            Err(e) => {
+                RedisCallFailed { error: &e }.emit();
+                self.outage.failed(&e);
+                Err(QueueError::Redis(e))
+            }
+        }
+    }
+
+    /// Redis's `used_memory` and `maxmemory` (0 = no limit), from `INFO memory`.
+    pub async fn memory(&self) -> Result<(u64, u64), QueueError> {
+        let info: String = self.query(redis::cmd("INFO").arg("memory")).await?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        match (field("used_memory"), field("maxmemory")) {
+            (Some(used), Some(max)) => Ok((used, max)),
+            _ => Err(QueueError::Protocol(
+                "INFO memory has no used_memory / maxmemory".into(),
+            )),
+        }
     }
 
     /// A script call with the common prelude arguments filled in.

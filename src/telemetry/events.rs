@@ -9,7 +9,7 @@ use std::fmt::Display;
 use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::metrics::names;
 use crate::task::Priority;
@@ -68,6 +68,21 @@ pub struct AttemptRecorded<'a> {
     pub wait: Duration,
     /// Handler run time.
     pub run: Duration,
+    /// Why the attempt failed, as a bounded class (`panic`, `retries_exhausted`, `permanent`,
+    /// `invalid_payload`, `malformed_record`, `no_handler`, `no_record`): with the type, the
+    /// fingerprint of a dead letter's error event.
+    pub failure: Option<&'static str>,
+}
+
+/// A task was dead-lettered: one ERROR line (so one Sentry event, rate-limited per fingerprint),
+/// whose message names the type and the failure class so each pair is its own fingerprint.
+fn dead_lettered(task_type: &str, class: &str, reason: &str) {
+    error!(
+        task_type,
+        failure = class,
+        reason,
+        "task dead-lettered: {task_type} ({class})"
+    );
 }
 
 impl InternalEvent for AttemptRecorded<'_> {
@@ -82,7 +97,9 @@ impl InternalEvent for AttemptRecorded<'_> {
         match self.outcome {
             AttemptOutcome::Completed => info!(run_ms, "task completed"),
             AttemptOutcome::Retried => info!(retry_at_ms = self.detail, "task retrying"),
-            AttemptOutcome::Failed => warn!(reason = self.detail, "task dead-lettered"),
+            AttemptOutcome::Failed => {
+                dead_lettered(ty, self.failure.unwrap_or("permanent"), self.detail)
+            }
             AttemptOutcome::Cancelled => info!(reason = self.detail, "task cancelled"),
             AttemptOutcome::Released => info!(detail = self.detail, "task released"),
         }
@@ -104,7 +121,10 @@ impl InternalEvent for LeasesReclaimed<'_> {
             match outcome {
                 AttemptOutcome::Released => requeued += 1,
                 other => {
-                    dead += u64::from(*other == AttemptOutcome::Failed);
+                    if *other == AttemptOutcome::Failed {
+                        dead += 1;
+                        dead_lettered(ty, "lease_expired", "the lease lapsed on its last attempt");
+                    }
                     counter!(names::TASKS, "type" => *ty, "outcome" => other.as_str()).increment(1);
                 }
             }
@@ -216,6 +236,10 @@ pub struct VercelAuthRejected {
 impl InternalEvent for VercelAuthRejected {
     fn emit(self) {
         counter!(names::VERCEL_AUTH_FAILURES).increment(1);
-        warn!(status = self.status, "Vercel rejected the token");
+        // ERROR, so it reaches Sentry: an expired token stops every Vercel task until replaced.
+        error!(
+            status = self.status,
+            "Vercel rejected the token (expired, revoked or lacking access)"
+        );
     }
 }

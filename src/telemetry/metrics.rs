@@ -39,6 +39,8 @@ pub mod names {
     pub const TASK_RUNNING_LONGEST: &str = "ops_worker_task_running_longest_seconds";
     pub const TASKS_RECLAIMED: &str = "ops_worker_tasks_reclaimed_total";
     pub const REDIS_ERRORS: &str = "ops_worker_redis_errors_total";
+    pub const REDIS_MEMORY_USED: &str = "ops_worker_redis_memory_used_bytes";
+    pub const REDIS_MEMORY_MAX: &str = "ops_worker_redis_memory_max_bytes";
     pub const VERCEL_REQUESTS: &str = "ops_worker_vercel_requests_total";
     pub const VERCEL_REQUEST_DURATION: &str = "ops_worker_vercel_request_duration_seconds";
     pub const VERCEL_RATE_LIMITED_WAITS: &str = "ops_worker_vercel_rate_limited_waits_total";
@@ -137,6 +139,16 @@ pub const ALL: &[Spec] = &[
     ),
     spec(REDIS_ERRORS, Counter, "failed Redis calls"),
     spec(
+        REDIS_MEMORY_USED,
+        Gauge,
+        "memory the queue's Redis uses (queue-wide: aggregate with max)",
+    ),
+    spec(
+        REDIS_MEMORY_MAX,
+        Gauge,
+        "maxmemory of the queue's Redis; 0 = no limit (queue-wide)",
+    ),
+    spec(
         VERCEL_REQUESTS,
         Counter,
         "Vercel API calls by operation and status class",
@@ -222,6 +234,8 @@ fn zero_instance_series() {
         QUEUE_DELAYED,
         QUEUE_DEAD_LETTER,
         QUEUE_OLDEST_PENDING_AGE,
+        REDIS_MEMORY_USED,
+        REDIS_MEMORY_MAX,
         TASK_RUNNING_LONGEST,
         CPU_USAGE,
         MEMORY_USAGE,
