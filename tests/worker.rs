@@ -216,6 +216,15 @@ async fn redis_restart_mid_run_the_pool_resumes_and_nothing_is_lost() {
     }
     // And it is healthy again.
     w.wait_healthy().await;
+    // The outage is one ERROR when it starts and one INFO with its length when it ends.
+    let logs = w.logs();
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("Redis is unreachable") || l.contains("Redis is reachable again"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains("\"level\":\"ERROR\"") && lines[0].contains("unreachable"));
+    assert!(lines[1].contains("\"level\":\"INFO\"") && lines[1].contains("outage_secs"));
 }
 
 #[tokio::test]
