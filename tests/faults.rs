@@ -224,3 +224,61 @@ async fn unreadable_values_are_shown_lossily_and_out_of_range_commands_ignored()
         );
     }
 }
+
+#[tokio::test]
+async fn health_fails_only_when_a_restart_helps_and_ready_when_no_work_gets_done() {
+    let mut app = spawn_app("probes", &[]).await;
+    let (http, base) = (app.http.clone(), app.base_url());
+    let get = |path: &'static str| {
+        let (http, url) = (http.clone(), format!("{base}{path}"));
+        async move { get_json(&http, &url).await.expect("the probe answers") }
+    };
+    let ready = eventually(LONG, "ready", || async {
+        let (s, b) = get("/ready").await;
+        (s == 200).then_some(b)
+    })
+    .await;
+    assert_eq!(ready["status"], "ready");
+
+    // A full Redis (noeviction) refuses writes: not ready, still alive.
+    let mut conn = app.redis.conn();
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "maxmemory", "1"])
+        .query(&mut conn)
+        .unwrap();
+    let (s, b) = get("/ready").await;
+    assert_eq!(
+        (s, b["down"].clone()),
+        (503, json!(["redis_writes"])),
+        "{b}"
+    );
+    assert_eq!(get("/health").await.0, 200);
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "maxmemory", "0"])
+        .query(&mut conn)
+        .unwrap();
+
+    // A stopped pool: not ready, alive.
+    app.store()
+        .set_control(None, ops_worker::queue::PoolCommand::Stop, None)
+        .await
+        .unwrap();
+    let b = eventually(LONG, "not ready while stopped", || async {
+        let (s, b) = get("/ready").await;
+        (s == 503 && b["worker"] == "stopped").then_some(b)
+    })
+    .await;
+    assert_eq!(b["down"], json!(["worker"]));
+    assert_eq!(get("/health").await.0, 200);
+
+    // Redis down: restarting the instance would not help, so liveness holds.
+    app.redis.kill();
+    let (s, b) = get("/health").await;
+    assert_eq!((s, b["redis"].as_str()), (200, Some("down")), "{b}");
+    let (s, b) = get("/ready").await;
+    assert_eq!(s, 503, "{b}");
+    assert!(
+        b["down"].as_array().unwrap().contains(&json!("redis")),
+        "{b}"
+    );
+}

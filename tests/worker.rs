@@ -486,12 +486,19 @@ async fn consumers_that_die_outside_a_handler_restart_until_the_limit_then_back_
         q.stats().await.unwrap().pending_total() > 0,
         "the rest wait"
     );
-    let (status, body) = get_json(&w.http, &w.url("/health"))
+    // Not ready (no work gets done), but alive: the back-off recovers by itself, so a platform
+    // restart would not help yet.
+    let (status, body) = get_json(&w.http, &w.url("/ready"))
         .await
-        .expect("/health answers");
+        .expect("/ready answers");
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["worker"], "error");
     assert_eq!(body["down"], json!(["worker"]));
+    let (status, body) = get_json(&w.http, &w.url("/health"))
+        .await
+        .expect("/health answers");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["worker"], "error");
 }
 
 #[tokio::test]

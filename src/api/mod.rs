@@ -9,20 +9,18 @@
 pub mod auth;
 pub mod dashboard;
 pub mod error;
+pub mod health;
 pub mod openapi;
 pub mod tasks;
 pub mod worker;
-
-use std::time::Duration;
 
 use actix::Addr;
 use actix_web::{HttpResponse, web};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
-use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::pool::supervisor::{GetSnapshot, SupervisorActor};
+use crate::pool::supervisor::SupervisorActor;
 use crate::queue::PoolStatus;
 use crate::queue::QueueStore;
 use crate::task::TaskRecord;
@@ -83,7 +81,8 @@ macro_rules! routes {
 }
 
 routes! {
-    get "/health" => health,
+    get "/health" => health::health,
+    get "/ready" => health::ready,
     get "/metrics" => metrics,
     get "/openapi.json" => openapi::serve,
     get "/" => dashboard::index,
@@ -125,42 +124,6 @@ async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError
         req.method(),
         req.path()
     )))
-}
-
-/// 200 when Redis answers and the pool is not in `error`; 503 naming what is down otherwise.
-#[utoipa::path(get, path = "/health", tag = "health",
-    responses((status = 200, description = "healthy"), (status = 503, description = "`down` names what is down")))]
-pub async fn health(state: web::Data<AppState>) -> HttpResponse {
-    let redis_ok = matches!(
-        tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await,
-        Ok(Ok(()))
-    );
-    let pool = state.supervisor.send(GetSnapshot).await.ok();
-    let worker = pool
-        .as_ref()
-        .map(|p| p.status.as_str())
-        .unwrap_or("unknown");
-    let mut down = Vec::new();
-    if !redis_ok {
-        down.push("redis");
-    }
-    if pool.as_ref().is_none_or(|p| p.status == PoolStatus::Error) {
-        down.push("worker");
-    }
-    let body = json!({
-        "status": if down.is_empty() { "ok" } else { "unavailable" },
-        "redis": if redis_ok { "ok" } else { "down" },
-        "worker": worker,
-        "instance": pool.as_ref().map(|p| p.instance.clone()),
-        "in_flight": pool.as_ref().map(|p| p.in_flight),
-        "version": env!("CARGO_PKG_VERSION"),
-        "down": down,
-    });
-    if down.is_empty() {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
 }
 
 /// Prometheus text format; gauges are refreshed by the MetricsActor, not by this request.

@@ -33,7 +33,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "ops-worker", description = "Control API of the ops-worker task queue"),
     paths(
-        super::health, super::metrics, serve,
+        super::health::health, super::health::ready, super::metrics, serve,
         dashboard::index, dashboard::script, dashboard::style,
         tasks::submit, tasks::get, tasks::cancel, tasks::retry, tasks::recent, tasks::failed,
         worker::stats, worker::status, worker::start, worker::stop, worker::restart,

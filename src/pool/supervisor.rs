@@ -39,6 +39,8 @@ pub struct PoolSnapshot {
     pub concurrency: usize,
     pub in_flight: usize,
     pub restarts: u64,
+    /// How long the pool has had its current status, seconds (liveness: an `error` that lasts).
+    pub status_secs: f64,
 }
 
 /// Stop the pool: drain, tasks stay pending. Replies when every consumer has exited.
@@ -93,6 +95,8 @@ pub struct SupervisorActor {
     recovery: Option<SpawnHandle>,
     /// This process, for heartbeats.
     identity: Identity,
+    /// When the pool entered its current status.
+    status_since: Instant,
 }
 
 impl SupervisorActor {
@@ -109,6 +113,7 @@ impl SupervisorActor {
             jobs: HashSet::new(),
             restarts_total: 0,
             recovery: None,
+            status_since: Instant::now(),
         }
     }
 
@@ -120,11 +125,14 @@ impl SupervisorActor {
                 Effect::Respawn { slot } => self.respawn(slot, ctx),
                 Effect::Drain => self.drain(),
                 Effect::ScheduleRecovery(backoff) => self.schedule_recovery(backoff, ctx),
-                Effect::StatusChanged(status) => PoolStatusChanged {
-                    status: status.as_str(),
-                    all: &PoolStatus::LABELS,
+                Effect::StatusChanged(status) => {
+                    self.status_since = Instant::now();
+                    PoolStatusChanged {
+                        status: status.as_str(),
+                        all: &PoolStatus::LABELS,
+                    }
+                    .emit()
                 }
-                .emit(),
                 Effect::AnnounceStarted => self.announce("worker.started", None, ctx),
                 Effect::AnnounceStopped => self.announce("worker.stopped", None, ctx),
             }
@@ -278,6 +286,7 @@ impl SupervisorActor {
             concurrency: self.state.concurrency(),
             in_flight: self.deps.usage.in_flight(),
             restarts: self.restarts_total,
+            status_secs: self.status_since.elapsed().as_secs_f64(),
         }
     }
 

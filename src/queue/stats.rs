@@ -132,6 +132,21 @@ impl QueueStore {
         QueueStats::from_reply(&v)
     }
 
+    /// Whether Redis accepts a write now (a full Redis with `noeviction` refuses them): a short-lived
+    /// probe key per instance.
+    pub async fn write_probe(&self, instance: &str) -> Result<(), QueueError> {
+        let _: () = self
+            .query(
+                redis::cmd("SET")
+                    .arg(self.key(&format!("probe:{instance}")))
+                    .arg(1)
+                    .arg("PX")
+                    .arg(10_000),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Pause priorities cluster-wide (their tasks stay pending).
     pub async fn pause(&self, priorities: &[Priority]) -> Result<(), QueueError> {
         if priorities.is_empty() {
