@@ -368,3 +368,54 @@ async fn scripts_report_the_outcome_they_applied_not_the_one_asked_for() {
     );
     assert_eq!(out[1].task_type, None);
 }
+
+#[tokio::test]
+async fn finished_records_are_bounded_by_age_and_by_count() {
+    use ops_worker::config::{Config, Mode};
+    let redis = RedisServer::start();
+    let mut vars = base_env(&redis.url(), "caps");
+    for (k, v) in [
+        ("TASK_KEEP_COMPLETED", "3"),
+        ("TASK_KEEP_FAILED", "2"),
+        ("TASK_RETENTION_COMPLETED", "1h"),
+    ] {
+        vars.insert(k.into(), v.into());
+    }
+    let config = Config::from_vars(&vars, Mode::Tool).unwrap();
+    let q = ops_worker::queue::QueueStore::new(&config.redis_url, &config.queue).unwrap();
+    let tasks: Vec<_> = (0..9).map(|_| noop(json!({}))).collect();
+    let ids: Vec<String> = tasks.iter().map(|t| t.task_id.to_string()).collect();
+    q.enqueue(&tasks).await.unwrap();
+    for id in &ids[..5] {
+        assert_eq!(q.claim("t/c0", 1).await.unwrap().tasks[0].id, *id);
+        q.complete(&[(id.clone(), json!({}))]).await.unwrap();
+    }
+    for id in &ids[5..9] {
+        assert_eq!(q.claim("t/c0", 1).await.unwrap().tasks[0].id, *id);
+        let f = Failure {
+            id: id.clone(),
+            reason: "boom".into(),
+            retryable: false,
+            backoff: Duration::ZERO,
+        };
+        q.fail("t/c0", &[f]).await.unwrap();
+    }
+    // Ages: completed records live an hour, dead letters the failed retention (7 days).
+    let ttl = |id: &str| -> i64 {
+        redis::cmd("TTL")
+            .arg(format!("ops:{{caps}}:task:{id}"))
+            .query(&mut redis.conn())
+            .unwrap()
+    };
+    assert!((3_500..=3_600).contains(&ttl(&ids[0])), "{}", ttl(&ids[0]));
+    assert!(ttl(&ids[5]) > 6 * 86_400, "{}", ttl(&ids[5]));
+    // Counts: the oldest beyond the caps go.
+    assert_eq!(q.trim(1000).await.unwrap(), (2, 2));
+    for (i, id) in ids.iter().enumerate() {
+        let kept = q.get(id).await.unwrap().is_some();
+        let expected = matches!(i, 2..=4 | 7..=8);
+        assert_eq!(kept, expected, "task {i}");
+    }
+    assert_eq!(q.stats().await.unwrap().failed, 2);
+    assert_eq!(q.trim(1000).await.unwrap(), (0, 0));
+}

@@ -110,8 +110,15 @@ pub struct QueueSettings {
     pub lease: Duration,
     /// Retries after the first attempt (per-task override allowed at submission).
     pub max_retries: u32,
-    /// How long completed/cancelled records are kept.
+    /// How long dead-lettered (failed) records are kept, replayable (`TASK_RETENTION_DAYS`).
     pub retention: Duration,
+    /// How long completed and cancelled records are kept (`TASK_RETENTION_COMPLETED`).
+    pub retention_completed: Duration,
+    /// At most this many completed and cancelled records are kept, the oldest deleted first
+    /// (`TASK_KEEP_COMPLETED`), so a steady stream of tasks can't fill Redis.
+    pub keep_completed: u64,
+    /// At most this many dead-lettered records are kept (`TASK_KEEP_FAILED`).
+    pub keep_failed: u64,
 }
 
 impl QueueSettings {

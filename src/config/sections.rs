@@ -36,6 +36,13 @@ pub(super) fn queue(r: &mut Reader) -> QueueSettings {
         lease: r.seconds("TASK_LEASE_SECS", 30.0, 1.0, 3600.0),
         max_retries: r.number("TASK_MAX_RETRIES", 3, 0, crate::task::MAX_RETRIES_CAP),
         retention: Duration::from_secs(r.number("TASK_RETENTION_DAYS", 7u64, 1, 365) * 86_400),
+        retention_completed: r.duration(
+            "TASK_RETENTION_COMPLETED",
+            Duration::from_secs(86_400),
+            Duration::from_secs(365 * 86_400),
+        ),
+        keep_completed: r.number("TASK_KEEP_COMPLETED", 100_000u64, 1, 1 << 40),
+        keep_failed: r.number("TASK_KEEP_FAILED", 100_000u64, 1, 1 << 40),
     }
 }
 

@@ -104,5 +104,5 @@ fn variables_lists_every_section() {
     ] {
         assert!(all.contains(v), "{v} missing from {all:?}");
     }
-    assert_eq!(all.len(), 32, "{all:?}");
+    assert_eq!(all.len(), 35, "{all:?}");
 }

@@ -25,6 +25,11 @@ pub async fn maintain(store: QueueStore) {
         Ok(_) => {}
         Err(e) => warn!(error = %e, "promoting due tasks failed"),
     }
+    match store.trim(MAINTENANCE_BATCH).await {
+        Ok((0, 0)) => {}
+        Ok((done, failed)) => debug!(done, failed, "finished records beyond the caps deleted"),
+        Err(e) => warn!(error = %e, "trimming finished records failed"),
+    }
     match store.reclaim(MAINTENANCE_BATCH).await {
         Ok(outcomes) => {
             let tasks: Vec<_> = outcomes

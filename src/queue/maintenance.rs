@@ -14,6 +14,14 @@ impl QueueStore {
         self.run(&inv).await
     }
 
+    /// Delete the oldest finished records beyond the count caps (`TASK_KEEP_COMPLETED`,
+    /// `TASK_KEEP_FAILED`), at most `limit` per kind; answers `(completed, failed)` deleted.
+    pub async fn trim(&self, limit: usize) -> Result<(u64, u64), QueueError> {
+        let mut inv = self.invocation(&self.scripts.trim);
+        inv.arg(self.keep.0).arg(self.keep.1).arg(limit);
+        self.run(&inv).await
+    }
+
     /// Deal with up to `limit` lapsed leases; answers, per task, whether it was requeued,
     /// dead-lettered (it used its last attempt: it keeps killing workers), cancelled (an
     /// operator had asked) or stale (the lease entry outlived its task).

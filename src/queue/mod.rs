@@ -108,8 +108,11 @@ pub struct QueueStore {
     scripts: Arc<Scripts>,
     /// Lease length given on claim and renewal.
     lease: Duration,
-    /// TTL of finished records.
+    /// TTL of failed, and of completed/cancelled records.
     retention: Duration,
+    retention_completed: Duration,
+    /// Count caps of finished records (completed and cancelled, failed).
+    keep: (u64, u64),
     /// Calls sent to Redis (for `bench`: round trips per task).
     round_trips: Arc<AtomicU64>,
     /// Whether Redis is unreachable now, so an outage logs one ERROR when it starts and one INFO
@@ -204,6 +207,8 @@ impl QueueStore {
             scripts: Arc::new(Scripts::new()),
             lease: settings.lease,
             retention: settings.retention,
+            retention_completed: settings.retention_completed,
+            keep: (settings.keep_completed, settings.keep_failed),
             round_trips: Arc::new(AtomicU64::new(0)),
             outage: Arc::new(Outage::default()),
         })
@@ -267,7 +272,11 @@ impl QueueStore {
             .arg(&*self.base)
             .arg(EVENTS_STREAM_MAX)
             .arg(RECENT_MAX)
-            .arg(self.retention.as_secs());
+            .arg(format!(
+                "{}:{}",
+                self.retention_completed.as_secs().max(1),
+                self.retention.as_secs().max(1)
+            ));
         inv
     }
 

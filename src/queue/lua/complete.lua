@@ -32,6 +32,7 @@ end
 if #released > 0 then
   redis.call('ZREM', k('inflight'), unpack(released))
   redis.call('ZADD', k('recent'), unpack(touched))
+  redis.call('ZADD', k('done'), unpack(touched))
   count_outcome('completed', #released)
   trim_recent()
 end

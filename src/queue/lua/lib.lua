@@ -11,7 +11,9 @@
 local B = ARGV[1]
 local STREAM_MAX = ARGV[2]
 local RECENT_MAX = tonumber(ARGV[3])
-local RETENTION = tonumber(ARGV[4])
+-- ARGV[4] is "<completed and cancelled retention>:<failed retention>", in seconds.
+local RETENTION_DONE = tonumber(string.match(ARGV[4], '^(%d+)'))
+local RETENTION = tonumber(string.match(ARGV[4], ':(%d+)$'))
 
 local function iso(ms)
   -- RFC 3339 UTC from epoch milliseconds (days-from-civil inverse, proleptic Gregorian).
@@ -86,7 +88,8 @@ local function count_outcome(outcome, n)
   redis.call('HINCRBY', k('counters'), outcome .. '_total', n)
 end
 
--- Finished records stay readable for the retention period, then expire.
+-- Finished records stay readable for their retention (failed ones longer, to be replayed), then
+-- expire; completed and cancelled ones are also indexed in `done` so their number can be capped.
 local function finish(tk, status, extra_field, extra_value)
   if extra_field then
     redis.call('HSET', tk, 'status', status, 'completed_at', NOW_ISO, extra_field, extra_value)
@@ -94,7 +97,7 @@ local function finish(tk, status, extra_field, extra_value)
     redis.call('HSET', tk, 'status', status, 'completed_at', NOW_ISO)
   end
   redis.call('HDEL', tk, 'worker', 'cancel_requested')
-  redis.call('EXPIRE', tk, RETENTION)
+  redis.call('EXPIRE', tk, status == 'failed' and RETENTION or RETENTION_DONE)
 end
 
 -- Move a task to the dead-letter set with its reason (kept, replayable, for the retention period).
@@ -116,6 +119,7 @@ local function cancel_now(id, reason)
   redis.call('ZREM', k('delayed'), id)
   redis.call('ZREM', k('retry'), id)
   finish(tk, 'cancelled')
+  redis.call('ZADD', k('done'), NOW, id)
   if reason then redis.call('HSET', tk, 'error', reason) end
   redis.call('HINCRBY', k('counters'), 'cancelled_total', 1)
   touch(id)
