@@ -69,20 +69,18 @@ pub struct ConsumerDeps {
 }
 
 pub struct ConsumerActor {
-    /// Lease owner name, `<instance>/c<slot>`: written on every task this consumer claims.
-    name: String,
     /// Position in the pool, so the supervisor can restart the same slot.
     slot: usize,
     /// Unique per start, so the supervisor can tell this consumer from a later one in its slot.
     spawn_id: u64,
-    deps: ConsumerDeps,
-    /// Pool control: Run, or Drain with a deadline.
-    signal: watch::Receiver<PoolSignal>,
     /// Told when this consumer ends and why.
     supervisor: Recipient<ConsumerExited>,
+    /// The loop to run, taken when the actor starts.
+    consumer: Option<Consumer>,
 }
 
 impl ConsumerActor {
+    /// A consumer named `name` (`<instance>/c<slot>`, the lease owner of every task it claims).
     pub fn new(
         name: String,
         slot: usize,
@@ -91,13 +89,12 @@ impl ConsumerActor {
         signal: watch::Receiver<PoolSignal>,
         supervisor: Recipient<ConsumerExited>,
     ) -> Self {
+        let consumer = Consumer { name, deps, signal };
         Self {
-            name,
             slot,
             spawn_id,
-            deps,
-            signal,
             supervisor,
+            consumer: Some(consumer),
         }
     }
 }
@@ -106,12 +103,10 @@ impl Actor for ConsumerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let consumer = Consumer {
-            name: self.name.clone(),
-            deps: self.deps.clone(),
-            signal: self.signal.clone(),
+        let Some(consumer) = self.consumer.take() else {
+            return;
         };
-        let span = info_span!("consumer", consumer = %self.name);
+        let span = info_span!("consumer", consumer = %consumer.name);
         let fut = AssertUnwindSafe(consumer.consume().instrument(span))
             .catch_unwind()
             .map(|r| r.unwrap_or(Exit::Panicked));
