@@ -307,8 +307,8 @@ async fn events_are_streamed_and_published_for_each_state_change() {
         .query(&mut redis.conn())
         .unwrap();
     assert!(
-        ttl > 6 * 86_400,
-        "completed records expire after the retention (7 days)"
+        (86_000..=86_400).contains(&ttl),
+        "completed records expire after TASK_RETENTION_COMPLETED (24 h): {ttl}"
     );
 }
 
@@ -411,11 +411,14 @@ async fn finished_records_are_bounded_by_age_and_by_count() {
     assert!(ttl(&ids[5]) > 6 * 86_400, "{}", ttl(&ids[5]));
     // Counts: the oldest beyond the caps go.
     assert_eq!(q.trim(1000).await.unwrap(), (2, 2));
+    // (Tasks finished within the same millisecond tie on age, so count rather than name them.)
+    let mut kept = (0, 0);
     for (i, id) in ids.iter().enumerate() {
-        let kept = q.get(id).await.unwrap().is_some();
-        let expected = matches!(i, 2..=4 | 7..=8);
-        assert_eq!(kept, expected, "task {i}");
+        if q.get(id).await.unwrap().is_some() {
+            if i < 5 { kept.0 += 1 } else { kept.1 += 1 }
+        }
     }
+    assert_eq!(kept, (3, 2));
     assert_eq!(q.stats().await.unwrap().failed, 2);
     assert_eq!(q.trim(1000).await.unwrap(), (0, 0));
 }
