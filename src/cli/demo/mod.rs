@@ -196,11 +196,12 @@ pub async fn run(
     outcome
 }
 
-/// The in-process Vercel simulator: builds take 6 s, so cancelling one while it builds works.
+/// The in-process Vercel simulator: builds take 10 s, so cancelling one while it builds works even
+/// on a busy machine.
 async fn start_simulator(token: &str) -> Result<SimServer, DemoError> {
     let config = SimConfig {
         token: token.to_string(),
-        build_secs: 6.0,
+        build_secs: 10.0,
         ..SimConfig::default()
     };
     sim::start(config, 0).await.map_err(DemoError::Simulator)
