@@ -490,7 +490,12 @@ fn render_blueprint_is_consistent_with_the_code() {
         reference("ALERTMANAGER_HOSTPORT"),
         ("ops-worker-alertmanager".into(), "hostport".into())
     );
-    let value = |s, key: &str| env_entry(s, key).unwrap()["value"].as_str().unwrap().to_string();
+    let value = |s, key: &str| {
+        env_entry(s, key).unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     assert_eq!(value(prometheus, "POOL_METRICS_PORT"), port_of(pool));
     assert_eq!(value(prometheus, "API_METRICS_PORT"), port_of(web));
     let alertmanager = by_name("ops-worker-alertmanager");
