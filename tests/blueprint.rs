@@ -41,7 +41,12 @@ async fn blueprint_monitoring_stack_runs_as_rendered() {
     let redis = RedisServer::start();
     let queue = "blueprint";
     let pool = Worker::builder(&redis.url(), queue).spawn().await;
-    let api = Worker::builder(&redis.url(), queue).spawn().await;
+    // The API as the Blueprint runs it: `/metrics` on its own listener (METRICS_PORT).
+    let api = Worker::builder(&redis.url(), queue)
+        .env("METRICS_PORT", "0")
+        .spawn()
+        .await;
+    let api_metrics_port = api.metrics_port().expect("the API's metrics listener");
     // Internal hostnames as Render makes them: the service name plus a random suffix.
     let n = std::process::id();
     let pool_host = format!("ops-worker-pool-t{n}");
@@ -56,7 +61,7 @@ async fn blueprint_monitoring_stack_runs_as_rendered() {
         ("POOL_HOST", pool_host.clone()),
         ("POOL_METRICS_PORT", pool.port().to_string()),
         ("API_HOST", api_host.clone()),
-        ("API_METRICS_PORT", api.port().to_string()),
+        ("API_METRICS_PORT", api_metrics_port.to_string()),
         (
             "ALERTMANAGER_HOSTPORT",
             format!("127.0.0.1:{}", alertmanager.port),
@@ -89,7 +94,7 @@ async fn blueprint_monitoring_stack_runs_as_rendered() {
         ),
         (
             "# render: API_METRICS_PORT",
-            format!("port: {} ", api.port()),
+            format!("port: {api_metrics_port} "),
         ),
         (
             "# render: ALERTMANAGER_HOSTPORT",
@@ -142,7 +147,7 @@ async fn blueprint_monitoring_stack_runs_as_rendered() {
         (
             api_host.clone(),
             "127.0.0.1".to_string(),
-            format!("http://127.0.0.1:{}/metrics", api.port()),
+            format!("http://127.0.0.1:{api_metrics_port}/metrics"),
         ),
         (
             pool_host.clone(),

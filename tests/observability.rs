@@ -143,6 +143,38 @@ async fn metrics_show_exactly_the_workload_and_gauges_match_stats() {
     );
 }
 
+/// `METRICS_PORT` moves `/metrics` to its own listener: the public port answers 404 (JSON, saying
+/// where the metrics went) while the API keeps working there, and the metrics listener serves the
+/// series and nothing else.
+#[tokio::test]
+async fn metrics_port_keeps_metrics_off_the_public_port() {
+    let redis = RedisServer::start();
+    let worker = Worker::builder(&redis.url(), "metricsport")
+        .env("METRICS_PORT", "0")
+        .spawn()
+        .await;
+    let public = reqwest::get(worker.url("/metrics")).await.unwrap();
+    assert_eq!(public.status(), 404);
+    let body: Value = public.json().await.unwrap();
+    assert!(body.to_string().contains("METRICS_PORT"), "{body}");
+    let health = reqwest::get(worker.url("/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    let port = worker.metrics_port().expect("metrics listening line");
+    assert_ne!(port, worker.port());
+    let private = format!("http://127.0.0.1:{port}");
+    let metrics = scrape(&private).await;
+    assert!(metrics.contains("ops_worker_up"), "{metrics}");
+    let other = reqwest::get(format!("{private}/api/worker/status"))
+        .await
+        .unwrap();
+    assert_eq!(
+        other.status(),
+        404,
+        "the metrics listener serves nothing else"
+    );
+}
+
 #[tokio::test]
 async fn every_task_state_change_is_a_json_log_line_with_the_task_fields() {
     let redis = RedisServer::start();

@@ -497,7 +497,14 @@ fn render_blueprint_is_consistent_with_the_code() {
             .to_string()
     };
     assert_eq!(value(prometheus, "POOL_METRICS_PORT"), port_of(pool));
-    assert_eq!(value(prometheus, "API_METRICS_PORT"), port_of(web));
+    // The API serves /metrics on a second, private port; Prometheus scrapes that one.
+    let api_metrics = value(web, "METRICS_PORT");
+    assert_ne!(
+        api_metrics,
+        port_of(web),
+        "the API's /metrics would be public"
+    );
+    assert_eq!(value(prometheus, "API_METRICS_PORT"), api_metrics);
     let alertmanager = by_name("ops-worker-alertmanager");
     for key in ["SLACK_WEBHOOK_URL", "PAGERDUTY_ROUTING_KEY"] {
         let e = env_entry(alertmanager, key).unwrap();

@@ -34,6 +34,9 @@ pub struct AppState {
     pub supervisor: Addr<SupervisorActor>,
     /// Renders `/metrics` (None when the recorder could not be installed).
     pub metrics: Option<PrometheusHandle>,
+    /// `/metrics` lives on its own listener (`METRICS_PORT`), so this one answers 404 for it and
+    /// a public port never shows the metrics.
+    pub metrics_elsewhere: bool,
     /// Largest accepted request body (`API_BODY_LIMIT_BYTES`).
     pub body_limit: usize,
     /// `TASK_MAX_RETRIES`, for submissions that don't set `max_retries`.
@@ -130,7 +133,17 @@ async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    match &state.metrics {
+    if state.metrics_elsewhere {
+        return Err(ApiError::NotFound(
+            "metrics are served on the metrics port (METRICS_PORT), not on this one".into(),
+        ));
+    }
+    render_metrics(state.metrics.as_ref())
+}
+
+/// The body of `/metrics`, here or on the metrics listener.
+fn render_metrics(handle: Option<&PrometheusHandle>) -> Result<HttpResponse, ApiError> {
+    match handle {
         Some(h) => Ok(HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4")
             .body(h.render())),
@@ -138,4 +151,15 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
             "the metrics recorder is not installed".into(),
         )),
     }
+}
+
+/// The routes of the metrics listener (`METRICS_PORT`): `/metrics` and nothing else.
+pub fn configure_metrics_only(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/metrics",
+        web::get().to(|h: web::Data<Option<PrometheusHandle>>| async move {
+            render_metrics(h.as_ref().as_ref())
+        }),
+    );
+    cfg.default_service(web::to(not_found));
 }

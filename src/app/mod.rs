@@ -140,6 +140,8 @@ pub struct Instance {
     server: actix_web::dev::ServerHandle,
     /// The address the HTTP server is bound to (the real port when `PORT=0`).
     addr: std::net::SocketAddr,
+    /// The metrics listener (`METRICS_PORT`) and its address, when configured.
+    metrics_server: Option<(actix_web::dev::ServerHandle, std::net::SocketAddr)>,
     shutdown_grace: Duration,
 }
 
@@ -161,6 +163,7 @@ impl Instance {
         let metrics = crate::telemetry::metrics::install(&metric_series());
         let handlers = handlers_with_vercel(config, store.clone())?;
         let (server, addr) = serve_api_unstarted(config)?;
+        let metrics_listener = bind_metrics(config)?;
         let pool = start_pool(config, store.clone(), handlers, None);
         let supervisor = pool.supervisor.clone();
         if let Some(handle) = metrics.clone() {
@@ -172,6 +175,10 @@ impl Instance {
             )
             .start();
         }
+        let metrics_server = match metrics_listener {
+            Some(listener) => Some(serve_metrics(config, listener, metrics.clone())?),
+            None => None,
+        };
         let server = server(store.clone(), supervisor.clone(), metrics, &secret)?;
         let handle = server.handle();
         actix_rt::spawn(server);
@@ -181,6 +188,7 @@ impl Instance {
             supervisor,
             server: handle,
             addr,
+            metrics_server,
             shutdown_grace: config.worker.shutdown_timeout + Duration::from_secs(10),
         })
     }
@@ -195,6 +203,11 @@ impl Instance {
         self.addr.port()
     }
 
+    /// The port of the metrics listener (`METRICS_PORT`, the real one for 0), when configured.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(_, a)| a.port())
+    }
+
     /// Drain the pool (running tasks may finish until `WORKER_SHUTDOWN_TIMEOUT`, then are handed
     /// back), then stop the HTTP server.
     pub async fn shutdown(self) {
@@ -204,6 +217,9 @@ impl Instance {
             Err(_) => error!("pool did not drain in time; unfinished leases will be reclaimed"),
         }
         self.server.stop(true).await;
+        if let Some((metrics, _)) = self.metrics_server {
+            metrics.stop(true).await;
+        }
         info!("ops-worker stopped");
     }
 }
@@ -243,6 +259,45 @@ fn serve_api_unstarted(
     Ok((factory, addr))
 }
 
+/// Bind the metrics listener of `METRICS_PORT`, when set (before any consumer starts, like `PORT`).
+fn bind_metrics(config: &Config) -> Result<Option<std::net::TcpListener>, StartupError> {
+    let Some(port) = config.metrics_port else {
+        return Ok(None);
+    };
+    std::net::TcpListener::bind(("0.0.0.0", port))
+        .map(Some)
+        .map_err(|source| StartupError::Bind { port, source })
+}
+
+/// Serve `/metrics` alone on the metrics listener; returns its handle and address.
+fn serve_metrics(
+    config: &Config,
+    listener: std::net::TcpListener,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> Result<(actix_web::dev::ServerHandle, std::net::SocketAddr), StartupError> {
+    let bind_error = |source| StartupError::Bind {
+        port: config.metrics_port.unwrap_or_default(),
+        source,
+    };
+    let addr = listener.local_addr().map_err(bind_error)?;
+    let handle = web::Data::new(metrics);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(handle.clone())
+            .configure(api::configure_metrics_only)
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)
+    .map_err(bind_error)?
+    .run();
+    let server_handle = server.handle();
+    actix_rt::spawn(server);
+    info!(port = addr.port(), addr = %addr, "metrics listening");
+    Ok((server_handle, addr))
+}
+
 /// Serve the API + dashboard on an already bound listener.
 pub fn serve_api(
     config: &Config,
@@ -256,6 +311,7 @@ pub fn serve_api(
         store,
         supervisor,
         metrics,
+        metrics_elsewhere: config.metrics_port.is_some(),
         body_limit: config.body_limit,
         default_max_retries: config.queue.max_retries,
         submit: config.submit,

@@ -185,6 +185,10 @@ pub struct Config {
     /// HTTP port of the API, dashboard, `/health` and `/metrics` (`PORT`, 0-65535). 0 binds any
     /// free port, which lets tests run several instances side by side.
     pub port: u16,
+    /// Port of a second HTTP listener that serves only `/metrics` (`METRICS_PORT`; 0 = any free
+    /// port). Set on a public web service so its metrics stay on the private network; then
+    /// `PORT` answers 404 for `/metrics`. Unset = `/metrics` is served on `PORT`.
+    pub metrics_port: Option<u16>,
     /// Tracing filter level, lower-case (`LOG_LEVEL`; `warning` is read as `warn`).
     pub log_level: String,
     /// Log line format (`LOG_FORMAT`; JSON for `run`, pretty for the tools unless set).
@@ -251,6 +255,7 @@ impl Config {
             worker,
             vercel,
             port: server.port,
+            metrics_port: server.metrics_port,
             log_level,
             log_format,
             sentry_dsn: server.sentry_dsn,

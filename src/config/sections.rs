@@ -148,11 +148,13 @@ pub(super) fn logging(r: &mut Reader, mode: Mode) -> (String, LogFormat) {
     (level, format)
 }
 
-/// What the HTTP server and its auth read: `PORT`, `SENTRY_DSN`, `JWT_SECRET`,
+/// What the HTTP server and its auth read: `PORT`, `METRICS_PORT`, `SENTRY_DSN`, `JWT_SECRET`,
 /// `AUTH_TRUST_LOOPBACK`, `API_BODY_LIMIT_BYTES` (copied into the flat fields of `Config`).
 pub(super) struct Server {
     /// `PORT`; 0 = any free port.
     pub port: u16,
+    /// `METRICS_PORT`; unset = `/metrics` on `PORT`.
+    pub metrics_port: Option<u16>,
     /// `SENTRY_DSN`, checked to parse.
     pub sentry_dsn: Option<Secret>,
     /// `JWT_SECRET`, required by `run`.
@@ -163,16 +165,29 @@ pub(super) struct Server {
     pub body_limit: usize,
 }
 
-/// The HTTP/auth section, in the order `PORT`, `SENTRY_DSN`, `JWT_SECRET`, `AUTH_TRUST_LOOPBACK`,
+/// The HTTP/auth section, in the order `PORT`, `METRICS_PORT`, `SENTRY_DSN`, `JWT_SECRET`, `AUTH_TRUST_LOOPBACK`,
 /// `API_BODY_LIMIT_BYTES`.
 pub(super) fn server(r: &mut Reader, mode: Mode) -> Server {
     Server {
         port: r.number("PORT", 8080u16, 0, 65535),
+        metrics_port: metrics_port(r),
         sentry_dsn: sentry_dsn(r),
         jwt_secret: jwt_secret(r, mode),
         trust_loopback: trust_loopback(r),
         body_limit: r.number("API_BODY_LIMIT_BYTES", 65_536usize, 1_024, 16 * 1_048_576),
     }
+}
+
+/// `METRICS_PORT`: a second listener that alone serves `/metrics` (0 = any free port), so the
+/// public `PORT` need not expose it. Must differ from a non-zero `PORT`.
+fn metrics_port(r: &mut Reader) -> Option<u16> {
+    r.raw("METRICS_PORT")?;
+    let port = r.number("METRICS_PORT", 0u16, 0, 65535);
+    let public = r.raw("PORT").map_or(Some(8080), |p| p.parse::<u16>().ok());
+    if port != 0 && public == Some(port) {
+        r.problem("METRICS_PORT", "must differ from PORT");
+    }
+    Some(port)
 }
 
 fn sentry_dsn(r: &mut Reader) -> Option<Secret> {

@@ -76,6 +76,34 @@ fn secrets_never_print() {
 }
 
 #[test]
+fn metrics_port_is_optional_and_differs_from_port() {
+    let c = Config::from_vars(&vars(&[]), Mode::Tool).unwrap();
+    assert_eq!(c.metrics_port, None);
+    let c = Config::from_vars(&vars(&[("METRICS_PORT", "9100")]), Mode::Tool).unwrap();
+    assert_eq!(c.metrics_port, Some(9100));
+    let c = Config::from_vars(&vars(&[("PORT", "0"), ("METRICS_PORT", "0")]), Mode::Tool).unwrap();
+    assert_eq!(c.metrics_port, Some(0));
+    for (port, metrics) in [("8080", "8080"), ("9100", "9100")] {
+        let err = Config::from_vars(
+            &vars(&[("PORT", port), ("METRICS_PORT", metrics)]),
+            Mode::Tool,
+        )
+        .unwrap_err();
+        assert!(
+            err.problems
+                .iter()
+                .any(|(v, m)| v == "METRICS_PORT" && m.contains("differ")),
+            "{err:?}"
+        );
+    }
+    let err = Config::from_vars(&vars(&[("METRICS_PORT", "70000")]), Mode::Tool).unwrap_err();
+    assert!(
+        err.problems.iter().any(|(v, _)| v == "METRICS_PORT"),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn port_zero_means_any_free_port() {
     let c = Config::from_vars(&vars(&[("PORT", "0")]), Mode::Tool).unwrap();
     assert_eq!(c.port, 0);
@@ -104,5 +132,5 @@ fn variables_lists_every_section() {
     ] {
         assert!(all.contains(v), "{v} missing from {all:?}");
     }
-    assert_eq!(all.len(), 35, "{all:?}");
+    assert_eq!(all.len(), 36, "{all:?}");
 }

@@ -210,6 +210,12 @@ impl Worker {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The port of its metrics listener (`METRICS_PORT`), from its "metrics listening" log line
+    /// (written before "HTTP listening", so it is there once the worker is healthy).
+    pub fn metrics_port(&self) -> Option<u16> {
+        logged_port(&self.logs(), "metrics listening")
+    }
+
     /// Wait until `/health` answers 200 for this instance (the one shared health wait). Panics with
     /// the log if the process exits first or [`START_TIMEOUT`] passes; the last answer seen is in
     /// the message.
@@ -303,9 +309,14 @@ pub async fn get_json(http: &reqwest::Client, url: &str) -> Option<(u16, Value)>
 
 /// The `port` field of the first JSON log line whose message is "HTTP listening".
 pub fn listening_port(logs: &str) -> Option<u16> {
+    logged_port(logs, LISTENING_MESSAGE)
+}
+
+/// The non-zero `port` field of the first JSON log line whose message is `message`.
+pub fn logged_port(logs: &str, message: &str) -> Option<u16> {
     logs.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| l["message"] == LISTENING_MESSAGE)
+        .find(|l| l["message"] == message)
         .and_then(|l| l["port"].as_u64())
         .and_then(|p| u16::try_from(p).ok())
         .filter(|&p| p != 0)
