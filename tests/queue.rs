@@ -382,7 +382,7 @@ async fn finished_records_are_bounded_by_age_and_by_count() {
         vars.insert(k.into(), v.into());
     }
     let config = Config::from_vars(&vars, Mode::Tool).unwrap();
-    let q = ops_worker::queue::QueueStore::new(&config.redis_url, &config.queue).unwrap();
+    let q = ops_worker::queue::QueueStore::new(&config.redis, &config.queue).unwrap();
     let tasks: Vec<_> = (0..9).map(|_| noop(json!({}))).collect();
     let ids: Vec<String> = tasks.iter().map(|t| t.task_id.to_string()).collect();
     q.enqueue(&tasks).await.unwrap();

@@ -148,14 +148,20 @@ pub struct Instance {
 impl Instance {
     /// Start everything `run` runs. Must be called inside an actix System.
     pub fn start(config: &Config) -> Result<Self, StartupError> {
-        let store = QueueStore::new(&config.redis_url, &config.queue)?;
+        let store = QueueStore::new(&config.redis, &config.queue)?;
         info!(
             instance = %config.worker.instance_id,
             queue = %store.key_base(),
-            redis = %config.redis_url,
+            redis = %config.redis.url,
             consumers = config.worker.concurrency,
             "starting ops-worker"
         );
+        if config.redis.tls.as_ref().is_some_and(|t| t.insecure) {
+            warn!(
+                "REDIS_TLS_INSECURE=true: the Redis server's certificate is NOT checked; anyone on \
+                 the network path can read and change the queue"
+            );
+        }
         let secret = config
             .jwt_secret
             .clone()

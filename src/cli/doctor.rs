@@ -11,7 +11,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::config::{Config, MIN_JWT_SECRET, Mode, Secret};
+use crate::config::{Config, MIN_JWT_SECRET, Mode, RedisSettings, Secret};
+use crate::queue::{QueueError, connect};
 use crate::vercel::client::{VercelClient, VercelError, decode, requests};
 
 /// Outcome of one check.
@@ -128,28 +129,61 @@ pub fn jwt_secret_strength(secret: &Secret) -> Result<(), WeakSecret> {
 }
 
 /// Reachable, writable, and not evicting (each a row).
-async fn redis_checks(url: &str, out: &mut Vec<Check>) {
-    let Some(mut conn) = redis_connection(url, out).await else {
+async fn redis_checks(redis: &RedisSettings, out: &mut Vec<Check>) {
+    out.push(redis_tls(redis));
+    let Some(mut conn) = redis_connection(redis, out).await else {
         return;
     };
     out.push(redis_writable(&mut conn).await);
     out.push(redis_eviction(&mut conn).await);
 }
 
+/// How the connection is secured: plain, TLS with the system roots or a CA file, mutual TLS;
+/// a warning when certificate checks are off.
+fn redis_tls(redis: &RedisSettings) -> Check {
+    const NAME: &str = "redis tls";
+    let Some(tls) = &redis.tls else {
+        return check(NAME, Status::Skip, "plain redis:// (no TLS)");
+    };
+    if tls.insecure {
+        return check(
+            NAME,
+            Status::Warn,
+            "REDIS_TLS_INSECURE=true: certificates are NOT checked; anyone on the path can read and change the queue",
+        );
+    }
+    let roots = match &tls.ca {
+        Some(ca) => format!("server checked against REDIS_CA_FILE {}", ca.path.display()),
+        None => "server checked against the system's root certificates".to_string(),
+    };
+    let client = match &tls.client {
+        Some((cert, _)) => format!("; client certificate {}", cert.path.display()),
+        None => String::new(),
+    };
+    check(NAME, Status::Ok, format!("rediss://: {roots}{client}"))
+}
+
 /// A connection that answered PING within 3 s, or `None` after pushing the failing row.
 async fn redis_connection(
-    url: &str,
+    redis: &RedisSettings,
     out: &mut Vec<Check>,
 ) -> Option<redis::aio::MultiplexedConnection> {
     const NAME: &str = "redis reachable";
     let conn = async {
-        let client = redis::Client::open(url)?;
+        let client = connect::client(redis).map_err(|e| match e {
+            QueueError::Redis(e) => e,
+            other => redis::RedisError::from(std::io::Error::other(other.to_string())),
+        })?;
         client.get_multiplexed_async_connection().await
     };
     let mut conn = match tokio::time::timeout(Duration::from_secs(3), conn).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
-            out.push(check(NAME, Status::Fail, format!("cannot connect: {e}")));
+            let why = match connect::explain_tls_error(&e) {
+                Some(meaning) => format!("cannot connect: {meaning} ({e})"),
+                None => format!("cannot connect: {e}"),
+            };
+            out.push(check(NAME, Status::Fail, why));
             return None;
         }
         Err(_) => {
@@ -288,7 +322,7 @@ pub async fn checks(vars: &HashMap<String, String>) -> Vec<Check> {
     let Some(config) = configuration(vars, &mut out) else {
         return out;
     };
-    redis_checks(config.redis_url.expose(), &mut out).await;
+    redis_checks(&config.redis, &mut out).await;
     vercel_checks(&config, &mut out).await;
     out.push(sentry_check(&config));
     if let Some(secret) = &config.jwt_secret {

@@ -183,7 +183,7 @@ fn load_config(
 fn tool_store(cli: &Cli) -> Result<(Config, QueueStore), CliError> {
     let config = load_config(cli, Mode::Tool, &[])?;
     crate::telemetry::init(&config.log_level, config.log_format);
-    let store = QueueStore::new(&config.redis_url, &config.queue)?;
+    let store = QueueStore::new(&config.redis, &config.queue)?;
     Ok((config, store))
 }
 

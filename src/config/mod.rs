@@ -7,6 +7,7 @@
 //! show the secret part.
 
 mod reader;
+mod redis;
 mod sections;
 #[cfg(test)]
 mod tests;
@@ -16,6 +17,7 @@ use std::fmt;
 use std::time::Duration;
 
 use reader::Reader;
+pub use redis::{Pem, RedisSettings, RedisTls};
 
 /// A value that must never be printed: tokens, the JWT secret, DSN keys.
 #[derive(Clone, PartialEq, Eq)]
@@ -172,8 +174,8 @@ pub struct VercelSettings {
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Where the queue lives (`REDIS_URL`); required by `run`.
-    pub redis_url: RedisUrl,
+    /// Where the queue lives and how to reach it (`REDIS_URL`, required by `run`; TLS options).
+    pub redis: RedisSettings,
     /// Queue keys and task lifetimes (`QUEUE_*`, `TASK_*`).
     pub queue: QueueSettings,
     /// What a submission may ask for: sizes, delay, diagnostic knobs.
@@ -237,7 +239,7 @@ impl Config {
         mode: Mode,
     ) -> (Result<Self, ConfigError>, BTreeSet<String>) {
         let mut r = Reader::new(vars);
-        let redis_url = sections::redis_url(&mut r, mode);
+        let redis = redis::redis(&mut r, mode);
         let queue = sections::queue(&mut r);
         let submit = sections::submit(&mut r);
         let worker = sections::worker(&mut r);
@@ -249,7 +251,7 @@ impl Config {
             return (Err(ConfigError { problems }), names);
         }
         let config = Config {
-            redis_url,
+            redis,
             queue,
             submit,
             worker,

@@ -5,28 +5,9 @@ use std::time::Duration;
 
 use super::reader::Reader;
 use super::{
-    LOCAL_REDIS_URL, LogFormat, MIN_JWT_SECRET, Mode, QueueSettings, RedisUrl, Secret,
-    VercelSettings, WorkerSettings,
+    LogFormat, MIN_JWT_SECRET, Mode, QueueSettings, Secret, VercelSettings, WorkerSettings,
 };
 use crate::task::SubmitRules;
-
-/// `REDIS_URL`: required by `run`; the operator tools fall back to [`LOCAL_REDIS_URL`].
-pub(super) fn redis_url(r: &mut Reader, mode: Mode) -> RedisUrl {
-    match (r.raw("REDIS_URL"), mode) {
-        (Some(u), _) if u.starts_with("redis://") || u.starts_with("rediss://") => {
-            RedisUrl(u.to_string())
-        }
-        (Some(_), _) => {
-            r.problem("REDIS_URL", "must start with redis:// or rediss://");
-            RedisUrl(LOCAL_REDIS_URL.into())
-        }
-        (None, Mode::Run) => {
-            r.problem("REDIS_URL", "is required (e.g. redis://localhost:6379)");
-            RedisUrl(LOCAL_REDIS_URL.into())
-        }
-        (None, Mode::Tool) => RedisUrl(LOCAL_REDIS_URL.into()),
-    }
-}
 
 /// `QUEUE_*` and `TASK_*`.
 pub(super) fn queue(r: &mut Reader) -> QueueSettings {

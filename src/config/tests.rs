@@ -72,7 +72,7 @@ fn secrets_never_print() {
     ] {
         assert!(!dbg.contains(s), "{s} leaked in {dbg}");
     }
-    assert_eq!(c.redis_url.to_string(), "redis://***@h:1/0");
+    assert_eq!(c.redis.url.to_string(), "redis://***@h:1/0");
 }
 
 #[test]
@@ -132,5 +132,73 @@ fn variables_lists_every_section() {
     ] {
         assert!(all.contains(v), "{v} missing from {all:?}");
     }
-    assert_eq!(all.len(), 36, "{all:?}");
+    assert_eq!(all.len(), 40, "{all:?}");
+}
+
+#[test]
+fn redis_tls_options_need_rediss_and_readable_pem_files() {
+    let dir = std::env::temp_dir().join(format!("ops-worker-config-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pem = dir.join("ca.pem");
+    std::fs::write(
+        &pem,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let key = dir.join("client.key");
+    std::fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleQ==\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let not_pem = dir.join("notes.txt");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let path = |p: &std::path::Path| p.display().to_string();
+
+    let plain = Config::from_vars(&vars(&[]), Mode::Tool).unwrap();
+    assert!(plain.redis.tls.is_none());
+    let c = Config::from_vars(
+        &vars(&[
+            ("REDIS_URL", "rediss://u:p@h:6380"),
+            ("REDIS_CA_FILE", &path(&pem)),
+            ("REDIS_CLIENT_CERT", &path(&pem)),
+            ("REDIS_CLIENT_KEY", &path(&key)),
+        ]),
+        Mode::Tool,
+    )
+    .unwrap();
+    let tls = c.redis.tls.as_ref().expect("rediss:// has TLS settings");
+    assert!(tls.ca.is_some() && tls.client.is_some() && !tls.insecure);
+    let debug = format!("{c:?}");
+    assert!(
+        !debug.contains("c2VjcmV0LWtleQ") && !debug.contains(":p@"),
+        "{debug}"
+    );
+
+    let problems = |v: &[(&str, &str)]| {
+        Config::from_vars(&vars(v), Mode::Tool)
+            .unwrap_err()
+            .problems
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect::<Vec<_>>()
+    };
+    let tls_url = ("REDIS_URL", "rediss://h:6380");
+    assert_eq!(
+        problems(&[("REDIS_TLS_INSECURE", "true")]),
+        ["REDIS_TLS_INSECURE"]
+    );
+    assert_eq!(
+        problems(&[tls_url, ("REDIS_CA_FILE", &path(&not_pem))]),
+        ["REDIS_CA_FILE"]
+    );
+    assert_eq!(
+        problems(&[tls_url, ("REDIS_CA_FILE", "/nonexistent.pem")]),
+        ["REDIS_CA_FILE"]
+    );
+    assert_eq!(
+        problems(&[tls_url, ("REDIS_CLIENT_KEY", &path(&key))]),
+        ["REDIS_CLIENT_CERT"]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

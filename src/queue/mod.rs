@@ -40,6 +40,7 @@
 //! | `vercel:bucket`, `vercel:hold_until` | hash, string | cluster-wide Vercel rate limiter |
 //! | `control` | hash | operators' pool commands (state, restart generation, concurrency) |
 
+pub mod connect;
 mod control;
 mod events;
 mod heartbeat;
@@ -71,7 +72,7 @@ use chrono::{SecondsFormat, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, ScriptInvocation};
 
-use crate::config::{QueueSettings, RedisUrl};
+use crate::config::{QueueSettings, RedisSettings};
 use crate::telemetry::events::{InternalEvent, RedisCallFailed};
 use scripts::Scripts;
 
@@ -192,8 +193,8 @@ fn pairs_to_map(flat: Vec<String>) -> HashMap<String, String> {
 impl QueueStore {
     /// Create a store. Connects lazily: a Redis that is down now is retried on every call, so a
     /// worker can start before its Redis does.
-    pub fn new(url: &RedisUrl, settings: &QueueSettings) -> Result<Self, QueueError> {
-        let client = redis::Client::open(url.expose())?;
+    pub fn new(redis: &RedisSettings, settings: &QueueSettings) -> Result<Self, QueueError> {
+        let client = connect::client(redis)?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_connection_timeout(Some(Duration::from_secs(2)))

@@ -117,7 +117,7 @@ fn secret_values(config: &Config) -> Vec<String> {
         // `key` or `key:secret` (legacy DSNs): scrub both parts.
         v.extend(key.split(':').map(str::to_string));
     }
-    if let Some((_, rest)) = config.redis_url.expose().split_once("://")
+    if let Some((_, rest)) = config.redis.url.expose().split_once("://")
         && let Some((creds, _)) = rest.rsplit_once('@')
     {
         let password = creds.rsplit(':').next().unwrap_or(creds);

@@ -16,11 +16,12 @@ mod app;
 pub mod proxy;
 mod redis_server;
 mod sim;
+pub mod tls;
 mod worker;
 
 pub use api_client::{token, week_ahead};
 pub use app::{TestApp, spawn_app};
-pub use redis_server::RedisServer;
+pub use redis_server::{RedisServer, TlsListener};
 pub use sim::SimProcess;
 pub use worker::{START_TIMEOUT, Worker, WorkerBuilder, get_json, listening_port};
 
@@ -90,7 +91,7 @@ pub fn base_env(redis_url: &str, queue: &str) -> HashMap<String, String> {
 /// The library's view of a queue, for enqueuing and inspecting from tests.
 pub fn store(redis_url: &str, queue: &str) -> QueueStore {
     let config = Config::from_vars(&base_env(redis_url, queue), Mode::Tool).expect("test config");
-    QueueStore::new(&config.redis_url, &config.queue).expect("store")
+    QueueStore::new(&config.redis, &config.queue).expect("store")
 }
 
 /// A valid noop task.

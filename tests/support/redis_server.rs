@@ -4,7 +4,21 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::tls::CertPair;
 use super::{free_port, scratch_dir};
+
+/// The TLS side of a [`RedisServer`]: a second port speaking only TLS.
+#[derive(Clone)]
+pub struct TlsListener {
+    /// The TLS port (the plain port stays open on 127.0.0.1 for the harness's own pokes).
+    pub port: u16,
+    /// The server's certificate and key.
+    pub pair: CertPair,
+    /// The CA whose client certificates are accepted (`--tls-ca-cert-file`).
+    pub ca: PathBuf,
+    /// Whether clients must present a certificate (`--tls-auth-clients yes`).
+    pub require_client_cert: bool,
+}
 
 /// A private redis-server for one test.
 pub struct RedisServer {
@@ -13,6 +27,10 @@ pub struct RedisServer {
     dir: PathBuf,
     /// With `appendfsync always`, so a kill -9 + restart keeps every acknowledged write.
     persistent: bool,
+    /// A TLS port as well, when the test asked for one.
+    tls: Option<TlsListener>,
+    /// Extra `redis-server` arguments (for example an ACL user).
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -27,15 +45,63 @@ impl RedisServer {
         Self::launch(true)
     }
 
+    /// A Redis that also speaks TLS on [`RedisServer::tls_url`], with the server certificate `pair`;
+    /// client certificates signed by `ca` are required when `require_client_cert`.
+    pub fn start_tls(pair: &CertPair, ca: &std::path::Path, require_client_cert: bool) -> Self {
+        Self::launch_with(
+            false,
+            Some(TlsListener {
+                port: free_port(),
+                pair: pair.clone(),
+                ca: ca.to_path_buf(),
+                require_client_cert,
+            }),
+            Vec::new(),
+        )
+    }
+
     fn launch(persistent: bool) -> Self {
+        Self::launch_with(persistent, None, Vec::new())
+    }
+
+    fn launch_with(persistent: bool, tls: Option<TlsListener>, extra: Vec<String>) -> Self {
         let mut s = RedisServer {
             port: free_port(),
             dir: scratch_dir("redis"),
             persistent,
+            tls,
+            extra,
             child: None,
         };
         s.spawn();
         s
+    }
+
+    /// `rediss://localhost:<tls port>` (the name the test server certificate is valid for).
+    pub fn tls_url(&self) -> String {
+        let tls = self.tls.as_ref().expect("started with start_tls");
+        format!("rediss://localhost:{}", tls.port)
+    }
+
+    /// `redis-server` arguments of the TLS listener.
+    fn tls_args(&self) -> Vec<String> {
+        let Some(t) = &self.tls else {
+            return Vec::new();
+        };
+        let auth = if t.require_client_cert { "yes" } else { "no" };
+        [
+            "--tls-port".to_string(),
+            t.port.to_string(),
+            "--tls-cert-file".into(),
+            t.pair.cert.display().to_string(),
+            "--tls-key-file".into(),
+            t.pair.key.display().to_string(),
+            "--tls-ca-cert-file".into(),
+            t.ca.display().to_string(),
+            "--tls-auth-clients".into(),
+            auth.into(),
+        ]
+        .into()
     }
 
     fn spawn(&mut self) {
@@ -55,6 +121,7 @@ impl RedisServer {
         } else {
             cmd.args(["--appendonly", "no"]);
         }
+        cmd.args(self.tls_args()).args(&self.extra);
         let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -68,6 +135,9 @@ impl RedisServer {
             if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
                 assert!(Instant::now() < deadline, "redis-server keeps exiting");
                 self.port = free_port();
+                if let Some(t) = self.tls.as_mut() {
+                    t.port = free_port();
+                }
                 return self.spawn();
             }
             if let Ok(client) = redis::Client::open(self.url())

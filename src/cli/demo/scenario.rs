@@ -49,7 +49,7 @@ pub(super) async fn bugfix_scenario(config: &Config, store: &QueueStore) -> Resu
 
 /// A pub/sub connection subscribed to `channel`.
 async fn subscribe(config: &Config, channel: &str) -> Result<redis::aio::PubSub, DemoError> {
-    let client = redis::Client::open(config.redis_url.expose())?;
+    let client = crate::queue::connect::client(&config.redis)?;
     let mut pubsub = client
         .get_async_pubsub()
         .await

@@ -1,0 +1,155 @@
+//! Where Redis is and how to reach it: `REDIS_URL` plus the TLS settings of a `rediss://` URL.
+//!
+//! TLS material is read when the configuration is, so a missing or unreadable file is a
+//! configuration error naming its variable (exit 2), not a connection failure later. The client
+//! key is held as a [`Secret`]; nothing here prints certificate or key contents.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::reader::Reader;
+use super::{LOCAL_REDIS_URL, Mode, RedisUrl, Secret};
+
+/// The Redis the queue lives on and how to connect to it.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// `REDIS_URL` (credentials and db included; printed redacted).
+    pub url: RedisUrl,
+    /// Certificates for a `rediss://` URL; `None` for plain `redis://`.
+    pub tls: Option<RedisTls>,
+}
+
+impl RedisSettings {
+    /// Settings for a plain URL with no TLS options (tools that build a URL themselves).
+    pub fn plain(url: &str) -> Self {
+        Self {
+            url: RedisUrl::new(url),
+            tls: RedisUrl::new(url).is_tls().then(RedisTls::default),
+        }
+    }
+}
+
+/// TLS options of a `rediss://` connection. The default verifies the server against the system's
+/// root certificates.
+#[derive(Clone, Default)]
+pub struct RedisTls {
+    /// PEM of `REDIS_CA_FILE`: the CA(s) that signed the server's certificate, used instead of the
+    /// system roots (a private CA, as managed Redis offerings and self-hosted TLS use).
+    pub ca: Option<Pem>,
+    /// PEM of `REDIS_CLIENT_CERT` + `REDIS_CLIENT_KEY`, for servers that require mutual TLS.
+    pub client: Option<(Pem, Secret)>,
+    /// `REDIS_TLS_INSECURE=true`: no certificate or host name check at all. Logged at WARN on
+    /// every start, because anyone on the path can then read the queue.
+    pub insecure: bool,
+}
+
+impl fmt::Debug for RedisTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTls")
+            .field("ca", &self.ca.as_ref().map(|p| &p.path))
+            .field("client_cert", &self.client.as_ref().map(|(c, _)| &c.path))
+            .field("insecure", &self.insecure)
+            .finish()
+    }
+}
+
+/// A PEM file's contents and where they came from (for messages).
+#[derive(Debug, Clone)]
+pub struct Pem {
+    /// The file named by the variable.
+    pub path: PathBuf,
+    /// Its bytes, read at configuration time.
+    pub bytes: Vec<u8>,
+}
+
+impl RedisUrl {
+    /// Whether the URL asks for TLS (`rediss://`).
+    pub fn is_tls(&self) -> bool {
+        self.expose().starts_with("rediss://")
+    }
+}
+
+/// `REDIS_URL`, `REDIS_CA_FILE`, `REDIS_CLIENT_CERT`, `REDIS_CLIENT_KEY`, `REDIS_TLS_INSECURE`.
+pub(super) fn redis(r: &mut Reader, mode: Mode) -> RedisSettings {
+    let url = redis_url(r, mode);
+    let ca = pem(r, "REDIS_CA_FILE", "a PEM file of CA certificates");
+    let cert = pem(r, "REDIS_CLIENT_CERT", "a PEM client certificate");
+    let key = pem(r, "REDIS_CLIENT_KEY", "a PEM private key");
+    let insecure = r.flag("REDIS_TLS_INSECURE", false);
+    let client = match (cert, key) {
+        (Some(c), Some(k)) => Some((c, Secret::new(String::from_utf8_lossy(&k.bytes)))),
+        (Some(_), None) => missing_pair(r, "REDIS_CLIENT_KEY", "REDIS_CLIENT_CERT"),
+        (None, Some(_)) => missing_pair(r, "REDIS_CLIENT_CERT", "REDIS_CLIENT_KEY"),
+        (None, None) => None,
+    };
+    let tls = RedisTls {
+        ca,
+        client,
+        insecure,
+    };
+    if !url.is_tls() {
+        refuse_tls_options(r, &tls);
+        return RedisSettings { url, tls: None };
+    }
+    RedisSettings {
+        url,
+        tls: Some(tls),
+    }
+}
+
+/// `REDIS_URL`: required by `run`; the operator tools fall back to [`LOCAL_REDIS_URL`].
+fn redis_url(r: &mut Reader, mode: Mode) -> RedisUrl {
+    match (r.raw("REDIS_URL"), mode) {
+        (Some(u), _) if u.starts_with("redis://") || u.starts_with("rediss://") => RedisUrl::new(u),
+        (Some(_), _) => {
+            r.problem("REDIS_URL", "must start with redis:// or rediss://");
+            RedisUrl::new(LOCAL_REDIS_URL)
+        }
+        (None, Mode::Run) => {
+            r.problem("REDIS_URL", "is required (e.g. redis://localhost:6379)");
+            RedisUrl::new(LOCAL_REDIS_URL)
+        }
+        (None, Mode::Tool) => RedisUrl::new(LOCAL_REDIS_URL),
+    }
+}
+
+/// A readable file holding at least one PEM block, or `None` (recording why when it is set).
+fn pem(r: &mut Reader, name: &str, what: &str) -> Option<Pem> {
+    let path = Path::new(r.raw(name)?).to_path_buf();
+    match std::fs::read(&path) {
+        Ok(bytes) if String::from_utf8_lossy(&bytes).contains("-----BEGIN ") => {
+            Some(Pem { path, bytes })
+        }
+        Ok(_) => {
+            r.problem(name, format!("`{}` is not {what}", path.display()));
+            None
+        }
+        Err(e) => {
+            r.problem(name, format!("cannot read `{}`: {e}", path.display()));
+            None
+        }
+    }
+}
+
+fn missing_pair<T>(r: &mut Reader, missing: &str, given: &str) -> Option<T> {
+    r.problem(
+        missing,
+        format!("is required when {given} is set (mutual TLS)"),
+    );
+    None
+}
+
+/// TLS options with a `redis://` URL would silently be ignored: refuse them instead.
+fn refuse_tls_options(r: &mut Reader, tls: &RedisTls) {
+    let set = [
+        ("REDIS_CA_FILE", tls.ca.is_some()),
+        ("REDIS_CLIENT_CERT", tls.client.is_some()),
+        ("REDIS_TLS_INSECURE", tls.insecure),
+    ];
+    for (name, _) in set.iter().filter(|(_, on)| *on) {
+        r.problem(
+            name,
+            "is a TLS option, but REDIS_URL is redis:// (use rediss:// for TLS)",
+        );
+    }
+}
