@@ -512,3 +512,134 @@ async fn kill_9_of_one_of_two_instances_during_30_deploys_converges_to_30_deploy
     assert_eq!(created, 30, "{}", stats["deployments_created"]);
     assert_eq!(q.stats().await.unwrap().failed, 0);
 }
+
+/// Run a production deploy of `project` to READY and answer its deployment id.
+async fn deployed_to_production(q: &QueueStore, project: &str) -> String {
+    let dep = submit(
+        q,
+        "deploy",
+        json!({"project": project, "target": "production"}),
+        1,
+    )
+    .await;
+    wait_status(q, &dep, TaskStatus::Completed)
+        .await
+        .result
+        .unwrap()["deployment_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// `(deployment_id, status, source)` of each known-good release, newest first.
+async fn releases(q: &QueueStore, project: &str) -> Vec<(String, String, String)> {
+    let text = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    q.releases(project)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let v = serde_json::to_value(&r).unwrap();
+            (
+                r.deployment_id,
+                text(v["status"].clone()),
+                text(v["source"].clone()),
+            )
+        })
+        .collect()
+}
+
+/// Production deploys that reach READY become known-good releases (previews don't); a rollback
+/// without a deployment id goes back to the newest good one that production is not serving, and
+/// the release rolled away from is never chosen again; a promote records its deployment; the API
+/// and the CLI list them; a project with nothing to go back to fails the rollback in plain words.
+#[tokio::test]
+async fn rollback_without_a_deployment_goes_back_to_the_last_known_good_release() {
+    let redis = RedisServer::start();
+    let sim = SimProcess::spawn(&["--build-secs", "0.2"]);
+    let q = store(&redis.url(), "rel");
+    let worker = Worker::builder(&redis.url(), "rel")
+        .envs(sim.worker_env())
+        .spawn()
+        .await;
+    let v1 = deployed_to_production(&q, "shop").await;
+    let v2 = deployed_to_production(&q, "shop").await;
+    let preview = deployed(&q, "shop").await;
+    let good = |id: &str, source: &str| (id.to_string(), "good".to_string(), source.to_string());
+    assert_eq!(
+        releases(&q, "shop").await,
+        [good(&v2, "deploy"), good(&v1, "deploy")]
+    );
+
+    for _ in 0..2 {
+        let back = submit(&q, "rollback", json!({"project": "shop"}), 0).await;
+        let rec = wait_status(&q, &back, TaskStatus::Completed).await;
+        let result = rec.result.unwrap();
+        assert_eq!(result["deployment_id"], v1.as_str(), "{result}");
+        assert_eq!(result["chosen"], "last_known_good");
+    }
+    let rolled_back = (v2.clone(), "rolled_back".to_string(), "deploy".to_string());
+    assert_eq!(
+        releases(&q, "shop").await,
+        [rolled_back.clone(), good(&v1, "deploy")]
+    );
+    let reqs = requests(&sim.stats().await);
+    let rollbacks: Vec<_> = reqs.iter().filter(|r| r.1.contains("/rollback/")).collect();
+    assert_eq!(rollbacks.len(), 2, "{reqs:?}");
+    assert!(
+        rollbacks
+            .iter()
+            .all(|r| r.1 == format!("/v1/projects/shop/rollback/{v1}"))
+    );
+
+    let promote = submit(
+        &q,
+        "promote",
+        json!({"project": "shop", "deployment_id": preview}),
+        0,
+    )
+    .await;
+    wait_status(&q, &promote, TaskStatus::Completed).await;
+    let listed = releases(&q, "shop").await;
+    assert_eq!(listed[0], good(&preview, "promote"), "{listed:?}");
+
+    let (status, body) = worker
+        .call(
+            reqwest::Method::GET,
+            "/api/projects/shop/releases",
+            Some(&token(ops_worker::api::auth::Role::Viewer)),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let ids: Vec<_> = body["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["deployment_id"].clone())
+        .collect();
+    assert_eq!(ids, [json!(preview), json!(v2), json!(v1)]);
+    let (status, body) = worker
+        .call(
+            reqwest::Method::GET,
+            "/api/projects/sh%20op/releases",
+            Some(&token(ops_worker::api::auth::Role::Viewer)),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("project"), "{body}");
+    let out = cli(&redis.url(), "rel", &[], &["releases", "shop", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed.as_array().unwrap().len(), 3, "{printed}");
+
+    let nothing = submit(&q, "rollback", json!({"project": "empty"}), 0).await;
+    let rec = wait_status(&q, &nothing, TaskStatus::Failed).await;
+    let error = rec.error.unwrap_or_default();
+    assert!(error.contains("no known-good release"), "{error}");
+}

@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod error;
 pub mod health;
 pub mod openapi;
+pub mod releases;
 pub mod tasks;
 pub mod worker;
 
@@ -105,6 +106,7 @@ routes! {
     post "/api/queue/resume" => worker::resume,
     get "/api/tasks/recent" => tasks::recent,
     get "/api/tasks/failed" => tasks::failed,
+    get "/api/projects/{project}/releases" => releases::list,
 }
 
 /// Register the routes, JSON errors for bad query strings and paths, and a JSON 404.

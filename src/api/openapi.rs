@@ -4,8 +4,9 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{InstanceStatus, TaskList, WorkerStatus, dashboard, tasks, worker};
+use super::{InstanceStatus, TaskList, WorkerStatus, dashboard, releases, tasks, worker};
 use crate::queue::QueueStats;
+use crate::queue::releases::{Release, ReleaseSource, ReleaseStatus};
 use crate::task::{Priority, TaskRecord, TaskStatus, TaskType};
 
 struct BearerAuth;
@@ -37,10 +38,11 @@ impl Modify for BearerAuth {
         dashboard::index, dashboard::script, dashboard::style,
         tasks::submit, tasks::get, tasks::cancel, tasks::retry, tasks::recent, tasks::failed,
         worker::stats, worker::status, worker::start, worker::stop, worker::restart,
-        worker::queue_stats, worker::pause, worker::resume,
+        worker::queue_stats, worker::pause, worker::resume, releases::list,
     ),
     components(schemas(TaskRecord, TaskType, TaskStatus, Priority, QueueStats, TaskList,
-                       InstanceStatus, WorkerStatus, crate::queue::Heartbeat)),
+                       InstanceStatus, WorkerStatus, crate::queue::Heartbeat,
+                       releases::ReleaseList, Release, ReleaseSource, ReleaseStatus)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

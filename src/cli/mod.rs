@@ -92,6 +92,15 @@ enum Command {
         #[arg(required = true, value_name = "PRIORITY")]
         priorities: Vec<String>,
     },
+    /// List a project's known-good releases, newest first (the target of a rollback without a
+    /// deployment id is the first `good` one that production is not serving now).
+    Releases {
+        /// The project (name or id, as in task payloads).
+        project: String,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure enqueue and drain throughput (noop, or deploy against a simulator) on a private queue.
     Bench(bench::BenchArgs),
     /// Mint an API token (JWT, HS256) from JWT_SECRET.
@@ -143,6 +152,9 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             let pause = matches!(cli.command, Command::Pause { .. });
             let priorities = tasks::parse_priorities(priorities)?;
             tasks::set_paused(&tool_store(&cli)?.1, &priorities, pause).await
+        }
+        Command::Releases { project, json } => {
+            tasks::releases(&tool_store(&cli)?.1, project, *json).await
         }
         Command::Bench(args) => bench(&cli, args).await,
         Command::Token(args) => {

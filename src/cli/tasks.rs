@@ -179,6 +179,37 @@ pub async fn set_paused(
 
 /// `stats`: a table, or with `--json` the [`QueueStats`] object (pending keyed P0..P3,
 /// pending_total, in_flight, retrying, failed, completed_total, paused, ...).
+/// `releases PROJECT`: the project's known-good releases, newest first.
+pub async fn releases(store: &QueueStore, project: &str, json: bool) -> Result<(), CliError> {
+    let releases = store.releases(project).await?;
+    if json {
+        println!("{}", serde_json::to_string(&releases).unwrap_or_default());
+        return Ok(());
+    }
+    if releases.is_empty() {
+        println!("no known-good releases of {project} yet");
+        return Ok(());
+    }
+    println!(
+        "{:<28} {:<12} {:<8} {:<25} task",
+        "deployment", "status", "source", "recorded"
+    );
+    for r in releases {
+        let status = serde_json::to_value(r.status).unwrap_or_default();
+        let source = serde_json::to_value(r.source).unwrap_or_default();
+        println!(
+            "{:<28} {:<12} {:<8} {:<25} {}",
+            r.deployment_id,
+            status.as_str().unwrap_or_default(),
+            source.as_str().unwrap_or_default(),
+            r.recorded_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            r.task_id
+        );
+    }
+    Ok(())
+}
+
 pub async fn stats(store: &QueueStore, json: bool) -> Result<(), CliError> {
     let stats = store.stats().await?;
     if json {

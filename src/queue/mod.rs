@@ -15,6 +15,7 @@
 //! | `heartbeat.rs` | instance heartbeats and the pool status they carry |
 //! | `events.rs` | the event stream |
 //! | `limiter.rs` | the cluster-wide Vercel rate limiter |
+//! | `releases.rs` | known-good releases per project (rollback targets) |
 //!
 //! Each multi-key step is one Lua script, so a crash between two commands can never lose or
 //! duplicate a task; each script reports, per task, the outcome it applied, and callers record
@@ -39,6 +40,7 @@
 //! | `instances`, `instance:<id>` | zset, hash | heartbeats of live instances |
 //! | `vercel:bucket`, `vercel:hold_until` | hash, string | cluster-wide Vercel rate limiter |
 //! | `control` | hash | operators' pool commands (state, restart generation, concurrency) |
+//! | `releases:<project>`, `...:entries` | list, hash | known-good releases, newest first (50) |
 
 pub mod connect;
 mod control;
@@ -48,6 +50,7 @@ mod lifecycle;
 mod limiter;
 mod maintenance;
 mod outcome;
+pub mod releases;
 mod scripts;
 mod stats;
 mod tasks;

@@ -15,7 +15,7 @@ mod rules;
 pub use new::{MAX_RETRIES_CAP, NewTask, ValidationError};
 pub use payload::{
     Build, Cancel, Check, DEPLOYMENT_FIELDS, Deploy, GitHubRepo, NOOP_MAX_SLEEP_MS, Noop,
-    PROJECT_FIELDS, Payload, ProductionChange, Redeploy,
+    PROJECT_FIELDS, Payload, ProductionChange, Redeploy, Rollback,
 };
 pub use record::{DecodeError, TaskRecord};
 pub use rules::SubmitRules;

@@ -41,8 +41,9 @@ pub enum Payload {
     Redeploy(Redeploy),
     /// `promote`: point a project's production at a deployment.
     Promote(ProductionChange),
-    /// `rollback`: point a project's production back at an earlier deployment.
-    Rollback(ProductionChange),
+    /// `rollback`: point a project's production back at an earlier deployment (the last known
+    /// good release when the payload names none).
+    Rollback(Rollback),
     /// `cancel`: stop a queued or building deployment.
     Cancel(Cancel),
     /// `check`: report a deployment's state.
@@ -142,6 +143,15 @@ pub struct ProductionChange {
     pub deployment_id: String,
 }
 
+/// `rollback` arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollback {
+    /// The project whose production goes back (first of [`PROJECT_FIELDS`], required).
+    pub project: String,
+    /// The deployment to go back to; `None`: the project's last known good release.
+    pub deployment_id: Option<String>,
+}
+
 /// `cancel` arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cancel {
@@ -183,7 +193,7 @@ impl Payload {
             TaskType::Deploy => Payload::Deploy(Deploy::parse(payload)?),
             TaskType::Redeploy => Payload::Redeploy(Redeploy::parse(payload)?),
             TaskType::Promote => Payload::Promote(ProductionChange::parse(payload)?),
-            TaskType::Rollback => Payload::Rollback(ProductionChange::parse(payload)?),
+            TaskType::Rollback => Payload::Rollback(Rollback::parse(payload)?),
             TaskType::Cancel => Payload::Cancel(Cancel::parse(payload)?),
             TaskType::Check => Payload::Check(Check::parse(payload)?),
         })
@@ -297,6 +307,15 @@ impl ProductionChange {
         Ok(ProductionChange {
             project: required_str(payload, &PROJECT_FIELDS)?.to_string(),
             deployment_id: required_str(payload, &DEPLOYMENT_FIELDS)?.to_string(),
+        })
+    }
+}
+
+impl Rollback {
+    fn parse(payload: &Value) -> Result<Self, ValidationError> {
+        Ok(Rollback {
+            project: required_str(payload, &PROJECT_FIELDS)?.to_string(),
+            deployment_id: str_field(payload, &DEPLOYMENT_FIELDS)?.map(str::to_string),
         })
     }
 }

@@ -125,22 +125,46 @@ fn noop_errors_name_the_field() {
 }
 
 #[test]
-fn promote_and_rollback_need_project_then_deployment() {
+fn promote_needs_project_then_deployment_and_rollback_only_the_project() {
+    for (p, d) in [("project", "deployment_id"), ("service", "deploymentId")] {
+        let change = ProductionChange {
+            project: "web".into(),
+            deployment_id: "dpl".into(),
+        };
+        let body = json!({ p: "web", d: "dpl" });
+        assert_eq!(
+            parse(TaskType::Promote, body.clone()).unwrap(),
+            Payload::Promote(change)
+        );
+        let back = Rollback {
+            project: "web".into(),
+            deployment_id: Some("dpl".into()),
+        };
+        assert_eq!(
+            parse(TaskType::Rollback, body).unwrap(),
+            Payload::Rollback(back)
+        );
+    }
+    assert_eq!(
+        parse(TaskType::Rollback, json!({"project": "web"})).unwrap(),
+        Payload::Rollback(Rollback {
+            project: "web".into(),
+            deployment_id: None
+        })
+    );
+    assert_eq!(
+        field(TaskType::Promote, json!({"project": "p"})),
+        "payload.deployment_id"
+    );
+    assert_eq!(
+        field(
+            TaskType::Rollback,
+            json!({"project": "p", "deployment_id": 7})
+        ),
+        "payload.deployment_id"
+    );
     for ty in [TaskType::Promote, TaskType::Rollback] {
-        for (p, d) in [("project", "deployment_id"), ("service", "deploymentId")] {
-            let change = ProductionChange {
-                project: "web".into(),
-                deployment_id: "dpl".into(),
-            };
-            let want = if ty == TaskType::Promote {
-                Payload::Promote(change)
-            } else {
-                Payload::Rollback(change)
-            };
-            assert_eq!(parse(ty, json!({ p: "web", d: "dpl" })).unwrap(), want);
-        }
         assert_eq!(field(ty, json!({})), "payload.project");
-        assert_eq!(field(ty, json!({"project": "p"})), "payload.deployment_id");
         assert_eq!(field(ty, json!({"deployment_id": "d"})), "payload.project");
         assert_eq!(
             field(ty, json!({"name": 1, "deployment_id": "d"})),

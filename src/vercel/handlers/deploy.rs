@@ -9,6 +9,7 @@ use super::git::{linked_git_source, payload_git_source};
 use super::{DeployPolling, VercelApi, emit, fetch, lookup, not_mine, outcome};
 use crate::handlers::{HandlerFuture, TaskContext, TaskError, TaskHandler};
 use crate::queue::QueueStore;
+use crate::queue::releases::{Release, ReleaseSource, ReleaseStatus};
 use crate::task::{Build, Payload, TaskRecord};
 use crate::vercel::client::{CreateDeployment, Deployment, DeploymentList, ReadyState, requests};
 
@@ -196,6 +197,18 @@ async fn finish(
     let result = outcome(d, project);
     if state == ReadyState::Ready {
         info!(deployment_id, "deployment READY");
+        if d.target.as_deref() == Some("production") {
+            let url = d.url.clone();
+            record_release(
+                at.store,
+                at.record,
+                project,
+                deployment_id,
+                url,
+                ReleaseSource::Deploy,
+            )
+            .await;
+        }
         emit(at.store, "deploy.succeeded", at.record, result.clone()).await;
         return Ok(result);
     }
@@ -205,6 +218,29 @@ async fn finish(
         "deployment {deployment_id} ended in {state}{}{why}",
         if why.is_empty() { "" } else { ": " }
     )))
+}
+
+/// Record a production deployment as `project`'s newest known-good release. A Redis failure is
+/// logged, not fatal: the deployment itself succeeded.
+pub(super) async fn record_release(
+    store: &QueueStore,
+    record: &TaskRecord,
+    project: &str,
+    deployment_id: &str,
+    url: Option<String>,
+    source: ReleaseSource,
+) {
+    let release = Release {
+        deployment_id: deployment_id.to_string(),
+        url,
+        task_id: record.task_id.to_string(),
+        source,
+        recorded_at: chrono::Utc::now(),
+        status: ReleaseStatus::Good,
+    };
+    if let Err(e) = store.record_release(project, &release).await {
+        warn!(error = %e, deployment_id, "could not record the known-good release");
+    }
 }
 
 /// How far before the task's submission its deployments are looked for (clock skew between the
