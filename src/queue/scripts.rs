@@ -35,6 +35,7 @@ pub struct Scripts {
     pub vercel_hold: Script,
     pub set_deployment: Script,
     pub control: Script,
+    pub list: Script,
 }
 
 impl Scripts {
@@ -58,6 +59,7 @@ impl Scripts {
             vercel_hold: script!("vercel_hold.lua"),
             set_deployment: script!("set_deployment.lua"),
             control: script!("control.lua"),
+            list: script!("list.lua"),
         }
     }
 }
