@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ops_worker::queue::{
@@ -556,31 +556,40 @@ async fn paging_lists_every_match_once_while_tasks_arrive_at_the_head() {
         );
         q.enqueue(&tasks).await.unwrap();
     }
-    // Meanwhile another writer adds P1 tasks (at most 400, so the capped index keeps the rest).
+    // Meanwhile another writer adds P1 tasks (at most 300, so the capped index keeps the rest),
+    // and the walk itself adds two more between any two pages.
     let stop = Arc::new(AtomicBool::new(false));
-    let added = Arc::new(AtomicUsize::new(0));
     let writer = {
-        let (q, stop, added) = (q.clone(), stop.clone(), added.clone());
+        let (q, stop) = (q.clone(), stop.clone());
         tokio::spawn(async move {
             let mut ids = HashSet::new();
-            while !stop.load(Ordering::Relaxed) && ids.len() < 400 {
+            while !stop.load(Ordering::Relaxed) && ids.len() < 300 {
                 let t = task("noop", "P1", json!({}));
                 ids.insert(t.task_id.to_string());
                 q.enqueue(&[t]).await.unwrap();
-                added.fetch_add(1, Ordering::Relaxed);
             }
             ids
         })
     };
-    let before = added.load(Ordering::Relaxed);
     let mut query = ListQuery::new(ListIndex::Recent, 7);
     query.priority = Some(Priority::P1);
-    let pages = walk(&q, query).await;
-    let during = added.load(Ordering::Relaxed) - before;
+    let (mut pages, mut new_ids) = (Vec::new(), HashSet::new());
+    loop {
+        let page = q.list(&query).await.unwrap();
+        query.cursor = page.next.clone();
+        pages.push(page);
+        if query.cursor.is_none() {
+            break;
+        }
+        assert!(pages.len() < 200, "the walk does not end");
+        let more: Vec<TaskRecord> = (0..2).map(|_| task("noop", "P1", json!({}))).collect();
+        new_ids.extend(more.iter().map(|t| t.task_id.to_string()));
+        q.enqueue(&more).await.unwrap();
+    }
     stop.store(true, Ordering::Relaxed);
-    let new_ids = writer.await.unwrap();
+    new_ids.extend(writer.await.unwrap());
 
-    assert!(during > 0, "tasks arrived while paging");
+    assert!(pages.len() >= 15, "{} pages", pages.len());
     assert!(pages.iter().all(|p| p.tasks.len() <= 7));
     assert!(
         pages

@@ -44,10 +44,12 @@ local function start_rank()
   return lo
 end
 
+-- Whether entry `id` passes the filters. Only the three small filter fields are read; a missing
+-- record, or a key that is not a hash (the read fails, caught by pcall), never matches.
 local function wanted(id)
   if prefix ~= '' and string.sub(id, 1, #prefix) ~= prefix then return false end
-  local f = fields(task_key(id), 'status', 'type', 'priority')
-  if not (f[1] or f[2] or f[3]) then return false end
+  local f = redis.pcall('HMGET', task_key(id), 'status', 'type', 'priority')
+  if type(f) ~= 'table' or f.err or not (f[1] or f[2] or f[3]) then return false end
   return (want_status == '' or f[1] == want_status) and (want_type == '' or f[2] == want_type)
     and (want_prio == '' or f[3] == want_prio)
 end
