@@ -99,7 +99,8 @@ impl Cursor {
         }
         let (score, id) = text.split_once('_')?;
         let score: f64 = score.parse().ok().filter(|s: &f64| !s.is_nan())?;
-        if id.is_empty() || id.len() > 2 * CURSOR_ID_MAX || id.len() % 2 != 0 {
+        // An empty id is valid: `""` is a member a hand-written entry can have.
+        if id.len() > 2 * CURSOR_ID_MAX || id.len() % 2 != 0 {
             return None;
         }
         if !id.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -218,6 +219,7 @@ mod tests {
             ),
             (f64::INFINITY, vec![0xff, 0xfe, b'_', 0]),
             (f64::NEG_INFINITY, b"x".to_vec()),
+            (0.0, Vec::new()),
             (-0.5, b"a_b".to_vec()),
             (1.7e300, b"big".to_vec()),
         ] {
@@ -232,7 +234,7 @@ mod tests {
     fn malformed_cursors_are_refused() {
         let long = format!("1_{}", "ab".repeat(CURSOR_ID_MAX + 1));
         for bad in [
-            "", "abc", "1_", "_6162", "NaN_6162", "x_6162", "1_616", "1_+f61", "1_zz", &long,
+            "", "abc", "_6162", "NaN_6162", "x_6162", "1_616", "1_+f61", "1_zz", &long,
         ] {
             assert_eq!(Cursor::parse(bad), None, "{bad}");
         }
