@@ -556,6 +556,154 @@ async fn pool_commands_reach_every_instance_or_just_one() {
     .await;
 }
 
+/// Every page of `path` (which carries its own query), following `next_cursor` to the end.
+async fn pages(app: &TestApp, path: &str) -> Vec<Value> {
+    let viewer = token(Role::Viewer);
+    let mut out: Vec<Value> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{path}&cursor={c}"),
+            None => path.to_string(),
+        };
+        let (s, v) = app.call(Method::GET, &url, Some(&viewer), None).await;
+        assert_eq!(s, StatusCode::OK, "{url}: {v}");
+        assert!(v.as_object().unwrap().contains_key("next_cursor"), "{v}");
+        assert_eq!(v["count"], v["tasks"].as_array().unwrap().len());
+        cursor = v["next_cursor"].as_str().map(str::to_string);
+        out.push(v);
+        assert!(out.len() < 500, "{path}: the pages do not end");
+        if cursor.is_none() {
+            return out;
+        }
+    }
+}
+
+fn page_ids(pages: &[Value]) -> Vec<String> {
+    pages
+        .iter()
+        .flat_map(|p| p["tasks"].as_array().unwrap().iter())
+        .map(|t| t["task_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn listings_filter_and_page_in_redis_and_name_bad_parameters() {
+    let app = spawn_app("listing", &[("WORKER_CONCURRENCY", "1")]).await;
+    let viewer = token(Role::Viewer);
+    for route in ["/api/tasks/recent", "/api/tasks/failed"] {
+        let long = "a".repeat(129);
+        for (query, field) in [
+            ("priority=P9", "priority"),
+            ("priority=high", "priority"),
+            ("id_prefix=a%20b", "id_prefix"),
+            ("id_prefix=x%2Fy", "id_prefix"),
+            (&format!("id_prefix={long}") as &str, "id_prefix"),
+            ("cursor=garbage", "cursor"),
+            ("cursor=1_zz", "cursor"),
+            ("cursor=NaN_6162", "cursor"),
+            ("status=done", "status"),
+            ("type=teleport", "type"),
+            ("limit=0", "limit"),
+        ] {
+            let (s, v) = app
+                .call(
+                    Method::GET,
+                    &format!("{route}?{query}"),
+                    Some(&viewer),
+                    None,
+                )
+                .await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{route}?{query}: {v}");
+            assert_eq!(v["error"]["field"], field, "{route}?{query}: {v}");
+        }
+    }
+
+    // Waiting tasks (a week ahead, so they stay put): five P1 noops, three P3 deploys.
+    let mut p1 = Vec::new();
+    let mut deploys = Vec::new();
+    for i in 0..8 {
+        let body = if i < 5 {
+            json!({"type": "noop", "priority": "P1", "run_at": week_ahead()})
+        } else {
+            json!({"type": "deploy", "priority": "P3", "payload": {"project": "web"},
+                   "run_at": week_ahead()})
+        };
+        let (s, v) = app.submit(body).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let id = v["task_id"].as_str().unwrap().to_string();
+        if i < 5 { p1.push(id) } else { deploys.push(id) }
+    }
+    let walked = pages(&app, "/api/tasks/recent?priority=p1&limit=2").await;
+    assert!(
+        walked
+            .iter()
+            .all(|p| p["limit"] == 2 && p["count"].as_u64() <= Some(2))
+    );
+    let mut got = page_ids(&walked);
+    got.sort();
+    p1.sort();
+    assert_eq!(got, p1, "every P1 task once, across pages");
+    let walked = pages(
+        &app,
+        "/api/tasks/recent?type=deployment&priority=P3&status=pending",
+    )
+    .await;
+    let mut got = page_ids(&walked);
+    got.sort();
+    deploys.sort();
+    assert_eq!(got, deploys);
+    let prefix = &p1[0][..8];
+    let walked = pages(&app, &format!("/api/tasks/recent?id_prefix={prefix}")).await;
+    assert_eq!(page_ids(&walked), [p1[0].clone()]);
+    let walked = pages(&app, "/api/tasks/recent?status=completed").await;
+    assert_eq!(page_ids(&walked), Vec::<String>::new());
+
+    // An index id and a record that are not UTF-8: listed lossily, 200, and paged past.
+    let mut conn = app.redis.conn();
+    let base = "ops:{listing}";
+    let bad_id: &[u8] = b"bad-\xff";
+    let mut key = format!("{base}:task:").into_bytes();
+    key.extend_from_slice(bad_id);
+    let _: i64 = redis::cmd("HSET")
+        .arg(&key[..])
+        .arg(&[
+            &b"task_id"[..],
+            bad_id,
+            b"type",
+            b"noop",
+            b"status",
+            b"failed",
+        ])
+        .arg(&[&b"priority"[..], b"P2", b"error", b"broken \xfe bytes"])
+        .query(&mut conn)
+        .unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    for index in ["recent", "failed"] {
+        let _: i64 = redis::cmd("ZADD")
+            .arg(format!("{base}:{index}"))
+            .arg(now)
+            .arg(bad_id)
+            .query(&mut conn)
+            .unwrap();
+    }
+    for path in [
+        "/api/tasks/recent?limit=1",
+        "/api/tasks/failed?limit=1&type=noop",
+    ] {
+        let walked = pages(&app, path).await;
+        let lossy = walked
+            .iter()
+            .flat_map(|p| p["tasks"].as_array().unwrap().iter())
+            .filter_map(|t| t["error"].as_str())
+            .find(|e| e.contains("broken \u{fffd} bytes"));
+        assert!(
+            lossy.is_some_and(|e| e.contains("bad-\u{fffd}")),
+            "{path}: {walked:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn openapi_lists_exactly_the_routes_the_server_serves() {
     let app = spawn_app("api", &[]).await;

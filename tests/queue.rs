@@ -1,11 +1,18 @@
-//! The Redis store's atomic steps, against a real redis-server, without a worker pool.
+//! The Redis store's atomic steps, against a real redis-server, without a worker pool; listings
+//! filtered and paged in Redis within their scan budget.
 
 mod support;
 
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use ops_worker::queue::{Applied, CancelOutcome, Failure, ReplayOutcome};
-use ops_worker::task::{NewTask, Priority, TaskStatus, TaskType};
+use ops_worker::queue::{
+    Applied, CancelOutcome, Failure, ListIndex, ListQuery, QueueStore, ReplayOutcome, TaskPage,
+    scan_budget,
+};
+use ops_worker::task::{NewTask, Priority, TaskRecord, TaskStatus, TaskType};
 use serde_json::json;
 use support::*;
 
@@ -421,4 +428,338 @@ async fn finished_records_are_bounded_by_age_and_by_count() {
     assert_eq!(kept, (3, 2));
     assert_eq!(q.stats().await.unwrap().failed, 2);
     assert_eq!(q.trim(1000).await.unwrap(), (0, 0));
+}
+
+/// Reset `INFO commandstats` (commands a script runs are counted there too).
+fn reset_command_stats(conn: &mut redis::Connection) {
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(conn).unwrap();
+}
+
+/// Calls of `command` since the last [`reset_command_stats`], as Redis counted them.
+fn command_calls(conn: &mut redis::Connection, command: &str) -> usize {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(conn).unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Every page of `query`, following the cursors to the end.
+async fn walk(q: &QueueStore, mut query: ListQuery) -> Vec<TaskPage> {
+    let mut pages = Vec::new();
+    loop {
+        let page = q.list(&query).await.unwrap();
+        let next = page.next.clone();
+        pages.push(page);
+        assert!(pages.len() < 2_000, "the walk does not end");
+        match next {
+            Some(c) => query.cursor = Some(c),
+            None => return pages,
+        }
+    }
+}
+
+fn ids(pages: &[TaskPage]) -> Vec<String> {
+    pages
+        .iter()
+        .flat_map(|p| p.tasks.iter().map(|t| t.task_id.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_filtered_listing_reads_only_its_scan_budget_of_large_records() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "bigmeta");
+    // 1,000 records with 60 KB of metadata each, in batches of 50; three deploys among them.
+    let blob = "x".repeat(60 * 1024);
+    let mut deploys = Vec::new();
+    for batch in 0..20 {
+        let tasks: Vec<TaskRecord> = (0..50)
+            .map(|i| {
+                let mut t = if [7, 480, 993].contains(&(batch * 50 + i)) {
+                    let t = task("deploy", "P1", json!({"project": "web"}));
+                    deploys.push(t.task_id.to_string());
+                    t
+                } else {
+                    noop(json!({}))
+                };
+                t.metadata = json!({ "blob": blob });
+                t
+            })
+            .collect();
+        q.enqueue(&tasks).await.unwrap();
+    }
+    let mut conn = redis.conn();
+    let order: Vec<String> = redis::cmd("ZREVRANGE")
+        .arg(q.key("recent"))
+        .arg(0)
+        .arg(-1)
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(order.len(), 1_000);
+    let expected: Vec<&String> = order.iter().filter(|id| deploys.contains(id)).collect();
+
+    // limit=1&type=deploy, page after page: Redis itself counts what each page read.
+    let mut query = ListQuery::new(ListIndex::Recent, 1);
+    query.task_type = Some(TaskType::Deploy);
+    let (mut got, mut filter_reads, mut empty_with_next) = (Vec::new(), 0, 0);
+    loop {
+        reset_command_stats(&mut conn);
+        let page = q.list(&query).await.unwrap();
+        let (hmget, hgetall) = (
+            command_calls(&mut conn, "hmget"),
+            command_calls(&mut conn, "hgetall"),
+        );
+        assert!(hmget <= scan_budget(1), "{hmget} filter reads for limit=1");
+        assert_eq!(hmget, page.examined, "one small read per entry examined");
+        assert_eq!(hgetall, page.tasks.len(), "whole records only for matches");
+        assert!(page.tasks.iter().all(|t| t.task_type == TaskType::Deploy));
+        filter_reads += hmget;
+        assert!(filter_reads <= 1_000, "the walk reads an entry twice");
+        got.extend(page.tasks.iter().map(|t| t.task_id.to_string()));
+        match page.next {
+            Some(c) => {
+                empty_with_next += usize::from(page.tasks.is_empty());
+                query.cursor = Some(c);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(got.iter().collect::<Vec<_>>(), expected);
+    assert_eq!(
+        filter_reads, 1_000,
+        "the walk examines each entry exactly once"
+    );
+    assert!(
+        empty_with_next > 0,
+        "budget-bound pages can be empty yet go on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_lists_every_match_once_while_tasks_arrive_at_the_head() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "paging");
+    // 300 tasks in batches of 30 (one score per batch, so cursors land inside runs of equal
+    // scores); every third is P1.
+    let mut wanted = HashSet::new();
+    for _ in 0..10 {
+        let tasks: Vec<TaskRecord> = (0..30)
+            .map(|i| task("noop", if i % 3 == 0 { "P1" } else { "P2" }, json!({})))
+            .collect();
+        wanted.extend(
+            tasks
+                .iter()
+                .filter(|t| t.priority == Priority::P1)
+                .map(|t| t.task_id.to_string()),
+        );
+        q.enqueue(&tasks).await.unwrap();
+    }
+    // Meanwhile another writer adds P1 tasks (at most 300, so the capped index keeps the rest),
+    // and the walk itself adds two more between any two pages.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (q, stop) = (q.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut ids = HashSet::new();
+            while !stop.load(Ordering::Relaxed) && ids.len() < 300 {
+                let t = task("noop", "P1", json!({}));
+                ids.insert(t.task_id.to_string());
+                q.enqueue(&[t]).await.unwrap();
+            }
+            ids
+        })
+    };
+    let mut query = ListQuery::new(ListIndex::Recent, 7);
+    query.priority = Some(Priority::P1);
+    let (mut pages, mut new_ids) = (Vec::new(), HashSet::new());
+    loop {
+        let page = q.list(&query).await.unwrap();
+        query.cursor = page.next.clone();
+        pages.push(page);
+        if query.cursor.is_none() {
+            break;
+        }
+        assert!(pages.len() < 200, "the walk does not end");
+        let more: Vec<TaskRecord> = (0..2).map(|_| task("noop", "P1", json!({}))).collect();
+        new_ids.extend(more.iter().map(|t| t.task_id.to_string()));
+        q.enqueue(&more).await.unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    new_ids.extend(writer.await.unwrap());
+
+    assert!(pages.len() >= 15, "{} pages", pages.len());
+    assert!(pages.iter().all(|p| p.tasks.len() <= 7));
+    assert!(
+        pages
+            .iter()
+            .all(|p| p.tasks.iter().all(|t| t.priority == Priority::P1))
+    );
+    let seen = ids(&pages);
+    let unique: HashSet<String> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "no task is listed twice");
+    assert!(
+        wanted.is_subset(&unique),
+        "every task there all along is listed"
+    );
+    assert!(unique.difference(&wanted).all(|id| new_ids.contains(id)));
+}
+
+#[tokio::test]
+async fn a_cursor_keeps_its_place_when_its_own_entry_moves_or_goes() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "cursor");
+    // One script call: all 20 share one score, so the order is by id alone.
+    let tasks: Vec<TaskRecord> = (0..20).map(|_| noop(json!({}))).collect();
+    q.enqueue(&tasks).await.unwrap();
+    let mut conn = redis.conn();
+    let order: Vec<String> = redis::cmd("ZREVRANGE")
+        .arg(q.key("recent"))
+        .arg(0)
+        .arg(-1)
+        .query(&mut conn)
+        .unwrap();
+    let first = q.list(&ListQuery::new(ListIndex::Recent, 5)).await.unwrap();
+    assert_eq!(ids(std::slice::from_ref(&first)), order[..5]);
+    // The cursor's own task changes (it moves to the head); then an entry before it goes.
+    assert_eq!(q.cancel(&order[4]).await.unwrap(), CancelOutcome::Cancelled);
+    let _: i64 = redis::cmd("ZREM")
+        .arg(q.key("recent"))
+        .arg(&order[2])
+        .query(&mut conn)
+        .unwrap();
+    let mut query = ListQuery::new(ListIndex::Recent, 5);
+    query.cursor = first.next;
+    let second = q.list(&query).await.unwrap();
+    assert_eq!(ids(std::slice::from_ref(&second)), order[5..10]);
+    // The last page has no next cursor; the one before it still has one.
+    query.cursor = second.next;
+    query.limit = 10;
+    let last = q.list(&query).await.unwrap();
+    assert_eq!(ids(std::slice::from_ref(&last)), order[10..]);
+    assert_eq!(last.next, None);
+}
+
+#[tokio::test]
+async fn listings_filter_by_each_field_and_skip_or_show_bad_entries() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "filters");
+    let done = task("noop", "P0", json!({}));
+    let dead = task("noop", "P0", json!({}));
+    let deploy = task("deploy", "P1", json!({"project": "web"}));
+    let gone = task("noop", "P3", json!({}));
+    let waiting = task("noop", "P2", json!({}));
+    let id = |t: &TaskRecord| t.task_id.to_string();
+    q.enqueue(&[done.clone(), dead.clone()]).await.unwrap();
+    assert_eq!(q.claim("t/c0", 2).await.unwrap().tasks.len(), 2);
+    q.complete(&[(id(&done), json!({}))]).await.unwrap();
+    let failure = Failure {
+        id: id(&dead),
+        reason: "boom".into(),
+        retryable: false,
+        backoff: Duration::ZERO,
+    };
+    q.fail("t/c0", &[failure]).await.unwrap();
+    q.enqueue(&[deploy.clone(), gone.clone(), waiting.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        q.cancel(&id(&gone)).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+
+    // Bad entries: an id with no record, a key that is not a hash, an id and a record that are
+    // not UTF-8.
+    let mut conn = redis.conn();
+    let bad_id: &[u8] = b"bad-\xff\xfe";
+    let mut task_key = q.key("task:").into_bytes();
+    task_key.extend_from_slice(bad_id);
+    let _: () = redis::cmd("SET")
+        .arg(q.key("task:wrongtype"))
+        .arg("x")
+        .query(&mut conn)
+        .unwrap();
+    let _: i64 = redis::cmd("HSET")
+        .arg(&task_key[..])
+        .arg(&[
+            &b"task_id"[..],
+            bad_id,
+            b"type",
+            b"noop",
+            b"status",
+            b"failed",
+        ])
+        .arg(&[&b"priority"[..], b"P2", b"error", b"bad \xff bytes"])
+        .query(&mut conn)
+        .unwrap();
+    let far = chrono::Utc::now().timestamp_millis() + 60_000;
+    for (index, member) in [
+        ("recent", &b"ghost"[..]),
+        ("recent", b"wrongtype"),
+        ("recent", bad_id),
+        ("failed", bad_id),
+    ] {
+        let _: i64 = redis::cmd("ZADD")
+            .arg(q.key(index))
+            .arg(far)
+            .arg(member)
+            .query(&mut conn)
+            .unwrap();
+    }
+
+    let list = |f: &dyn Fn(&mut ListQuery)| {
+        let mut query = ListQuery::new(ListIndex::Recent, 100);
+        f(&mut query);
+        let q = q.clone();
+        async move { ids(std::slice::from_ref(&q.list(&query).await.unwrap())) }
+    };
+    let nil = uuid::Uuid::nil().to_string();
+    assert_eq!(
+        list(&|q| q.status = Some(TaskStatus::Completed)).await,
+        [id(&done)]
+    );
+    assert_eq!(
+        list(&|q| q.status = Some(TaskStatus::Failed)).await,
+        [nil.clone(), id(&dead)]
+    );
+    assert_eq!(
+        list(&|q| q.task_type = Some(TaskType::Deploy)).await,
+        [id(&deploy)]
+    );
+    assert_eq!(
+        list(&|q| q.priority = Some(Priority::P3)).await,
+        [id(&gone)]
+    );
+    let prefix = id(&waiting)[..8].to_string();
+    assert_eq!(
+        list(&|q| q.id_prefix = Some(prefix.clone())).await,
+        [id(&waiting)]
+    );
+    let both = list(&|q| {
+        q.task_type = Some(TaskType::Noop);
+        q.priority = Some(Priority::P0);
+    })
+    .await;
+    assert_eq!(
+        both.iter().collect::<HashSet<_>>(),
+        [id(&done), id(&dead)].iter().collect::<HashSet<_>>()
+    );
+
+    // Unfiltered, one at a time: the missing and wrong-type entries are skipped, the bad bytes
+    // shown lossily, and the cursor carries the raw id across pages.
+    let pages = walk(&q, ListQuery::new(ListIndex::Recent, 1)).await;
+    assert_eq!(pages.iter().map(|p| p.examined).sum::<usize>(), 8);
+    assert_eq!(ids(&pages).len(), 6);
+    let bad = &pages.iter().flat_map(|p| &p.tasks).next().cloned();
+    let bad = bad.as_ref().unwrap();
+    assert!(
+        bad.error
+            .as_deref()
+            .unwrap()
+            .contains("bad-\u{fffd}\u{fffd}")
+    );
+    assert!(bad.error.as_deref().unwrap().contains("bad \u{fffd} bytes"));
+    let failed = walk(&q, ListQuery::new(ListIndex::Failed, 1)).await;
+    assert_eq!(ids(&failed), [nil, id(&dead)]);
 }

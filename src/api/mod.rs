@@ -53,6 +53,8 @@ pub struct TaskList {
     /// The limit applied (after capping).
     pub limit: usize,
     pub tasks: Vec<TaskRecord>,
+    /// Pass as `cursor` to get the next page; null when the index holds nothing further.
+    pub next_cursor: Option<String>,
 }
 
 /// One live instance: its heartbeat plus how long it has been up.

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use super::auth::{Admin, Agent, Viewer};
 use super::error::ApiError;
 use super::{AppState, TaskList};
-use crate::queue::{CancelOutcome, RECENT_MAX, ReplayOutcome, status_text};
-use crate::task::{NewTask, ParseError, TaskRecord, TaskStatus, TaskType};
+use crate::queue::{CancelOutcome, Cursor, ListIndex, ListQuery, ReplayOutcome, status_text};
+use crate::task::{NewTask, ParseError, Priority, TaskRecord, TaskStatus, TaskType};
 
 /// Most rows one listing returns (`limit` is capped to this).
 pub const LIMIT_MAX: usize = 100;
@@ -129,13 +129,13 @@ pub async fn submit(
     }
 }
 
+/// A character a task id may hold in a path or a prefix.
+fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
 fn check_id(id: &str) -> Result<(), ApiError> {
-    if id.is_empty()
-        || id.len() > 128
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
+    if id.is_empty() || id.len() > 128 || !id.chars().all(is_id_char) {
         return Err(ApiError::invalid("id", "not a task id"));
     }
     Ok(())
@@ -211,10 +211,43 @@ pub async fn retry(
     }
 }
 
-/// `limit` (default 10, capped at [`LIMIT_MAX`]), `status`, `type`.
-fn listing_params(
+/// Longest accepted `id_prefix` (a whole task id is at most 128 characters).
+pub const ID_PREFIX_MAX: usize = 128;
+
+/// One optional query parameter parsed with `FromStr`; an empty value counts as absent, and a bad
+/// one is a 400 naming the parameter.
+fn param<T: std::str::FromStr<Err = ParseError>>(
     q: &HashMap<String, String>,
-) -> Result<(usize, Option<TaskStatus>, Option<TaskType>), ApiError> {
+    name: &str,
+) -> Result<Option<T>, ApiError> {
+    match q.get(name).map(String::as_str) {
+        None | Some("") => Ok(None),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|e: ParseError| ApiError::invalid(name, e.to_string())),
+    }
+}
+
+/// `id_prefix`: up to [`ID_PREFIX_MAX`] characters from the task id alphabet.
+fn id_prefix(q: &HashMap<String, String>) -> Result<Option<String>, ApiError> {
+    match q.get("id_prefix").map(String::as_str) {
+        None | Some("") => Ok(None),
+        Some(p) if p.len() > ID_PREFIX_MAX => Err(ApiError::invalid(
+            "id_prefix",
+            format!("must be at most {ID_PREFIX_MAX} characters"),
+        )),
+        Some(p) if !p.chars().all(is_id_char) => Err(ApiError::invalid(
+            "id_prefix",
+            "may only contain A-Z a-z 0-9 - _ .",
+        )),
+        Some(p) => Ok(Some(p.to_string())),
+    }
+}
+
+/// The listing query of `index` from the query string: `limit` (default 10, capped at
+/// [`LIMIT_MAX`]), `status`, `type`, `priority`, `id_prefix` and `cursor`.
+fn listing_query(q: &HashMap<String, String>, index: ListIndex) -> Result<ListQuery, ApiError> {
     let limit = match q.get("limit").map(String::as_str) {
         None | Some("") => 10,
         Some(s) => s
@@ -224,83 +257,78 @@ fn listing_params(
             .ok_or_else(|| ApiError::invalid("limit", "must be a positive integer"))?
             .min(LIMIT_MAX),
     };
-    let status = match q.get("status").map(String::as_str) {
+    let cursor = match q.get("cursor").map(String::as_str) {
         None | Some("") => None,
-        Some(s) => Some(
-            s.parse()
-                .map_err(|e: ParseError| ApiError::invalid("status", e.to_string()))?,
-        ),
+        Some(c) => Some(Cursor::parse(c).ok_or_else(|| {
+            ApiError::invalid(
+                "cursor",
+                "not a cursor of this listing (pass next_cursor of the previous page unchanged)",
+            )
+        })?),
     };
-    let ty = match q.get("type").map(String::as_str) {
-        None | Some("") => None,
-        Some(s) => Some(
-            s.parse()
-                .map_err(|e: ParseError| ApiError::invalid("type", e.to_string()))?,
-        ),
-    };
-    Ok((limit, status, ty))
+    Ok(ListQuery {
+        index,
+        limit,
+        cursor,
+        status: param::<TaskStatus>(q, "status")?,
+        task_type: param::<TaskType>(q, "type")?,
+        priority: param::<Priority>(q, "priority")?,
+        id_prefix: id_prefix(q)?,
+    })
 }
 
-fn filtered(
-    records: Vec<TaskRecord>,
-    limit: usize,
-    status: Option<TaskStatus>,
-    ty: Option<TaskType>,
-) -> Vec<TaskRecord> {
-    records
-        .into_iter()
-        .filter(|r| status.is_none_or(|s| r.status == s) && ty.is_none_or(|t| r.task_type == t))
-        .take(limit)
-        .collect()
+/// Run a listing and answer its page.
+async fn list_page(
+    state: &AppState,
+    q: &HashMap<String, String>,
+    index: ListIndex,
+) -> Result<HttpResponse, ApiError> {
+    let query = listing_query(q, index)?;
+    let page = state.store.list(&query).await?;
+    Ok(HttpResponse::Ok().json(TaskList {
+        count: page.tasks.len(),
+        limit: query.limit,
+        tasks: page.tasks,
+        next_cursor: page.next.map(|c| c.to_string()),
+    }))
 }
 
-/// The most recently changed tasks, newest first.
+/// The most recently changed tasks, newest first, filtered and paged in Redis.
 #[utoipa::path(get, path = "/api/tasks/recent", tag = "tasks",
-    params(("limit" = Option<usize>, Query, description = "rows, default 10, at most 100"),
-           ("status" = Option<String>, Query, description = "only this status"),
-           ("type" = Option<String>, Query, description = "only this task type")),
-    responses((status = 200, body = TaskList), (status = 400)),
+    params(
+        ("limit" = Option<usize>, Query, description = "rows, default 10, at most 100"),
+        ("status" = Option<TaskStatus>, Query, description = "only this status"),
+        ("type" = Option<TaskType>, Query, description = "only this task type"),
+        ("priority" = Option<Priority>, Query, description = "only this priority, P0..P3"),
+        ("id_prefix" = Option<String>, Query, description = "only ids starting with this (at most 128 of A-Z a-z 0-9 - _ .)"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page; absent for the first page")),
+    responses((status = 200, description = "one page; it examines at most max(10 * limit, 100) index entries, so it may be short or empty while next_cursor is not null", body = TaskList),
+              (status = 400, description = "invalid parameter, named in error.field")),
     security(("bearer" = [])))]
 pub async fn recent(
     state: web::Data<AppState>,
     _auth: Viewer,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (limit, status, ty) = listing_params(&q)?;
-    let fetch = if status.is_some() || ty.is_some() {
-        RECENT_MAX as usize
-    } else {
-        limit
-    };
-    let tasks = filtered(state.store.recent(fetch).await?, limit, status, ty);
-    Ok(HttpResponse::Ok().json(TaskList {
-        count: tasks.len(),
-        limit,
-        tasks,
-    }))
+    list_page(&state, &q, ListIndex::Recent).await
 }
 
-/// Dead-lettered tasks, newest first.
+/// Dead-lettered tasks, newest first, filtered and paged in Redis.
 #[utoipa::path(get, path = "/api/tasks/failed", tag = "tasks",
-    params(("limit" = Option<usize>, Query, description = "rows, default 10, at most 100"),
-           ("type" = Option<String>, Query, description = "only this task type")),
-    responses((status = 200, body = TaskList), (status = 400)),
+    params(
+        ("limit" = Option<usize>, Query, description = "rows, default 10, at most 100"),
+        ("status" = Option<TaskStatus>, Query, description = "only this status (a replayed task has left the set)"),
+        ("type" = Option<TaskType>, Query, description = "only this task type"),
+        ("priority" = Option<Priority>, Query, description = "only this priority, P0..P3"),
+        ("id_prefix" = Option<String>, Query, description = "only ids starting with this (at most 128 of A-Z a-z 0-9 - _ .)"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page; absent for the first page")),
+    responses((status = 200, description = "one page; it examines at most max(10 * limit, 100) index entries, so it may be short or empty while next_cursor is not null", body = TaskList),
+              (status = 400, description = "invalid parameter, named in error.field")),
     security(("bearer" = [])))]
 pub async fn failed(
     state: web::Data<AppState>,
     _auth: Viewer,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (limit, _, ty) = listing_params(&q)?;
-    let fetch = if ty.is_some() {
-        RECENT_MAX as usize
-    } else {
-        limit
-    };
-    let tasks = filtered(state.store.failed(fetch).await?, limit, None, ty);
-    Ok(HttpResponse::Ok().json(TaskList {
-        count: tasks.len(),
-        limit,
-        tasks,
-    }))
+    list_page(&state, &q, ListIndex::Failed).await
 }

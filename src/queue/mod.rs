@@ -7,7 +7,8 @@
 //! | `mod.rs` | the store, its connection, error counting, key names |
 //! | `scripts.rs` + `lua/` | the atomic steps, one Lua file each, sharing `lua/lib.lua` |
 //! | `outcome.rs` | what a script did to each task ([`TaskOutcome`]), parsed from its reply |
-//! | `tasks.rs` | submit, read, cancel, replay (the submitter's and operator's side) |
+//! | `tasks.rs` | submit, read, list, cancel, replay (the submitter's and operator's side) |
+//! | `listing.rs` | listing queries, pages and cursors, filtered in Redis within a scan budget |
 //! | `lifecycle.rs` | claim, renew, complete, fail, release, blocking waits (the consumer's side) |
 //! | `maintenance.rs` | promote due tasks, reclaim lapsed leases |
 //! | `stats.rs` | the queue snapshot, pause and resume |
@@ -48,6 +49,7 @@ mod events;
 mod heartbeat;
 mod lifecycle;
 mod limiter;
+mod listing;
 mod maintenance;
 mod outcome;
 pub mod releases;
@@ -62,6 +64,9 @@ pub use events::StreamEvent;
 pub use heartbeat::{Heartbeat, PoolStatus};
 pub use lifecycle::{Claim, ClaimedTask, Failure};
 pub use limiter::LimiterAnswer;
+pub use listing::{
+    Cursor, LIST_LIMIT_MAX, ListIndex, ListQuery, SCAN_MIN, SCAN_PER_ROW, TaskPage, scan_budget,
+};
 pub use outcome::{Applied, TaskOutcome};
 pub use stats::{PerPriority, QueueStats, priorities_text};
 pub use tasks::{CancelOutcome, ReplayOutcome, status_text};

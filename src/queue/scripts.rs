@@ -36,6 +36,7 @@ pub struct Scripts {
     pub set_deployment: Script,
     pub control: Script,
     pub known_good: Script,
+    pub list: Script,
 }
 
 impl Scripts {
@@ -60,6 +61,7 @@ impl Scripts {
             set_deployment: script!("set_deployment.lua"),
             control: script!("control.lua"),
             known_good: script!("known_good.lua"),
+            list: script!("list.lua"),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The submitter's and operator's side of the queue: submit, read, list, cancel, replay.
+//! Listings are filtered inside Redis by the `list` script; their types are in `listing.rs`.
 
+use super::listing::{LIST_LIMIT_MAX, ListIndex, ListQuery, TaskPage, parse_page, scan_budget};
 use super::{QueueError, QueueStore};
-use crate::task::{TaskRecord, TaskStatus};
+use crate::task::{Priority, TaskRecord, TaskStatus, TaskType};
 
 /// Tasks per enqueue script call, so one huge submission can't stall Redis.
 const ENQUEUE_CHUNK: usize = 500;
@@ -66,41 +68,35 @@ impl QueueStore {
         Ok(Some(TaskRecord::from_fields_lossy(&map)))
     }
 
-    async fn records(&self, ids: Vec<String>) -> Result<Vec<TaskRecord>, QueueError> {
-        if ids.is_empty() {
-            return Ok(vec![]);
-        }
-        let maps = self
-            .hgetall_many(ids.iter().map(|id| self.key(&format!("task:{id}"))))
-            .await?;
-        // Expired records are skipped; undecodable ones are shown as stored.
-        Ok(maps
-            .into_iter()
-            .filter(|m| !m.is_empty())
-            .map(|m| TaskRecord::from_fields_lossy(&m))
-            .collect())
+    /// One page of a listing, filtered in Redis (see [`ListQuery`] and [`TaskPage`]).
+    pub async fn list(&self, q: &ListQuery) -> Result<TaskPage, QueueError> {
+        let limit = q.limit.clamp(1, LIST_LIMIT_MAX);
+        let mut inv = self.invocation(&self.scripts.list);
+        inv.arg(q.index.key_name())
+            .arg(limit)
+            .arg(scan_budget(limit));
+        match &q.cursor {
+            Some(c) => inv.arg(c.score.to_string()).arg(&c.id[..]),
+            None => inv.arg("").arg(""),
+        };
+        inv.arg(q.status.map(TaskStatus::as_str).unwrap_or(""))
+            .arg(q.task_type.map(TaskType::as_str).unwrap_or(""))
+            .arg(q.priority.map(Priority::as_str).unwrap_or(""))
+            .arg(q.id_prefix.as_deref().unwrap_or(""));
+        let reply: redis::Value = self.run(&inv).await?;
+        parse_page(reply)
     }
 
-    async fn newest(&self, index: &str, limit: usize) -> Result<Vec<TaskRecord>, QueueError> {
-        let ids: Vec<String> = self
-            .query(
-                redis::cmd("ZREVRANGE")
-                    .arg(self.key(index))
-                    .arg(0)
-                    .arg(limit.saturating_sub(1)),
-            )
-            .await?;
-        self.records(ids).await
-    }
-
-    /// The most recently changed tasks, newest first.
+    /// The most recently changed tasks, newest first (the first page of an unfiltered listing).
     pub async fn recent(&self, limit: usize) -> Result<Vec<TaskRecord>, QueueError> {
-        self.newest("recent", limit).await
+        let page = self.list(&ListQuery::new(ListIndex::Recent, limit)).await?;
+        Ok(page.tasks)
     }
 
-    /// Dead-lettered tasks, newest first.
+    /// Dead-lettered tasks, newest first (the first page of an unfiltered listing).
     pub async fn failed(&self, limit: usize) -> Result<Vec<TaskRecord>, QueueError> {
-        self.newest("failed", limit).await
+        let page = self.list(&ListQuery::new(ListIndex::Failed, limit)).await?;
+        Ok(page.tasks)
     }
 
     /// Cancel a task (a running one is stopped by its consumer at the next renewal).
