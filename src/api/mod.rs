@@ -12,6 +12,7 @@ pub mod error;
 pub mod health;
 pub mod openapi;
 pub mod releases;
+pub mod schedules;
 pub mod tasks;
 pub mod worker;
 
@@ -109,6 +110,9 @@ routes! {
     get "/api/tasks/recent" => tasks::recent,
     get "/api/tasks/failed" => tasks::failed,
     get "/api/projects/{project}/releases" => releases::list,
+    get "/api/schedules" => schedules::list,
+    post "/api/schedules" => schedules::add,
+    delete "/api/schedules/{name}" => schedules::remove,
 }
 
 /// Register the routes, JSON errors for bad query strings and paths, and a JSON 404.

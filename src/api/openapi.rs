@@ -4,7 +4,9 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{InstanceStatus, TaskList, WorkerStatus, dashboard, releases, tasks, worker};
+use super::{
+    InstanceStatus, TaskList, WorkerStatus, dashboard, releases, schedules, tasks, worker,
+};
 use crate::queue::QueueStats;
 use crate::queue::releases::{Release, ReleaseSource, ReleaseStatus};
 use crate::task::{Priority, TaskRecord, TaskStatus, TaskType};
@@ -39,10 +41,13 @@ impl Modify for BearerAuth {
         tasks::submit, tasks::get, tasks::cancel, tasks::retry, tasks::recent, tasks::failed,
         worker::stats, worker::status, worker::start, worker::stop, worker::restart,
         worker::queue_stats, worker::pause, worker::resume, releases::list,
+        schedules::list, schedules::add, schedules::remove,
     ),
     components(schemas(TaskRecord, TaskType, TaskStatus, Priority, QueueStats, TaskList,
                        InstanceStatus, WorkerStatus, crate::queue::Heartbeat,
-                       releases::ReleaseList, Release, ReleaseSource, ReleaseStatus)),
+                       releases::ReleaseList, Release, ReleaseSource, ReleaseStatus,
+                       crate::task::Schedule, crate::task::ScheduleSpec,
+                       crate::queue::schedules::ScheduleEntry)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

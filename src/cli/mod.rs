@@ -11,6 +11,7 @@ pub mod bench;
 pub mod demo;
 pub mod doctor;
 mod error;
+mod schedule;
 mod sim;
 mod tasks;
 mod token;
@@ -101,6 +102,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Recurring tasks: add, list, remove (each tick fires once across all instances).
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
     /// Measure enqueue and drain throughput (noop, or deploy against a simulator) on a private queue.
     Bench(bench::BenchArgs),
     /// Mint an API token (JWT, HS256) from JWT_SECRET.
@@ -155,6 +159,10 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         }
         Command::Releases { project, json } => {
             tasks::releases(&tool_store(&cli)?.1, project, *json).await
+        }
+        Command::Schedule(command) => {
+            let (config, store) = tool_store(&cli)?;
+            schedule::run(&config, &store, command).await
         }
         Command::Bench(args) => bench(&cli, args).await,
         Command::Token(args) => {

@@ -18,7 +18,7 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 /// ... and how long it lives without a refresh (about four missed beats).
 pub const HEARTBEAT_TTL: Duration = Duration::from_secs(10);
 
-/// Promote due delayed and retrying tasks, then deal with lapsed leases.
+/// Promote due delayed and retrying tasks, deal with lapsed leases, and fire due schedules.
 pub async fn maintain(store: QueueStore) {
     match store.promote_due(MAINTENANCE_BATCH).await {
         Ok(n) if n > 0 => debug!(promoted = n, "due tasks promoted"),
@@ -40,6 +40,17 @@ pub async fn maintain(store: QueueStore) {
             LeasesReclaimed { tasks: &tasks }.emit();
         }
         Err(e) => warn!(error = %e, "reclaiming lapsed leases failed"),
+    }
+    match store.fire_due_schedules().await {
+        Ok(f) if f.created + f.duplicates > 0 => {
+            debug!(
+                created = f.created,
+                duplicates = f.duplicates,
+                "schedules fired"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "firing due schedules failed"),
     }
 }
 

@@ -17,6 +17,7 @@
 //! | `events.rs` | the event stream |
 //! | `limiter.rs` | the cluster-wide Vercel rate limiter |
 //! | `releases.rs` | known-good releases per project (rollback targets) |
+//! | `schedules.rs` | recurring tasks: definitions, next ticks, firing due ticks once |
 //!
 //! Each multi-key step is one Lua script, so a crash between two commands can never lose or
 //! duplicate a task; each script reports, per task, the outcome it applied, and callers record
@@ -42,6 +43,7 @@
 //! | `vercel:bucket`, `vercel:hold_until` | hash, string | cluster-wide Vercel rate limiter |
 //! | `control` | hash | operators' pool commands (state, restart generation, concurrency) |
 //! | `releases:<project>`, `...:entries` | list, hash | known-good releases, newest first (50) |
+//! | `schedules`, `schedules:next` | hash, zset | schedule definitions; their next ticks (ms) |
 
 pub mod connect;
 mod control;
@@ -53,6 +55,7 @@ mod listing;
 mod maintenance;
 mod outcome;
 pub mod releases;
+pub mod schedules;
 mod scripts;
 mod stats;
 mod tasks;

@@ -36,6 +36,7 @@ pub struct Scripts {
     pub set_deployment: Script,
     pub control: Script,
     pub known_good: Script,
+    pub schedules: Script,
     pub list: Script,
 }
 
@@ -61,6 +62,7 @@ impl Scripts {
             set_deployment: script!("set_deployment.lua"),
             control: script!("control.lua"),
             known_good: script!("known_good.lua"),
+            schedules: script!("schedules.lua"),
             list: script!("list.lua"),
         }
     }

@@ -11,6 +11,7 @@ mod new;
 mod payload;
 mod record;
 mod rules;
+mod schedule;
 
 pub use new::{MAX_RETRIES_CAP, NewTask, ValidationError};
 pub use payload::{
@@ -19,6 +20,7 @@ pub use payload::{
 };
 pub use record::{DecodeError, TaskRecord};
 pub use rules::SubmitRules;
+pub use schedule::{Schedule, ScheduleSpec};
 
 use std::fmt;
 use std::str::FromStr;
