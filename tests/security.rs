@@ -123,113 +123,118 @@ fn now() -> u64 {
     chrono::Utc::now().timestamp() as u64
 }
 
+/// A request a page of another site could make the operator's browser send to a local worker.
+struct CrossSite {
+    /// What the test case is, for messages.
+    what: &'static str,
+    /// Always a POST: the state-changing requests.
+    path: &'static str,
+    /// Host, Origin, Sec-Fetch-Site, Content-Type, each ending in CRLF.
+    headers: String,
+    /// Send a noop task as the body.
+    body: bool,
+    /// The answers that refuse it.
+    allowed: &'static [u16],
+}
+
+/// The cross-site and DNS-rebinding requests of the loopback test.
+fn cross_site_requests(port: u16) -> Vec<CrossSite> {
+    let local = format!("Host: 127.0.0.1:{port}\r\n");
+    let evil = "Origin: https://evil.example\r\n";
+    let plain = "Content-Type: text/plain\r\n";
+    let json = "Content-Type: application/json\r\n";
+    let rebound = "127.0.0.1.evil.example";
+    let case = |what, path, headers: String, body, allowed| CrossSite {
+        what,
+        path,
+        headers,
+        body,
+        allowed,
+    };
+    vec![
+        case(
+            "a cross-origin text/plain post",
+            "/tasks",
+            format!("{local}{evil}{plain}"),
+            true,
+            &[403, 415],
+        ),
+        case(
+            "a cross-origin JSON post",
+            "/tasks",
+            format!("{local}{evil}{json}"),
+            true,
+            &[403],
+        ),
+        case(
+            "a cross-origin stop",
+            "/api/worker/stop",
+            format!("{local}{evil}"),
+            false,
+            &[403],
+        ),
+        case(
+            "Origin: null",
+            "/api/worker/stop",
+            format!("{local}Origin: null\r\n"),
+            false,
+            &[403],
+        ),
+        case(
+            "Sec-Fetch-Site: cross-site",
+            "/api/worker/stop",
+            format!("{local}Sec-Fetch-Site: cross-site\r\n"),
+            false,
+            &[403],
+        ),
+        case(
+            "Sec-Fetch-Site: same-site",
+            "/api/worker/restart",
+            format!("{local}Sec-Fetch-Site: same-site\r\n"),
+            false,
+            &[403],
+        ),
+        case(
+            "a rebound host",
+            "/api/worker/stop",
+            format!("Host: {rebound}:{port}\r\n"),
+            false,
+            &[403],
+        ),
+        case(
+            "a rebound host with its own Origin",
+            "/tasks",
+            format!("Host: {rebound}:{port}\r\nOrigin: http://{rebound}:{port}\r\n{json}"),
+            true,
+            &[403],
+        ),
+        case(
+            "a local text/plain post",
+            "/tasks",
+            format!("{local}{plain}"),
+            true,
+            &[415],
+        ),
+    ]
+}
+
 #[tokio::test]
 async fn loopback_trust_refuses_pages_of_other_origins_and_rebound_hosts() {
     let app = spawn_app("security", &[("AUTH_TRUST_LOOPBACK", "true")]).await;
     let port = app.port();
     let local = format!("Host: 127.0.0.1:{port}\r\n");
-    let task = r#"{"type":"noop"}"#;
     // A local tool with no token is still admin.
-    let ok = raw(
-        port,
-        &request("GET", "/api/worker/status", &local, ""),
-        CLOSE_WITHIN,
-    )
-    .await;
+    let status = request("GET", "/api/worker/status", &local, "");
+    let ok = raw(port, &status, CLOSE_WITHIN).await;
     assert_eq!(ok.status(), 200, "{}", ok.text);
-
-    let evil = "Origin: https://evil.example\r\n";
-    let attacks: Vec<(&str, Vec<u8>, &[u16])> = vec![
-        (
-            "a cross-origin text/plain form post",
-            request(
-                "POST",
-                "/tasks",
-                &format!("{local}{evil}Content-Type: text/plain\r\n"),
-                task,
-            ),
-            &[403, 415],
-        ),
-        (
-            "a cross-origin JSON post",
-            request(
-                "POST",
-                "/tasks",
-                &format!("{local}{evil}Content-Type: application/json\r\n"),
-                task,
-            ),
-            &[403],
-        ),
-        (
-            "a cross-origin stop without a body",
-            request("POST", "/api/worker/stop", &format!("{local}{evil}"), ""),
-            &[403],
-        ),
-        (
-            "Origin null (sandboxed page)",
-            request(
-                "POST",
-                "/api/worker/stop",
-                &format!("{local}Origin: null\r\n"),
-                "",
-            ),
-            &[403],
-        ),
-        (
-            "Sec-Fetch-Site: cross-site",
-            request(
-                "POST",
-                "/api/worker/stop",
-                &format!("{local}Sec-Fetch-Site: cross-site\r\n"),
-                "",
-            ),
-            &[403],
-        ),
-        (
-            "Sec-Fetch-Site: same-site",
-            request(
-                "POST",
-                "/api/worker/restart",
-                &format!("{local}Sec-Fetch-Site: same-site\r\n"),
-                "",
-            ),
-            &[403],
-        ),
-        (
-            "a DNS-rebound host name",
-            request(
-                "POST",
-                "/api/worker/stop",
-                &format!("Host: rebind.evil.example:{port}\r\n"),
-                "",
-            ),
-            &[403],
-        ),
-        (
-            "a rebound host with a same-origin Origin",
-            request(
-                "POST",
-                "/tasks",
-                &format!(
-                    "Host: 127.0.0.1.evil.example:{port}\r\nOrigin: http://127.0.0.1.evil.example:{port}\r\n\
-                     Content-Type: application/json\r\n"
-                ),
-                task,
-            ),
-            &[403],
-        ),
-        (
-            "a local text/plain post",
-            request(
-                "POST",
-                "/tasks",
-                &format!("{local}Content-Type: text/plain\r\n"),
-                task,
-            ),
-            &[415],
-        ),
-    ];
-    for (what, bytes, allowed) in attacks {
+    for attack in cross_site_requests(port) {
+        let body = if attack.body {
+            r#"{"type":"noop"}"#
+        } else {
+            ""
+        };
+        let bytes = request("POST", attack.path, &attack.headers, body);
+        let (what, allowed) = (attack.what, attack.allowed);
         let r = raw(port, &bytes, CLOSE_WITHIN).await;
         assert!(allowed.contains(&r.status()), "{what}: {}", r.text);
         let body = r.json();
@@ -262,7 +267,6 @@ async fn loopback_trust_refuses_pages_of_other_origins_and_rebound_hosts() {
         "an attack changed the pool"
     );
     // The pool (just started) reaches running: nothing stopped it.
-    let status = request("GET", "/api/worker/status", &local, "");
     eventually(Duration::from_secs(30), "the pool to run", || async {
         let r = raw(port, &status, CLOSE_WITHIN).await;
         (r.json()["status"] == "running").then_some(())
@@ -518,26 +522,35 @@ fn assert_security_headers(what: &str, headers: &HeaderMap) {
 async fn every_response_carries_the_security_headers() {
     let app = spawn_app("security", &[]).await;
     let viewer = token(Role::Viewer);
-    let cases: [(&str, &str, Option<&str>, Option<&str>, u16); 7] = [
-        ("GET", "/", None, None, 200),
-        ("GET", "/dashboard/app.js", None, None, 200),
-        ("GET", "/api/worker/status", Some(&viewer), None, 200),
-        ("GET", "/api/worker/status", None, None, 401),
-        ("GET", "/openapi.json", None, None, 200),
-        ("GET", "/no/such/route", None, None, 404),
-        ("POST", "/tasks", Some(&viewer), Some("text/plain"), 415),
+    let http = &app.http;
+    let cases = [
+        ("the page", http.get(app.url("/")), 200),
+        ("the script", http.get(app.url("/dashboard/app.js")), 200),
+        (
+            "an API read",
+            http.get(app.url("/api/worker/status")).bearer_auth(&viewer),
+            200,
+        ),
+        ("a 401", http.get(app.url("/api/worker/status")), 401),
+        (
+            "the OpenAPI document",
+            http.get(app.url("/openapi.json")),
+            200,
+        ),
+        ("a 404", http.get(app.url("/no/such/route")), 404),
+        (
+            "a 415",
+            http.post(app.url("/tasks"))
+                .bearer_auth(&viewer)
+                .header("content-type", "text/plain")
+                .body("{}"),
+            415,
+        ),
     ];
-    for (method, path, auth, content_type, want) in cases {
-        let mut req = app.http.request(method.parse().unwrap(), app.url(path));
-        if let Some(t) = auth {
-            req = req.bearer_auth(t);
-        }
-        if let Some(ct) = content_type {
-            req = req.header("content-type", ct).body("{}");
-        }
+    for (what, req, want) in cases {
         let resp = req.send().await.unwrap();
-        assert_eq!(resp.status().as_u16(), want, "{method} {path}");
-        assert_security_headers(&format!("{method} {path}"), resp.headers());
+        assert_eq!(resp.status().as_u16(), want, "{what}");
+        assert_security_headers(what, resp.headers());
     }
     let page = app
         .http
