@@ -215,6 +215,7 @@ async fn validation_errors_name_the_field_and_limits_apply() {
         .http
         .post(app.url("/tasks"))
         .bearer_auth(token(Role::Agent))
+        .header("content-type", "application/json")
         .body("{nope")
         .send()
         .await

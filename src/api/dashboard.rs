@@ -1,5 +1,5 @@
 //! The web dashboard: one page, its script and stylesheet, compiled into the binary (no build step
-//! at runtime). The page asks for a token, keeps it in the browser's localStorage, and calls the
+//! at runtime). The page asks for a token, keeps it in the browser tab's sessionStorage, and calls the
 //! API with it as a Bearer token; it polls every 2 s.
 
 use actix_web::HttpResponse;

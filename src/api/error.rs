@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
-use super::auth::AuthError;
+use super::auth::{AuthError, TOKEN_HINT};
 use crate::queue::QueueError;
 use crate::task::ValidationError;
 
@@ -15,10 +15,11 @@ pub enum ApiError {
     /// 400, naming the field.
     #[error("{0}")]
     Invalid(ValidationError),
-    /// 401: missing, malformed, badly signed or expired token.
-    #[error(transparent)]
+    /// 401: missing, malformed, badly signed, expired or too long-lived token; says how to get
+    /// one.
+    #[error("{0}; {TOKEN_HINT}")]
     Unauthorized(#[from] AuthError),
-    /// 403: valid token, role too low.
+    /// 403: valid token but role too low, or a tokenless request the loopback trust refuses.
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -27,9 +28,15 @@ pub enum ApiError {
     /// 409: the request conflicts with the task's state (e.g. retrying a completed task).
     #[error("{0}")]
     Conflict(String),
+    /// 408: the request body did not arrive in time.
+    #[error("the request body did not arrive within {} s", .0.as_secs())]
+    Timeout(std::time::Duration),
     /// 413: body over the limit.
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
+    /// 415: a request body that is not declared as JSON.
+    #[error("a request body must be JSON: send it with `Content-Type: application/json`")]
+    UnsupportedMediaType,
     /// 503: Redis (or another dependency) is down.
     #[error("{0}")]
     Unavailable(String),
@@ -51,7 +58,9 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
+            ApiError::Timeout(_) => "request_timeout",
             ApiError::TooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -75,7 +84,9 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -89,6 +100,10 @@ impl ResponseError for ApiError {
         let mut resp = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Unauthorized(_)) {
             resp.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if matches!(self, ApiError::Timeout(_)) {
+            // The rest of a late body may still arrive; the connection can't carry another request.
+            resp.force_close();
         }
         resp.json(body)
     }

@@ -1,6 +1,8 @@
 //! The HTTP API and the dashboard, served by actix-web in the same System as the actors.
 //!
-//! Layout: `auth` (JWT and roles), `error` (the one error enum and its status mapping), `tasks`
+//! Layout: `auth` (JWT and roles), `origin` (when a tokenless loopback request counts as local),
+//! `guard` (timeouts, body rules and security headers around every route), `error` (the one
+//! error enum and its status mapping), `tasks`
 //! (submit/read/cancel/retry/listings), `worker` (instances, pool commands, queue stats, pause),
 //! `dashboard` (the page, compiled into the binary) and `openapi` (the generated description).
 //! Every route is declared once in [`routes!`]: the same table registers it with actix and is
@@ -9,8 +11,10 @@
 pub mod auth;
 pub mod dashboard;
 pub mod error;
+pub mod guard;
 pub mod health;
 pub mod openapi;
+pub mod origin;
 pub mod releases;
 pub mod schedules;
 pub mod tasks;

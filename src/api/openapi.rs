@@ -23,7 +23,7 @@ impl Modify for BearerAuth {
                         .scheme(HttpAuthScheme::Bearer)
                         .bearer_format("JWT")
                         .description(Some(
-                            "HS256 JWT signed with JWT_SECRET; `role` claim viewer < agent < admin; `exp` required",
+                            "HS256 JWT signed with JWT_SECRET; `role` claim viewer < agent < admin; `iat` and `exp` required, lifetime at most JWT_MAX_TTL",
                         ))
                         .build(),
                 ),

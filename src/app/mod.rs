@@ -14,7 +14,7 @@ use tracing::{error, info, warn};
 pub mod gauges;
 
 use crate::api::auth::JwtKeys;
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, guard};
 use crate::config::Config;
 use crate::handlers::HandlerRegistry;
 use crate::pool::consumer::{ClaimProbe, ConsumerDeps};
@@ -304,7 +304,8 @@ fn serve_metrics(
     Ok((server_handle, addr))
 }
 
-/// Serve the API + dashboard on an already bound listener.
+/// Serve the API + dashboard on an already bound listener, with the connection timeouts, body
+/// rules and security headers of [`guard`] around every route.
 pub fn serve_api(
     config: &Config,
     listener: std::net::TcpListener,
@@ -322,13 +323,20 @@ pub fn serve_api(
         default_max_retries: config.queue.max_retries,
         submit: config.submit,
     });
-    let keys = web::Data::new(JwtKeys::new(secret, config.trust_loopback));
+    let keys = web::Data::new(
+        JwtKeys::new(secret, config.trust_loopback).with_max_ttl(config.jwt_max_ttl),
+    );
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(keys.clone())
             .configure(api::configure)
+            .wrap(actix_web::middleware::from_fn(guard::body_rules))
+            .wrap(guard::security_headers())
     })
+    .client_request_timeout(guard::HEADER_TIMEOUT)
+    .client_disconnect_timeout(guard::DISCONNECT_TIMEOUT)
+    .keep_alive(guard::KEEP_ALIVE)
     .workers(1)
     .disable_signals()
     .shutdown_timeout(5)

@@ -1,9 +1,11 @@
 //! `token`: mint an API bearer token (JWT, HS256) from `JWT_SECRET`.
 
+use std::time::Duration;
+
 use clap::Args;
 
 use super::CliError;
-use crate::api::auth::{AuthError, JwtKeys, Role};
+use crate::api::auth::{AuthError, JwtKeys, Role, human_duration};
 use crate::config::{Config, ConfigError};
 
 /// Flags of `token`.
@@ -43,17 +45,35 @@ pub fn parse(args: &TokenArgs) -> Result<TokenRequest<'_>, CliError> {
     })
 }
 
-/// Sign the token with `JWT_SECRET` and print it.
+/// Sign the token with `JWT_SECRET` and print it. A `--ttl` above `JWT_MAX_TTL` is refused: the
+/// worker would reject the token.
 pub fn mint(config: &Config, request: &TokenRequest<'_>) -> Result<(), CliError> {
     let secret = config.jwt_secret.as_ref().ok_or_else(|| {
         CliError::Config(ConfigError {
             problems: vec![("JWT_SECRET".into(), "is required to mint tokens".into())],
         })
     })?;
+    check_ttl(request.ttl, config.jwt_max_ttl)?;
     let token = JwtKeys::new(secret, false)
         .mint(request.sub, request.role, request.ttl)
         .map_err(CliError::Mint)?;
     println!("{token}");
+    Ok(())
+}
+
+/// A lifetime of at most `max` (`JWT_MAX_TTL`), or an error naming both.
+fn check_ttl(ttl: u64, max: Duration) -> Result<(), CliError> {
+    if ttl > max.as_secs() {
+        return Err(CliError::invalid(
+            "ttl",
+            format!(
+                "{} is longer than JWT_MAX_TTL ({}); the worker would reject the token \
+                 (use a shorter --ttl or raise JWT_MAX_TTL)",
+                human_duration(ttl),
+                human_duration(max.as_secs())
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -106,5 +126,18 @@ mod tests {
             "ttl: must be from 1 second to 10 years"
         );
         assert_eq!(parse_ttl("x").unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn ttl_above_the_servers_maximum_is_refused() {
+        let max = Duration::from_secs(30 * 86_400);
+        assert!(check_ttl(30 * 86_400, max).is_ok());
+        let e = check_ttl(31 * 86_400, max).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(
+            e.to_string(),
+            "ttl: 31d is longer than JWT_MAX_TTL (30d); the worker would reject the token \
+             (use a shorter --ttl or raise JWT_MAX_TTL)"
+        );
     }
 }

@@ -98,6 +98,12 @@ pub enum Mode {
 /// Shortest accepted `JWT_SECRET`.
 pub const MIN_JWT_SECRET: usize = 32;
 
+/// `JWT_MAX_TTL` when unset: API tokens live at most 30 days.
+pub const DEFAULT_JWT_MAX_TTL: Duration = Duration::from_secs(30 * 86_400);
+
+/// The largest `JWT_MAX_TTL` accepted, in days (10 years, the longest `ops-worker token --ttl`).
+pub const MAX_JWT_MAX_TTL_DAYS: u64 = 3_650;
+
 /// The default Redis of a developer machine, used by the operator tools when `REDIS_URL` is unset.
 pub const LOCAL_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
@@ -199,6 +205,9 @@ pub struct Config {
     pub sentry_dsn: Option<Secret>,
     /// HS256 key of the API's bearer tokens; required by `run`, at least 32 bytes.
     pub jwt_secret: Option<Secret>,
+    /// Longest lifetime (`exp - iat`) of an accepted bearer token (`JWT_MAX_TTL`), and the
+    /// longest `ops-worker token --ttl`.
+    pub jwt_max_ttl: Duration,
     /// Requests from 127.0.0.1/::1 act as admin without a token (the guide's local curl
     /// commands); off unless `AUTH_TRUST_LOOPBACK=true`.
     pub trust_loopback: bool,
@@ -262,6 +271,7 @@ impl Config {
             log_format,
             sentry_dsn: server.sentry_dsn,
             jwt_secret: server.jwt_secret,
+            jwt_max_ttl: server.jwt_max_ttl,
             trust_loopback: server.trust_loopback,
             body_limit: server.body_limit,
         };

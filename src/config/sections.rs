@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use super::reader::Reader;
 use super::{
-    LogFormat, MIN_JWT_SECRET, Mode, QueueSettings, Secret, VercelSettings, WorkerSettings,
+    DEFAULT_JWT_MAX_TTL, LogFormat, MAX_JWT_MAX_TTL_DAYS, MIN_JWT_SECRET, Mode, QueueSettings,
+    Secret, VercelSettings, WorkerSettings,
 };
 use crate::task::SubmitRules;
 
@@ -130,7 +131,8 @@ pub(super) fn logging(r: &mut Reader, mode: Mode) -> (String, LogFormat) {
 }
 
 /// What the HTTP server and its auth read: `PORT`, `METRICS_PORT`, `SENTRY_DSN`, `JWT_SECRET`,
-/// `AUTH_TRUST_LOOPBACK`, `API_BODY_LIMIT_BYTES` (copied into the flat fields of `Config`).
+/// `JWT_MAX_TTL`, `AUTH_TRUST_LOOPBACK`, `API_BODY_LIMIT_BYTES` (copied into the flat fields of
+/// `Config`).
 pub(super) struct Server {
     /// `PORT`; 0 = any free port.
     pub port: u16,
@@ -140,20 +142,27 @@ pub(super) struct Server {
     pub sentry_dsn: Option<Secret>,
     /// `JWT_SECRET`, required by `run`.
     pub jwt_secret: Option<Secret>,
+    /// `JWT_MAX_TTL`.
+    pub jwt_max_ttl: Duration,
     /// `AUTH_TRUST_LOOPBACK`.
     pub trust_loopback: bool,
     /// `API_BODY_LIMIT_BYTES`.
     pub body_limit: usize,
 }
 
-/// The HTTP/auth section, in the order `PORT`, `METRICS_PORT`, `SENTRY_DSN`, `JWT_SECRET`, `AUTH_TRUST_LOOPBACK`,
-/// `API_BODY_LIMIT_BYTES`.
+/// The HTTP/auth section, in the order `PORT`, `METRICS_PORT`, `SENTRY_DSN`, `JWT_SECRET`,
+/// `JWT_MAX_TTL`, `AUTH_TRUST_LOOPBACK`, `API_BODY_LIMIT_BYTES`.
 pub(super) fn server(r: &mut Reader, mode: Mode) -> Server {
     Server {
         port: r.number("PORT", 8080u16, 0, 65535),
         metrics_port: metrics_port(r),
         sentry_dsn: sentry_dsn(r),
         jwt_secret: jwt_secret(r, mode),
+        jwt_max_ttl: r.duration(
+            "JWT_MAX_TTL",
+            DEFAULT_JWT_MAX_TTL,
+            Duration::from_secs(MAX_JWT_MAX_TTL_DAYS * 86_400),
+        ),
         trust_loopback: trust_loopback(r),
         body_limit: r.number("API_BODY_LIMIT_BYTES", 65_536usize, 1_024, 16 * 1_048_576),
     }

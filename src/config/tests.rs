@@ -49,6 +49,19 @@ fn defaults_follow_the_spec() {
     assert_eq!(c.log_level, "info");
     assert_eq!(c.log_format, LogFormat::Json);
     assert_eq!(c.queue.key_base(), "ops:{default}");
+    assert_eq!(c.jwt_max_ttl, Duration::from_secs(30 * 86_400));
+}
+
+#[test]
+fn jwt_max_ttl_is_a_duration_up_to_ten_years() {
+    let c = Config::from_vars(&vars(&[("JWT_MAX_TTL", "12h")]), Mode::Tool).unwrap();
+    assert_eq!(c.jwt_max_ttl, Duration::from_secs(12 * 3_600));
+    for bad in ["0", "forever", "3651d", "-1"] {
+        let err = Config::from_vars(&vars(&[("JWT_MAX_TTL", bad)]), Mode::Tool).unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{bad}: {err}");
+        assert_eq!(err.problems[0].0, "JWT_MAX_TTL", "{bad}");
+        assert!(err.problems[0].1.contains("3650d"), "{}", err.problems[0].1);
+    }
 }
 
 #[test]
@@ -129,10 +142,11 @@ fn variables_lists_every_section() {
         "SENTRY_DSN",
         "AUTH_TRUST_LOOPBACK",
         "API_BODY_LIMIT_BYTES",
+        "JWT_MAX_TTL",
     ] {
         assert!(all.contains(v), "{v} missing from {all:?}");
     }
-    assert_eq!(all.len(), 40, "{all:?}");
+    assert_eq!(all.len(), 41, "{all:?}");
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! Logging and error reporting.
 //!
 //! - `tracing` to stderr, JSON (`LOG_FORMAT=json`, the default for `run`) or pretty, filtered by
-//!   `LOG_LEVEL`. Task spans carry task_id, task_type, priority, attempt and trace_id, so every
-//!   line logged while a task runs can be tied to it. Every line passes through the process's
-//!   [`Scrubber`] on its way to stderr.
+//!   `LOG_LEVEL` (other crates at WARN and above; the HTTP server's complaints about malformed
+//!   requests not at all, see `directives`). Task spans carry task_id, task_type, priority,
+//!   attempt and trace_id, so every line logged while a task runs can be tied to it. Every line
+//!   passes through the process's [`Scrubber`] on its way to stderr.
 //! - Panics are one ERROR line (target [`panic::TARGET`], fields `panic`, `location`, `thread`),
 //!   never raw text on stderr, in both formats (see [`super::panic`]).
 //! - Sentry when `SENTRY_DSN` is set: ERROR events of our own crate become Sentry events, its INFO
@@ -75,9 +76,7 @@ type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
 fn install(level: &str, format: LogFormat, sentry: bool, scrubber: Scrubber) {
     scrub::install(scrubber.clone());
-    // Our crate at the chosen level; chatty dependencies one notch quieter.
-    let filter = EnvFilter::try_new(format!("warn,ops_worker={level}"))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(directives(level)).unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(ScrubbedStderr { scrubber });
@@ -109,6 +108,18 @@ fn install(level: &str, format: LogFormat, sentry: bool, scrubber: Scrubber) {
         panic::install();
     }
 }
+
+/// Our crate at the chosen level; chatty dependencies one notch quieter. The HTTP protocol layer
+/// (`actix_http`) logs every malformed request a client sends as an ERROR ("stream error: request
+/// parse error"); the client already got its 400 and the connection is closed, so those lines
+/// are dropped unless `LOG_LEVEL=trace` asks for everything.
+fn directives(level: &str) -> String {
+    let protocol = if level == "trace" { "trace" } else { "off" };
+    format!("warn,ops_worker={level},{HTTP_PROTOCOL_TARGET}={protocol}")
+}
+
+/// The target of the HTTP server's protocol-level log lines.
+const HTTP_PROTOCOL_TARGET: &str = "actix_http";
 
 /// Whether a log target is this crate's (only its events reach Sentry).
 fn ours(target: &str) -> bool {
@@ -209,6 +220,19 @@ mod tests {
         line.write_all(b"def123\"}\n").unwrap();
         let text = String::from_utf8(std::mem::take(&mut line.buf)).unwrap();
         assert_eq!(line.scrubber.scrub(&text), "{\"m\":\"[redacted]\"}\n");
+    }
+
+    #[test]
+    fn http_protocol_noise_is_off_below_trace() {
+        for level in ["error", "warn", "info", "debug"] {
+            let d = directives(level);
+            assert!(d.contains("actix_http=off"), "{d}");
+            assert!(EnvFilter::try_new(&d).is_ok(), "{d}");
+        }
+        assert_eq!(
+            directives("trace"),
+            "warn,ops_worker=trace,actix_http=trace"
+        );
     }
 
     #[test]

@@ -213,8 +213,12 @@ async function main() {
     return document.body.dataset.loaded === "true" && !el.classList.contains("error");
   });
   tokenAccepted = true;
-  const stored = await page.evaluate(() => localStorage.getItem("ops-worker-token"));
-  if (stored !== TOKEN) throw new Error("the token was not kept in localStorage");
+  const stored = await page.evaluate(() => [
+    sessionStorage.getItem("ops-worker-token"),
+    localStorage.getItem("ops-worker-token"),
+  ]);
+  if (stored[0] !== TOKEN) throw new Error("the token was not kept in sessionStorage");
+  if (stored[1] !== null) throw new Error("the token reached localStorage, which outlives the tab");
   if ((await page.inputValue("#token-input")) !== "") throw new Error("the token input was not cleared");
   const instance = await until(
     page,
@@ -239,7 +243,7 @@ async function main() {
   await recentRowReaches(page, id, "completed");
   send("TASK_COMPLETED " + id);
 
-  // 5. A reload keeps the token (localStorage) and shows the same row without asking again.
+  // 5. A reload keeps the token (sessionStorage lives as long as the tab) and shows the same row without asking again.
   await page.reload({ waitUntil: "load", timeout: STEP_TIMEOUT });
   await recentRowReaches(page, id, "completed");
   send("STEP after a reload the page still has the token and shows " + id + " completed");

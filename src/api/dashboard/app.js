@@ -2,7 +2,8 @@
 "use strict";
 
 const TOKEN_KEY = "ops-worker-token";
-let token = localStorage.getItem(TOKEN_KEY) || "";
+// sessionStorage: the token lives as long as this tab, never on disk for other pages to find.
+let token = sessionStorage.getItem(TOKEN_KEY) || "";
 // True while the message shown is a polling error, which the next successful poll clears; an
 // action's outcome ("Failed: 403 …") stays until the operator does something else.
 let pollError = false;
@@ -154,7 +155,7 @@ async function act(fn, done) {
 $("#token-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   token = $("#token-input").value.trim();
-  localStorage.setItem(TOKEN_KEY, token);
+  sessionStorage.setItem(TOKEN_KEY, token);
   $("#token-input").value = "";
   refresh();
 });
