@@ -22,7 +22,8 @@ pub async fn list(state: web::Data<AppState>, _auth: Viewer) -> Result<HttpRespo
 /// Add a schedule, or replace the one of the same name.
 #[utoipa::path(post, path = "/api/schedules", tag = "schedules", request_body = ScheduleSpec,
     responses((status = 201, body = ScheduleEntry),
-              (status = 400, description = "invalid field, named in error.field")),
+              (status = 400, description = "invalid field, named in error.field"),
+              (status = 415, description = "a body that is not application/json")),
     security(("bearer" = [])))]
 pub async fn add(
     state: web::Data<AppState>,

@@ -92,7 +92,9 @@ pub fn new_task_from_json(m: serde_json::Map<String, Value>) -> Result<NewTask, 
 #[utoipa::path(post, path = "/tasks", tag = "tasks", request_body = Object,
     responses((status = 201, description = "created (or the existing task of an idempotency key, 200)", body = TaskRecord),
               (status = 400, description = "invalid field, named in error.field"),
-              (status = 413, description = "body too large")),
+              (status = 408, description = "the body did not arrive within 10 s"),
+              (status = 413, description = "body too large"),
+              (status = 415, description = "a body that is not application/json")),
     security(("bearer" = [])))]
 pub async fn submit(
     state: web::Data<AppState>,

@@ -190,7 +190,8 @@ macro_rules! pool_command {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "worker", request_body = Option<Object>,
             responses((status = 202, description = "recorded; instances converge within a second"),
-                      (status = 400), (status = 404)),
+                      (status = 400), (status = 404),
+                      (status = 415, description = "a body that is not application/json")),
             security(("bearer" = [])))]
         pub async fn $name(
             state: web::Data<AppState>,
@@ -271,7 +272,8 @@ async fn change_pause(
 
 /// Pause priorities cluster-wide; their tasks stay pending.
 #[utoipa::path(post, path = "/api/queue/pause", tag = "queue", request_body = Object,
-    responses((status = 200, description = "the paused priorities now"), (status = 400)),
+    responses((status = 200, description = "the paused priorities now"), (status = 400),
+              (status = 415, description = "a body that is not application/json")),
     security(("bearer" = [])))]
 pub async fn pause(
     state: web::Data<AppState>,
@@ -283,7 +285,8 @@ pub async fn pause(
 
 /// Resume paused priorities.
 #[utoipa::path(post, path = "/api/queue/resume", tag = "queue", request_body = Object,
-    responses((status = 200, description = "the paused priorities now"), (status = 400)),
+    responses((status = 200, description = "the paused priorities now"), (status = 400),
+              (status = 415, description = "a body that is not application/json")),
     security(("bearer" = [])))]
 pub async fn resume(
     state: web::Data<AppState>,

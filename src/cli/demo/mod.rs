@@ -215,7 +215,11 @@ async fn interactive(config: &Config, store: QueueStore) -> Result<(), DemoError
         .clone()
         .unwrap_or_else(|| Secret::new(random_secret()));
     let token = JwtKeys::new(&secret, false)
-        .mint("demo-admin", Role::Admin, 86_400)
+        .mint(
+            "demo-admin",
+            Role::Admin,
+            config.jwt_max_ttl.as_secs().min(86_400),
+        )
         .map_err(DemoError::Mint)?;
     let base = format!("http://localhost:{}", config.port);
     print_banner(&base, &token, &store);
