@@ -1,7 +1,7 @@
 //! Contract test: the Vercel simulator's responses and the client's request bodies against the
-//! OpenAPI subset in `shared/vercel/vercel-openapi-subset.json`, checked by a real JSON Schema
+//! OpenAPI subset in `tests/fixtures/vercel/openapi-subset.json`, checked by a real JSON Schema
 //! validator (jsonschema, draft 2020-12). OpenAPI 3.0 is converted first: `nullable: true` allows
-//! null, `oneOf` becomes `anyOf` (the upstream defects listed in `shared/vercel/README.md` make a
+//! null, `oneOf` becomes `anyOf` (the upstream defects listed in `tests/fixtures/vercel/README.md` make a
 //! strict `oneOf` reject valid bodies), and an empty `anyOf` is dropped.
 
 use std::collections::BTreeMap;
@@ -22,17 +22,10 @@ const TOKEN: &str = "contract-token";
 fn spec() -> &'static Value {
     static SPEC: OnceLock<Value> = OnceLock::new();
     SPEC.get_or_init(|| {
-        let beside = concat!(
+        let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vercel/vercel-openapi-subset.json"
+            "/tests/fixtures/vercel/openapi-subset.json"
         );
-        let path = if std::path::Path::new(beside).exists() {
-            beside.to_string()
-        } else {
-            std::env::var("VERCEL_OPENAPI").unwrap_or_else(|_| {
-                panic!("OpenAPI subset not found at {beside}; set VERCEL_OPENAPI to its path")
-            })
-        };
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
         let mut doc: Value = serde_json::from_str(&text).expect("the OpenAPI subset is JSON");
         to_json_schema(&mut doc);
