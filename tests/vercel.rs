@@ -643,3 +643,84 @@ async fn rollback_without_a_deployment_goes_back_to_the_last_known_good_release(
     let error = rec.error.unwrap_or_default();
     assert!(error.contains("no known-good release"), "{error}");
 }
+
+/// `GET /tasks/{id}/build` of a deploy over the API.
+async fn build_of(worker: &Worker, id: &str) -> Value {
+    let viewer = token(ops_worker::api::auth::Role::Viewer);
+    let (status, body) = worker
+        .call(
+            reqwest::Method::GET,
+            &format!("/tasks/{id}/build"),
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// While a deploy runs, its build progress shows the Vercel state (BUILDING, with when it was
+/// first seen) and the log so far; at the end, READY and the whole log (the failure line for a
+/// failed build), read incrementally so no line appears twice.
+#[tokio::test]
+async fn a_running_deploy_shows_its_vercel_state_and_build_log() {
+    let redis = RedisServer::start();
+    let sim = SimProcess::spawn(&["--build-secs", "3"]);
+    let q = store(&redis.url(), "progress");
+    let worker = Worker::builder(&redis.url(), "progress")
+        .envs(sim.worker_env())
+        .spawn()
+        .await;
+    let ok = submit(&q, "deploy", json!({"project": "shop"}), 0).await;
+    let bad = submit(&q, "deploy", json!({"project": "error-shop"}), 0).await;
+    let during = eventually(LONG, "BUILDING seen while the deploy runs", || async {
+        let b = build_of(&worker, &ok).await;
+        let running = q.get(&ok).await.ok()??.status == TaskStatus::InProgress;
+        let building = b["states"]
+            .as_array()?
+            .iter()
+            .any(|s| s["state"] == "BUILDING");
+        (running && building).then_some(b)
+    })
+    .await;
+    assert!(
+        during["deployment_id"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("dpl_")),
+        "{during}"
+    );
+    assert!(during["states"][0]["at"].is_string(), "{during}");
+
+    wait_status(&q, &ok, TaskStatus::Completed).await;
+    wait_status(&q, &bad, TaskStatus::Failed).await;
+    for (id, state, last) in [
+        (&ok, "READY", "Build Completed"),
+        (&bad, "ERROR", "exited with 1"),
+    ] {
+        let b = build_of(&worker, id).await;
+        let states: Vec<&str> = b["states"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["state"].as_str())
+            .collect();
+        assert_eq!(states.last(), Some(&state), "{b}");
+        let log: Vec<&str> = b["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|l| l["text"].as_str())
+            .collect();
+        assert!(log.last().is_some_and(|l| l.contains(last)), "{b}");
+        assert_eq!(log.len(), 4, "each line once: {log:?}");
+    }
+    let (status, _) = worker
+        .call(
+            reqwest::Method::GET,
+            "/tasks/00000000-0000-0000-0000-000000000000/build",
+            Some(&token(ops_worker::api::auth::Role::Viewer)),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+}

@@ -682,3 +682,35 @@ async fn stats_count_deployments_per_project_and_log_every_call() {
         last = at;
     }
 }
+
+/// The build log grows with the build, validates against the events schema, pages with `since`,
+/// ends with the failure for an error build, and is 404 for an unknown deployment.
+#[tokio::test]
+async fn build_events_validate_and_page() {
+    let base = start_sim(config(0.5));
+    let path = "/v3/deployments/{idOrUrl}/events";
+    for (name, last) in [("shop", "Build Completed"), ("error-shop", "exited with 1")] {
+        let created = create(&base, &json!({"name": name})).await;
+        let id = created["id"].as_str().expect("id").to_string();
+        let early = get(&base, &format!("/v3/deployments/{id}/events?builds=1")).await;
+        assert_eq!(early.status, StatusCode::OK, "{}", early.text);
+        assert_response_valid(path, "get", 200, &early.json);
+        let end = if name == "shop" { "READY" } else { "ERROR" };
+        wait_for(&base, &id, end).await;
+        let all = get(&base, &format!("/v3/deployments/{id}/events?builds=1")).await;
+        assert_response_valid(path, "get", 200, &all.json);
+        let events = all.json.as_array().unwrap();
+        assert!(
+            events.len() > early.json.as_array().unwrap().len(),
+            "{}",
+            all.text
+        );
+        let text = events.last().unwrap()["text"].as_str().unwrap();
+        assert!(text.contains(last), "{text}");
+        let first = events[0]["created"].as_i64().unwrap();
+        let after = get(&base, &format!("/v3/deployments/{id}/events?since={first}")).await;
+        assert_eq!(after.json.as_array().unwrap().len(), events.len() - 1);
+    }
+    let missing = get(&base, "/v3/deployments/dpl_nope/events").await;
+    assert_error_shape(&missing, StatusCode::NOT_FOUND);
+}

@@ -9,6 +9,7 @@
 //! compared with `/openapi.json` by the tests, so the description can't drift.
 
 pub mod auth;
+pub mod build;
 pub mod dashboard;
 pub mod error;
 pub mod guard;
@@ -101,6 +102,7 @@ routes! {
     get "/dashboard/style.css" => dashboard::style,
     post "/tasks" => tasks::submit,
     get "/tasks/{id}" => tasks::get,
+    get "/tasks/{id}/build" => build::progress,
     post "/tasks/{id}/cancel" => tasks::cancel,
     post "/tasks/{id}/retry" => tasks::retry,
     get "/stats" => worker::stats,

@@ -38,7 +38,7 @@ impl Modify for BearerAuth {
     paths(
         super::health::health, super::health::ready, super::metrics, serve,
         dashboard::index, dashboard::script, dashboard::style,
-        tasks::submit, tasks::get, tasks::cancel, tasks::retry, tasks::recent, tasks::failed,
+        tasks::submit, tasks::get, super::build::progress, tasks::cancel, tasks::retry, tasks::recent, tasks::failed,
         worker::stats, worker::status, worker::start, worker::stop, worker::restart,
         worker::queue_stats, worker::pause, worker::resume, releases::list,
         schedules::list, schedules::add, schedules::remove,
@@ -47,7 +47,9 @@ impl Modify for BearerAuth {
                        InstanceStatus, WorkerStatus, crate::queue::Heartbeat,
                        releases::ReleaseList, Release, ReleaseSource, ReleaseStatus,
                        crate::task::Schedule, crate::task::ScheduleSpec,
-                       crate::queue::schedules::ScheduleEntry)),
+                       crate::queue::schedules::ScheduleEntry,
+                       crate::queue::build::BuildProgress, crate::queue::build::StateSeen,
+                       crate::queue::build::BuildLine)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

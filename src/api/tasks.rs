@@ -136,7 +136,7 @@ fn is_id_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
 }
 
-fn check_id(id: &str) -> Result<(), ApiError> {
+pub(super) fn check_id(id: &str) -> Result<(), ApiError> {
     if id.is_empty() || id.len() > 128 || !id.chars().all(is_id_char) {
         return Err(ApiError::invalid("id", "not a task id"));
     }

@@ -17,6 +17,7 @@
 //! | `events.rs` | the event stream |
 //! | `limiter.rs` | the cluster-wide Vercel rate limiter |
 //! | `releases.rs` | known-good releases per project (rollback targets) |
+//! | `build.rs` | live build progress of deploy tasks (states seen, build log) |
 //! | `schedules.rs` | recurring tasks: definitions, next ticks, firing due ticks once |
 //!
 //! Each multi-key step is one Lua script, so a crash between two commands can never lose or
@@ -44,7 +45,9 @@
 //! | `control` | hash | operators' pool commands (state, restart generation, concurrency) |
 //! | `releases:<project>`, `...:entries` | list, hash | known-good releases, newest first (50) |
 //! | `schedules`, `schedules:next` | hash, zset | schedule definitions; their next ticks (ms) |
+//! | `build:<id>`, `build:<id>:log` | hash, list | a deploy's states seen and build log (500 lines) |
 
+pub mod build;
 pub mod connect;
 mod control;
 mod events;

@@ -216,7 +216,7 @@ impl CallJob {
 }
 
 /// `operation` label values of the Vercel metrics (one per [`Operation`](super::client::Operation)).
-pub const OPERATION_LABELS: [&str; 8] = [
+pub const OPERATION_LABELS: [&str; 9] = [
     "create_deployment",
     "get_deployment",
     "list_deployments",
@@ -225,6 +225,7 @@ pub const OPERATION_LABELS: [&str; 8] = [
     "rollback",
     "get_user",
     "get_project",
+    "deployment_events",
 ];
 /// `status_class` label values: the HTTP class, `429`, `error` (no answer), or `absent` (a 404 the
 /// caller expects from a lookup: "none yet", not a failure).

@@ -26,11 +26,13 @@ pub enum Operation {
     GetUser,
     /// `GET /v9/projects/{idOrName}`.
     GetProject,
+    /// `GET /v3/deployments/{idOrUrl}/events`.
+    DeploymentEvents,
 }
 
 impl Operation {
     /// Every operation, so metrics can be registered up front.
-    pub const ALL: [Operation; 8] = [
+    pub const ALL: [Operation; 9] = [
         Operation::CreateDeployment,
         Operation::GetDeployment,
         Operation::ListDeployments,
@@ -39,6 +41,7 @@ impl Operation {
         Operation::Rollback,
         Operation::GetUser,
         Operation::GetProject,
+        Operation::DeploymentEvents,
     ];
 
     /// The metrics label.
@@ -52,6 +55,7 @@ impl Operation {
             Operation::Rollback => "rollback",
             Operation::GetUser => "get_user",
             Operation::GetProject => "get_project",
+            Operation::DeploymentEvents => "deployment_events",
         }
     }
 }
@@ -192,6 +196,22 @@ pub fn get_deployment(id_or_url: &str) -> ApiRequest {
         Method::Get,
         format!("/v13/deployments/{}", seg(id_or_url)),
     )
+}
+
+/// A deployment's build log lines after `since_ms` (exclusive), oldest first, at most 100.
+pub fn deployment_events(id: &str, since_ms: Option<i64>) -> ApiRequest {
+    let mut r = ApiRequest::new(
+        Operation::DeploymentEvents,
+        Method::Get,
+        format!("/v3/deployments/{}/events", seg(id)),
+    );
+    r.query.push(("builds".into(), "1".into()));
+    r.query.push(("direction".into(), "forward".into()));
+    r.query.push(("limit".into(), "100".into()));
+    if let Some(since) = since_ms {
+        r.query.push(("since".into(), since.to_string()));
+    }
+    r
 }
 
 /// The latest deployment of a project (optionally of one target).

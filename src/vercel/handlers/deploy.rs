@@ -170,8 +170,12 @@ async fn wait_for_outcome(
     project: &str,
 ) -> Result<Value, TaskError> {
     let started = Instant::now();
+    let task_id = at.record.task_id.to_string();
+    let mut poll = 0u32;
     loop {
+        poll = poll.wrapping_add(1);
         let d: Deployment = fetch(at.api, requests::get_deployment(deployment_id)).await?;
+        super::progress::observe(at.api, at.store, &task_id, &d, poll).await;
         let state = d.ready_state();
         if state.is_final() {
             return finish(at, &d, deployment_id, project).await;

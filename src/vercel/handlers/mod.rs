@@ -5,11 +5,13 @@
 //! `deploy` creates the deployment, stores its id on the task record at once, then polls until
 //! READY / ERROR / CANCELED / BLOCKED (the consumer renews the lease meanwhile). A retried or
 //! reclaimed attempt finds the stored id and resumes polling that deployment: one task never
-//! creates two.
+//! creates two. While it polls, `progress` keeps the states seen and the build log beside the
+//! record.
 
 mod deploy;
 mod git;
 mod operation;
+mod progress;
 
 pub use deploy::{DeployJob, deployment_args};
 pub use git::git_source_from_link;

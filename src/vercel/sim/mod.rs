@@ -12,6 +12,8 @@
 //!   `POST /v1/projects/{projectId}/rollback/{deploymentId}`: 201 with an empty body, 409 unless
 //!   the deployment is READY.
 //! - `GET /v9/projects/{idOrName}`.
+//! - `GET /v3/deployments/{idOrUrl}/events`: the build log so far (`since` in ms, exclusive,
+//!   `limit`, `direction`), lines appearing as the simulated build reaches them.
 //!
 //! A deployment's state follows from its age: QUEUED, BUILDING after 20% of `build_secs`, READY at
 //! `build_secs` (ERROR with `errorCode`/`errorMessage` when the project name starts with `error-`);
@@ -34,11 +36,13 @@
 //!   window (deployments, projects and settings stay).
 
 mod bodies;
+mod build_log;
 mod control;
 mod gate;
 mod routes;
 mod state;
 
+use build_log::deployment_events;
 use control::{sim_faults, sim_reset, sim_stats};
 use gate::track;
 use routes::*;
@@ -178,6 +182,10 @@ fn endpoints(cfg: &mut web::ServiceConfig) {
             web::get().to(get_deployment),
         ))
         .service(api("/v6/deployments", web::get().to(list_deployments)))
+        .service(api(
+            "/v3/deployments/{idOrUrl}/events",
+            web::get().to(deployment_events),
+        ))
         .service(api("/v12/deployments/{id}/cancel", web::patch().to(cancel)))
         .service(api(
             "/v10/projects/{p}/promote/{d}",
