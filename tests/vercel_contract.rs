@@ -26,7 +26,7 @@ fn spec() -> &'static Value {
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/vercel/openapi-subset.json"
         );
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
         let mut doc: Value = serde_json::from_str(&text).expect("the OpenAPI subset is JSON");
         to_json_schema(&mut doc);
         doc
