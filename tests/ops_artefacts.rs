@@ -38,6 +38,7 @@ const ALERTMANAGER: &str = "prometheus/alertmanager.yml";
 const DASHBOARD: &str = "grafana/dashboards/ops-worker.json";
 const PAGERDUTY_RECEIVER: &str = "pagerduty-critical";
 const SLACK_RECEIVER: &str = "slack-ops-agent-alerts";
+const HEARTBEAT_RECEIVER: &str = "heartbeat";
 
 // ------------------------------------------------------------------------------------------------
 // helpers: files, tools, scratch directories
@@ -455,10 +456,13 @@ fn every_alert_has_severity_summary_description_and_runbook() {
     for alert in loaded_rules("alerting") {
         let name = alert_name(alert);
         let severity = alert["labels"]["severity"].as_str().unwrap_or_default();
-        assert!(
-            severity == "critical" || severity == "warning",
-            "{name}: severity {severity:?}"
-        );
+        // The Watchdog is for the dead man's switch, never for a human.
+        let allowed: &[&str] = if name == "Watchdog" {
+            &["none"]
+        } else {
+            &["critical", "warning"]
+        };
+        assert!(allowed.contains(&severity), "{name}: severity {severity:?}");
         let annotations = &alert["annotations"];
         for key in ["summary", "description"] {
             let text = annotations[key].as_str().unwrap_or_default();
@@ -521,13 +525,14 @@ fn alertmanager_config_is_valid_and_holds_no_secret() {
     // amtool does not read *_file secrets: the paths need not exist for the check.
     let out = run_ok(tool("amtool").args(["check-config", ALERTMANAGER]));
     assert!(out.contains("SUCCESS"), "{out}");
-    assert!(out.contains("2 receivers"), "{out}");
-    assert!(out.contains("2 inhibit rules"), "{out}");
+    assert!(out.contains("3 receivers"), "{out}");
+    assert!(out.contains("4 inhibit rules"), "{out}");
     let config = read(ALERTMANAGER);
     for file in [
         "routing_key_file: /etc/alertmanager/secrets/pagerduty_routing_key",
         "api_url_file: /etc/alertmanager/secrets/slack_webhook_url",
         "channel: '#ops-agent-alerts'",
+        "url: http://127.0.0.1:9/heartbeat-url-not-configured # render: HEARTBEAT_URL",
     ] {
         assert!(config.contains(file), "alertmanager.yml lacks {file}");
     }
@@ -570,6 +575,12 @@ fn alertmanager_routes_critical_to_pagerduty_and_slack_warning_to_slack() {
     assert_eq!(critical, format!("{PAGERDUTY_RECEIVER},{SLACK_RECEIVER}"));
     let warning = routed_receivers(&["severity=warning"], &[SLACK_RECEIVER]);
     assert_eq!(warning, SLACK_RECEIVER);
+    // The Watchdog reaches the dead man's switch and nobody else.
+    let watchdog = routed_receivers(
+        &["alertname=Watchdog", "severity=none"],
+        &[HEARTBEAT_RECEIVER],
+    );
+    assert_eq!(watchdog, HEARTBEAT_RECEIVER);
 
     let config = read(ALERTMANAGER);
     let receiver_block = |name: &str| {
@@ -582,6 +593,13 @@ fn alertmanager_routes_critical_to_pagerduty_and_slack_warning_to_slack() {
     assert!(receiver_block(PAGERDUTY_RECEIVER).contains("pagerduty_configs:"));
     assert!(receiver_block(SLACK_RECEIVER).contains("slack_configs:"));
     assert!(!receiver_block(SLACK_RECEIVER).contains("pagerduty_configs:"));
+    assert!(receiver_block(HEARTBEAT_RECEIVER).contains("webhook_configs:"));
+    let heartbeat_route = &config[config.find("alertname=\"Watchdog\"").expect("Watchdog route")..];
+    assert!(
+        heartbeat_route[..heartbeat_route.find("- matchers:").unwrap_or(heartbeat_route.len())]
+            .contains("repeat_interval: 1m"),
+        "the Watchdog route must repeat every minute"
+    );
 }
 
 #[test]
@@ -589,10 +607,10 @@ fn every_alert_reaches_the_receivers_of_its_severity() {
     for alert in loaded_rules("alerting") {
         let name = alert_name(alert);
         let severity = alert["labels"]["severity"].as_str().unwrap_or_default();
-        let expected: &[&str] = if severity == "critical" {
-            &[PAGERDUTY_RECEIVER, SLACK_RECEIVER]
-        } else {
-            &[SLACK_RECEIVER]
+        let expected: &[&str] = match severity {
+            _ if name == "Watchdog" => &[HEARTBEAT_RECEIVER],
+            "critical" => &[PAGERDUTY_RECEIVER, SLACK_RECEIVER],
+            _ => &[SLACK_RECEIVER],
         };
         let labels = [
             format!("alertname={name}"),
@@ -605,6 +623,101 @@ fn every_alert_reaches_the_receivers_of_its_severity() {
             expected.join(","),
             "{name}"
         );
+    }
+}
+
+/// `POST path` with a JSON body on 127.0.0.1:port; true on a 2xx answer.
+fn http_post_json(port: u16, path: &str, body: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let request = format!(
+        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.lines().next().is_some_and(|l| l.contains(" 20"))
+}
+
+/// One incident pages once: a real Alertmanager with `prometheus/alertmanager.yml` receives the
+/// alerts of four incidents (one job each) and reports which ones its inhibit rules silence.
+#[test]
+fn alertmanager_inhibits_the_consequences_of_an_incident() {
+    // (job, alertname, severity, slo, instance, inhibited?)
+    let alerts = [
+        ("pool-down", "WorkerDown", "critical", "", "", false),
+        ("pool-down", "PoolAvailabilityFastBurn", "critical", "pool-availability", "", true),
+        ("pool-down", "HighQueueDepth", "warning", "", "", true),
+        ("failing", "TaskErrorBudgetFastBurn", "critical", "task-success", "", false),
+        ("failing", "TaskErrorBudgetSlowBurn", "warning", "task-success", "", true),
+        ("failing", "HighErrorRate", "warning", "task-success", "", true),
+        ("failing", "DeadLetterGrowing", "warning", "", "", true),
+        ("failing", "HighCPU", "warning", "", "10.0.0.1", false),
+        ("redis", "RedisDown", "critical", "", "", false),
+        ("redis", "WorkerDown", "critical", "", "", true),
+        ("redis", "RedisErrors", "warning", "", "10.0.0.1", true),
+        // another job's fast burn silences nothing here
+        ("other", "TaskErrorBudgetSlowBurn", "warning", "task-success", "", false),
+        ("other", "PoolAvailabilitySlowBurn", "warning", "pool-availability", "", false),
+    ];
+    let scratch = Scratch::new("alertmanager");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let child = tool("prometheus-alertmanager")
+        .arg(format!("--config.file={}", root().join(ALERTMANAGER).display()))
+        .arg(format!("--storage.path={}", scratch.0.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .arg("--log.level=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start alertmanager");
+    let _server = KillOnDrop(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http_get(port, "/-/ready").is_none() {
+        assert!(Instant::now() < deadline, "alertmanager not ready after 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let body: Vec<Value> = alerts
+        .iter()
+        .map(|(job, name, severity, slo, instance, _)| {
+            let mut labels = serde_json::json!({"alertname": name, "severity": severity, "job": job});
+            for (key, value) in [("slo", slo), ("instance", instance)] {
+                if !value.is_empty() {
+                    labels[key] = Value::from(*value);
+                }
+            }
+            serde_json::json!({"labels": labels, "annotations": {"summary": "test"}})
+        })
+        .collect();
+    let body = Value::Array(body).to_string();
+    assert!(http_post_json(port, "/api/v2/alerts", &body), "POST /api/v2/alerts failed");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        let listed: Vec<Value> = http_get(port, "/api/v2/alerts")
+            .and_then(|b| serde_json::from_str(&b).ok())
+            .unwrap_or_default();
+        if listed.len() == alerts.len() {
+            break listed;
+        }
+        assert!(Instant::now() < deadline, "alertmanager lists {listed:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for (job, name, _, _, _, inhibited) in alerts {
+        let alert = answer
+            .iter()
+            .find(|a| a["labels"]["job"] == job && a["labels"]["alertname"] == name)
+            .unwrap_or_else(|| panic!("{job}/{name} not listed"));
+        let by = alert["status"]["inhibitedBy"].as_array().map_or(0, Vec::len);
+        assert_eq!(by > 0, inhibited, "{job}/{name}: {}", alert["status"]);
     }
 }
 
