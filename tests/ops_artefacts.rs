@@ -2,14 +2,16 @@
 //! dashboard, the metrics reference), proven with the real tools rather than by reading them:
 //!
 //! - `prometheus/prometheus.yml` and `prometheus/rules/*.yml` pass `promtool check`, and the rule unit
-//!   tests (`prometheus/tests/ops-worker.test.yml`) pass `promtool test rules` and show every alert
-//!   firing and not firing;
+//!   tests pass `promtool test rules`: `prometheus/tests/ops-worker.test.yml` shows every alert
+//!   firing and not firing, `prometheus/tests/week.test.yml` replays a week at 15 s scrapes and
+//!   probes every page at every probe time;
 //! - a real `prometheus` loads the rules; from its `/api/v1/rules` answer every alert is checked for
 //!   severity, summary, description and a runbook_url whose anchor is a heading of
 //!   `docs/runbooks.md`, and routed through `amtool config routes test`;
 //! - `prometheus/alertmanager.yml` passes `amtool check-config` (it holds no secret: PagerDuty and
 //!   Slack credentials are `*_file` paths, which amtool does not need to exist) and routes critical
-//!   alerts to PagerDuty and Slack, warnings to Slack only;
+//!   alerts to PagerDuty and Slack, warnings to Slack only, the Watchdog to the heartbeat; a real
+//!   Alertmanager applies its inhibit rules so one incident pages once;
 //! - every query of `grafana/dashboards/ops-worker.json` parses (`promtool check rules` on a
 //!   generated rule file), uses the `${ds}` / `$instance` variables and aggregates queue-wide gauges
 //!   with `max`;
@@ -33,7 +35,10 @@ const INSTALL_HINT: &str = "apt-get install -y prometheus prometheus-alertmanage
 const RUNBOOK_URL_PREFIX: &str =
     "https://github.com/ops-worker/ops-worker/blob/main/docs/runbooks.md#";
 const RULES: &str = "prometheus/rules/ops-worker.yml";
+/// One scenario per alert.
 const RULE_TESTS: &str = "prometheus/tests/ops-worker.test.yml";
+/// A replayed week at the production scrape interval: exactly the expected pages.
+const WEEK_TEST: &str = "prometheus/tests/week.test.yml";
 const ALERTMANAGER: &str = "prometheus/alertmanager.yml";
 const DASHBOARD: &str = "grafana/dashboards/ops-worker.json";
 const PAGERDUTY_RECEIVER: &str = "pagerduty-critical";
@@ -381,11 +386,15 @@ fn prometheus_config_is_valid_and_loads_the_rules() {
     assert!(out.contains("SUCCESS: 1 rule files found"), "{out}");
     let config = read("prometheus/prometheus.yml");
     for needle in [
-        "ops-worker-pool-discovery",
+        "ops-worker-pool-discovery # render: POOL_DISCOVERY",
         "job_name: ops-worker",
         "job_name: ops-worker-local",
         "localhost:8080",
-        "alertmanager:9093",
+        "alertmanager:9093 # render: ALERTMANAGER_HOSTPORT",
+        "job_name: prometheus",
+        "job_name: alertmanager",
+        "target_label: environment",
+        "environment: development",
     ] {
         assert!(config.contains(needle), "prometheus.yml lacks {needle}");
     }
@@ -402,6 +411,59 @@ fn alert_rules_are_valid() {
 #[test]
 fn alert_rule_unit_tests_pass() {
     let out = run_ok(tool("promtool").args(["test", "rules", RULE_TESTS]));
+    assert!(out.contains("SUCCESS"), "{out}");
+    assert!(!out.contains("FAILED"), "{out}");
+}
+
+/// The replayed week: 15 s scrapes, quiet nights, bursts, deploy waves, a scale-out, a scrape gap,
+/// a deliberate stop and two incidents; every page is probed at every probe time.
+#[test]
+fn a_replayed_week_pages_exactly_for_the_two_incidents() {
+    let week = read(WEEK_TEST);
+    assert!(week.contains("    interval: 15s\n"), "{WEEK_TEST}: not at 15 s");
+    let pages: Vec<&str> = loaded_rules("alerting")
+        .into_iter()
+        .filter(|a| a["labels"]["severity"] == "critical")
+        .map(alert_name)
+        .collect();
+    assert!(pages.len() >= 3, "pages: {pages:?}");
+    // Every probe time checks every page, and the two incidents page.
+    let mut probes: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    let mut firing = BTreeSet::new();
+    let lines: Vec<&str> = week.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(at) = line.split("eval_time: ").nth(1) else {
+            continue;
+        };
+        let at = at.split([',', ' ']).next().unwrap_or_default().to_string();
+        // `- {eval_time: .., alertname: .., exp_alerts: []}` on one line, or a block whose next
+        // lines are `alertname:` and `exp_alerts:` with its `- exp_labels:` entries.
+        let entry = if line.contains("alertname:") {
+            line.to_string()
+        } else {
+            lines[i + 1..(i + 4).min(lines.len())].join("\n")
+        };
+        let Some(name) = pages
+            .iter()
+            .find(|p| entry.contains(&format!("alertname: {p},")) || entry.contains(&format!("alertname: {p}\n")))
+        else {
+            continue;
+        };
+        if entry.contains("exp_labels:") {
+            firing.insert(*name);
+        }
+        probes.entry(at).or_default().insert(name);
+    }
+    assert!(probes.len() >= 30, "only {} probe times", probes.len());
+    for (at, probed) in &probes {
+        for page in &pages {
+            assert!(probed.contains(page), "{WEEK_TEST}: {page} not probed at {at}");
+        }
+    }
+    for page in ["WorkerDown", "TaskErrorBudgetFastBurn", "PoolAvailabilityFastBurn"] {
+        assert!(firing.contains(page), "{WEEK_TEST}: {page} never pages");
+    }
+    let out = run_ok(tool("promtool").args(["test", "rules", WEEK_TEST]));
     assert!(out.contains("SUCCESS"), "{out}");
     assert!(!out.contains("FAILED"), "{out}");
 }
@@ -435,16 +497,17 @@ fn every_alert_is_unit_tested_firing_and_not_firing() {
         .map(alert_name)
         .collect();
     assert!(
-        alerts.len() >= 11,
-        "expected the guide's alerts, got {alerts:?}"
+        alerts.len() >= 20,
+        "expected the guide's alerts, the objectives and the meta-alerts, got {alerts:?}"
     );
     for alert in alerts {
         assert!(
             firing.contains(alert),
             "{RULE_TESTS}: no test shows {alert} firing"
         );
+        // The Watchdog fires always, by design.
         assert!(
-            silent.contains(alert),
+            silent.contains(alert) || alert == "Watchdog",
             "{RULE_TESTS}: no test shows {alert} not firing"
         );
     }
@@ -494,15 +557,25 @@ fn the_guides_thresholds_all_have_an_alert() {
         .map(|a| (alert_name(a), a))
         .collect();
     for (name, threshold, severity) in [
-        ("WorkerDown", "running", "critical"),
+        // "Worker Down — status != running": a page when no pool instance can work, a warning
+        // for an instance's pool in another status (a deliberate stop among them)
+        ("WorkerDown", "== 0", "critical"),
+        ("PoolNotRunning", "stopped|stopping|error", "warning"),
         ("HighQueueDepth", "> 100", "warning"),
-        ("HighErrorRate", "> 0.05", "critical"),
+        // "Failed tasks < 5%": the objective, its fast burn pages, the 5% itself is a ticket
+        ("TaskErrorBudgetFastBurn", "(14.4 * 0.05)", "critical"),
+        ("TaskErrorBudgetSlowBurn", "(6 * 0.05)", "warning"),
+        ("HighErrorRate", "> 0.05", "warning"),
         ("HighCPU", "> 0.8", "warning"),
         ("HighMemory", "> 0.8", "warning"),
-        ("TooManyProcessing", "> 10", "warning"),
+        // "Processing tasks < 10" became saturation (the recording rule keeps the count)
+        ("PoolSaturated", "> 0.9", "warning"),
         ("SlowTask", "> 300", "warning"),
         ("RedisErrors", "> 0", "warning"),
         ("VercelApiErrors", "> 0.01", "warning"),
+        // "Uptime > 99%": the objective
+        ("PoolAvailabilityFastBurn", "(14.4 * 0.01)", "critical"),
+        ("PoolAvailabilitySlowBurn", "(6 * 0.01)", "warning"),
         ("UptimeBelowObjective", "< 0.99", "warning"),
     ] {
         let alert = alerts
@@ -514,6 +587,17 @@ fn the_guides_thresholds_all_have_an_alert() {
             "{name}: {query} lacks {threshold}"
         );
         assert_eq!(alert["labels"]["severity"], severity, "{name}");
+    }
+    let recorded: BTreeSet<&str> = loaded_rules("recording")
+        .into_iter()
+        .map(alert_name)
+        .collect();
+    for record in [
+        "job:ops_worker_queue_in_flight:max",
+        "job:ops_worker_tasks_error_ratio:rate5m",
+        "job:ops_worker_pool_availability:ratio3d",
+    ] {
+        assert!(recorded.contains(record), "no recording rule {record}");
     }
 }
 
