@@ -366,11 +366,14 @@ fn dashboard_queries(dashboard: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// A dashboard query as Prometheus would receive it for "all instances".
+/// A dashboard query as Prometheus would receive it for "all instances" of the production job.
 fn substitute_variables(expr: &str) -> String {
     expr.replace("${instance}", ".*")
         .replace("$instance", ".*")
+        .replace("$job", "ops-worker")
+        .replace("$environment", "production")
         .replace("$__rate_interval", "5m")
+        .replace("$__range", "6h")
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -420,7 +423,10 @@ fn alert_rule_unit_tests_pass() {
 #[test]
 fn a_replayed_week_pages_exactly_for_the_two_incidents() {
     let week = read(WEEK_TEST);
-    assert!(week.contains("    interval: 15s\n"), "{WEEK_TEST}: not at 15 s");
+    assert!(
+        week.contains("    interval: 15s\n"),
+        "{WEEK_TEST}: not at 15 s"
+    );
     let pages: Vec<&str> = loaded_rules("alerting")
         .into_iter()
         .filter(|a| a["labels"]["severity"] == "critical")
@@ -443,10 +449,10 @@ fn a_replayed_week_pages_exactly_for_the_two_incidents() {
         } else {
             lines[i + 1..(i + 4).min(lines.len())].join("\n")
         };
-        let Some(name) = pages
-            .iter()
-            .find(|p| entry.contains(&format!("alertname: {p},")) || entry.contains(&format!("alertname: {p}\n")))
-        else {
+        let Some(name) = pages.iter().find(|p| {
+            entry.contains(&format!("alertname: {p},"))
+                || entry.contains(&format!("alertname: {p}\n"))
+        }) else {
             continue;
         };
         if entry.contains("exp_labels:") {
@@ -457,10 +463,17 @@ fn a_replayed_week_pages_exactly_for_the_two_incidents() {
     assert!(probes.len() >= 30, "only {} probe times", probes.len());
     for (at, probed) in &probes {
         for page in &pages {
-            assert!(probed.contains(page), "{WEEK_TEST}: {page} not probed at {at}");
+            assert!(
+                probed.contains(page),
+                "{WEEK_TEST}: {page} not probed at {at}"
+            );
         }
     }
-    for page in ["WorkerDown", "TaskErrorBudgetFastBurn", "PoolAvailabilityFastBurn"] {
+    for page in [
+        "WorkerDown",
+        "TaskErrorBudgetFastBurn",
+        "PoolAvailabilityFastBurn",
+    ] {
         assert!(firing.contains(page), "{WEEK_TEST}: {page} never pages");
     }
     let out = run_ok(tool("promtool").args(["test", "rules", WEEK_TEST]));
@@ -678,9 +691,13 @@ fn alertmanager_routes_critical_to_pagerduty_and_slack_warning_to_slack() {
     assert!(receiver_block(SLACK_RECEIVER).contains("slack_configs:"));
     assert!(!receiver_block(SLACK_RECEIVER).contains("pagerduty_configs:"));
     assert!(receiver_block(HEARTBEAT_RECEIVER).contains("webhook_configs:"));
-    let heartbeat_route = &config[config.find("alertname=\"Watchdog\"").expect("Watchdog route")..];
+    let heartbeat_route = &config[config
+        .find("alertname=\"Watchdog\"")
+        .expect("Watchdog route")..];
     assert!(
-        heartbeat_route[..heartbeat_route.find("- matchers:").unwrap_or(heartbeat_route.len())]
+        heartbeat_route[..heartbeat_route
+            .find("- matchers:")
+            .unwrap_or(heartbeat_route.len())]
             .contains("repeat_interval: 1m"),
         "the Watchdog route must repeat every minute"
     );
@@ -735,19 +752,61 @@ fn alertmanager_inhibits_the_consequences_of_an_incident() {
     // (job, alertname, severity, slo, instance, inhibited?)
     let alerts = [
         ("pool-down", "WorkerDown", "critical", "", "", false),
-        ("pool-down", "PoolAvailabilityFastBurn", "critical", "pool-availability", "", true),
+        (
+            "pool-down",
+            "PoolAvailabilityFastBurn",
+            "critical",
+            "pool-availability",
+            "",
+            true,
+        ),
         ("pool-down", "HighQueueDepth", "warning", "", "", true),
-        ("failing", "TaskErrorBudgetFastBurn", "critical", "task-success", "", false),
-        ("failing", "TaskErrorBudgetSlowBurn", "warning", "task-success", "", true),
-        ("failing", "HighErrorRate", "warning", "task-success", "", true),
+        (
+            "failing",
+            "TaskErrorBudgetFastBurn",
+            "critical",
+            "task-success",
+            "",
+            false,
+        ),
+        (
+            "failing",
+            "TaskErrorBudgetSlowBurn",
+            "warning",
+            "task-success",
+            "",
+            true,
+        ),
+        (
+            "failing",
+            "HighErrorRate",
+            "warning",
+            "task-success",
+            "",
+            true,
+        ),
         ("failing", "DeadLetterGrowing", "warning", "", "", true),
         ("failing", "HighCPU", "warning", "", "10.0.0.1", false),
         ("redis", "RedisDown", "critical", "", "", false),
         ("redis", "WorkerDown", "critical", "", "", true),
         ("redis", "RedisErrors", "warning", "", "10.0.0.1", true),
         // another job's fast burn silences nothing here
-        ("other", "TaskErrorBudgetSlowBurn", "warning", "task-success", "", false),
-        ("other", "PoolAvailabilitySlowBurn", "warning", "pool-availability", "", false),
+        (
+            "other",
+            "TaskErrorBudgetSlowBurn",
+            "warning",
+            "task-success",
+            "",
+            false,
+        ),
+        (
+            "other",
+            "PoolAvailabilitySlowBurn",
+            "warning",
+            "pool-availability",
+            "",
+            false,
+        ),
     ];
     let scratch = Scratch::new("alertmanager");
     let port = TcpListener::bind("127.0.0.1:0")
@@ -755,8 +814,14 @@ fn alertmanager_inhibits_the_consequences_of_an_incident() {
         .map(|a| a.port())
         .expect("free port");
     let child = tool("prometheus-alertmanager")
-        .arg(format!("--config.file={}", root().join(ALERTMANAGER).display()))
-        .arg(format!("--storage.path={}", scratch.0.join("data").display()))
+        .arg(format!(
+            "--config.file={}",
+            root().join(ALERTMANAGER).display()
+        ))
+        .arg(format!(
+            "--storage.path={}",
+            scratch.0.join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--cluster.listen-address=")
         .arg("--log.level=warn")
@@ -767,13 +832,17 @@ fn alertmanager_inhibits_the_consequences_of_an_incident() {
     let _server = KillOnDrop(child);
     let deadline = Instant::now() + Duration::from_secs(30);
     while http_get(port, "/-/ready").is_none() {
-        assert!(Instant::now() < deadline, "alertmanager not ready after 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "alertmanager not ready after 30 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let body: Vec<Value> = alerts
         .iter()
         .map(|(job, name, severity, slo, instance, _)| {
-            let mut labels = serde_json::json!({"alertname": name, "severity": severity, "job": job});
+            let mut labels =
+                serde_json::json!({"alertname": name, "severity": severity, "job": job});
             for (key, value) in [("slo", slo), ("instance", instance)] {
                 if !value.is_empty() {
                     labels[key] = Value::from(*value);
@@ -783,7 +852,10 @@ fn alertmanager_inhibits_the_consequences_of_an_incident() {
         })
         .collect();
     let body = Value::Array(body).to_string();
-    assert!(http_post_json(port, "/api/v2/alerts", &body), "POST /api/v2/alerts failed");
+    assert!(
+        http_post_json(port, "/api/v2/alerts", &body),
+        "POST /api/v2/alerts failed"
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     let answer = loop {
         let listed: Vec<Value> = http_get(port, "/api/v2/alerts")
@@ -800,7 +872,9 @@ fn alertmanager_inhibits_the_consequences_of_an_incident() {
             .iter()
             .find(|a| a["labels"]["job"] == job && a["labels"]["alertname"] == name)
             .unwrap_or_else(|| panic!("{job}/{name} not listed"));
-        let by = alert["status"]["inhibitedBy"].as_array().map_or(0, Vec::len);
+        let by = alert["status"]["inhibitedBy"]
+            .as_array()
+            .map_or(0, Vec::len);
         assert_eq!(by > 0, inhibited, "{job}/{name}: {}", alert["status"]);
     }
 }
@@ -859,11 +933,27 @@ fn dashboard_uses_the_datasource_and_instance_variables() {
     let ds = variable("ds");
     assert_eq!(ds["type"], "datasource");
     assert_eq!(ds["query"], "prometheus");
+    // environment -> job -> instance, each narrowing the next; production by default, so the
+    // development job (environment="development") stays out.
+    let environment = variable("environment");
+    assert_eq!(
+        environment["definition"],
+        "label_values(ops_worker_up, environment)"
+    );
+    assert_eq!(environment["current"]["value"], "production");
+    assert_eq!(environment["includeAll"], false);
+    let job = variable("job");
+    assert_eq!(
+        job["definition"],
+        r#"label_values(ops_worker_up{environment=~"$environment"}, job)"#
+    );
+    // "All" expands to the listed jobs (a `.*` would take in Prometheus's own `up` series).
+    assert!(job["allValue"].is_null(), "{job}");
     let instance = variable("instance");
     assert_eq!(instance["type"], "query");
     assert_eq!(
         instance["definition"],
-        "label_values(ops_worker_up, instance)"
+        r#"label_values(ops_worker_up{job=~"$job", environment=~"$environment"}, instance)"#
     );
     assert_eq!(instance["multi"], true);
     assert_eq!(instance["includeAll"], true);
@@ -883,32 +973,62 @@ fn dashboard_uses_the_datasource_and_instance_variables() {
     }
 }
 
-/// Per-instance series are filtered by `$instance`, queue-wide gauges are aggregated with `max`,
-/// and rates use `$__rate_interval`.
+/// Every series is filtered by `$job` and `$environment` (recorded `job:` series, which keep only
+/// `job`, by `$job`), per-instance series by `$instance`, queue-wide gauges are aggregated with
+/// `max`; no count changes with the zoom: rates use `$__rate_interval`, counts (`increase`) a
+/// fixed window or the whole range (`$__range`).
 #[test]
 fn dashboard_queries_follow_the_aggregation_rule() {
     let documented = documented_metrics();
+    let filters = [r#"job=~"$job""#, r#"environment=~"$environment""#];
     for (title, ref_id, expr) in dashboard_queries(&dashboard()) {
         let at = format!("panel {title:?} {ref_id}: {expr}");
-        for (pos, metric) in metric_names(&expr, &["ops_worker_", "process_"]) {
+        for (pos, metric) in metric_names(&expr, &["ops_worker_", "process_", "up"]) {
+            if metric != "up"
+                && !metric.starts_with("ops_worker_")
+                && !metric.starts_with("process_")
+            {
+                continue;
+            }
+            let matchers = matchers_after(&expr, pos, metric.len());
+            for filter in filters {
+                assert!(matchers.contains(filter), "{at}: {metric} needs {filter}");
+            }
             let scope = documented.get(&metric).map(String::as_str);
             if scope == Some("queue") {
                 assert!(is_max_aggregated(&expr, pos), "{at}: {metric} needs max");
-            } else {
-                let matchers = matchers_after(&expr, pos, metric.len());
+            } else if metric != "up" {
                 assert!(
                     matchers.contains(r#"instance=~"$instance""#),
                     "{at}: {metric} needs instance=~\"$instance\""
                 );
             }
         }
+        for (pos, recorded) in identifiers(&expr)
+            .into_iter()
+            .filter(|(_, id)| id.starts_with("job:"))
+        {
+            let matchers = matchers_after(&expr, pos, recorded.len());
+            assert!(
+                matchers.contains(filters[0]),
+                "{at}: {recorded} needs {}",
+                filters[0]
+            );
+        }
         for function in ["rate(", "increase("] {
             for (i, _) in expr.match_indices(function) {
                 let window = expr[i..]
                     .split('[')
                     .nth(1)
-                    .and_then(|w| w.split(']').next());
-                assert_eq!(window, Some("$__rate_interval"), "{at}");
+                    .and_then(|w| w.split(']').next())
+                    .unwrap_or_default();
+                let fixed =
+                    window.ends_with('m') && window[..window.len() - 1].parse::<u32>().is_ok();
+                let ok = match function {
+                    "rate(" => window == "$__rate_interval" || fixed,
+                    _ => window == "$__range" || fixed,
+                };
+                assert!(ok, "{at}: {function}..[{window}] changes with the zoom");
             }
         }
     }
