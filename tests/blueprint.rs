@@ -263,6 +263,49 @@ fn entrypoints_refuse_to_start_without_their_settings() {
             .contains("no pagerduty_routing_key: set PAGERDUTY_ROUTING_KEY"),
         "{out:?}"
     );
+
+    // The dead man's switch URL: rendered into the heartbeat receiver when it is a plain http(s)
+    // URL (the file stays private), refused otherwise.
+    let alertmanager_with_heartbeat = |url: &str| {
+        Command::new("sh")
+            .arg(root().join("deploy/alertmanager/entrypoint.sh"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ALERTMANAGER_HOME", &am.0)
+            .env("SECRET_FILES_DIR", am.0.join("no-secret-files"))
+            .env("ALERTMANAGER_BIN", "true")
+            .env("SLACK_WEBHOOK_URL", "https://hooks.slack.invalid/x")
+            .env("PAGERDUTY_ROUTING_KEY", "test-routing-key")
+            .env("HEARTBEAT_URL", url)
+            .output()
+            .unwrap()
+    };
+    let url = "https://hc-ping.invalid/0f1e2d3c-check?rid=a&b=1";
+    let out = alertmanager_with_heartbeat(url);
+    assert!(out.status.success(), "{out:?}");
+    let rendered = std::fs::read_to_string(am.0.join("alertmanager.rendered.yml")).unwrap();
+    assert!(
+        rendered.contains(&format!("- url: {url} # render: HEARTBEAT_URL\n")),
+        "{rendered}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(url),
+        "{out:?}"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(am.0.join("alertmanager.rendered.yml"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "rendered configuration readable by others");
+    for bad in ["ftp://hc-ping.invalid/x", "https://hc-ping.invalid/a b|c"] {
+        let out = alertmanager_with_heartbeat(bad);
+        assert!(!out.status.success(), "{bad}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("heartbeat URL"),
+            "{out:?}"
+        );
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
