@@ -13,8 +13,9 @@
 //!   alerts to PagerDuty and Slack, warnings to Slack only, the Watchdog to the heartbeat; a real
 //!   Alertmanager applies its inhibit rules so one incident pages once;
 //! - every query of `grafana/dashboards/ops-worker.json` parses (`promtool check rules` on a
-//!   generated rule file), uses the `${ds}` / `$instance` variables and aggregates queue-wide gauges
-//!   with `max`;
+//!   generated rule file), uses the `${ds}`, `$environment`, `$job` and `$instance` variables,
+//!   aggregates queue-wide gauges with `max` and counts over a fixed window or `$__range`, never
+//!   one that changes with the zoom;
 //! - every `ops_worker_*` metric used by the rules and the dashboard is documented in
 //!   `docs/metrics.md`, and the dashboard shows every documented metric.
 //!
