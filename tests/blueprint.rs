@@ -263,9 +263,13 @@ fn entrypoints_refuse_to_start_without_their_settings() {
             .contains("no pagerduty_routing_key: set PAGERDUTY_ROUTING_KEY"),
         "{out:?}"
     );
+}
 
-    // The dead man's switch URL: rendered into the heartbeat receiver when it is a plain http(s)
-    // URL (the file stays private), refused otherwise.
+/// The dead man's switch URL: rendered into the heartbeat receiver when it is a plain http(s) URL
+/// (the file stays private and the URL out of the log), refused otherwise.
+#[test]
+fn alertmanager_entrypoint_renders_the_heartbeat_url() {
+    let am = ScratchLayout::alertmanager();
     let alertmanager_with_heartbeat = |url: &str| {
         Command::new("sh")
             .arg(root().join("deploy/alertmanager/entrypoint.sh"))

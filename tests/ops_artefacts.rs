@@ -746,70 +746,9 @@ fn http_post_json(port: u16, path: &str, body: &str) -> bool {
     answer.lines().next().is_some_and(|l| l.contains(" 20"))
 }
 
-/// One incident pages once: a real Alertmanager with `prometheus/alertmanager.yml` receives the
-/// alerts of four incidents (one job each) and reports which ones its inhibit rules silence.
-#[test]
-fn alertmanager_inhibits_the_consequences_of_an_incident() {
-    // (job, alertname, severity, slo, instance, inhibited?)
-    let alerts = [
-        ("pool-down", "WorkerDown", "critical", "", "", false),
-        (
-            "pool-down",
-            "PoolAvailabilityFastBurn",
-            "critical",
-            "pool-availability",
-            "",
-            true,
-        ),
-        ("pool-down", "HighQueueDepth", "warning", "", "", true),
-        (
-            "failing",
-            "TaskErrorBudgetFastBurn",
-            "critical",
-            "task-success",
-            "",
-            false,
-        ),
-        (
-            "failing",
-            "TaskErrorBudgetSlowBurn",
-            "warning",
-            "task-success",
-            "",
-            true,
-        ),
-        (
-            "failing",
-            "HighErrorRate",
-            "warning",
-            "task-success",
-            "",
-            true,
-        ),
-        ("failing", "DeadLetterGrowing", "warning", "", "", true),
-        ("failing", "HighCPU", "warning", "", "10.0.0.1", false),
-        ("redis", "RedisDown", "critical", "", "", false),
-        ("redis", "WorkerDown", "critical", "", "", true),
-        ("redis", "RedisErrors", "warning", "", "10.0.0.1", true),
-        // another job's fast burn silences nothing here
-        (
-            "other",
-            "TaskErrorBudgetSlowBurn",
-            "warning",
-            "task-success",
-            "",
-            false,
-        ),
-        (
-            "other",
-            "PoolAvailabilitySlowBurn",
-            "warning",
-            "pool-availability",
-            "",
-            false,
-        ),
-    ];
-    let scratch = Scratch::new("alertmanager");
+/// A real Alertmanager with `prometheus/alertmanager.yml` on a free port, ready; its receivers'
+/// secret files do not exist, so nothing is ever delivered.
+fn start_alertmanager(scratch: &Scratch) -> (KillOnDrop, u16) {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -830,7 +769,7 @@ fn alertmanager_inhibits_the_consequences_of_an_incident() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start alertmanager");
-    let _server = KillOnDrop(child);
+    let server = KillOnDrop(child);
     let deadline = Instant::now() + Duration::from_secs(30);
     while http_get(port, "/-/ready").is_none() {
         assert!(
@@ -839,6 +778,95 @@ fn alertmanager_inhibits_the_consequences_of_an_incident() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    (server, port)
+}
+
+/// Posts alerts (a JSON array) and polls `GET /api/v2/alerts` until it lists `count` of them.
+fn post_and_list_alerts(port: u16, body: &str, count: usize) -> Vec<Value> {
+    assert!(
+        http_post_json(port, "/api/v2/alerts", body),
+        "POST /api/v2/alerts failed"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed: Vec<Value> = http_get(port, "/api/v2/alerts")
+            .and_then(|b| serde_json::from_str(&b).ok())
+            .unwrap_or_default();
+        if listed.len() == count {
+            return listed;
+        }
+        assert!(Instant::now() < deadline, "alertmanager lists {listed:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Alerts of four incidents, one job each: (job, alertname, severity, slo, instance, inhibited?).
+const INCIDENTS: [(&str, &str, &str, &str, &str, bool); 13] = [
+    ("pool-down", "WorkerDown", "critical", "", "", false),
+    (
+        "pool-down",
+        "PoolAvailabilityFastBurn",
+        "critical",
+        "pool-availability",
+        "",
+        true,
+    ),
+    ("pool-down", "HighQueueDepth", "warning", "", "", true),
+    (
+        "failing",
+        "TaskErrorBudgetFastBurn",
+        "critical",
+        "task-success",
+        "",
+        false,
+    ),
+    (
+        "failing",
+        "TaskErrorBudgetSlowBurn",
+        "warning",
+        "task-success",
+        "",
+        true,
+    ),
+    (
+        "failing",
+        "HighErrorRate",
+        "warning",
+        "task-success",
+        "",
+        true,
+    ),
+    ("failing", "DeadLetterGrowing", "warning", "", "", true),
+    ("failing", "HighCPU", "warning", "", "10.0.0.1", false),
+    ("redis", "RedisDown", "critical", "", "", false),
+    ("redis", "WorkerDown", "critical", "", "", true),
+    ("redis", "RedisErrors", "warning", "", "10.0.0.1", true),
+    // another job's fast burn silences nothing here
+    (
+        "other",
+        "TaskErrorBudgetSlowBurn",
+        "warning",
+        "task-success",
+        "",
+        false,
+    ),
+    (
+        "other",
+        "PoolAvailabilitySlowBurn",
+        "warning",
+        "pool-availability",
+        "",
+        false,
+    ),
+];
+
+/// One incident pages once: a real Alertmanager with `prometheus/alertmanager.yml` receives the
+/// alerts of four incidents (one job each) and reports which ones its inhibit rules silence.
+#[test]
+fn alertmanager_inhibits_the_consequences_of_an_incident() {
+    let alerts = INCIDENTS;
+    let scratch = Scratch::new("alertmanager");
+    let (_server, port) = start_alertmanager(&scratch);
     let body: Vec<Value> = alerts
         .iter()
         .map(|(job, name, severity, slo, instance, _)| {
@@ -852,32 +880,40 @@ fn alertmanager_inhibits_the_consequences_of_an_incident() {
             serde_json::json!({"labels": labels, "annotations": {"summary": "test"}})
         })
         .collect();
-    let body = Value::Array(body).to_string();
-    assert!(
-        http_post_json(port, "/api/v2/alerts", &body),
-        "POST /api/v2/alerts failed"
-    );
+    let mut answer = post_and_list_alerts(port, &Value::Array(body).to_string(), alerts.len());
+    // The inhibitor learns of the source alerts asynchronously: poll until every alert shows the
+    // expected state, then report the ones that still differ.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let answer = loop {
-        let listed: Vec<Value> = http_get(port, "/api/v2/alerts")
+    loop {
+        let wrong = wrongly_inhibited(&answer);
+        if wrong.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "inhibition differs: {wrong:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+        answer = http_get(port, "/api/v2/alerts")
             .and_then(|b| serde_json::from_str(&b).ok())
             .unwrap_or_default();
-        if listed.len() == alerts.len() {
-            break listed;
-        }
-        assert!(Instant::now() < deadline, "alertmanager lists {listed:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    for (job, name, _, _, _, inhibited) in alerts {
-        let alert = answer
-            .iter()
-            .find(|a| a["labels"]["job"] == job && a["labels"]["alertname"] == name)
-            .unwrap_or_else(|| panic!("{job}/{name} not listed"));
-        let by = alert["status"]["inhibitedBy"]
-            .as_array()
-            .map_or(0, Vec::len);
-        assert_eq!(by > 0, inhibited, "{job}/{name}: {}", alert["status"]);
     }
+}
+
+/// The incidents' alerts whose inhibition in Alertmanager's answer is not the expected one.
+fn wrongly_inhibited(answer: &[Value]) -> Vec<String> {
+    INCIDENTS
+        .iter()
+        .filter_map(|(job, name, _, _, _, inhibited)| {
+            let Some(alert) = answer
+                .iter()
+                .find(|a| a["labels"]["job"] == *job && a["labels"]["alertname"] == *name)
+            else {
+                return Some(format!("{job}/{name} not listed"));
+            };
+            let by = alert["status"]["inhibitedBy"]
+                .as_array()
+                .map_or(0, Vec::len);
+            ((by > 0) != *inhibited).then(|| format!("{job}/{name}: {}", alert["status"]))
+        })
+        .collect()
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -82,13 +82,7 @@ async fn every_dashboard_query_and_rule_expression_returns_data_from_live_worker
         )
         .await;
 
-    // A maxmemory, so the Redis memory ratio (and RedisMemoryNearLimit's expression) has a value.
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg("1gb")
-        .query(&mut redis.conn())
-        .expect("CONFIG SET maxmemory");
+    set_maxmemory(&redis);
     let store = store(&redis.url(), queue);
     submit_load(&store).await;
     wait_for_queue_to_settle(&store).await;
@@ -205,6 +199,16 @@ async fn wait_for_queue_to_settle(store: &ops_worker::queue::QueueStore) {
         },
     )
     .await;
+}
+
+/// A maxmemory, so the Redis memory ratio (and RedisMemoryNearLimit's expression) has a value.
+fn set_maxmemory(redis: &RedisServer) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1gb")
+        .query(&mut redis.conn())
+        .expect("CONFIG SET maxmemory");
 }
 
 /// The settled queue as Prometheus must see it (gauges are sampled every 5 s, then scraped).
