@@ -69,7 +69,8 @@ async fn blueprint_monitoring_stack_runs_as_rendered() {
     ])
     .await;
 
-    // The rendered file: the template with exactly the five marked values replaced.
+    // The rendered file: the template with exactly the six marked lines replaced (Alertmanager's
+    // host:port twice: where alerts go and the scrape target of the meta-alerts).
     let template = std::fs::read_to_string(root().join("prometheus/prometheus.yml")).unwrap();
     let rendered = std::fs::read_to_string(prometheus.dir.join("prometheus.yml")).unwrap();
     let changed: Vec<(&str, &str)> = template
@@ -78,7 +79,7 @@ async fn blueprint_monitoring_stack_runs_as_rendered() {
         .filter(|(a, b)| a != b)
         .collect();
     assert_eq!(template.lines().count(), rendered.lines().count());
-    assert_eq!(changed.len(), 5, "{changed:#?}");
+    assert_eq!(changed.len(), 6, "{changed:#?}");
     for (line, value) in [
         (
             "# render: POOL_DISCOVERY",
@@ -267,6 +268,53 @@ fn entrypoints_refuse_to_start_without_their_settings() {
             .contains("no pagerduty_routing_key: set PAGERDUTY_ROUTING_KEY"),
         "{out:?}"
     );
+}
+
+/// The dead man's switch URL: rendered into the heartbeat receiver when it is a plain http(s) URL
+/// (the file stays private and the URL out of the log), refused otherwise.
+#[test]
+fn alertmanager_entrypoint_renders_the_heartbeat_url() {
+    let am = ScratchLayout::alertmanager();
+    let alertmanager_with_heartbeat = |url: &str| {
+        Command::new("sh")
+            .arg(root().join("deploy/alertmanager/entrypoint.sh"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ALERTMANAGER_HOME", &am.0)
+            .env("SECRET_FILES_DIR", am.0.join("no-secret-files"))
+            .env("ALERTMANAGER_BIN", "true")
+            .env("SLACK_WEBHOOK_URL", "https://hooks.slack.invalid/x")
+            .env("PAGERDUTY_ROUTING_KEY", "test-routing-key")
+            .env("HEARTBEAT_URL", url)
+            .output()
+            .unwrap()
+    };
+    let url = "https://hc-ping.invalid/0f1e2d3c-check?rid=a&b=1";
+    let out = alertmanager_with_heartbeat(url);
+    assert!(out.status.success(), "{out:?}");
+    let rendered = std::fs::read_to_string(am.0.join("alertmanager.rendered.yml")).unwrap();
+    assert!(
+        rendered.contains(&format!("- url: {url} # render: HEARTBEAT_URL\n")),
+        "{rendered}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(url),
+        "{out:?}"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(am.0.join("alertmanager.rendered.yml"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "rendered configuration readable by others");
+    for bad in ["ftp://hc-ping.invalid/x", "https://hc-ping.invalid/a b|c"] {
+        let out = alertmanager_with_heartbeat(bad);
+        assert!(!out.status.success(), "{bad}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("heartbeat URL"),
+            "{out:?}"
+        );
+    }
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -2,17 +2,20 @@
 //! dashboard, the metrics reference), proven with the real tools rather than by reading them:
 //!
 //! - `prometheus/prometheus.yml` and `prometheus/rules/*.yml` pass `promtool check`, and the rule unit
-//!   tests (`prometheus/tests/ops-worker.test.yml`) pass `promtool test rules` and show every alert
-//!   firing and not firing;
+//!   tests pass `promtool test rules`: `prometheus/tests/ops-worker.test.yml` shows every alert
+//!   firing and not firing, `prometheus/tests/week.test.yml` replays a week at 15 s scrapes and
+//!   probes every page at every probe time;
 //! - a real `prometheus` loads the rules; from its `/api/v1/rules` answer every alert is checked for
 //!   severity, summary, description and a runbook_url whose anchor is a heading of
 //!   `docs/runbooks.md`, and routed through `amtool config routes test`;
 //! - `prometheus/alertmanager.yml` passes `amtool check-config` (it holds no secret: PagerDuty and
 //!   Slack credentials are `*_file` paths, which amtool does not need to exist) and routes critical
-//!   alerts to PagerDuty and Slack, warnings to Slack only;
+//!   alerts to PagerDuty and Slack, warnings to Slack only, the Watchdog to the heartbeat; a real
+//!   Alertmanager applies its inhibit rules so one incident pages once;
 //! - every query of `grafana/dashboards/ops-worker.json` parses (`promtool check rules` on a
-//!   generated rule file), uses the `${ds}` / `$instance` variables and aggregates queue-wide gauges
-//!   with `max`;
+//!   generated rule file), uses the `${ds}`, `$environment`, `$job` and `$instance` variables,
+//!   aggregates queue-wide gauges with `max` and counts over a fixed window or `$__range`, never
+//!   one that changes with the zoom;
 //! - every `ops_worker_*` metric used by the rules and the dashboard is documented in
 //!   `docs/metrics.md`, and the dashboard shows every documented metric.
 //!
@@ -33,11 +36,15 @@ const INSTALL_HINT: &str = "apt-get install -y prometheus prometheus-alertmanage
 const RUNBOOK_URL_PREFIX: &str =
     "https://github.com/ops-worker/ops-worker/blob/main/docs/runbooks.md#";
 const RULES: &str = "prometheus/rules/ops-worker.yml";
+/// One scenario per alert.
 const RULE_TESTS: &str = "prometheus/tests/ops-worker.test.yml";
+/// A replayed week at the production scrape interval: exactly the expected pages.
+const WEEK_TEST: &str = "prometheus/tests/week.test.yml";
 const ALERTMANAGER: &str = "prometheus/alertmanager.yml";
 const DASHBOARD: &str = "grafana/dashboards/ops-worker.json";
 const PAGERDUTY_RECEIVER: &str = "pagerduty-critical";
 const SLACK_RECEIVER: &str = "slack-ops-agent-alerts";
+const HEARTBEAT_RECEIVER: &str = "heartbeat";
 
 // ------------------------------------------------------------------------------------------------
 // helpers: files, tools, scratch directories
@@ -360,11 +367,14 @@ fn dashboard_queries(dashboard: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// A dashboard query as Prometheus would receive it for "all instances".
+/// A dashboard query as Prometheus would receive it for "all instances" of the production job.
 fn substitute_variables(expr: &str) -> String {
     expr.replace("${instance}", ".*")
         .replace("$instance", ".*")
+        .replace("$job", "ops-worker")
+        .replace("$environment", "production")
         .replace("$__rate_interval", "5m")
+        .replace("$__range", "6h")
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -380,11 +390,15 @@ fn prometheus_config_is_valid_and_loads_the_rules() {
     assert!(out.contains("SUCCESS: 1 rule files found"), "{out}");
     let config = read("prometheus/prometheus.yml");
     for needle in [
-        "ops-worker-pool-discovery",
+        "ops-worker-pool-discovery # render: POOL_DISCOVERY",
         "job_name: ops-worker",
         "job_name: ops-worker-local",
         "localhost:8080",
-        "alertmanager:9093",
+        "alertmanager:9093 # render: ALERTMANAGER_HOSTPORT",
+        "job_name: prometheus",
+        "job_name: alertmanager",
+        "target_label: environment",
+        "environment: development",
     ] {
         assert!(config.contains(needle), "prometheus.yml lacks {needle}");
     }
@@ -401,6 +415,69 @@ fn alert_rules_are_valid() {
 #[test]
 fn alert_rule_unit_tests_pass() {
     let out = run_ok(tool("promtool").args(["test", "rules", RULE_TESTS]));
+    assert!(out.contains("SUCCESS"), "{out}");
+    assert!(!out.contains("FAILED"), "{out}");
+}
+
+/// The replayed week: 15 s scrapes, quiet nights, bursts, deploy waves, a scale-out, a scrape gap,
+/// a deliberate stop and two incidents; every page is probed at every probe time.
+#[test]
+fn a_replayed_week_pages_exactly_for_the_two_incidents() {
+    let week = read(WEEK_TEST);
+    assert!(
+        week.contains("    interval: 15s\n"),
+        "{WEEK_TEST}: not at 15 s"
+    );
+    let pages: Vec<&str> = loaded_rules("alerting")
+        .into_iter()
+        .filter(|a| a["labels"]["severity"] == "critical")
+        .map(alert_name)
+        .collect();
+    assert!(pages.len() >= 3, "pages: {pages:?}");
+    // Every probe time checks every page, and the two incidents page.
+    let mut probes: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    let mut firing = BTreeSet::new();
+    let lines: Vec<&str> = week.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(at) = line.split("eval_time: ").nth(1) else {
+            continue;
+        };
+        let at = at.split([',', ' ']).next().unwrap_or_default().to_string();
+        // `- {eval_time: .., alertname: .., exp_alerts: []}` on one line, or a block whose next
+        // lines are `alertname:` and `exp_alerts:` with its `- exp_labels:` entries.
+        let entry = if line.contains("alertname:") {
+            line.to_string()
+        } else {
+            lines[i + 1..(i + 4).min(lines.len())].join("\n")
+        };
+        let Some(name) = pages.iter().find(|p| {
+            entry.contains(&format!("alertname: {p},"))
+                || entry.contains(&format!("alertname: {p}\n"))
+        }) else {
+            continue;
+        };
+        if entry.contains("exp_labels:") {
+            firing.insert(*name);
+        }
+        probes.entry(at).or_default().insert(name);
+    }
+    assert!(probes.len() >= 30, "only {} probe times", probes.len());
+    for (at, probed) in &probes {
+        for page in &pages {
+            assert!(
+                probed.contains(page),
+                "{WEEK_TEST}: {page} not probed at {at}"
+            );
+        }
+    }
+    for page in [
+        "WorkerDown",
+        "TaskErrorBudgetFastBurn",
+        "PoolAvailabilityFastBurn",
+    ] {
+        assert!(firing.contains(page), "{WEEK_TEST}: {page} never pages");
+    }
+    let out = run_ok(tool("promtool").args(["test", "rules", WEEK_TEST]));
     assert!(out.contains("SUCCESS"), "{out}");
     assert!(!out.contains("FAILED"), "{out}");
 }
@@ -434,16 +511,17 @@ fn every_alert_is_unit_tested_firing_and_not_firing() {
         .map(alert_name)
         .collect();
     assert!(
-        alerts.len() >= 11,
-        "expected the guide's alerts, got {alerts:?}"
+        alerts.len() >= 20,
+        "expected the guide's alerts, the objectives and the meta-alerts, got {alerts:?}"
     );
     for alert in alerts {
         assert!(
             firing.contains(alert),
             "{RULE_TESTS}: no test shows {alert} firing"
         );
+        // The Watchdog fires always, by design.
         assert!(
-            silent.contains(alert),
+            silent.contains(alert) || alert == "Watchdog",
             "{RULE_TESTS}: no test shows {alert} not firing"
         );
     }
@@ -455,10 +533,13 @@ fn every_alert_has_severity_summary_description_and_runbook() {
     for alert in loaded_rules("alerting") {
         let name = alert_name(alert);
         let severity = alert["labels"]["severity"].as_str().unwrap_or_default();
-        assert!(
-            severity == "critical" || severity == "warning",
-            "{name}: severity {severity:?}"
-        );
+        // The Watchdog is for the dead man's switch, never for a human.
+        let allowed: &[&str] = if name == "Watchdog" {
+            &["none"]
+        } else {
+            &["critical", "warning"]
+        };
+        assert!(allowed.contains(&severity), "{name}: severity {severity:?}");
         let annotations = &alert["annotations"];
         for key in ["summary", "description"] {
             let text = annotations[key].as_str().unwrap_or_default();
@@ -490,15 +571,25 @@ fn the_guides_thresholds_all_have_an_alert() {
         .map(|a| (alert_name(a), a))
         .collect();
     for (name, threshold, severity) in [
-        ("WorkerDown", "running", "critical"),
+        // "Worker Down — status != running": a page when no pool instance can work, a warning
+        // for an instance's pool in another status (a deliberate stop among them)
+        ("WorkerDown", "== 0", "critical"),
+        ("PoolNotRunning", "stopped|stopping|error", "warning"),
         ("HighQueueDepth", "> 100", "warning"),
-        ("HighErrorRate", "> 0.05", "critical"),
+        // "Failed tasks < 5%": the objective, its fast burn pages, the 5% itself is a ticket
+        ("TaskErrorBudgetFastBurn", "(14.4 * 0.05)", "critical"),
+        ("TaskErrorBudgetSlowBurn", "(6 * 0.05)", "warning"),
+        ("HighErrorRate", "> 0.05", "warning"),
         ("HighCPU", "> 0.8", "warning"),
         ("HighMemory", "> 0.8", "warning"),
-        ("TooManyProcessing", "> 10", "warning"),
+        // "Processing tasks < 10" became saturation (the recording rule keeps the count)
+        ("PoolSaturated", "> 0.9", "warning"),
         ("SlowTask", "> 300", "warning"),
         ("RedisErrors", "> 0", "warning"),
         ("VercelApiErrors", "> 0.01", "warning"),
+        // "Uptime > 99%": the objective
+        ("PoolAvailabilityFastBurn", "(14.4 * 0.01)", "critical"),
+        ("PoolAvailabilitySlowBurn", "(6 * 0.01)", "warning"),
         ("UptimeBelowObjective", "< 0.99", "warning"),
     ] {
         let alert = alerts
@@ -511,6 +602,17 @@ fn the_guides_thresholds_all_have_an_alert() {
         );
         assert_eq!(alert["labels"]["severity"], severity, "{name}");
     }
+    let recorded: BTreeSet<&str> = loaded_rules("recording")
+        .into_iter()
+        .map(alert_name)
+        .collect();
+    for record in [
+        "job:ops_worker_queue_in_flight:max",
+        "job:ops_worker_tasks_error_ratio:rate5m",
+        "job:ops_worker_pool_availability:ratio3d",
+    ] {
+        assert!(recorded.contains(record), "no recording rule {record}");
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -521,13 +623,14 @@ fn alertmanager_config_is_valid_and_holds_no_secret() {
     // amtool does not read *_file secrets: the paths need not exist for the check.
     let out = run_ok(tool("amtool").args(["check-config", ALERTMANAGER]));
     assert!(out.contains("SUCCESS"), "{out}");
-    assert!(out.contains("2 receivers"), "{out}");
-    assert!(out.contains("2 inhibit rules"), "{out}");
+    assert!(out.contains("3 receivers"), "{out}");
+    assert!(out.contains("4 inhibit rules"), "{out}");
     let config = read(ALERTMANAGER);
     for file in [
         "routing_key_file: /etc/alertmanager/secrets/pagerduty_routing_key",
         "api_url_file: /etc/alertmanager/secrets/slack_webhook_url",
         "channel: '#ops-agent-alerts'",
+        "url: http://127.0.0.1:9/heartbeat-url-not-configured # render: HEARTBEAT_URL",
     ] {
         assert!(config.contains(file), "alertmanager.yml lacks {file}");
     }
@@ -570,6 +673,12 @@ fn alertmanager_routes_critical_to_pagerduty_and_slack_warning_to_slack() {
     assert_eq!(critical, format!("{PAGERDUTY_RECEIVER},{SLACK_RECEIVER}"));
     let warning = routed_receivers(&["severity=warning"], &[SLACK_RECEIVER]);
     assert_eq!(warning, SLACK_RECEIVER);
+    // The Watchdog reaches the dead man's switch and nobody else.
+    let watchdog = routed_receivers(
+        &["alertname=Watchdog", "severity=none"],
+        &[HEARTBEAT_RECEIVER],
+    );
+    assert_eq!(watchdog, HEARTBEAT_RECEIVER);
 
     let config = read(ALERTMANAGER);
     let receiver_block = |name: &str| {
@@ -582,6 +691,17 @@ fn alertmanager_routes_critical_to_pagerduty_and_slack_warning_to_slack() {
     assert!(receiver_block(PAGERDUTY_RECEIVER).contains("pagerduty_configs:"));
     assert!(receiver_block(SLACK_RECEIVER).contains("slack_configs:"));
     assert!(!receiver_block(SLACK_RECEIVER).contains("pagerduty_configs:"));
+    assert!(receiver_block(HEARTBEAT_RECEIVER).contains("webhook_configs:"));
+    let heartbeat_route = &config[config
+        .find("alertname=\"Watchdog\"")
+        .expect("Watchdog route")..];
+    assert!(
+        heartbeat_route[..heartbeat_route
+            .find("- matchers:")
+            .unwrap_or(heartbeat_route.len())]
+            .contains("repeat_interval: 1m"),
+        "the Watchdog route must repeat every minute"
+    );
 }
 
 #[test]
@@ -589,10 +709,10 @@ fn every_alert_reaches_the_receivers_of_its_severity() {
     for alert in loaded_rules("alerting") {
         let name = alert_name(alert);
         let severity = alert["labels"]["severity"].as_str().unwrap_or_default();
-        let expected: &[&str] = if severity == "critical" {
-            &[PAGERDUTY_RECEIVER, SLACK_RECEIVER]
-        } else {
-            &[SLACK_RECEIVER]
+        let expected: &[&str] = match severity {
+            _ if name == "Watchdog" => &[HEARTBEAT_RECEIVER],
+            "critical" => &[PAGERDUTY_RECEIVER, SLACK_RECEIVER],
+            _ => &[SLACK_RECEIVER],
         };
         let labels = [
             format!("alertname={name}"),
@@ -606,6 +726,194 @@ fn every_alert_reaches_the_receivers_of_its_severity() {
             "{name}"
         );
     }
+}
+
+/// `POST path` with a JSON body on 127.0.0.1:port; true on a 2xx answer.
+fn http_post_json(port: u16, path: &str, body: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let request = format!(
+        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.lines().next().is_some_and(|l| l.contains(" 20"))
+}
+
+/// A real Alertmanager with `prometheus/alertmanager.yml` on a free port, ready; its receivers'
+/// secret files do not exist, so nothing is ever delivered.
+fn start_alertmanager(scratch: &Scratch) -> (KillOnDrop, u16) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let child = tool("prometheus-alertmanager")
+        .arg(format!(
+            "--config.file={}",
+            root().join(ALERTMANAGER).display()
+        ))
+        .arg(format!(
+            "--storage.path={}",
+            scratch.0.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .arg("--log.level=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start alertmanager");
+    let server = KillOnDrop(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http_get(port, "/-/ready").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "alertmanager not ready after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (server, port)
+}
+
+/// Posts alerts (a JSON array) and polls `GET /api/v2/alerts` until it lists `count` of them.
+fn post_and_list_alerts(port: u16, body: &str, count: usize) -> Vec<Value> {
+    assert!(
+        http_post_json(port, "/api/v2/alerts", body),
+        "POST /api/v2/alerts failed"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed: Vec<Value> = http_get(port, "/api/v2/alerts")
+            .and_then(|b| serde_json::from_str(&b).ok())
+            .unwrap_or_default();
+        if listed.len() == count {
+            return listed;
+        }
+        assert!(Instant::now() < deadline, "alertmanager lists {listed:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Alerts of four incidents, one job each: (job, alertname, severity, slo, instance, inhibited?).
+const INCIDENTS: [(&str, &str, &str, &str, &str, bool); 13] = [
+    ("pool-down", "WorkerDown", "critical", "", "", false),
+    (
+        "pool-down",
+        "PoolAvailabilityFastBurn",
+        "critical",
+        "pool-availability",
+        "",
+        true,
+    ),
+    ("pool-down", "HighQueueDepth", "warning", "", "", true),
+    (
+        "failing",
+        "TaskErrorBudgetFastBurn",
+        "critical",
+        "task-success",
+        "",
+        false,
+    ),
+    (
+        "failing",
+        "TaskErrorBudgetSlowBurn",
+        "warning",
+        "task-success",
+        "",
+        true,
+    ),
+    (
+        "failing",
+        "HighErrorRate",
+        "warning",
+        "task-success",
+        "",
+        true,
+    ),
+    ("failing", "DeadLetterGrowing", "warning", "", "", true),
+    ("failing", "HighCPU", "warning", "", "10.0.0.1", false),
+    ("redis", "RedisDown", "critical", "", "", false),
+    ("redis", "WorkerDown", "critical", "", "", true),
+    ("redis", "RedisErrors", "warning", "", "10.0.0.1", true),
+    // another job's fast burn silences nothing here
+    (
+        "other",
+        "TaskErrorBudgetSlowBurn",
+        "warning",
+        "task-success",
+        "",
+        false,
+    ),
+    (
+        "other",
+        "PoolAvailabilitySlowBurn",
+        "warning",
+        "pool-availability",
+        "",
+        false,
+    ),
+];
+
+/// One incident pages once: a real Alertmanager with `prometheus/alertmanager.yml` receives the
+/// alerts of four incidents (one job each) and reports which ones its inhibit rules silence.
+#[test]
+fn alertmanager_inhibits_the_consequences_of_an_incident() {
+    let alerts = INCIDENTS;
+    let scratch = Scratch::new("alertmanager");
+    let (_server, port) = start_alertmanager(&scratch);
+    let body: Vec<Value> = alerts
+        .iter()
+        .map(|(job, name, severity, slo, instance, _)| {
+            let mut labels =
+                serde_json::json!({"alertname": name, "severity": severity, "job": job});
+            for (key, value) in [("slo", slo), ("instance", instance)] {
+                if !value.is_empty() {
+                    labels[key] = Value::from(*value);
+                }
+            }
+            serde_json::json!({"labels": labels, "annotations": {"summary": "test"}})
+        })
+        .collect();
+    let mut answer = post_and_list_alerts(port, &Value::Array(body).to_string(), alerts.len());
+    // The inhibitor learns of the source alerts asynchronously: poll until every alert shows the
+    // expected state, then report the ones that still differ.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let wrong = wrongly_inhibited(&answer);
+        if wrong.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "inhibition differs: {wrong:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+        answer = http_get(port, "/api/v2/alerts")
+            .and_then(|b| serde_json::from_str(&b).ok())
+            .unwrap_or_default();
+    }
+}
+
+/// The incidents' alerts whose inhibition in Alertmanager's answer is not the expected one.
+fn wrongly_inhibited(answer: &[Value]) -> Vec<String> {
+    INCIDENTS
+        .iter()
+        .filter_map(|(job, name, _, _, _, inhibited)| {
+            let Some(alert) = answer
+                .iter()
+                .find(|a| a["labels"]["job"] == *job && a["labels"]["alertname"] == *name)
+            else {
+                return Some(format!("{job}/{name} not listed"));
+            };
+            let by = alert["status"]["inhibitedBy"]
+                .as_array()
+                .map_or(0, Vec::len);
+            ((by > 0) != *inhibited).then(|| format!("{job}/{name}: {}", alert["status"]))
+        })
+        .collect()
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -662,11 +970,27 @@ fn dashboard_uses_the_datasource_and_instance_variables() {
     let ds = variable("ds");
     assert_eq!(ds["type"], "datasource");
     assert_eq!(ds["query"], "prometheus");
+    // environment -> job -> instance, each narrowing the next; production by default, so the
+    // development job (environment="development") stays out.
+    let environment = variable("environment");
+    assert_eq!(
+        environment["definition"],
+        "label_values(ops_worker_up, environment)"
+    );
+    assert_eq!(environment["current"]["value"], "production");
+    assert_eq!(environment["includeAll"], false);
+    let job = variable("job");
+    assert_eq!(
+        job["definition"],
+        r#"label_values(ops_worker_up{environment=~"$environment"}, job)"#
+    );
+    // "All" expands to the listed jobs (a `.*` would take in Prometheus's own `up` series).
+    assert!(job["allValue"].is_null(), "{job}");
     let instance = variable("instance");
     assert_eq!(instance["type"], "query");
     assert_eq!(
         instance["definition"],
-        "label_values(ops_worker_up, instance)"
+        r#"label_values(ops_worker_up{job=~"$job", environment=~"$environment"}, instance)"#
     );
     assert_eq!(instance["multi"], true);
     assert_eq!(instance["includeAll"], true);
@@ -686,32 +1010,62 @@ fn dashboard_uses_the_datasource_and_instance_variables() {
     }
 }
 
-/// Per-instance series are filtered by `$instance`, queue-wide gauges are aggregated with `max`,
-/// and rates use `$__rate_interval`.
+/// Every series is filtered by `$job` and `$environment` (recorded `job:` series, which keep only
+/// `job`, by `$job`), per-instance series by `$instance`, queue-wide gauges are aggregated with
+/// `max`; no count changes with the zoom: rates use `$__rate_interval`, counts (`increase`) a
+/// fixed window or the whole range (`$__range`).
 #[test]
 fn dashboard_queries_follow_the_aggregation_rule() {
     let documented = documented_metrics();
+    let filters = [r#"job=~"$job""#, r#"environment=~"$environment""#];
     for (title, ref_id, expr) in dashboard_queries(&dashboard()) {
         let at = format!("panel {title:?} {ref_id}: {expr}");
-        for (pos, metric) in metric_names(&expr, &["ops_worker_", "process_"]) {
+        for (pos, metric) in metric_names(&expr, &["ops_worker_", "process_", "up"]) {
+            if metric != "up"
+                && !metric.starts_with("ops_worker_")
+                && !metric.starts_with("process_")
+            {
+                continue;
+            }
+            let matchers = matchers_after(&expr, pos, metric.len());
+            for filter in filters {
+                assert!(matchers.contains(filter), "{at}: {metric} needs {filter}");
+            }
             let scope = documented.get(&metric).map(String::as_str);
             if scope == Some("queue") {
                 assert!(is_max_aggregated(&expr, pos), "{at}: {metric} needs max");
-            } else {
-                let matchers = matchers_after(&expr, pos, metric.len());
+            } else if metric != "up" {
                 assert!(
                     matchers.contains(r#"instance=~"$instance""#),
                     "{at}: {metric} needs instance=~\"$instance\""
                 );
             }
         }
+        for (pos, recorded) in identifiers(&expr)
+            .into_iter()
+            .filter(|(_, id)| id.starts_with("job:"))
+        {
+            let matchers = matchers_after(&expr, pos, recorded.len());
+            assert!(
+                matchers.contains(filters[0]),
+                "{at}: {recorded} needs {}",
+                filters[0]
+            );
+        }
         for function in ["rate(", "increase("] {
             for (i, _) in expr.match_indices(function) {
                 let window = expr[i..]
                     .split('[')
                     .nth(1)
-                    .and_then(|w| w.split(']').next());
-                assert_eq!(window, Some("$__rate_interval"), "{at}");
+                    .and_then(|w| w.split(']').next())
+                    .unwrap_or_default();
+                let fixed =
+                    window.ends_with('m') && window[..window.len() - 1].parse::<u32>().is_ok();
+                let ok = match function {
+                    "rate(" => window == "$__rate_interval" || fixed,
+                    _ => window == "$__range" || fixed,
+                };
+                assert!(ok, "{at}: {function}..[{window}] changes with the zoom");
             }
         }
     }

@@ -3,13 +3,16 @@
 //!
 //! The test starts a private Redis, two `ops-worker run` processes (so `instance` tells two series
 //! apart) and a private `prometheus` (1 s scrapes and rule evaluations) that scrapes them as job
-//! `ops-worker` and loads the repository's `prometheus/rules/ops-worker.yml`. It then submits a
+//! `ops-worker` (with the pool's `service` and an `environment` label), itself and a private
+//! Alertmanager (the repository's configuration), and loads `prometheus/rules/ops-worker.yml`.
+//! It then submits a
 //! small load touching every metric family — completed, failing, retried, panicking, delayed and
 //! paused tasks, and a `check` task whose Vercel calls fail for want of a server — waits until
 //! Prometheus has scraped the outcome, and queries Prometheus's `/api/v1/query` with:
 //!
 //! - every panel target of `grafana/dashboards/ops-worker.json`, as Grafana sends it for "all
-//!   instances" (`$instance` → `.*`, `$__rate_interval` → [`RATE_INTERVAL`]);
+//!   instances" of the job (`$instance` → `.*`, `$job` → [`JOB`], `$environment` →
+//!   [`ENVIRONMENT`], `$__rate_interval` and `$__range` → [`RATE_INTERVAL`]);
 //! - every recording-rule expression, as Prometheus itself loaded it (`/api/v1/rules`, so no YAML
 //!   parser is needed and the text is exactly what Prometheus evaluates);
 //! - every alert expression with each comparison given the `bool` modifier (see [`with_bool`]):
@@ -38,6 +41,8 @@ const DASHBOARD: &str = "grafana/dashboards/ops-worker.json";
 const RULES: &str = "prometheus/rules/ops-worker.yml";
 /// The rules select `job="ops-worker"`; the dashboard accepts it too.
 const JOB: &str = "ops-worker";
+/// The dashboard's `$environment` for the workers of this test.
+const ENVIRONMENT: &str = "live-test";
 /// What `$__rate_interval` becomes. Any window holding two scrapes works for "returns data"
 /// (Grafana's own value with 1 s scrapes would be 4 s); one minute keeps the whole load inside
 /// the window for the life of the test, so rate panels also show non-zero values.
@@ -62,7 +67,8 @@ async fn every_dashboard_query_and_rule_expression_returns_data_from_live_worker
     };
     let workers = [spawn().await, spawn().await];
     let ports: Vec<u16> = workers.iter().map(|w| w.port()).collect();
-    let prometheus = Prometheus::start(&ports).await;
+    let alertmanager = Alertmanager::start();
+    let prometheus = Prometheus::start(&ports, alertmanager.port).await;
 
     // Both workers scraped, as two instances, before any task runs: the counters then grow between
     // scrapes and the rate panels show the load.
@@ -76,6 +82,7 @@ async fn every_dashboard_query_and_rule_expression_returns_data_from_live_worker
         )
         .await;
 
+    set_maxmemory(&redis);
     let store = store(&redis.url(), queue);
     submit_load(&store).await;
     wait_for_queue_to_settle(&store).await;
@@ -194,6 +201,16 @@ async fn wait_for_queue_to_settle(store: &ops_worker::queue::QueueStore) {
     .await;
 }
 
+/// A maxmemory, so the Redis memory ratio (and RedisMemoryNearLimit's expression) has a value.
+fn set_maxmemory(redis: &RedisServer) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1gb")
+        .query(&mut redis.conn())
+        .expect("CONFIG SET maxmemory");
+}
+
 /// The settled queue as Prometheus must see it (gauges are sampled every 5 s, then scraped).
 fn load_checks() -> Vec<Check> {
     let attempts = COMPLETED + FAILED_ATTEMPTS;
@@ -286,12 +303,15 @@ fn dashboard_queries() -> Vec<(String, String, String)> {
     out
 }
 
-/// A dashboard query as Grafana sends it for "all instances".
+/// A dashboard query as Grafana sends it for "all instances" of the job and environment.
 fn substitute_variables(expr: &str) -> String {
     let promql = expr
         .replace("${instance}", ".*")
         .replace("$instance", ".*")
-        .replace("$__rate_interval", RATE_INTERVAL);
+        .replace("$job", JOB)
+        .replace("$environment", ENVIRONMENT)
+        .replace("$__rate_interval", RATE_INTERVAL)
+        .replace("$__range", RATE_INTERVAL);
     assert!(!promql.contains('$'), "unknown variable in {expr}");
     promql
 }
@@ -351,20 +371,29 @@ struct Prometheus {
 }
 
 impl Prometheus {
-    async fn start(worker_ports: &[u16]) -> Self {
+    async fn start(worker_ports: &[u16], alertmanager_port: u16) -> Self {
         let targets: Vec<String> = worker_ports
             .iter()
             .map(|p| format!("127.0.0.1:{p}"))
             .collect();
         // JSON strings are valid YAML scalars. `instance` keeps its default `host:port`: the
-        // production relabelling keeps only the host, which would merge two local workers.
+        // production relabelling keeps only the host, which would merge two local workers. The
+        // workers carry the labels production's relabelling gives the pool (`service`,
+        // `environment`); Prometheus scrapes itself (SELF_TARGET, filled in once its port is
+        // known) and an Alertmanager, as in production, for the meta-alerts.
+        let alertmanager = format!("127.0.0.1:{alertmanager_port}");
         let config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
              rule_files:\n  - {rules}\n\
+             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [{am}]\n\
              scrape_configs:\n  - job_name: {JOB}\n    metrics_path: /metrics\n    \
-             static_configs:\n      - targets: {targets}\n",
+             static_configs:\n      - targets: {targets}\n        \
+             labels: {{service: ops-worker-pool-live, environment: {ENVIRONMENT}}}\n\
+             \x20 - job_name: prometheus\n    static_configs:\n      - targets: [SELF_TARGET]\n\
+             \x20 - job_name: alertmanager\n    static_configs:\n      - targets: [{am}]\n",
             rules = serde_json::to_string(&root().join(RULES)).expect("path as JSON"),
             targets = serde_json::to_string(&targets).expect("targets as JSON"),
+            am = serde_json::to_string(&alertmanager).expect("target as JSON"),
         );
         // Prometheus cannot report a port-0 bind, so it gets a free port and, should another
         // process take it first, starts again on a fresh one (in a fresh directory).
@@ -380,9 +409,10 @@ impl Prometheus {
     async fn launch(config: &str) -> Option<Self> {
         let dir = scratch_dir("prometheus");
         let config_path = dir.join("prometheus.yml");
+        let port = free_port();
+        let config = config.replace("SELF_TARGET", &format!("127.0.0.1:{port}"));
         std::fs::write(&config_path, config).expect("write prometheus.yml");
         let log = std::fs::File::create(dir.join("prometheus.log")).expect("prometheus log");
-        let port = free_port();
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config_path.display()))
             .arg(format!(
@@ -546,6 +576,52 @@ impl Prometheus {
                 unhealthy.join("\n")
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// A private Alertmanager with the repository's configuration: Prometheus sends it alerts and
+/// scrapes it, so the meta-alerts' series exist. Its receivers' secret files do not exist, so a
+/// notification fails (counted, as the meta-alert expects); nothing leaves the machine.
+struct Alertmanager {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Alertmanager {
+    fn start() -> Self {
+        let dir = scratch_dir("alertmanager");
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("alertmanager.log")).expect("alertmanager log");
+        let child = Command::new("prometheus-alertmanager")
+            .arg(format!(
+                "--config.file={}",
+                root().join("prometheus/alertmanager.yml").display()
+            ))
+            .arg(format!("--storage.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start `prometheus-alertmanager` ({e}): apt-get install -y prometheus-alertmanager"
+                )
+            });
+        Alertmanager { child, port, dir }
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("alertmanager files kept at {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }

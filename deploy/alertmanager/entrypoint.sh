@@ -14,6 +14,11 @@
 #   SLACK_WEBHOOK_URL      -> secrets/slack_webhook_url      (or Secret File slack_webhook_url)
 #   PAGERDUTY_ROUTING_KEY  -> secrets/pagerduty_routing_key  (or Secret File pagerduty_routing_key)
 #
+# The dead man's switch URL (the `heartbeat` receiver, which gets the always-firing Watchdog) is
+# optional: HEARTBEAT_URL, or else a Secret File heartbeat_url, replaces the placeholder on the
+# line marked `# render: HEARTBEAT_URL` of the rendered configuration (mode 600; Alertmanager
+# shows webhook URLs as <secret>). Without one the placeholder stays and a warning is logged.
+#
 # Paths and flags (defaults are the image's; the test suite points them at a scratch directory):
 #   ALERTMANAGER_HOME (/etc/alertmanager): holds alertmanager.yml; secrets/ and the rendered
 #     alertmanager.rendered.yml (alertmanager.yml with /etc/alertmanager/ replaced by
@@ -51,8 +56,29 @@ for pair in SLACK_WEBHOOK_URL:slack_webhook_url PAGERDUTY_ROUTING_KEY:pagerduty_
     fi
 done
 
+heartbeat=${HEARTBEAT_URL:-}
+if [ -z "$heartbeat" ] && [ -s "$secret_files/heartbeat_url" ]; then
+    heartbeat=$(cat "$secret_files/heartbeat_url")
+fi
+case "$heartbeat" in
+    '') echo "alertmanager entrypoint: no HEARTBEAT_URL or Secret File heartbeat_url: the Watchdog reaches no dead man's switch" >&2 ;;
+    http://* | https://*)
+        case "$heartbeat" in *[!A-Za-z0-9._~:/?#@=%+,\;\&-]*) fail "the heartbeat URL holds a character outside A-Z a-z 0-9 . _ ~ : / ? # @ = % + , ; & -" ;; esac
+        echo "alertmanager entrypoint: heartbeat URL set" >&2
+        ;;
+    *) fail "the heartbeat URL is not an http(s) URL" ;;
+esac
+
 config="$home/alertmanager.rendered.yml"
 sed "s|/etc/alertmanager/|$home/|g" "$home/alertmanager.yml" >"$config.tmp"
+if [ -n "$heartbeat" ]; then
+    marker='# render: HEARTBEAT_URL'
+    grep -q "url: [^ ]* $marker\$" "$config.tmp" || fail "alertmanager.yml has no line ending in '$marker'"
+    # `|` cannot occur in the URL (checked above); escape sed's `&` and `\`.
+    value=$(printf '%s' "$heartbeat" | sed 's/[&\\]/\\&/g')
+    sed "s|url: [^ ]* $marker\$|url: $value $marker|" "$config.tmp" >"$config.tmp2"
+    mv "$config.tmp2" "$config.tmp"
+fi
 mv "$config.tmp" "$config"
 
 # --cluster.listen-address= turns gossip off: one instance, and only one port for Render to
