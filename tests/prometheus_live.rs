@@ -47,8 +47,10 @@ const ENVIRONMENT: &str = "live-test";
 /// (Grafana's own value with 1 s scrapes would be 4 s); one minute keeps the whole load inside
 /// the window for the life of the test, so rate panels also show non-zero values.
 const RATE_INTERVAL: &str = "1m";
-/// Deadline of each wait (queue settling, Prometheus catching up, queries answering).
-const WAIT: Duration = Duration::from_secs(45);
+/// Deadline of each wait (queue settling, Prometheus catching up, queries answering). The long
+/// windows' recording rules are subqueries over minute-aligned steps of the 5m recordings, so
+/// they have data only once a minute boundary has passed after the first evaluation: up to ~60 s.
+const WAIT: Duration = Duration::from_secs(90);
 
 /// The load: how many tasks complete, how many end in the dead-letter set, how many attempts run.
 const COMPLETED: u64 = 6;
