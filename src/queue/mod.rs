@@ -265,6 +265,29 @@ impl QueueStore {
         }
     }
 
+    /// CPU seconds the Redis server has used since it started (`used_cpu_sys + used_cpu_user`
+    /// from `INFO cpu`), and its version (`redis_version` from `INFO server`).
+    pub async fn server_cpu(&self) -> Result<(f64, String), QueueError> {
+        let info: String = self
+            .query(redis::cmd("INFO").arg("server").arg("cpu"))
+            .await?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        let secs = |name: &str| field(name).and_then(|v| v.parse::<f64>().ok());
+        match (secs("used_cpu_sys"), secs("used_cpu_user")) {
+            (Some(sys), Some(user)) => Ok((
+                sys + user,
+                field("redis_version").unwrap_or("unknown").to_string(),
+            )),
+            _ => Err(QueueError::Protocol(
+                "INFO cpu has no used_cpu_sys / used_cpu_user".into(),
+            )),
+        }
+    }
+
     /// A script call with the common prelude arguments filled in.
     fn invocation<'a>(&self, script: &'a redis::Script) -> ScriptInvocation<'a> {
         let mut inv = script.prepare_invoke();
