@@ -36,7 +36,13 @@ end
 
 local T = redis.call('TIME')
 local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
-local NOW_ISO = iso(NOW)
+-- NOW as RFC 3339, formatted on first use only (most calls of a batch-free script need it once,
+-- some never).
+local NOW_ISO_CACHE = nil
+local function now_iso()
+  if not NOW_ISO_CACHE then NOW_ISO_CACHE = iso(NOW) end
+  return NOW_ISO_CACHE
+end
 
 local function k(name) return B .. ':' .. name end
 local function task_key(id) return B .. ':task:' .. id end
@@ -49,19 +55,29 @@ local function fields(tk, ...)
   return r
 end
 
+-- A JSON string literal. Ids, types, priorities, statuses and trace ids are plain ASCII, so they
+-- are quoted as they are; anything else (reasons quoting upstream errors) goes through cjson.
+local function jstr(s)
+  s = s or ''
+  if not string.find(s, '[%c"\\\128-\255]') then return '"' .. s .. '"' end
+  return cjson.encode(s)
+end
+
 -- Record that a task changed state: capped stream (for replay/audit) + pub/sub (for live watchers).
 -- `rec` (optional) holds the record's current type, priority, status, attempts and trace_id when
--- the caller already has them; otherwise they are read.
+-- the caller already has them; otherwise they are read. The JSON body is concatenated, not built
+-- as a table and encoded: this runs once per task per state change.
 local function emit(event, id, reason, rec)
   if not rec then
     local f = fields(task_key(id), 'type', 'priority', 'status', 'attempts', 'trace_id')
     rec = {type = f[1], priority = f[2], status = f[3], attempts = f[4], trace_id = f[5]}
   end
-  local body = {event = event, task_id = id, type = rec.type or '', priority = rec.priority or '',
-                status = rec.status or '', attempts = tonumber(rec.attempts or '0') or 0,
-                trace_id = rec.trace_id or '', ts = NOW_ISO}
-  if reason and reason ~= '' then body.reason = reason end
-  local json = cjson.encode(body)
+  local json = '{"event":' .. jstr(event) .. ',"task_id":' .. jstr(id) .. ',"type":' .. jstr(rec.type)
+    .. ',"priority":' .. jstr(rec.priority) .. ',"status":' .. jstr(rec.status)
+    .. ',"attempts":' .. tostring(tonumber(rec.attempts or '0') or 0)
+    .. ',"trace_id":' .. jstr(rec.trace_id) .. ',"ts":"' .. now_iso() .. '"'
+  if reason and reason ~= '' then json = json .. ',"reason":' .. jstr(reason) end
+  json = json .. '}'
   redis.call('XADD', k('events'), 'MAXLEN', '~', STREAM_MAX, '*', 'event', event, 'task_id', id, 'data', json)
   redis.call('PUBLISH', k('events:' .. event), json)
 end
@@ -92,9 +108,9 @@ end
 -- expire; completed and cancelled ones are also indexed in `done` so their number can be capped.
 local function finish(tk, status, extra_field, extra_value)
   if extra_field then
-    redis.call('HSET', tk, 'status', status, 'completed_at', NOW_ISO, extra_field, extra_value)
+    redis.call('HSET', tk, 'status', status, 'completed_at', now_iso(), extra_field, extra_value)
   else
-    redis.call('HSET', tk, 'status', status, 'completed_at', NOW_ISO)
+    redis.call('HSET', tk, 'status', status, 'completed_at', now_iso())
   end
   redis.call('HDEL', tk, 'worker', 'cancel_requested')
   redis.call('EXPIRE', tk, status == 'failed' and RETENTION or RETENTION_DONE)
