@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tracing::{Instrument, Span, error, info, info_span, warn};
 
 use super::PoolSignal;
-use super::consumer::{Consumer, Exit};
+use super::consumer::{Consumer, Exit, HOLD_LIMIT};
 use super::record::{self, Writes};
 use crate::handlers::{ExitConsumer, HandlerFuture, TaskContext, TaskError};
 use crate::queue::{ClaimedTask, Failure, retry_backoff};
@@ -190,8 +190,11 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// Run the tasks one at a time, then record every outcome.
-    pub async fn run(mut self) -> Exit {
+    /// Run the tasks one at a time, then record every outcome. Returns how the batch ended, how
+    /// many tasks it ran and how long running them took (recording excluded); past `HOLD_LIMIT`
+    /// the unstarted ones are handed back.
+    pub async fn run(mut self) -> (Exit, usize, Duration) {
+        let started = Instant::now();
         let mut ran = Vec::new();
         let mut exit = Exit::Stopped;
         let mut rest = std::mem::take(&mut self.tasks).into_iter();
@@ -209,14 +212,16 @@ impl<'a> Batch<'a> {
                 exit = Exit::Panicked;
                 break;
             }
-            if self.consumer.draining() {
+            if self.consumer.draining() || started.elapsed() > HOLD_LIMIT {
                 break;
             }
         }
-        // Claimed but not started (the pool began draining, or the consumer must end).
+        // Claimed but not started (the pool began draining, the consumer must end, or the batch
+        // ran past HOLD_LIMIT).
         let unstarted: Vec<String> = rest.map(|t| t.id).collect();
+        let (count, busy) = (ran.len(), started.elapsed());
         self.record(ran, unstarted).await;
-        exit
+        (exit, count, busy)
     }
 
     /// Renew every lease still held; forget the lost ones; note cancel requests.

@@ -55,29 +55,20 @@ local function fields(tk, ...)
   return r
 end
 
--- A JSON string literal. Ids, types, priorities, statuses and trace ids are plain ASCII, so they
--- are quoted as they are; anything else (reasons quoting upstream errors) goes through cjson.
-local function jstr(s)
-  s = s or ''
-  if not string.find(s, '[%c"\\\128-\255]') then return '"' .. s .. '"' end
-  return cjson.encode(s)
-end
-
 -- Record that a task changed state: capped stream (for replay/audit) + pub/sub (for live watchers).
 -- `rec` (optional) holds the record's current type, priority, status, attempts and trace_id when
--- the caller already has them; otherwise they are read. The JSON body is concatenated, not built
--- as a table and encoded: this runs once per task per state change.
+-- the caller already has them; otherwise they are read. (cjson costs about what concatenating the
+-- body in Lua does, ~3 us an event; see docs/benchmarks.md.)
 local function emit(event, id, reason, rec)
   if not rec then
     local f = fields(task_key(id), 'type', 'priority', 'status', 'attempts', 'trace_id')
     rec = {type = f[1], priority = f[2], status = f[3], attempts = f[4], trace_id = f[5]}
   end
-  local json = '{"event":' .. jstr(event) .. ',"task_id":' .. jstr(id) .. ',"type":' .. jstr(rec.type)
-    .. ',"priority":' .. jstr(rec.priority) .. ',"status":' .. jstr(rec.status)
-    .. ',"attempts":' .. tostring(tonumber(rec.attempts or '0') or 0)
-    .. ',"trace_id":' .. jstr(rec.trace_id) .. ',"ts":"' .. now_iso() .. '"'
-  if reason and reason ~= '' then json = json .. ',"reason":' .. jstr(reason) end
-  json = json .. '}'
+  local body = {event = event, task_id = id, type = rec.type or '', priority = rec.priority or '',
+                status = rec.status or '', attempts = tonumber(rec.attempts or '0') or 0,
+                trace_id = rec.trace_id or '', ts = now_iso()}
+  if reason and reason ~= '' then body.reason = reason end
+  local json = cjson.encode(body)
   redis.call('XADD', k('events'), 'MAXLEN', '~', STREAM_MAX, '*', 'event', event, 'task_id', id, 'data', json)
   redis.call('PUBLISH', k('events:' .. event), json)
 end
