@@ -61,7 +61,7 @@ version=$(redis-cli -p "$port" INFO server | tr -d '\r' | sed -n 's/^redis_versi
 echo "$tasks noop tasks, concurrency $concurrency, Redis $version on 127.0.0.1:$port, $(nproc) cores"
 jq -rs '
   (map(select(.system == "bullmq") | .drain_per_sec) | add / length) as $bull
-  | ["system", "prefetch", "enqueue/s", "drain/s", "x BullMQ", "Redis CPU us/task", "(enqueue)", "RSS MiB"],
+  | ["system", "prefetch", "enqueue/s", "drain/s", "x BullMQ mean", "Redis CPU us/task", "(enqueue)", "RSS MiB"],
     (.[] | [.system, (.prefetch // "-"), (.enqueue_per_sec | floor), (.drain_per_sec | floor),
             ((.drain_per_sec / $bull * 100 | floor) / 100),
             ((.redis_cpu_us_per_task * 10 | floor) / 10),

@@ -201,30 +201,30 @@ pub async fn run(base: &Config, args: &BenchArgs) -> Result<(), BenchError> {
         "deploy" => Some(start_simulator(&mut config).await?),
         _ => None,
     };
-    let records = bench_tasks(args.tasks, sim.is_some());
-    let measured = measure(&config, &admin, &pool_store, sim.is_some(), &records).await;
+    let tasks = args.tasks;
+    let measured = measure(&config, &admin, &pool_store, sim.is_some(), tasks).await;
     admin.destroy().await?;
     if let Some(server) = sim {
         server.stop().await;
     }
     let (enqueue_secs, drain, cpu) = measured?;
-    let report = report(args, &config, records.len(), (enqueue_secs, drain), &cpu);
+    let report = report(args, &config, tasks, (enqueue_secs, drain), &cpu);
     print_report(&report, args.json);
     Ok(())
 }
 
-/// Enqueue `records`, then drain them: the enqueue seconds, the drain figures and Redis's CPU.
+/// Enqueue `tasks` tasks, then drain them: the enqueue seconds, the drain figures and Redis's CPU.
 async fn measure(
     config: &Config,
     admin: &QueueStore,
     pool_store: &QueueStore,
     vercel: bool,
-    records: &[TaskRecord],
+    tasks: usize,
 ) -> Result<(f64, Drain, RedisCpu), BenchError> {
     let (start, version) = admin.server_cpu().await?;
-    let enqueue_secs = enqueue_all(admin, records).await?;
+    let enqueue_secs = enqueue_all(admin, tasks, vercel).await?;
     let (enqueued, _) = admin.server_cpu().await?;
-    let drain = drain(config, admin, pool_store, vercel, records.len()).await?;
+    let drain = drain(config, admin, pool_store, vercel, tasks).await?;
     let (drained, _) = admin.server_cpu().await?;
     let cpu = RedisCpu {
         start,
@@ -292,11 +292,15 @@ fn bench_tasks(count: usize, deploy: bool) -> Vec<TaskRecord> {
         .collect()
 }
 
-/// Submit in batches of 5000, four at a time; the seconds it took.
-async fn enqueue_all(admin: &QueueStore, records: &[TaskRecord]) -> Result<f64, BenchError> {
+/// Submit `total` tasks (deploys when `deploy`) in batches of 5000, four at a time, each batch
+/// built just before it is sent (so the process never holds every record: peak RSS is the
+/// pool's, not the bench's); the seconds it took.
+async fn enqueue_all(admin: &QueueStore, total: usize, deploy: bool) -> Result<f64, BenchError> {
+    const BATCH: usize = 5_000;
     let t0 = Instant::now();
-    let results: Vec<Result<_, QueueError>> = futures::stream::iter(records.chunks(5_000))
-        .map(|chunk| admin.enqueue(chunk))
+    let sizes = (0..total).step_by(BATCH).map(|at| BATCH.min(total - at));
+    let results: Vec<Result<_, QueueError>> = futures::stream::iter(sizes)
+        .map(|n| async move { admin.enqueue(&bench_tasks(n, deploy)).await })
         .buffer_unordered(4)
         .collect()
         .await;
