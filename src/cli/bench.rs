@@ -323,7 +323,7 @@ async fn drain(
     let work = async {
         wait_for_completions(admin, total).await?;
         let secs = t1.elapsed().as_secs_f64();
-        let finished = admin.stats().await?.completed_total as usize;
+        let finished = admin.completed_total().await? as usize;
         let round_trips = pool_store.round_trips();
         Ok::<_, QueueError>((secs, finished, round_trips))
     };
@@ -341,12 +341,13 @@ async fn drain(
     })
 }
 
-/// Poll the queue every 10 ms until `total` tasks completed or [`DRAIN_TIMEOUT`] passed.
+/// Poll the completion counter (one `HGET`) every 10 ms until `total` tasks completed or
+/// [`DRAIN_TIMEOUT`] passed.
 async fn wait_for_completions(admin: &QueueStore, total: usize) -> Result<(), QueueError> {
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     loop {
-        let s = admin.stats().await?;
-        if s.completed_total as usize >= total || Instant::now() > deadline {
+        let done = admin.completed_total().await? as usize;
+        if done >= total || Instant::now() > deadline {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -265,6 +265,19 @@ impl QueueStore {
         }
     }
 
+    /// Tasks completed so far (`completed_total`): one `HGET`, for callers that poll it often
+    /// (`bench`), where the `stats` snapshot would be the larger cost.
+    pub async fn completed_total(&self) -> Result<u64, QueueError> {
+        let v: Option<u64> = self
+            .query(
+                redis::cmd("HGET")
+                    .arg(self.key("counters"))
+                    .arg("completed_total"),
+            )
+            .await?;
+        Ok(v.unwrap_or(0))
+    }
+
     /// CPU seconds the Redis server has used since it started (`used_cpu_sys + used_cpu_user`
     /// from `INFO cpu`), and its version (`redis_version` from `INFO server`).
     pub async fn server_cpu(&self) -> Result<(f64, String), QueueError> {
