@@ -611,3 +611,34 @@ async fn a_p0_task_behind_a_backlog_starts_within_one_tasks_time() {
         wait_completed(&q, done, LONG).await;
     }
 }
+
+/// A long task that lands in a batch sized for tiny ones does not hold the tasks claimed after it:
+/// they are handed back while it runs and another consumer runs them.
+#[tokio::test]
+async fn tasks_claimed_behind_a_long_one_are_handed_back_and_run_elsewhere() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "behind");
+    let _w = Worker::builder(&redis.url(), "behind")
+        .env("WORKER_CONCURRENCY", "2")
+        .spawn()
+        .await;
+    let mut tasks: Vec<TaskRecord> = (0..2000).map(|_| noop(json!({}))).collect();
+    let long = noop(json!({"sleep_ms": 3000}));
+    let long_id = long.task_id.to_string();
+    tasks.push(long);
+    let after: Vec<TaskRecord> = (0..10).map(|_| noop(json!({}))).collect();
+    let after_ids: Vec<String> = after.iter().map(|t| t.task_id.to_string()).collect();
+    tasks.extend(after);
+    enqueue_all(&q, tasks).await;
+    wait_completed(&q, 2011, LONG).await;
+    let long = records(&q, std::slice::from_ref(&long_id)).await.remove(0);
+    let long_started = long.started_at.unwrap();
+    for r in records(&q, &after_ids).await {
+        assert_eq!(r.status, TaskStatus::Completed);
+        let waited = secs_between(long_started, r.completed_at.unwrap());
+        assert!(
+            waited < 1.0,
+            "a task queued right behind the long one finished {waited:.2} s after it started"
+        );
+    }
+}

@@ -198,7 +198,7 @@ impl<'a> Batch<'a> {
         let mut ran = Vec::new();
         let mut exit = Exit::Stopped;
         let mut rest = std::mem::take(&mut self.tasks).into_iter();
-        for task in rest.by_ref() {
+        while let Some(task) = rest.next() {
             if Instant::now() >= self.leases.next_renewal {
                 self.renew().await;
             }
@@ -206,7 +206,7 @@ impl<'a> Batch<'a> {
                 warn!(task_id = %task.id, "lease lost before the task started; skipping it");
                 continue;
             }
-            let (done, exit_consumer) = self.run_one(task).await;
+            let (done, exit_consumer) = self.run_handing_back(task, &mut rest, started).await;
             ran.push(done);
             if exit_consumer {
                 exit = Exit::Panicked;
@@ -222,6 +222,44 @@ impl<'a> Batch<'a> {
         let (count, busy) = (ran.len(), started.elapsed());
         self.record(ran, unstarted).await;
         (exit, count, busy)
+    }
+
+    /// Run `task`. If it is still running `HOLD_LIMIT` after the batch started, hand the batch's
+    /// unstarted tasks back meanwhile (they are not held behind a long task an idle consumer
+    /// could start them instead); if that fails they are handed back when the batch ends.
+    async fn run_handing_back(
+        &mut self,
+        task: ClaimedTask,
+        rest: &mut std::vec::IntoIter<ClaimedTask>,
+        started: Instant,
+    ) -> (Ran, bool) {
+        if rest.len() == 0 {
+            return self.run_one(task).await;
+        }
+        let store = self.consumer.deps.store.clone();
+        let name = self.consumer.name.clone();
+        let ids: Vec<String> = rest.as_slice().iter().map(|t| t.id.clone()).collect();
+        let limit = tokio::time::Instant::from_std(started + HOLD_LIMIT);
+        let (out, handed) = {
+            let run = self.run_one(task);
+            tokio::pin!(run);
+            tokio::select! {
+                out = &mut run => (out, None),
+                _ = tokio::time::sleep_until(limit) => {
+                    let (out, handed) = tokio::join!(&mut run, store.release(&name, &ids));
+                    (out, Some(handed))
+                }
+            }
+        };
+        match handed {
+            Some(Ok(_)) => {
+                *rest = Vec::new().into_iter();
+                self.leases.held.retain(|id| !ids.contains(id));
+            }
+            Some(Err(e)) => warn!(error = %e, "cannot hand back the unstarted tasks yet"),
+            None => {}
+        }
+        out
     }
 
     /// Renew every lease still held; forget the lost ones; note cancel requests.
