@@ -238,14 +238,15 @@ impl<'a> Batch<'a> {
         }
         let store = self.consumer.deps.store.clone();
         let name = self.consumer.name.clone();
-        let ids: Vec<String> = rest.as_slice().iter().map(|t| t.id.clone()).collect();
         let limit = tokio::time::Instant::from_std(started + HOLD_LIMIT);
+        let mut ids: Vec<String> = Vec::new();
         let (out, handed) = {
             let run = self.run_one(task);
             tokio::pin!(run);
             tokio::select! {
                 out = &mut run => (out, None),
                 _ = tokio::time::sleep_until(limit) => {
+                    ids = rest.as_slice().iter().map(|t| t.id.clone()).collect();
                     let (out, handed) = tokio::join!(&mut run, store.release(&name, &ids));
                     (out, Some(handed))
                 }

@@ -10,7 +10,8 @@
 //! the queue ran dry. Long tasks are
 //! therefore claimed one at a time (no consumer holds work another could start), short ones in
 //! batches (one claim and one acknowledgement serve many). A batch that still overruns
-//! [`HOLD_LIMIT`] hands its unstarted tasks back to the head of their queues.
+//! [`HOLD_LIMIT`] hands its unstarted tasks back to the head of their queues, at once even while
+//! a long task of the batch still runs (`attempt.rs`).
 //!
 //! A handler panic is caught and is that task's failed attempt (retryable, so a poison task is
 //! dead-lettered after `max_retries`): no task payload can end a consumer or change the pool's
@@ -139,8 +140,8 @@ pub(super) struct Consumer {
 /// Work a batch is sized to take: a P0 task that arrives behind a backlog of short tasks waits at
 /// most about this long for a consumer (plus the task each consumer is running).
 pub const HOLD_TARGET: Duration = Duration::from_millis(5);
-/// A batch still running after this hands its unstarted tasks back (the sizing guessed wrong:
-/// the tasks got longer).
+/// A batch still running after this hands its unstarted tasks back, while a long task runs or
+/// after a task (the sizing guessed wrong: the tasks got longer).
 pub const HOLD_LIMIT: Duration = Duration::from_millis(20);
 
 /// How many tasks the next claim asks for, from how long this consumer's recent tasks took.
