@@ -698,9 +698,14 @@ fn bench_reports_its_measurements_as_json() {
         "drain_per_sec",
         "redis_round_trips_per_task",
         "peak_rss_mb",
+        "redis_cpu_us_per_task",
     ] {
         assert!(v[field].as_f64().is_some_and(|x| x > 0.0), "{field}: {v}");
     }
+    assert!(
+        v["redis_version"].as_str().is_some_and(|s| !s.is_empty()),
+        "{v}"
+    );
     let p50 = v["claim_wait_p50_ms"].as_f64().expect("claim_wait_p50_ms");
     let p99 = v["claim_wait_p99_ms"].as_f64().expect("claim_wait_p99_ms");
     assert!(p50 >= 0.0 && p99 >= p50, "{v}");

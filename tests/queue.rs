@@ -62,6 +62,43 @@ async fn claims_follow_strict_priority_then_fifo_and_skip_paused() {
     assert_eq!(rest, expected[6..], "P3 drains after resume, FIFO");
 }
 
+/// A batch handed back unstarted (a draining pool, a batch that ran past its time) goes back to
+/// the head of its lists in claim order: the next claim sees strict priority and FIFO again.
+#[tokio::test]
+async fn a_batch_handed_back_keeps_priority_and_fifo_order() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "handback");
+    let plan = ["P2", "P1", "P2", "P1", "P2"];
+    let tasks: Vec<_> = plan.iter().map(|p| task("noop", p, json!({}))).collect();
+    q.enqueue(&tasks).await.unwrap();
+    let first: Vec<String> = q
+        .claim("t/c0", 10)
+        .await
+        .unwrap()
+        .tasks
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let id = |i: usize| tasks[i].task_id.to_string();
+    assert_eq!(first, [id(1), id(3), id(0), id(2), id(4)]);
+    let out = q.release("t/c0", &first).await.unwrap();
+    let answered: Vec<String> = out.iter().map(|o| o.id.clone()).collect();
+    assert_eq!(answered, first, "one answer per task, in the order given");
+    assert!(
+        out.iter().all(|o| o.applied == Applied::Requeued),
+        "{out:?}"
+    );
+    let again: Vec<String> = q
+        .claim("t/c1", 10)
+        .await
+        .unwrap()
+        .tasks
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(again, first, "the same order after the hand-back");
+}
+
 #[tokio::test]
 async fn claim_takes_a_lease_and_counts_the_attempt() {
     let redis = RedisServer::start();

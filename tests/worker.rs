@@ -526,3 +526,119 @@ async fn a_taken_port_fails_startup_before_any_consumer_claims_a_task() {
         "no heartbeat from an instance that never started"
     );
 }
+
+/// Seconds between two record times.
+fn secs_between(from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> f64 {
+    (to - from).num_milliseconds() as f64 / 1000.0
+}
+
+/// Fair by default (adaptive claims, no `WORKER_PREFETCH` set): 200 tasks of 2 s on 2 instances
+/// of 4 consumers finish within 10 % of the ideal makespan (200 × 2 s / 8 = 50 s), even right
+/// after the consumers drained a burst of tiny tasks (which grows their claims to full batches).
+#[tokio::test]
+async fn long_tasks_on_two_instances_finish_within_ten_percent_of_the_ideal_makespan() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "fair");
+    let _a = Worker::builder(&redis.url(), "fair")
+        .env("WORKER_CONCURRENCY", "4")
+        .spawn()
+        .await;
+    let _b = Worker::builder(&redis.url(), "fair")
+        .env("WORKER_CONCURRENCY", "4")
+        .spawn()
+        .await;
+    enqueue_all(&q, (0..2000).map(|_| noop(json!({}))).collect()).await;
+    wait_completed(&q, 2000, LONG).await;
+    let ids = enqueue_all(
+        &q,
+        (0..200).map(|_| noop(json!({"sleep_ms": 2000}))).collect(),
+    )
+    .await;
+    wait_completed(&q, 2200, Duration::from_secs(120)).await;
+    let recs = records(&q, &ids).await;
+    let first = recs.iter().filter_map(|r| r.started_at).min().unwrap();
+    let last = recs.iter().filter_map(|r| r.completed_at).max().unwrap();
+    let makespan = secs_between(first, last);
+    assert!(
+        (50.0..=55.0).contains(&makespan),
+        "makespan {makespan:.2} s, ideal 50 s"
+    );
+    for r in &recs {
+        assert_eq!((r.status, r.attempts), (TaskStatus::Completed, 1));
+    }
+}
+
+/// A P0 task submitted behind a backlog starts within one task's time: behind 500 ms tasks it
+/// waits at most for a running task to end; behind tiny tasks (claimed in batches) at most for a
+/// batch, a few milliseconds.
+#[tokio::test]
+async fn a_p0_task_behind_a_backlog_starts_within_one_tasks_time() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "jump");
+    let _w = Worker::builder(&redis.url(), "jump")
+        .env("WORKER_CONCURRENCY", "4")
+        .spawn()
+        .await;
+    // (backlog, task payload, bound on the P0's wait in seconds)
+    let cases = [
+        (40, json!({"sleep_ms": 500}), 0.5 + 0.15),
+        (20_000, json!({}), 0.25),
+    ];
+    let mut done = 0;
+    for (backlog, payload, bound) in cases {
+        enqueue_all(&q, (0..backlog).map(|_| noop(payload.clone())).collect()).await;
+        wait_completed(&q, done + (backlog as u64) / 10, LONG).await;
+        let p0 = task("noop", "P0", json!({}));
+        let created = p0.created_at;
+        let id = enqueue_all(&q, vec![p0]).await;
+        done += backlog as u64 + 1;
+        let rec = eventually(LONG, "the P0 task completed", || async {
+            let r = q.get(&id[0]).await.ok()??;
+            (r.status == TaskStatus::Completed).then_some(r)
+        })
+        .await;
+        // It overtook the backlog: part of it was still pending when the P0 finished.
+        let pending = q.stats().await.unwrap().pending.get(Priority::P2);
+        assert!(
+            pending > 0,
+            "the backlog of {backlog} drained before the P0 ran"
+        );
+        let waited = secs_between(created, rec.started_at.unwrap());
+        assert!(
+            waited <= bound,
+            "P0 waited {waited:.3} s behind {backlog} tasks (bound {bound} s)"
+        );
+        wait_completed(&q, done, LONG).await;
+    }
+}
+
+/// A long task that lands in a batch sized for tiny ones does not hold the tasks claimed after it:
+/// they are handed back while it runs and another consumer runs them.
+#[tokio::test]
+async fn tasks_claimed_behind_a_long_one_are_handed_back_and_run_elsewhere() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "behind");
+    let _w = Worker::builder(&redis.url(), "behind")
+        .env("WORKER_CONCURRENCY", "2")
+        .spawn()
+        .await;
+    let mut tasks: Vec<TaskRecord> = (0..2000).map(|_| noop(json!({}))).collect();
+    let long = noop(json!({"sleep_ms": 3000}));
+    let long_id = long.task_id.to_string();
+    tasks.push(long);
+    let after: Vec<TaskRecord> = (0..10).map(|_| noop(json!({}))).collect();
+    let after_ids: Vec<String> = after.iter().map(|t| t.task_id.to_string()).collect();
+    tasks.extend(after);
+    enqueue_all(&q, tasks).await;
+    wait_completed(&q, 2011, LONG).await;
+    let long = records(&q, std::slice::from_ref(&long_id)).await.remove(0);
+    let long_started = long.started_at.unwrap();
+    for r in records(&q, &after_ids).await {
+        assert_eq!(r.status, TaskStatus::Completed);
+        let waited = secs_between(long_started, r.completed_at.unwrap());
+        assert!(
+            waited < 1.0,
+            "a task queued right behind the long one finished {waited:.2} s after it started"
+        );
+    }
+}

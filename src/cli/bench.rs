@@ -1,6 +1,10 @@
 //! `ops-worker bench`: enqueue N noop (or `--kind deploy`) tasks into a private queue on
 //! `REDIS_URL`, drain them with C consumers of the real pool, and report enqueue/s, drain/s, claim
-//! latency, peak RSS and Redis round trips per task. The private queue is deleted afterwards.
+//! latency, peak RSS, Redis round trips per task and the Redis server's CPU time per task (from
+//! `INFO cpu` before and after, enqueue included). The private queue is deleted afterwards.
+//!
+//! The pool runs with `run`'s settings (`WORKER_CONCURRENCY`, `WORKER_PREFETCH` and the rest from
+//! the environment, or their defaults) unless `--concurrency` / `--prefetch` say otherwise.
 //!
 //! The pool API is used in one place only, [`with_pool`] (plus the [`ClaimProbe`] impl that
 //! records claim latencies).
@@ -58,12 +62,12 @@ pub struct BenchArgs {
     /// Noop tasks to enqueue and drain.
     #[arg(long, default_value_t = 20_000)]
     pub tasks: usize,
-    /// Consumers draining them.
-    #[arg(long, default_value_t = 8)]
-    pub concurrency: usize,
-    /// Tasks claimed per round trip (WORKER_PREFETCH for the drain).
-    #[arg(long, default_value_t = 64)]
-    pub prefetch: usize,
+    /// Consumers draining them (default: `WORKER_CONCURRENCY`, as `run` would use).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Tasks claimed per round trip (default: `WORKER_PREFETCH`, as `run` would use).
+    #[arg(long)]
+    pub prefetch: Option<usize>,
     /// What to drain: `noop` tasks, or `deploy` tasks against an in-process Vercel simulator
     /// (builds finish at once, rate limit off) to measure the Vercel path's overhead.
     #[arg(long, default_value = "noop", value_parser = ["noop", "deploy"])]
@@ -96,6 +100,14 @@ pub struct BenchReport {
     pub redis_round_trips_per_task: f64,
     /// Peak resident memory of the process.
     pub peak_rss_mb: f64,
+    /// Redis server CPU time (user + sys, from `INFO cpu`) per task, in microseconds, over the
+    /// enqueue and the drain. It includes whatever else the server did meanwhile (the bench's own
+    /// completion polling, other clients), so run it against a private Redis.
+    pub redis_cpu_us_per_task: f64,
+    /// The part of it spent on the enqueue.
+    pub redis_cpu_us_per_task_enqueue: f64,
+    /// `redis_version` of the server measured.
+    pub redis_version: String,
 }
 
 /// Claim latencies in milliseconds, recorded for claims that returned work.
@@ -156,6 +168,18 @@ pub fn peak_rss_mb() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Redis CPU seconds at three points of the run, and the server's version.
+struct RedisCpu {
+    /// Before the enqueue.
+    start: f64,
+    /// After the enqueue, before the pool starts.
+    enqueued: f64,
+    /// After the last completion, before the private queue is deleted.
+    drained: f64,
+    /// `redis_version`.
+    version: String,
+}
+
 /// What the drain measured.
 struct Drain {
     /// Seconds from pool start until every task completed.
@@ -177,37 +201,50 @@ pub async fn run(base: &Config, args: &BenchArgs) -> Result<(), BenchError> {
         "deploy" => Some(start_simulator(&mut config).await?),
         _ => None,
     };
-    let records = bench_tasks(args.tasks, sim.is_some());
-    let measured = measure(&config, &admin, &pool_store, sim.is_some(), &records).await;
+    let tasks = args.tasks;
+    let measured = measure(&config, &admin, &pool_store, sim.is_some(), tasks).await;
     admin.destroy().await?;
     if let Some(server) = sim {
         server.stop().await;
     }
-    let (enqueue_secs, drain) = measured?;
-    let report = report(args, &config, records.len(), enqueue_secs, drain);
+    let (enqueue_secs, drain, cpu) = measured?;
+    let report = report(args, &config, tasks, (enqueue_secs, drain), &cpu);
     print_report(&report, args.json);
     Ok(())
 }
 
-/// Enqueue `records`, then drain them: the enqueue seconds and the drain figures.
+/// Enqueue `tasks` tasks, then drain them: the enqueue seconds, the drain figures and Redis's CPU.
 async fn measure(
     config: &Config,
     admin: &QueueStore,
     pool_store: &QueueStore,
     vercel: bool,
-    records: &[TaskRecord],
-) -> Result<(f64, Drain), BenchError> {
-    let enqueue_secs = enqueue_all(admin, records).await?;
-    let drain = drain(config, admin, pool_store, vercel, records.len()).await?;
-    Ok((enqueue_secs, drain))
+    tasks: usize,
+) -> Result<(f64, Drain, RedisCpu), BenchError> {
+    let (start, version) = admin.server_cpu().await?;
+    let enqueue_secs = enqueue_all(admin, tasks, vercel).await?;
+    let (enqueued, _) = admin.server_cpu().await?;
+    let drain = drain(config, admin, pool_store, vercel, tasks).await?;
+    let (drained, _) = admin.server_cpu().await?;
+    let cpu = RedisCpu {
+        start,
+        enqueued,
+        drained,
+        version,
+    };
+    Ok((enqueue_secs, drain, cpu))
 }
 
 /// `base` on a private queue (`bench-<random>`) with the flags' pool size.
 fn bench_config(base: &Config, args: &BenchArgs) -> Config {
     let mut config = base.clone();
     config.queue.name = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    config.worker.concurrency = args.concurrency.max(1);
-    config.worker.prefetch = args.prefetch.max(1);
+    if let Some(c) = args.concurrency {
+        config.worker.concurrency = c.max(1);
+    }
+    if let Some(p) = args.prefetch {
+        config.worker.prefetch = p.max(1);
+    }
     config.worker.instance_id = format!("bench-{}", std::process::id());
     config
 }
@@ -255,11 +292,15 @@ fn bench_tasks(count: usize, deploy: bool) -> Vec<TaskRecord> {
         .collect()
 }
 
-/// Submit in batches of 5000, four at a time; the seconds it took.
-async fn enqueue_all(admin: &QueueStore, records: &[TaskRecord]) -> Result<f64, BenchError> {
+/// Submit `total` tasks (deploys when `deploy`) in batches of 5000, four at a time, each batch
+/// built just before it is sent (so the process never holds every record: peak RSS is the
+/// pool's, not the bench's); the seconds it took.
+async fn enqueue_all(admin: &QueueStore, total: usize, deploy: bool) -> Result<f64, BenchError> {
+    const BATCH: usize = 5_000;
     let t0 = Instant::now();
-    let results: Vec<Result<_, QueueError>> = futures::stream::iter(records.chunks(5_000))
-        .map(|chunk| admin.enqueue(chunk))
+    let sizes = (0..total).step_by(BATCH).map(|at| BATCH.min(total - at));
+    let results: Vec<Result<_, QueueError>> = futures::stream::iter(sizes)
+        .map(|n| async move { admin.enqueue(&bench_tasks(n, deploy)).await })
         .buffer_unordered(4)
         .collect()
         .await;
@@ -282,7 +323,7 @@ async fn drain(
     let work = async {
         wait_for_completions(admin, total).await?;
         let secs = t1.elapsed().as_secs_f64();
-        let finished = admin.stats().await?.completed_total as usize;
+        let finished = admin.completed_total().await? as usize;
         let round_trips = pool_store.round_trips();
         Ok::<_, QueueError>((secs, finished, round_trips))
     };
@@ -300,27 +341,30 @@ async fn drain(
     })
 }
 
-/// Poll the queue every 10 ms until `total` tasks completed or [`DRAIN_TIMEOUT`] passed.
+/// Poll the completion counter (one `HGET`) every 10 ms until `total` tasks completed or
+/// [`DRAIN_TIMEOUT`] passed.
 async fn wait_for_completions(admin: &QueueStore, total: usize) -> Result<(), QueueError> {
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     loop {
-        let s = admin.stats().await?;
-        if s.completed_total as usize >= total || Instant::now() > deadline {
+        let done = admin.completed_total().await? as usize;
+        if done >= total || Instant::now() > deadline {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
-/// The figures of `tasks` tasks enqueued in `enqueue_secs` and drained as `drain` says.
+/// The figures of `tasks` tasks enqueued in `enqueue_secs` and drained as `drain` says, with
+/// Redis using `cpu`.
 fn report(
     args: &BenchArgs,
     config: &Config,
     tasks: usize,
-    enqueue_secs: f64,
-    drain: Drain,
+    (enqueue_secs, drain): (f64, Drain),
+    cpu: &RedisCpu,
 ) -> BenchReport {
     let n = tasks.max(1) as f64;
+    let us_per_task = |secs: f64| secs.max(0.0) * 1e6 / n;
     BenchReport {
         kind: args.kind.clone(),
         tasks,
@@ -332,6 +376,9 @@ fn report(
         claim_wait_p99_ms: percentile(&drain.latencies, 0.99),
         redis_round_trips_per_task: drain.round_trips as f64 / n,
         peak_rss_mb: peak_rss_mb(),
+        redis_cpu_us_per_task: us_per_task(cpu.drained - cpu.start),
+        redis_cpu_us_per_task_enqueue: us_per_task(cpu.enqueued - cpu.start),
+        redis_version: cpu.version.clone(),
     }
 }
 
@@ -354,6 +401,10 @@ fn print_report(report: &BenchReport, as_json: bool) {
     println!(
         "redis        {:.3} round trips per task (drain)",
         report.redis_round_trips_per_task
+    );
+    println!(
+        "redis CPU    {:.1} us per task (enqueue {:.1} us + drain), Redis {}",
+        report.redis_cpu_us_per_task, report.redis_cpu_us_per_task_enqueue, report.redis_version
     );
     println!("peak RSS     {:.1} MiB", report.peak_rss_mb);
 }

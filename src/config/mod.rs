@@ -143,7 +143,8 @@ pub struct WorkerSettings {
     pub instance_id: String,
     /// Number of ConsumerActors.
     pub concurrency: usize,
-    /// Tasks one consumer claims per round trip (1 = fairest; larger = faster for tiny tasks).
+    /// Most tasks one consumer claims per round trip; the pool sizes each claim below it from
+    /// how long recent tasks took (1 = always one at a time).
     pub prefetch: usize,
     /// Upper bound of one blocking wait for work (`WORKER_POLL_INTERVAL`).
     pub poll_interval: Duration,

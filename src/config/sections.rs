@@ -49,7 +49,7 @@ pub(super) fn worker(r: &mut Reader) -> WorkerSettings {
     WorkerSettings {
         instance_id: r.name("INSTANCE_ID", default_instance_id),
         concurrency: r.number("WORKER_CONCURRENCY", 4usize, 1, 1024),
-        prefetch: r.number("WORKER_PREFETCH", 1usize, 1, 1000),
+        prefetch: r.number("WORKER_PREFETCH", 64usize, 1, 1000),
         poll_interval: r.seconds("WORKER_POLL_INTERVAL", 5.0, 0.05, 300.0),
         shutdown_timeout: r.seconds("WORKER_SHUTDOWN_TIMEOUT", 25.0, 0.0, 3600.0),
         max_restarts: r.number("WORKER_MAX_RESTARTS", 5usize, 1, 1000),

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tracing::{Instrument, Span, error, info, info_span, warn};
 
 use super::PoolSignal;
-use super::consumer::{Consumer, Exit};
+use super::consumer::{Consumer, Exit, HOLD_LIMIT};
 use super::record::{self, Writes};
 use crate::handlers::{ExitConsumer, HandlerFuture, TaskContext, TaskError};
 use crate::queue::{ClaimedTask, Failure, retry_backoff};
@@ -190,12 +190,15 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// Run the tasks one at a time, then record every outcome.
-    pub async fn run(mut self) -> Exit {
+    /// Run the tasks one at a time, then record every outcome. Returns how the batch ended, how
+    /// many tasks it ran and how long running them took (recording excluded); past `HOLD_LIMIT`
+    /// the unstarted ones are handed back.
+    pub async fn run(mut self) -> (Exit, usize, Duration) {
+        let started = Instant::now();
         let mut ran = Vec::new();
         let mut exit = Exit::Stopped;
         let mut rest = std::mem::take(&mut self.tasks).into_iter();
-        for task in rest.by_ref() {
+        while let Some(task) = rest.next() {
             if Instant::now() >= self.leases.next_renewal {
                 self.renew().await;
             }
@@ -203,20 +206,61 @@ impl<'a> Batch<'a> {
                 warn!(task_id = %task.id, "lease lost before the task started; skipping it");
                 continue;
             }
-            let (done, exit_consumer) = self.run_one(task).await;
+            let (done, exit_consumer) = self.run_handing_back(task, &mut rest, started).await;
             ran.push(done);
             if exit_consumer {
                 exit = Exit::Panicked;
                 break;
             }
-            if self.consumer.draining() {
+            if self.consumer.draining() || started.elapsed() > HOLD_LIMIT {
                 break;
             }
         }
-        // Claimed but not started (the pool began draining, or the consumer must end).
+        // Claimed but not started (the pool began draining, the consumer must end, or the batch
+        // ran past HOLD_LIMIT).
         let unstarted: Vec<String> = rest.map(|t| t.id).collect();
+        let (count, busy) = (ran.len(), started.elapsed());
         self.record(ran, unstarted).await;
-        exit
+        (exit, count, busy)
+    }
+
+    /// Run `task`. If it is still running `HOLD_LIMIT` after the batch started, hand the batch's
+    /// unstarted tasks back meanwhile (they are not held behind a long task an idle consumer
+    /// could start them instead); if that fails they are handed back when the batch ends.
+    async fn run_handing_back(
+        &mut self,
+        task: ClaimedTask,
+        rest: &mut std::vec::IntoIter<ClaimedTask>,
+        started: Instant,
+    ) -> (Ran, bool) {
+        if rest.len() == 0 {
+            return self.run_one(task).await;
+        }
+        let store = self.consumer.deps.store.clone();
+        let name = self.consumer.name.clone();
+        let limit = tokio::time::Instant::from_std(started + HOLD_LIMIT);
+        let mut ids: Vec<String> = Vec::new();
+        let (out, handed) = {
+            let run = self.run_one(task);
+            tokio::pin!(run);
+            tokio::select! {
+                out = &mut run => (out, None),
+                _ = tokio::time::sleep_until(limit) => {
+                    ids = rest.as_slice().iter().map(|t| t.id.clone()).collect();
+                    let (out, handed) = tokio::join!(&mut run, store.release(&name, &ids));
+                    (out, Some(handed))
+                }
+            }
+        };
+        match handed {
+            Some(Ok(_)) => {
+                *rest = Vec::new().into_iter();
+                self.leases.held.retain(|id| !ids.contains(id));
+            }
+            Some(Err(e)) => warn!(error = %e, "cannot hand back the unstarted tasks yet"),
+            None => {}
+        }
+        out
     }
 
     /// Renew every lease still held; forget the lost ones; note cancel requests.

@@ -1,10 +1,17 @@
 //! ConsumerActor: claims tasks and runs them.
 //!
-//! The actor hosts one async loop. Each turn claims up to `WORKER_PREFETCH` tasks in one atomic
-//! script; with nothing to do it blocks on its own Redis connection (BLPOP on the wake list,
-//! bounded by `WORKER_POLL_INTERVAL`), so an idle pool costs no polling and a new task is picked
-//! up within a round trip. Running a claimed batch (handlers, leases, recording outcomes) is
-//! `attempt.rs`.
+//! The actor hosts one async loop. Each turn claims a batch in one atomic script; with nothing to
+//! do it blocks on its own Redis connection (BLPOP on the wake list, bounded by
+//! `WORKER_POLL_INTERVAL`), so an idle pool costs no polling and a new task is picked up within a
+//! round trip. Running a claimed batch (handlers, leases, recording outcomes) is `attempt.rs`.
+//!
+//! The batch size adapts ([`ClaimSize`]): one task until the consumer has timed some, then as many
+//! as it expects to finish within [`HOLD_TARGET`], at most `WORKER_PREFETCH`, and one again after
+//! the queue ran dry. Long tasks are
+//! therefore claimed one at a time (no consumer holds work another could start), short ones in
+//! batches (one claim and one acknowledgement serve many). A batch that still overruns
+//! [`HOLD_LIMIT`] hands its unstarted tasks back to the head of their queues, at once even while
+//! a long task of the batch still runs (`attempt.rs`).
 //!
 //! A handler panic is caught and is that task's failed attempt (retryable, so a poison task is
 //! dead-lettered after `max_retries`): no task payload can end a consumer or change the pool's
@@ -60,7 +67,7 @@ pub struct ConsumerDeps {
     pub handlers: Arc<HandlerRegistry>,
     /// Running tasks and CPU/memory ratios, shared with the heartbeat and the gauge sampler.
     pub usage: Arc<InstanceUsage>,
-    /// Tasks claimed per round trip.
+    /// Most tasks claimed per round trip (`WORKER_PREFETCH`); the batch adapts below it.
     pub prefetch: usize,
     /// Upper bound of one blocking wait.
     pub poll_interval: Duration,
@@ -130,6 +137,62 @@ pub(super) struct Consumer {
     pub signal: watch::Receiver<PoolSignal>,
 }
 
+/// Work a batch is sized to take: a P0 task that arrives behind a backlog of short tasks waits at
+/// most about this long for a consumer (plus the task each consumer is running).
+pub const HOLD_TARGET: Duration = Duration::from_millis(5);
+/// A batch still running after this hands its unstarted tasks back, while a long task runs or
+/// after a task (the sizing guessed wrong: the tasks got longer).
+pub const HOLD_LIMIT: Duration = Duration::from_millis(20);
+
+/// How many tasks the next claim asks for, from how long this consumer's recent tasks took.
+#[derive(Debug, Clone)]
+pub struct ClaimSize {
+    /// Upper bound (`WORKER_PREFETCH`).
+    max: usize,
+    /// Moving average of the time one task held the consumer (its handler; the acknowledgement
+    /// is not counted: the tasks it holds are finished); `None` until a batch was timed, so the
+    /// first claim takes one task.
+    per_task: Option<Duration>,
+}
+
+impl ClaimSize {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max: max.max(1),
+            per_task: None,
+        }
+    }
+
+    /// Tasks to claim next: as many as fit in [`HOLD_TARGET`], between 1 and the maximum.
+    pub fn next(&self) -> usize {
+        match self.per_task {
+            None => 1,
+            Some(d) => {
+                let fit = HOLD_TARGET.as_nanos() / d.as_nanos().max(1);
+                (fit.min(self.max as u128) as usize).max(1)
+            }
+        }
+    }
+
+    /// Start over at one task (the queue ran dry: the next tasks may be long ones).
+    pub fn forget(&mut self) {
+        self.per_task = None;
+    }
+
+    /// A batch ran `ran` tasks in `elapsed`.
+    pub fn observe(&mut self, elapsed: Duration, ran: usize) {
+        if ran == 0 {
+            return;
+        }
+        let sample = elapsed / ran as u32;
+        self.per_task = Some(match self.per_task {
+            // A slower batch counts at once (fairness first); a faster one half.
+            Some(old) if sample < old => (old + sample) / 2,
+            _ => sample,
+        });
+    }
+}
+
 /// First wait after a failed claim; doubles up to [`CLAIM_BACKOFF_CAP`].
 const CLAIM_BACKOFF: Duration = Duration::from_millis(100);
 const CLAIM_BACKOFF_CAP: Duration = Duration::from_secs(5);
@@ -154,6 +217,7 @@ impl Consumer {
         let mut backoff = CLAIM_BACKOFF;
         // Set when a claim got no answer: Redis may have leased tasks to us without telling.
         let mut unsure = false;
+        let mut size = ClaimSize::new(self.deps.prefetch);
         loop {
             if self.draining() {
                 if unsure {
@@ -168,7 +232,7 @@ impl Consumer {
             }
             unsure = false;
             let started = Instant::now();
-            let claim = match self.deps.store.claim(&self.name, self.deps.prefetch).await {
+            let claim = match self.deps.store.claim(&self.name, size.next()).await {
                 Ok(c) => c,
                 Err(e) => {
                     warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "claim failed");
@@ -184,12 +248,16 @@ impl Consumer {
             }
             report_skipped(&claim.skipped);
             if claim.tasks.is_empty() {
+                // What comes after an idle spell may be a different kind of work.
+                size.forget();
                 self.wait_for_work(&mut blocking).await;
                 continue;
             }
-            if Batch::new(&mut self, claim.tasks).run().await == Exit::Panicked {
+            let (exit, ran, busy) = Batch::new(&mut self, claim.tasks).run().await;
+            if exit == Exit::Panicked {
                 return Exit::Panicked;
             }
+            size.observe(busy, ran);
         }
     }
 
@@ -264,5 +332,30 @@ fn report_skipped(skipped: &[crate::queue::TaskOutcome]) {
             }
             .emit();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_start_at_one_grow_for_tiny_tasks_and_shrink_at_once_for_long_ones() {
+        let mut size = ClaimSize::new(64);
+        assert_eq!(size.next(), 1, "nothing timed yet");
+        size.observe(Duration::from_micros(50), 1);
+        assert_eq!(size.next(), 64, "5 ms / 50 us = 100, capped at the maximum");
+        size.observe(Duration::from_millis(2), 2);
+        assert_eq!(size.next(), 5, "a slower batch counts at once: 5 ms / 1 ms");
+        size.observe(Duration::from_micros(100), 1);
+        assert_eq!(size.next(), 9, "a faster one half: average 550 us");
+        size.observe(Duration::from_secs(2), 1);
+        assert_eq!(size.next(), 1, "long tasks are claimed one at a time");
+        size.observe(Duration::from_micros(10), 0);
+        assert_eq!(size.next(), 1, "a batch that ran nothing says nothing");
+        size.observe(Duration::from_micros(10), 1);
+        size.forget();
+        assert_eq!(size.next(), 1, "after an idle spell, one again");
+        assert_eq!(ClaimSize::new(0).max, 1);
     }
 }

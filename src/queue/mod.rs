@@ -280,6 +280,42 @@ impl QueueStore {
         }
     }
 
+    /// Tasks completed so far (`completed_total`): one `HGET`, for callers that poll it often
+    /// (`bench`), where the `stats` snapshot would be the larger cost.
+    pub async fn completed_total(&self) -> Result<u64, QueueError> {
+        let v: Option<u64> = self
+            .query(
+                redis::cmd("HGET")
+                    .arg(self.key("counters"))
+                    .arg("completed_total"),
+            )
+            .await?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// CPU seconds the Redis server has used since it started (`used_cpu_sys + used_cpu_user`
+    /// from `INFO cpu`), and its version (`redis_version` from `INFO server`).
+    pub async fn server_cpu(&self) -> Result<(f64, String), QueueError> {
+        let info: String = self
+            .query(redis::cmd("INFO").arg("server").arg("cpu"))
+            .await?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        let secs = |name: &str| field(name).and_then(|v| v.parse::<f64>().ok());
+        match (secs("used_cpu_sys"), secs("used_cpu_user")) {
+            (Some(sys), Some(user)) => Ok((
+                sys + user,
+                field("redis_version").unwrap_or("unknown").to_string(),
+            )),
+            _ => Err(QueueError::Protocol(
+                "INFO cpu has no used_cpu_sys / used_cpu_user".into(),
+            )),
+        }
+    }
+
     /// A script call with the common prelude arguments filled in.
     fn invocation<'a>(&self, script: &'a redis::Script) -> ScriptInvocation<'a> {
         let mut inv = script.prepare_invoke();

@@ -16,7 +16,7 @@ local skipped = {}
 -- A minimal record for an id that has none, so it can be dead-lettered visibly.
 local function stub(tk, id, prio)
   redis.call('HSET', tk, 'task_id', id, 'type', 'unknown', 'priority', prio, 'payload', '{}',
-    'attempts', 0, 'max_retries', 0, 'created_at', NOW_ISO)
+    'attempts', 0, 'max_retries', 0, 'created_at', now_iso())
 end
 -- Lease and recent-index entries of the whole batch, written with one ZADD each at the end.
 local leases, touched = {}, {}
@@ -49,8 +49,8 @@ for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
           -- One read (HGETALL) and one write per task; the reply is the updated record.
           local attempts = tostring((tonumber(rec.attempts) or 0) + 1)
           redis.call('HSET', tk, 'status', 'in_progress', 'attempts', attempts,
-            'started_at', NOW_ISO, 'worker', consumer, 'claimed_ms', NOW)
-          rec.status, rec.attempts, rec.started_at = 'in_progress', attempts, NOW_ISO
+            'started_at', now_iso(), 'worker', consumer, 'claimed_ms', NOW)
+          rec.status, rec.attempts, rec.started_at = 'in_progress', attempts, now_iso()
           rec.worker, rec.claimed_ms = consumer, tostring(NOW)
           leases[#leases + 1] = NOW + lease
           leases[#leases + 1] = id

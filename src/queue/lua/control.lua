@@ -26,5 +26,5 @@ elseif command ~= 'stop' then
   -- start/restart without a size: back to the instances' own WORKER_CONCURRENCY.
   redis.call('HDEL', key, 'concurrency' .. suffix)
 end
-redis.call('HSET', key, 'updated_at', NOW_ISO)
+redis.call('HSET', key, 'updated_at', now_iso())
 return redis.call('HGETALL', key)
