@@ -45,7 +45,12 @@ fn requests(stats: &Value) -> Vec<(String, String, u64, u64)> {
 
 /// Run a deploy of `project` to READY and answer its deployment id.
 async fn deployed(q: &QueueStore, project: &str) -> String {
-    let dep = submit(q, "deploy", json!({"project": project}), 1).await;
+    deployed_with(q, json!({"project": project})).await
+}
+
+/// Run a deploy with `payload` to READY and answer its deployment id.
+async fn deployed_with(q: &QueueStore, payload: Value) -> String {
+    let dep = submit(q, "deploy", payload, 1).await;
     wait_status(q, &dep, TaskStatus::Completed)
         .await
         .result
@@ -515,20 +520,7 @@ async fn kill_9_of_one_of_two_instances_during_30_deploys_converges_to_30_deploy
 
 /// Run a production deploy of `project` to READY and answer its deployment id.
 async fn deployed_to_production(q: &QueueStore, project: &str) -> String {
-    let dep = submit(
-        q,
-        "deploy",
-        json!({"project": project, "target": "production"}),
-        1,
-    )
-    .await;
-    wait_status(q, &dep, TaskStatus::Completed)
-        .await
-        .result
-        .unwrap()["deployment_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    deployed_with(q, json!({"project": project, "target": "production"})).await
 }
 
 /// `(deployment_id, status, source)` of each known-good release, newest first.
@@ -665,10 +657,13 @@ async fn build_of(worker: &Worker, id: &str) -> Value {
 #[tokio::test]
 async fn a_running_deploy_shows_its_vercel_state_and_build_log() {
     let redis = RedisServer::start();
-    let sim = SimProcess::spawn(&["--build-secs", "3"]);
+    // BUILDING lasts 80% of the build: long enough that polls paced by the shared rate limit
+    // (raised here, so two deploys polling every 0.2 s are not slowed to a call a second) see it.
+    let sim = SimProcess::spawn(&["--build-secs", "6"]);
     let q = store(&redis.url(), "progress");
     let worker = Worker::builder(&redis.url(), "progress")
         .envs(sim.worker_env())
+        .env("VERCEL_RATE_LIMIT_PER_MIN", "1200")
         .spawn()
         .await;
     let ok = submit(&q, "deploy", json!({"project": "shop"}), 0).await;

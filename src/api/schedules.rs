@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use super::auth::{Admin, Viewer};
 use super::error::ApiError;
-use super::tasks::{json_object, read_body};
+use super::tasks::{json_object, read_body, text_value, u32_value};
 use crate::queue::schedules::ScheduleEntry;
 use crate::task::ScheduleSpec;
 
@@ -67,25 +67,14 @@ pub async fn remove(
 fn spec_from_json(m: Map<String, Value>) -> Result<ScheduleSpec, ApiError> {
     let mut spec = ScheduleSpec::default();
     for (k, v) in m {
-        let text = |v: Value| -> Result<Option<String>, ApiError> {
-            match v {
-                Value::Null => Ok(None),
-                Value::String(s) => Ok(Some(s)),
-                _ => Err(ApiError::invalid(&k, "must be a string")),
-            }
-        };
         match k.as_str() {
-            "name" => spec.name = text(v)?,
-            "cron" => spec.cron = text(v)?,
-            "tz" => spec.tz = text(v)?,
-            "type" => spec.task_type = text(v)?,
-            "priority" => spec.priority = text(v)?,
+            "name" => spec.name = text_value(&k, v)?,
+            "cron" => spec.cron = text_value(&k, v)?,
+            "tz" => spec.tz = text_value(&k, v)?,
+            "type" => spec.task_type = text_value(&k, v)?,
+            "priority" => spec.priority = text_value(&k, v)?,
             "payload" => spec.payload = Some(v),
-            "max_retries" => {
-                let n = v.as_u64().and_then(|n| u32::try_from(n).ok());
-                spec.max_retries =
-                    Some(n.ok_or_else(|| ApiError::invalid(&k, "must be a non-negative integer"))?);
-            }
+            "max_retries" => spec.max_retries = u32_value(&k, v)?,
             _ => {
                 return Err(ApiError::invalid(
                     &k,

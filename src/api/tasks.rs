@@ -44,38 +44,42 @@ pub fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, ApiErr
     }
 }
 
+/// A JSON string field (null = absent), else 400 naming `field`.
+pub(super) fn text_value(field: &str, v: Value) -> Result<Option<String>, ApiError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        _ => Err(ApiError::invalid(field, "must be a string")),
+    }
+}
+
+/// A JSON non-negative integer field that fits a u32 (null = absent), else 400 naming `field`.
+pub(super) fn u32_value(field: &str, v: Value) -> Result<Option<u32>, ApiError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid(field, "must be a non-negative integer")),
+        _ => Err(ApiError::invalid(field, "must be a non-negative integer")),
+    }
+}
+
 /// Build a [`NewTask`] from a JSON body, checking each field's JSON type so errors name it.
 pub fn new_task_from_json(m: serde_json::Map<String, Value>) -> Result<NewTask, ApiError> {
     let mut t = NewTask::default();
     for (k, v) in m {
-        let text = |v: Value| -> Result<Option<String>, ApiError> {
-            match v {
-                Value::Null => Ok(None),
-                Value::String(s) => Ok(Some(s)),
-                _ => Err(ApiError::invalid(&k, "must be a string")),
-            }
-        };
         match k.as_str() {
-            "type" => t.task_type = text(v)?,
-            "priority" => t.priority = text(v)?,
-            "source" => t.source = text(v)?,
-            "idempotency_key" => t.idempotency_key = text(v)?,
-            "run_at" => t.run_at = text(v)?,
-            "trace_id" => t.trace_id = text(v)?,
+            "type" => t.task_type = text_value(&k, v)?,
+            "priority" => t.priority = text_value(&k, v)?,
+            "source" => t.source = text_value(&k, v)?,
+            "idempotency_key" => t.idempotency_key = text_value(&k, v)?,
+            "run_at" => t.run_at = text_value(&k, v)?,
+            "trace_id" => t.trace_id = text_value(&k, v)?,
             "payload" => t.payload = Some(v),
             "metadata" => t.metadata = Some(v),
-            "max_retries" => {
-                t.max_retries =
-                    match v {
-                        Value::Null => None,
-                        Value::Number(n) => {
-                            Some(n.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(
-                                || ApiError::invalid(&k, "must be a non-negative integer"),
-                            )?)
-                        }
-                        _ => return Err(ApiError::invalid(&k, "must be a non-negative integer")),
-                    }
-            }
+            "max_retries" => t.max_retries = u32_value(&k, v)?,
             _ => {
                 return Err(ApiError::invalid(
                     &k,
