@@ -101,10 +101,8 @@ async fn each_tick_fires_once_across_five_instances_and_none_is_missed_when_two_
     assert!(ticks(&q, "tick").await.len() <= after_rm + 1);
 }
 
-#[tokio::test]
-async fn schedules_are_managed_with_the_cli_and_the_api_and_bad_fields_are_named() {
-    let redis = RedisServer::start();
-    let queue = "schedapi";
+/// `schedule add` refuses each bad flag naming it (exit 2), then adds the nightly check.
+fn add_nightly_with_the_cli(redis_url: &str, queue: &str) {
     let bad: [(&[&str], &str); 4] = [
         (&["--cron", "every day"], "cron"),
         (&["--cron", "0 9 * * *", "--tz", "Mars/Olympus"], "tz"),
@@ -117,13 +115,13 @@ async fn schedules_are_managed_with_the_cli_and_the_api_and_bad_fields_are_named
     for (extra, field) in bad {
         let mut args = vec!["schedule", "add", "--name", "nightly", "--type", "noop"];
         args.extend_from_slice(extra);
-        let out = cli(&redis.url(), queue, &[], &args);
+        let out = cli(redis_url, queue, &[], &args);
         assert_eq!(out.status.code(), Some(2), "{extra:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(field), "{extra:?}: {stderr}");
     }
     let out = cli(
-        &redis.url(),
+        redis_url,
         queue,
         &[],
         &[
@@ -146,7 +144,13 @@ async fn schedules_are_managed_with_the_cli_and_the_api_and_bad_fields_are_named
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
 
+#[tokio::test]
+async fn schedules_are_managed_with_the_cli_and_the_api_and_bad_fields_are_named() {
+    let redis = RedisServer::start();
+    let queue = "schedapi";
+    add_nightly_with_the_cli(&redis.url(), queue);
     let worker = Worker::builder(&redis.url(), queue).spawn().await;
     let viewer = token(Role::Viewer);
     let admin = token(Role::Admin);
