@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
@@ -22,6 +23,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian's packages start their daemons; the tests run their own.
   pkill -x prometheus 2>/dev/null || true
+  pkill -x redis-sentinel 2>/dev/null || true
   pkill -x prometheus-alertmanager 2>/dev/null || true
 fi
 # The dashboard's browser test drives Debian's Chromium with playwright-core (no browser download).

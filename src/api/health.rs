@@ -60,6 +60,8 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let body = json!({
         "status": if down.is_empty() { "ok" } else { "unavailable" },
         "redis": if redis_ok { "ok" } else { "down" },
+        "redis_topology": state.store.redis_topology(),
+        "redis_master": state.store.redis_master(),
         "worker": pool.as_ref().map(|p| p.status.as_str()).unwrap_or("unknown"),
         "instance": pool.as_ref().map(|p| p.instance.clone()),
         "in_flight": pool.as_ref().map(|p| p.in_flight),

@@ -129,9 +129,40 @@ pub fn jwt_secret_strength(secret: &Secret) -> Result<(), WeakSecret> {
 }
 
 /// Reachable, writable, and not evicting (each a row).
-async fn redis_checks(redis: &RedisSettings, out: &mut Vec<Check>) {
+async fn redis_checks(
+    redis: &RedisSettings,
+    queue: &crate::config::QueueSettings,
+    out: &mut Vec<Check>,
+) {
     out.push(redis_tls(redis));
-    let Some(mut conn) = redis_connection(redis, out).await else {
+    if let Some(sentinel) = &redis.sentinel {
+        let master = crate::queue::QueueStore::new(redis, queue)
+            .ok()
+            .and_then(|s| s.redis_master());
+        out.push(match master {
+            Some(m) => check(
+                "redis topology",
+                Status::Ok,
+                format!("sentinel: master `{}` is {m}", sentinel.master),
+            ),
+            None => check(
+                "redis topology",
+                Status::Fail,
+                format!(
+                    "sentinel: no Sentinel of {} knows master `{}`",
+                    sentinel.nodes.len(),
+                    sentinel.master
+                ),
+            ),
+        });
+    } else {
+        out.push(check(
+            "redis topology",
+            Status::Ok,
+            "single endpoint (REDIS_URL)",
+        ));
+    }
+    let Some(mut conn) = redis_connection(redis, queue, out).await else {
         return;
     };
     out.push(redis_writable(&mut conn).await);
@@ -166,14 +197,18 @@ fn redis_tls(redis: &RedisSettings) -> Check {
 /// A connection that answered PING within 3 s, or `None` after pushing the failing row.
 async fn redis_connection(
     redis: &RedisSettings,
+    queue: &crate::config::QueueSettings,
     out: &mut Vec<Check>,
 ) -> Option<redis::aio::MultiplexedConnection> {
     const NAME: &str = "redis reachable";
     let conn = async {
-        let client = connect::client(redis).map_err(|e| match e {
-            QueueError::Redis(e) => e,
-            other => redis::RedisError::from(std::io::Error::other(other.to_string())),
-        })?;
+        // The store's client: the URL's host, or the master the Sentinels name.
+        let client = crate::queue::QueueStore::new(redis, queue)
+            .map(|s| s.redis_client())
+            .map_err(|e| match e {
+                QueueError::Redis(e) => e,
+                other => redis::RedisError::from(std::io::Error::other(other.to_string())),
+            })?;
         client.get_multiplexed_async_connection().await
     };
     let mut conn = match tokio::time::timeout(Duration::from_secs(3), conn).await {
@@ -322,7 +357,7 @@ pub async fn checks(vars: &HashMap<String, String>) -> Vec<Check> {
     let Some(config) = configuration(vars, &mut out) else {
         return out;
     };
-    redis_checks(&config.redis, &mut out).await;
+    redis_checks(&config.redis, &config.queue, &mut out).await;
     vercel_checks(&config, &mut out).await;
     out.push(sentry_check(&config));
     if let Some(secret) = &config.jwt_secret {

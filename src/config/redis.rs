@@ -17,6 +17,8 @@ pub struct RedisSettings {
     pub url: RedisUrl,
     /// Certificates for a `rediss://` URL; `None` for plain `redis://`.
     pub tls: Option<RedisTls>,
+    /// Follow a Sentinel-managed master instead of the URL's host (`REDIS_SENTINELS`).
+    pub sentinel: Option<Sentinel>,
 }
 
 impl RedisSettings {
@@ -25,8 +27,28 @@ impl RedisSettings {
         Self {
             url: RedisUrl::new(url),
             tls: RedisUrl::new(url).is_tls().then(RedisTls::default),
+            sentinel: None,
         }
     }
+
+    /// `single` or `sentinel`: how the master is found (for doctor, logs and metrics).
+    pub fn topology(&self) -> &'static str {
+        if self.sentinel.is_some() {
+            "sentinel"
+        } else {
+            "single"
+        }
+    }
+}
+
+/// Where the Sentinels are and which master they watch. The master's address comes from them;
+/// credentials, db and TLS still come from `REDIS_URL` and the TLS options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sentinel {
+    /// `REDIS_SENTINELS`: `host:port` of each Sentinel, asked in this order.
+    pub nodes: Vec<(String, u16)>,
+    /// `REDIS_SENTINEL_MASTER`: the monitored master's name.
+    pub master: String,
 }
 
 /// TLS options of a `rediss://` connection. The default verifies the server against the system's
@@ -87,13 +109,64 @@ pub(super) fn redis(r: &mut Reader, mode: Mode) -> RedisSettings {
         client,
         insecure,
     };
+    let sentinel = sentinel(r);
     if !url.is_tls() {
         refuse_tls_options(r, &tls);
-        return RedisSettings { url, tls: None };
+        return RedisSettings {
+            url,
+            tls: None,
+            sentinel,
+        };
     }
     RedisSettings {
         url,
         tls: Some(tls),
+        sentinel,
+    }
+}
+
+/// `REDIS_SENTINELS` (comma-separated `host:port`) and `REDIS_SENTINEL_MASTER`, both or neither.
+fn sentinel(r: &mut Reader) -> Option<Sentinel> {
+    let nodes = r.raw("REDIS_SENTINELS");
+    let master = r.raw("REDIS_SENTINEL_MASTER");
+    let (nodes, master) = match (nodes, master) {
+        (None, None) => return None,
+        (Some(_), None) => {
+            r.problem(
+                "REDIS_SENTINEL_MASTER",
+                "is required with REDIS_SENTINELS (the master's name)",
+            );
+            return None;
+        }
+        (None, Some(_)) => {
+            r.problem(
+                "REDIS_SENTINELS",
+                "is required with REDIS_SENTINEL_MASTER (host:port,...)",
+            );
+            return None;
+        }
+        (Some(n), Some(m)) => (n, m),
+    };
+    let parsed: Option<Vec<(String, u16)>> = nodes
+        .split(',')
+        .map(|n| {
+            let (host, port) = n.trim().rsplit_once(':')?;
+            let port = port.parse::<u16>().ok().filter(|p| *p > 0)?;
+            (!host.is_empty()).then(|| (host.trim_matches(['[', ']']).to_string(), port))
+        })
+        .collect();
+    match parsed {
+        Some(nodes) if !nodes.is_empty() => Some(Sentinel {
+            nodes,
+            master: master.to_string(),
+        }),
+        _ => {
+            r.problem(
+                "REDIS_SENTINELS",
+                format!("`{nodes}` is not a list of host:port"),
+            );
+            None
+        }
     }
 }
 

@@ -146,7 +146,7 @@ fn variables_lists_every_section() {
     ] {
         assert!(all.contains(v), "{v} missing from {all:?}");
     }
-    assert_eq!(all.len(), 41, "{all:?}");
+    assert_eq!(all.len(), 43, "{all:?}");
 }
 
 #[test]
@@ -215,4 +215,46 @@ fn redis_tls_options_need_rediss_and_readable_pem_files() {
         ["REDIS_CLIENT_CERT"]
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sentinels_need_a_master_name_and_host_port_pairs() {
+    let c = Config::from_vars(
+        &vars(&[
+            ("REDIS_SENTINELS", "10.0.0.1:26379, s2.internal:26380"),
+            ("REDIS_SENTINEL_MASTER", "mymaster"),
+        ]),
+        Mode::Tool,
+    )
+    .unwrap();
+    let s = c.redis.sentinel.as_ref().unwrap();
+    assert_eq!(s.master, "mymaster");
+    assert_eq!(
+        s.nodes,
+        [
+            ("10.0.0.1".to_string(), 26379),
+            ("s2.internal".to_string(), 26380)
+        ]
+    );
+    assert_eq!(c.redis.topology(), "sentinel");
+    let problems = |v: &[(&str, &str)]| {
+        Config::from_vars(&vars(v), Mode::Tool)
+            .unwrap_err()
+            .problems
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        problems(&[("REDIS_SENTINELS", "h:1")]),
+        ["REDIS_SENTINEL_MASTER"]
+    );
+    assert_eq!(
+        problems(&[("REDIS_SENTINEL_MASTER", "m")]),
+        ["REDIS_SENTINELS"]
+    );
+    for bad in ["h", "h:0", ":1", "h:x", "h:1,"] {
+        let v = [("REDIS_SENTINELS", bad), ("REDIS_SENTINEL_MASTER", "m")];
+        assert_eq!(problems(&v), ["REDIS_SENTINELS"], "{bad}");
+    }
 }

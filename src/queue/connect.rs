@@ -9,8 +9,16 @@ use crate::config::{RedisSettings, RedisTls};
 
 /// The client every connection of the store is opened from.
 pub fn client(settings: &RedisSettings) -> Result<redis::Client, QueueError> {
+    let info = settings.url.expose().into_connection_info()?;
+    client_at(settings, info)
+}
+
+/// The client for `info` (the URL's address, or a master a Sentinel named) with the TLS options.
+pub fn client_at(
+    settings: &RedisSettings,
+    mut info: redis::ConnectionInfo,
+) -> Result<redis::Client, QueueError> {
     install_crypto_provider();
-    let mut info = settings.url.expose().into_connection_info()?;
     let Some(tls) = &settings.tls else {
         return Ok(redis::Client::open(info)?);
     };

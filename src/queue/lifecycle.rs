@@ -216,7 +216,8 @@ impl QueueStore {
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(max_block + RESPONSE_TIMEOUT));
         let r = self
-            .client
+            .link
+            .client()
             .get_multiplexed_async_connection_with_config(&config)
             .await;
         self.track(r)

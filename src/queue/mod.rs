@@ -54,6 +54,7 @@ mod events;
 mod heartbeat;
 mod lifecycle;
 mod limiter;
+mod link;
 mod listing;
 mod maintenance;
 mod outcome;
@@ -83,7 +84,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, ScriptInvocation};
 
 use crate::config::{QueueSettings, RedisSettings};
@@ -113,10 +113,8 @@ pub enum QueueError {
 /// Typed access to one queue. Cheap to clone; clones share the connection and counters.
 #[derive(Clone)]
 pub struct QueueStore {
-    /// Multiplexed connection shared by every non-blocking call; reconnects by itself.
-    conn: ConnectionManager,
-    /// Opens the dedicated connections that blocking waits need (a BLPOP would stall `conn`).
-    client: redis::Client,
+    /// The shared connection and the client of blocking ones; follows a Sentinel failover.
+    link: link::Link,
     /// `<prefix>:{<queue>}`: the start of every key.
     base: Arc<str>,
     /// The Lua scripts, compiled in.
@@ -208,16 +206,8 @@ impl QueueStore {
     /// Create a store. Connects lazily: a Redis that is down now is retried on every call, so a
     /// worker can start before its Redis does.
     pub fn new(redis: &RedisSettings, settings: &QueueSettings) -> Result<Self, QueueError> {
-        let client = connect::client(redis)?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
         Ok(QueueStore {
-            conn,
-            client,
+            link: link::Link::open(redis)?,
             base: settings.key_base().into(),
             scripts: Arc::new(Scripts::new()),
             lease: settings.lease,
@@ -259,9 +249,25 @@ impl QueueStore {
             Err(e) => {
                 RedisCallFailed { error: &e }.emit();
                 self.outage.failed(&e);
+                self.link.note_error(&e);
                 Err(QueueError::Redis(e))
             }
         }
+    }
+
+    /// A client for a connection of its own to the Redis (the master, with Sentinel).
+    pub fn redis_client(&self) -> redis::Client {
+        self.link.client()
+    }
+
+    /// `single` or `sentinel`.
+    pub fn redis_topology(&self) -> &'static str {
+        self.link.topology()
+    }
+
+    /// The master in use when Sentinel found one (`host:port`).
+    pub fn redis_master(&self) -> Option<String> {
+        self.link.master()
     }
 
     /// Redis's `used_memory` and `maxmemory` (0 = no limit), from `INFO memory`.
@@ -335,13 +341,13 @@ impl QueueStore {
         &self,
         inv: &ScriptInvocation<'_>,
     ) -> Result<T, QueueError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.link.conn();
         let r = inv.invoke_async(&mut conn).await;
         self.track(r)
     }
 
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, QueueError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.link.conn();
         let r = cmd.query_async(&mut conn).await;
         self.track(r)
     }
@@ -350,7 +356,7 @@ impl QueueStore {
         &self,
         pipe: &redis::Pipeline,
     ) -> Result<T, QueueError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.link.conn();
         let r = pipe.query_async(&mut conn).await;
         self.track(r)
     }

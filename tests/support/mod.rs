@@ -15,6 +15,7 @@ mod api_client;
 mod app;
 pub mod proxy;
 mod redis_server;
+pub mod sentinel;
 mod sim;
 pub mod tls;
 mod worker;

@@ -60,6 +60,16 @@ impl RedisServer {
         )
     }
 
+    /// A replica of the Redis on `master_port` (for Sentinel tests).
+    pub fn start_replica_of(master_port: u16) -> Self {
+        let args = vec![
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            master_port.to_string(),
+        ];
+        Self::launch_with(false, None, args)
+    }
+
     fn launch(persistent: bool) -> Self {
         Self::launch_with(persistent, None, Vec::new())
     }

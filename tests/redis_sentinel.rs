@@ -1,0 +1,132 @@
+//! Sentinel failover under load, with real `redis-sentinel` processes: the master is killed with
+//! -9 mid-drain; the worker follows the new master within seconds, keeps running, and every task
+//! Redis acknowledged (and replicated) completes.
+
+mod support;
+
+use std::time::Duration;
+
+use ops_worker::config::{Config, Mode};
+use ops_worker::queue::QueueStore;
+use serde_json::json;
+use support::sentinel::{MASTER_NAME, SentinelSet};
+use support::*;
+
+const LONG: Duration = Duration::from_secs(90);
+
+/// A store that finds the master through the Sentinels, as the worker does.
+fn sentinel_store(set: &SentinelSet, queue: &str) -> QueueStore {
+    let mut env = base_env("redis://unused-host:6379", queue);
+    env.insert("REDIS_SENTINELS".into(), set.nodes());
+    env.insert("REDIS_SENTINEL_MASTER".into(), MASTER_NAME.into());
+    let config = Config::from_vars(&env, Mode::Tool).expect("config");
+    QueueStore::new(&config.redis, &config.queue).expect("store")
+}
+
+#[tokio::test]
+async fn a_master_failover_mid_drain_is_followed_and_loses_no_task() {
+    let mut set = SentinelSet::start();
+    let queue = "failover";
+    let q = sentinel_store(&set, queue);
+    let tasks: Vec<_> = (0..2_000).map(|_| noop(json!({"sleep_ms": 2}))).collect();
+    q.enqueue(&tasks).await.unwrap();
+    // Acknowledged and on the replica before the master dies (asynchronous replication would
+    // otherwise be allowed to lose them: see docs/configuration.md).
+    let mut master = set.master.conn();
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5_000)
+        .query(&mut master)
+        .unwrap();
+    assert_eq!(acked, 1);
+
+    let worker = Worker::builder("redis://unused-host:6379", queue)
+        .env("REDIS_SENTINELS", set.nodes())
+        .env("REDIS_SENTINEL_MASTER", MASTER_NAME)
+        .env("TASK_LEASE_SECS", "3")
+        .env("WORKER_CONCURRENCY", "8")
+        .spawn()
+        .await;
+    eventually(LONG, "some tasks done before the failover", || async {
+        (q.stats().await.ok()?.completed_total >= 300).then_some(())
+    })
+    .await;
+    let old = set.master.port;
+    set.master.kill();
+    eventually(LONG, "the Sentinels promote the replica", || async {
+        (set.reported_master_port().is_some_and(|p| p != old)).then_some(())
+    })
+    .await;
+    eventually(LONG, "every task completed on the new master", || async {
+        let s = q.stats().await.ok()?;
+        (s.completed_total >= 2_000).then_some(())
+    })
+    .await;
+    for t in &tasks {
+        let rec = q
+            .get(&t.task_id.to_string())
+            .await
+            .unwrap()
+            .expect("record kept");
+        assert_eq!(
+            rec.status,
+            ops_worker::task::TaskStatus::Completed,
+            "{}",
+            rec.task_id
+        );
+    }
+    let mut worker = worker;
+    assert!(worker.alive(), "the worker survived the failover");
+    assert!(
+        worker.logs().contains("following the new Redis master"),
+        "{}",
+        worker.logs()
+    );
+    let master = format!("127.0.0.1:{}", set.replica.port);
+    assert_eq!(q.redis_master(), Some(master.clone()));
+
+    // doctor and /health name the topology and the master now in use.
+    let nodes = set.nodes();
+    let extra = [
+        ("REDIS_SENTINELS", nodes.as_str()),
+        ("REDIS_SENTINEL_MASTER", MASTER_NAME),
+    ];
+    let out = cli(
+        "redis://unused-host:6379",
+        queue,
+        &extra,
+        &["doctor", "--json"],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = |name: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(row("redis topology")["status"], "ok", "{report}");
+    assert!(
+        row("redis topology")["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&master),
+        "{report}"
+    );
+    assert_eq!(row("redis reachable")["status"], "ok", "{report}");
+    let health: serde_json::Value = reqwest::get(worker.url("/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            health["redis_topology"].as_str(),
+            health["redis_master"].as_str()
+        ),
+        (Some("sentinel"), Some(master.as_str()))
+    );
+}
