@@ -961,3 +961,38 @@ async fn maintenance_hands_a_lapsed_project_lock_to_its_waiter() {
         (id2, ProjectClaim::Acquired)
     );
 }
+
+/// A deploy whose deployment is still building keeps its project through its retry back-off (the
+/// retry resumes that deployment); its waiter still waits, and the retry takes the project back.
+#[tokio::test]
+async fn a_retrying_deploy_with_a_live_deployment_keeps_its_project() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "pkeep");
+    let deploy = || task("deploy", "P2", json!({"project": "web"}));
+    q.enqueue(&[deploy(), deploy()]).await.unwrap();
+    let (id1, _) = claim_and_hold(&q, "t/c0", "web").await;
+    q.set_deployment_id(&id1, "dpl_1").await.unwrap();
+    let failure = Failure {
+        id: id1.clone(),
+        reason: "still BUILDING".into(),
+        retryable: true,
+        backoff: Duration::ZERO,
+    };
+    q.fail("t/c0", &[failure]).await.unwrap();
+    assert_eq!(
+        lock_holder(&redis, "pkeep", "web").as_deref(),
+        Some(id1.as_str())
+    );
+    let (_, got) = claim_and_hold(&q, "t/c1", "web").await;
+    assert_eq!(
+        got,
+        ProjectClaim::Waiting {
+            holder: id1.clone()
+        }
+    );
+    q.promote_due(100).await.unwrap();
+    assert_eq!(
+        claim_and_hold(&q, "t/c2", "web").await,
+        (id1, ProjectClaim::Acquired)
+    );
+}

@@ -139,6 +139,19 @@ local function free_project(id, tk)
   if holder == id or not holder then hand_over(p) end
 end
 
+-- Task `id` will retry after `backoff` ms. A deploy whose deployment exists (it is still
+-- building on Vercel; the retry resumes it) keeps its project until then plus what is left of its
+-- lease; any other task lets go of it now.
+local function keep_project_through(id, tk, backoff)
+  local f = fields(tk, 'project_lock', 'deployment_id')
+  local lk = f[1] and project_key(f[1])
+  if f[2] and lk and redis.call('GET', lk) == id then
+    redis.call('PEXPIRE', lk, backoff + math.max(redis.call('PTTL', lk), 0))
+  else
+    free_project(id, tk)
+  end
+end
+
 -- Per-second throughput buckets for "completed/failed in the last 1 m / 5 m".
 local function count_outcome(outcome, n)
   local key = k('tp:' .. outcome .. ':' .. math.floor(NOW / 1000))
