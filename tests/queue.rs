@@ -899,7 +899,7 @@ async fn a_busy_project_defers_its_tasks_and_hands_the_lock_over_in_priority_ord
         .arg(500)
         .query(&mut redis.conn())
         .unwrap();
-    q.renew("t/c0", &[id3.clone()]).await.unwrap();
+    q.renew("t/c0", std::slice::from_ref(&id3)).await.unwrap();
     let pttl: i64 = redis::cmd("PTTL")
         .arg("ops:{plock}:project:web")
         .query(&mut redis.conn())

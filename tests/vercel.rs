@@ -787,7 +787,7 @@ async fn two_instances_deploy_one_change_per_project_at_a_time() {
     env.push(("TASK_LEASE_SECS", "2".into()));
     env.push(("WORKER_CONCURRENCY", "4".into()));
     env.push(("VERCEL_RATE_LIMIT_PER_MIN", "0".into()));
-    let mut workers = vec![
+    let mut workers = [
         Worker::builder(&redis.url(), "plock")
             .envs(env.clone())
             .spawn()
