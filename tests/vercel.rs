@@ -824,6 +824,12 @@ async fn two_instances_deploy_one_change_per_project_at_a_time() {
         check.completed_at.unwrap() < *alpha_done.iter().max().unwrap(),
         "the check finished while alpha was still being deployed"
     );
+    assert_eq!(check.attempts, 1);
+    let check_events = event_kinds(&q, &check.task_id.to_string()).await;
+    assert!(
+        !check_events.contains(&"task.waiting_for_project".to_string()),
+        "a read never waits: {check_events:?}"
+    );
     let (alpha, beta) = (
         build_windows(&sim, "alpha").await,
         build_windows(&sim, "beta").await,

@@ -21,7 +21,7 @@ if f[5] == '1' then
   trim_recent()
   return {'cancelled', ''}
 end
-redis.call('HDEL', tk, 'worker', 'project_lock')
+redis.call('HDEL', tk, 'worker', 'project_lock', 'started_at')
 redis.call('HINCRBY', tk, 'attempts', -1)
 redis.call('HSET', tk, 'status', 'pending', 'waiting_for', p, 'waiting_holder', holder,
   'lease_ms', lease)
