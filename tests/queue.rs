@@ -996,3 +996,31 @@ async fn a_retrying_deploy_with_a_live_deployment_keeps_its_project() {
         (id1, ProjectClaim::Acquired)
     );
 }
+
+/// A holder handed back by its consumer (a draining pool, an overrun batch) keeps its project:
+/// its waiter still waits, and the holder takes the project back when claimed again.
+#[tokio::test]
+async fn a_handed_back_holder_keeps_its_project() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "phand");
+    let deploy = || task("deploy", "P2", json!({"project": "web"}));
+    q.enqueue(&[deploy(), deploy()]).await.unwrap();
+    let (id1, _) = claim_and_hold(&q, "t/c0", "web").await;
+    let (_, got) = claim_and_hold(&q, "t/c1", "web").await;
+    assert_eq!(
+        got,
+        ProjectClaim::Waiting {
+            holder: id1.clone()
+        }
+    );
+    let out = q.release("t/c0", std::slice::from_ref(&id1)).await.unwrap();
+    assert_eq!(out[0].applied, Applied::Requeued);
+    assert_eq!(
+        lock_holder(&redis, "phand", "web").as_deref(),
+        Some(id1.as_str())
+    );
+    assert_eq!(
+        claim_and_hold(&q, "t/c2", "web").await,
+        (id1, ProjectClaim::Acquired)
+    );
+}

@@ -212,14 +212,14 @@ local function requeue_front(id, prio, reason)
   redis.call('HDEL', tk, 'worker')
   redis.call('ZREM', k('inflight'), id)
   redis.call('RPUSH', k('pending:' .. prio), id)
-  free_project(id, tk)
   touch(id)
   emit('task.requeued', id, reason)
   return true
 end
 
 -- Hand a lease of `consumer` back without burning the attempt (its claim is undone), unless an
--- operator cancelled the task meanwhile. Returns its { id, outcome, detail, type } entry and
+-- operator cancelled the task meanwhile. A project lock it holds stays its own for the rest of
+-- the lease: it is back at the head of its list and takes the lock again when next claimed. Returns its { id, outcome, detail, type } entry and
 -- whether it went back to pending.
 local function hand_back(id, consumer, reason)
   local tk = task_key(id)
