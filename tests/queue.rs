@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ops_worker::queue::{
-    Applied, CancelOutcome, Failure, ListIndex, ListQuery, QueueStore, ReplayOutcome, TaskPage,
-    scan_budget,
+    Applied, CancelOutcome, Failure, ListIndex, ListQuery, ProjectClaim, QueueStore, ReplayOutcome,
+    TaskPage, scan_budget,
 };
 use ops_worker::task::{NewTask, Priority, TaskRecord, TaskStatus, TaskType};
 use serde_json::json;
@@ -799,4 +799,228 @@ async fn listings_filter_by_each_field_and_skip_or_show_bad_entries() {
     assert!(bad.error.as_deref().unwrap().contains("bad \u{fffd} bytes"));
     let failed = walk(&q, ListQuery::new(ListIndex::Failed, 1)).await;
     assert_eq!(ids(&failed), [nil, id(&dead)]);
+}
+
+/// Claim the next task for `consumer` and ask for `project`'s lock on its behalf.
+async fn claim_and_hold(q: &QueueStore, consumer: &str, project: &str) -> (String, ProjectClaim) {
+    let claimed = q.claim(consumer, 1).await.unwrap().tasks;
+    let id = claimed[0].id.clone();
+    let got = q.acquire_project(&id, consumer, project).await.unwrap();
+    (id, got)
+}
+
+fn lock_holder(redis: &RedisServer, queue: &str, project: &str) -> Option<String> {
+    redis::cmd("GET")
+        .arg(format!("ops:{{{queue}}}:project:{project}"))
+        .query(&mut redis.conn())
+        .unwrap()
+}
+
+/// One change per project: a second task of a busy project waits (pending, no attempt burnt,
+/// visible in an event naming the project and the holder); waiters get the project in order of
+/// priority then submission as each holder completes, fails or loses its lease; other projects
+/// and cancelled waiters are not held up.
+#[tokio::test]
+async fn a_busy_project_defers_its_tasks_and_hands_the_lock_over_in_priority_order() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "plock");
+    let deploy = |p: &str| task("deploy", p, json!({"project": "web"}));
+    let (a1, a2) = (deploy("P2"), deploy("P2"));
+    q.enqueue(&[a1.clone(), a2.clone()]).await.unwrap();
+    let (id1, got) = claim_and_hold(&q, "t/c0", "web").await;
+    assert_eq!(
+        (id1.as_str(), got),
+        (a1.task_id.to_string().as_str(), ProjectClaim::Acquired)
+    );
+    let (id2, got) = claim_and_hold(&q, "t/c1", "web").await;
+    assert_eq!(
+        got,
+        ProjectClaim::Waiting {
+            holder: id1.clone()
+        }
+    );
+    let rec = q.get(&id2).await.unwrap().unwrap();
+    assert_eq!((rec.status, rec.attempts), (TaskStatus::Pending, 0));
+    // A later, more urgent task of the same project goes ahead of the earlier waiter.
+    let a3 = deploy("P1");
+    let id3 = a3.task_id.to_string();
+    q.enqueue(&[a3]).await.unwrap();
+    assert!(matches!(
+        claim_and_hold(&q, "t/c2", "web").await.1,
+        ProjectClaim::Waiting { .. }
+    ));
+    // A waiter that is cancelled leaves the line.
+    let a4 = deploy("P0");
+    let id4 = a4.task_id.to_string();
+    q.enqueue(&[a4]).await.unwrap();
+    assert!(matches!(
+        claim_and_hold(&q, "t/c3", "web").await.1,
+        ProjectClaim::Waiting { .. }
+    ));
+    assert_eq!(q.cancel(&id4).await.unwrap(), CancelOutcome::Cancelled);
+    // Another project is not held up.
+    let other = task(
+        "promote",
+        "P2",
+        json!({"project": "api", "deploymentId": "d"}),
+    );
+    q.enqueue(&[other]).await.unwrap();
+    assert_eq!(
+        claim_and_hold(&q, "t/c4", "api").await.1,
+        ProjectClaim::Acquired
+    );
+    let waits: Vec<_> = q
+        .events(200)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event == "task.waiting_for_project")
+        .collect();
+    assert_eq!(waits.len(), 3);
+    assert_eq!(
+        (waits[0].task_id.as_str(), &waits[0].data["project"]),
+        (id2.as_str(), &json!("web"))
+    );
+    assert_eq!(waits[0].data["holder"], id1.as_str());
+    assert_eq!(waits[0].data["status"], "pending");
+
+    // The holder completes: the P1 waiter gets the project and runs next, its first attempt.
+    q.complete(&[(id1.clone(), json!({}))]).await.unwrap();
+    assert_eq!(
+        lock_holder(&redis, "plock", "web").as_deref(),
+        Some(id3.as_str())
+    );
+    let (next, got) = claim_and_hold(&q, "t/c0", "web").await;
+    assert_eq!((next.as_str(), got), (id3.as_str(), ProjectClaim::Acquired));
+    assert_eq!(q.get(&id3).await.unwrap().unwrap().attempts, 1);
+    // Renewing the lease renews the lock.
+    let _: () = redis::cmd("PEXPIRE")
+        .arg("ops:{plock}:project:web")
+        .arg(500)
+        .query(&mut redis.conn())
+        .unwrap();
+    q.renew("t/c0", std::slice::from_ref(&id3)).await.unwrap();
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("ops:{plock}:project:web")
+        .query(&mut redis.conn())
+        .unwrap();
+    assert!(pttl > 1_000, "renewed with the lease: {pttl}");
+    // It fails (a retry is scheduled): the project goes to the earlier P2 waiter.
+    let failure = Failure {
+        id: id3.clone(),
+        reason: "x".into(),
+        retryable: true,
+        backoff: Duration::from_secs(60),
+    };
+    q.fail("t/c0", &[failure]).await.unwrap();
+    let (next, got) = claim_and_hold(&q, "t/c1", "web").await;
+    assert_eq!((next.as_str(), got), (id2.as_str(), ProjectClaim::Acquired));
+    assert_eq!(
+        q.get(&id2).await.unwrap().unwrap().attempts,
+        1,
+        "waiting burnt no attempt"
+    );
+    // Its consumer dies: once the lease lapses, reclaim frees the project.
+    let _: i64 = redis::cmd("ZADD")
+        .arg("ops:{plock}:inflight")
+        .arg(0)
+        .arg(&id2)
+        .query(&mut redis.conn())
+        .unwrap();
+    q.reclaim(100).await.unwrap();
+    assert_eq!(
+        lock_holder(&redis, "plock", "web"),
+        None,
+        "no waiter left: the lock is gone"
+    );
+    assert_eq!(
+        claim_and_hold(&q, "t/c2", "web").await,
+        (id2, ProjectClaim::Acquired)
+    );
+}
+
+/// A lock that lapsed on its own (no reclaim frees it) with tasks still waiting: maintenance
+/// hands it to the best waiter.
+#[tokio::test]
+async fn maintenance_hands_a_lapsed_project_lock_to_its_waiter() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "plapse");
+    let deploy = || task("deploy", "P2", json!({"project": "web"}));
+    q.enqueue(&[deploy(), deploy()]).await.unwrap();
+    let (id1, _) = claim_and_hold(&q, "t/c0", "web").await;
+    let (id2, got) = claim_and_hold(&q, "t/c1", "web").await;
+    assert_eq!(got, ProjectClaim::Waiting { holder: id1 });
+    let _: i64 = redis::cmd("DEL")
+        .arg("ops:{plapse}:project:web")
+        .query(&mut redis.conn())
+        .unwrap();
+    q.promote_due(100).await.unwrap();
+    assert_eq!(lock_holder(&redis, "plapse", "web"), Some(id2.clone()));
+    assert_eq!(
+        claim_and_hold(&q, "t/c1", "web").await,
+        (id2, ProjectClaim::Acquired)
+    );
+}
+
+/// A deploy whose deployment is still building keeps its project through its retry back-off (the
+/// retry resumes that deployment); its waiter still waits, and the retry takes the project back.
+#[tokio::test]
+async fn a_retrying_deploy_with_a_live_deployment_keeps_its_project() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "pkeep");
+    let deploy = || task("deploy", "P2", json!({"project": "web"}));
+    q.enqueue(&[deploy(), deploy()]).await.unwrap();
+    let (id1, _) = claim_and_hold(&q, "t/c0", "web").await;
+    q.set_deployment_id(&id1, "dpl_1").await.unwrap();
+    let failure = Failure {
+        id: id1.clone(),
+        reason: "still BUILDING".into(),
+        retryable: true,
+        backoff: Duration::ZERO,
+    };
+    q.fail("t/c0", &[failure]).await.unwrap();
+    assert_eq!(
+        lock_holder(&redis, "pkeep", "web").as_deref(),
+        Some(id1.as_str())
+    );
+    let (_, got) = claim_and_hold(&q, "t/c1", "web").await;
+    assert_eq!(
+        got,
+        ProjectClaim::Waiting {
+            holder: id1.clone()
+        }
+    );
+    q.promote_due(100).await.unwrap();
+    assert_eq!(
+        claim_and_hold(&q, "t/c2", "web").await,
+        (id1, ProjectClaim::Acquired)
+    );
+}
+
+/// A holder handed back by its consumer (a draining pool, an overrun batch) keeps its project:
+/// its waiter still waits, and the holder takes the project back when claimed again.
+#[tokio::test]
+async fn a_handed_back_holder_keeps_its_project() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "phand");
+    let deploy = || task("deploy", "P2", json!({"project": "web"}));
+    q.enqueue(&[deploy(), deploy()]).await.unwrap();
+    let (id1, _) = claim_and_hold(&q, "t/c0", "web").await;
+    let (_, got) = claim_and_hold(&q, "t/c1", "web").await;
+    assert_eq!(
+        got,
+        ProjectClaim::Waiting {
+            holder: id1.clone()
+        }
+    );
+    let out = q.release("t/c0", std::slice::from_ref(&id1)).await.unwrap();
+    assert_eq!(out[0].applied, Applied::Requeued);
+    assert_eq!(
+        lock_holder(&redis, "phand", "web").as_deref(),
+        Some(id1.as_str())
+    );
+    assert_eq!(
+        claim_and_hold(&q, "t/c2", "web").await,
+        (id1, ProjectClaim::Acquired)
+    );
 }

@@ -719,3 +719,160 @@ async fn a_running_deploy_shows_its_vercel_state_and_build_log() {
         .await;
     assert_eq!(status, 404);
 }
+
+/// `[created, ready]` (epoch ms, the simulator's clock) of every deployment of `project`.
+async fn build_windows(sim: &SimProcess, project: &str) -> Vec<(u64, u64)> {
+    let body: Value = reqwest::Client::new()
+        .get(format!("{}/v6/deployments", sim.url))
+        .query(&[("projectId", project), ("limit", "100")])
+        .bearer_auth(&sim.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // 404 (no deployments array) while the project does not exist yet; a build still running
+    // has no `ready` and counts as running until the end of time.
+    let Some(list) = body["deployments"].as_array() else {
+        return Vec::new();
+    };
+    let mut out: Vec<(u64, u64)> = list
+        .iter()
+        .map(|d| {
+            let created = d["created"].as_u64().unwrap();
+            (created, d["ready"].as_u64().unwrap_or(u64::MAX))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn overlap(a: (u64, u64), b: (u64, u64)) -> bool {
+    a.0 < b.1 && b.0 < a.1
+}
+
+/// The task id holding `project`'s lock, and the instance its consumer belongs to.
+fn lock_owner(redis: &RedisServer, queue: &str, project: &str) -> Option<(String, String)> {
+    let mut conn = redis.conn();
+    let holder: Option<String> = redis::cmd("GET")
+        .arg(format!("ops:{{{queue}}}:project:{project}"))
+        .query(&mut conn)
+        .unwrap();
+    let holder = holder?;
+    let worker: Option<String> = redis::cmd("HGET")
+        .arg(format!("ops:{{{queue}}}:task:{holder}"))
+        .arg("worker")
+        .query(&mut conn)
+        .unwrap();
+    let instance = worker?.split('/').next()?.to_string();
+    Some((holder, instance))
+}
+
+/// One change per project, cluster-wide: with 2 instances, 6 deploys of `alpha` and 6 of
+/// `beta` never overlap within a project but do across projects; waiting burns no attempt; a
+/// `check` of a busy project is not held up; kill -9 of the instance holding a project frees it
+/// once the lease lapses.
+#[tokio::test]
+async fn two_instances_deploy_one_change_per_project_at_a_time() {
+    let redis = RedisServer::start();
+    let sim = SimProcess::spawn(&["--build-secs", "1"]);
+    let q = store(&redis.url(), "plock");
+    let mut env = sim.worker_env();
+    env.push(("TASK_LEASE_SECS", "2".into()));
+    env.push(("WORKER_CONCURRENCY", "4".into()));
+    env.push(("VERCEL_RATE_LIMIT_PER_MIN", "0".into()));
+    let mut workers = [
+        Worker::builder(&redis.url(), "plock")
+            .envs(env.clone())
+            .spawn()
+            .await,
+        Worker::builder(&redis.url(), "plock")
+            .envs(env)
+            .spawn()
+            .await,
+    ];
+    let mut ids = Vec::new();
+    for k in 0..12 {
+        let project = if k % 2 == 0 { "alpha" } else { "beta" };
+        ids.push((
+            project,
+            submit(&q, "deploy", json!({"project": project}), 3).await,
+        ));
+    }
+    // A read of a busy project runs at once.
+    eventually(LONG, "an alpha deployment building", || async {
+        (!build_windows(&sim, "alpha").await.is_empty()).then_some(())
+    })
+    .await;
+    let check = submit(&q, "check", json!({"project": "alpha"}), 0).await;
+    let check = wait_status(&q, &check, TaskStatus::Completed).await;
+    let mut alpha_done = Vec::new();
+    for (project, id) in &ids {
+        let rec = wait_status(&q, id, TaskStatus::Completed).await;
+        assert_eq!(rec.attempts, 1, "waiting for {project} burnt no attempt");
+        if *project == "alpha" {
+            alpha_done.push(rec.completed_at.unwrap());
+        }
+    }
+    assert!(
+        check.completed_at.unwrap() < *alpha_done.iter().max().unwrap(),
+        "the check finished while alpha was still being deployed"
+    );
+    assert_eq!(check.attempts, 1);
+    let check_events = event_kinds(&q, &check.task_id.to_string()).await;
+    assert!(
+        !check_events.contains(&"task.waiting_for_project".to_string()),
+        "a read never waits: {check_events:?}"
+    );
+    let (alpha, beta) = (
+        build_windows(&sim, "alpha").await,
+        build_windows(&sim, "beta").await,
+    );
+    assert_eq!((alpha.len(), beta.len()), (6, 6));
+    for w in [&alpha, &beta] {
+        for pair in w.windows(2) {
+            assert!(
+                !overlap(pair[0], pair[1]),
+                "one build at a time per project: {w:?}"
+            );
+        }
+    }
+    assert!(
+        alpha.iter().any(|a| beta.iter().any(|b| overlap(*a, *b))),
+        "projects do not wait for each other: {alpha:?} {beta:?}"
+    );
+    let waited = q
+        .events(10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event == "task.waiting_for_project")
+        .count();
+    assert!(waited > 0, "some deploys waited for their project");
+
+    // Kill -9 the instance holding alpha while a second alpha deploy waits for it.
+    sim.faults(json!({"build_secs": 4})).await;
+    let first = submit(&q, "deploy", json!({"project": "alpha"}), 3).await;
+    let (_, instance) = eventually(LONG, "alpha locked by the new deploy", || async {
+        lock_owner(&redis, "plock", "alpha").filter(|(holder, _)| *holder == first)
+    })
+    .await;
+    let second = submit(&q, "deploy", json!({"project": "alpha"}), 3).await;
+    eventually(LONG, "the second alpha deploy waiting", || async {
+        let waits = event_kinds(&q, &second).await;
+        waits
+            .contains(&"task.waiting_for_project".to_string())
+            .then_some(())
+    })
+    .await;
+    let victim = workers.iter().position(|w| w.instance == instance).unwrap();
+    workers[victim].kill9();
+    let rec = wait_status(&q, &second, TaskStatus::Completed).await;
+    assert_eq!(rec.attempts, 1);
+    let rec = wait_status(&q, &first, TaskStatus::Completed).await;
+    assert_eq!(
+        rec.attempts, 2,
+        "the crashed holder was reclaimed after its lease lapsed"
+    );
+}

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use futures::future::LocalBoxFuture;
 use serde_json::Value;
 
-use crate::queue::QueueStore;
+use crate::queue::{ProjectClaim, QueueStore};
 use crate::task::{Payload, TaskRecord, TaskType};
 
 pub use noop::NoopHandler;
@@ -35,6 +35,10 @@ pub enum TaskError {
     /// Another attempt would fail the same way (bad input, 4xx, a build that failed).
     #[error("{0}")]
     Permanent(String),
+    /// Another task is changing `project`: this one was deferred into the project's waiting set
+    /// by the queue (no attempt burnt) and runs when `holder` lets go. Nothing is to be recorded.
+    #[error("waiting for project {project} (held by task {holder})")]
+    Deferred { project: String, holder: String },
 }
 
 /// What a handler gets to work with.
@@ -47,6 +51,38 @@ pub struct TaskContext {
     pub payload: Payload,
     /// The queue, for handlers that write progress to the record or emit events.
     pub store: QueueStore,
+    /// The consumer running the task (its lease owner), for steps that check it still holds
+    /// the task, such as taking a project's lock.
+    pub consumer: String,
+}
+
+impl TaskContext {
+    /// Hold `project` for this task (one change per project at a time, cluster-wide) before
+    /// changing it. `Err(Deferred)` when another task holds it: the queue has already put this
+    /// task in the project's waiting set, so the handler must stop.
+    pub async fn hold_project(&self, project: &str) -> Result<(), TaskError> {
+        let id = self.record.task_id.to_string();
+        match self
+            .store
+            .acquire_project(&id, &self.consumer, project)
+            .await
+        {
+            Ok(ProjectClaim::Acquired) => Ok(()),
+            Ok(ProjectClaim::Waiting { holder }) => Err(TaskError::Deferred {
+                project: project.to_string(),
+                holder,
+            }),
+            Ok(ProjectClaim::Cancelled) => Err(TaskError::Permanent(format!(
+                "cancelled while waiting for project {project}"
+            ))),
+            Ok(ProjectClaim::Stale { status }) => Err(TaskError::Retryable(format!(
+                "this consumer no longer holds the task (it is {status})"
+            ))),
+            Err(e) => Err(TaskError::Retryable(format!(
+                "cannot take the lock of project {project}: {e}"
+            ))),
+        }
+    }
 }
 
 /// The future a handler returns. Consumers run on single-threaded arbiters, so it need not be Send.

@@ -36,6 +36,9 @@ enum Verdict {
     LeaseLost,
     /// An operator cancelled it while it ran.
     Cancel,
+    /// Another task holds its project: the queue already deferred it into the project's
+    /// waiting set (no attempt burnt), so nothing is recorded. The text names project and holder.
+    Waiting(String),
 }
 
 /// Why a claimed task can never run: it is failed permanently (dead-lettered), never retried.
@@ -147,6 +150,10 @@ fn settle(r: Result<Result<Value, TaskError>, Box<dyn std::any::Any + Send>>) ->
                 },
                 false,
             )
+        }
+        Ok(Err(e @ TaskError::Deferred { .. })) => {
+            info!(reason = %e, "task waiting for its project");
+            (Verdict::Waiting(e.to_string()), false)
         }
         Err(p) if p.is::<ExitConsumer>() => {
             let m = "the consumer was told to exit (payload.exit_consumer)".to_string();
@@ -310,6 +317,10 @@ impl<'a> Batch<'a> {
         .instrument(span)
         .await;
         usage.set_running(&self.consumer.name, None);
+        if matches!(verdict, Verdict::Waiting(_)) {
+            // Its lease went with the deferral; renewing it would only report it lost.
+            self.leases.held.retain(|h| *h != id);
+        }
         ran.run = started.elapsed();
         ran.verdict = verdict;
         (ran, exit_consumer)
@@ -340,6 +351,7 @@ impl<'a> Batch<'a> {
             record,
             payload,
             store: self.consumer.deps.store.clone(),
+            consumer: self.consumer.name.clone(),
         };
         Ok(handler.run(ctx))
     }
@@ -386,6 +398,7 @@ impl<'a> Batch<'a> {
             let (outcome, detail) = match (&r.verdict, applied.as_ref().and_then(|a| a.get(&r.id)))
             {
                 (Verdict::LeaseLost, _) => (AttemptOutcome::Released, "lease lost".to_string()),
+                (Verdict::Waiting(why), _) => (AttemptOutcome::Released, why.clone()),
                 (_, Some(a)) => (a.metric(), a.detail()),
                 (_, None) => (
                     AttemptOutcome::Released,
@@ -429,7 +442,7 @@ impl Writes {
             }),
             Verdict::HandBack => self.release.push(r.id.clone()),
             Verdict::Cancel => self.cancel.push(r.id.clone()),
-            Verdict::LeaseLost => {}
+            Verdict::LeaseLost | Verdict::Waiting(_) => {}
         }
     }
 }

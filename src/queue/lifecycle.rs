@@ -44,6 +44,20 @@ pub struct Failure {
     pub backoff: Duration,
 }
 
+/// What asking for a project's lock did (`project_acquire`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectClaim {
+    /// The task holds the project now (it was free, or already this task's).
+    Acquired,
+    /// Another task holds it: this one was deferred (pending, no attempt burnt, lease dropped)
+    /// into the project's waiting set, and runs when `holder` lets go.
+    Waiting { holder: String },
+    /// An operator cancelled the task meanwhile; it is cancelled now.
+    Cancelled,
+    /// The consumer no longer holds the task (`status` is what the record says).
+    Stale { status: String },
+}
+
 fn claimed_task(entry: &Value) -> Result<ClaimedTask, QueueError> {
     let Value::Array(items) = entry else {
         return Err(QueueError::Protocol(format!(
@@ -118,6 +132,33 @@ impl QueueStore {
             inv.arg(id);
         }
         self.run(&inv).await
+    }
+
+    /// Take `project`'s lock for task `id` run by `consumer` (for one lease, renewed with it),
+    /// or defer the task behind the holder in the same atomic step.
+    pub async fn acquire_project(
+        &self,
+        id: &str,
+        consumer: &str,
+        project: &str,
+    ) -> Result<ProjectClaim, QueueError> {
+        let mut inv = self.invocation(&self.scripts.project_acquire);
+        inv.arg(id)
+            .arg(consumer)
+            .arg(project)
+            .arg(self.lease.as_millis() as u64);
+        let (kind, detail): (String, String) = self.run(&inv).await?;
+        Ok(match kind.as_str() {
+            "acquired" => ProjectClaim::Acquired,
+            "waiting" => ProjectClaim::Waiting { holder: detail },
+            "cancelled" => ProjectClaim::Cancelled,
+            "stale" => ProjectClaim::Stale { status: detail },
+            other => {
+                return Err(QueueError::Protocol(format!(
+                    "project_acquire answered `{other}`"
+                )));
+            }
+        })
     }
 
     /// Record successful attempts; answers what was applied to each (`Completed`, or `Stale`

@@ -9,7 +9,7 @@
 //! | `outcome.rs` | what a script did to each task ([`TaskOutcome`]), parsed from its reply |
 //! | `tasks.rs` | submit, read, list, cancel, replay (the submitter's and operator's side) |
 //! | `listing.rs` | listing queries, pages and cursors, filtered in Redis within a scan budget |
-//! | `lifecycle.rs` | claim, renew, complete, fail, release, blocking waits (the consumer's side) |
+//! | `lifecycle.rs` | claim, renew, complete, fail, release, project locks, blocking waits (the consumer's side) |
 //! | `maintenance.rs` | promote due tasks, reclaim lapsed leases |
 //! | `stats.rs` | the queue snapshot, pause and resume |
 //! | `control.rs` | operators' pool commands, typed |
@@ -46,6 +46,8 @@
 //! | `releases:<project>`, `...:entries` | list, hash | known-good releases, newest first (50) |
 //! | `schedules`, `schedules:next` | hash, zset | schedule definitions; their next ticks (ms) |
 //! | `build:<id>`, `build:<id>:log` | hash, list | a deploy's states seen and build log (500 lines) |
+//! | `project:<project>` | string | id of the task changing the project now (PX one lease) |
+//! | `project:<project>:waiting`, `projects:waiting` | zset, set | tasks waiting for the project by (priority, ready time); projects with waiters |
 
 pub mod build;
 pub mod connect;
@@ -69,7 +71,7 @@ pub use control::{
 };
 pub use events::StreamEvent;
 pub use heartbeat::{Heartbeat, PoolStatus};
-pub use lifecycle::{Claim, ClaimedTask, Failure};
+pub use lifecycle::{Claim, ClaimedTask, Failure, ProjectClaim};
 pub use limiter::LimiterAnswer;
 pub use listing::{
     Cursor, LIST_LIMIT_MAX, ListIndex, ListQuery, SCAN_MIN, SCAN_PER_ROW, TaskPage, scan_budget,

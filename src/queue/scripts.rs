@@ -38,6 +38,7 @@ pub struct Scripts {
     pub known_good: Script,
     pub schedules: Script,
     pub list: Script,
+    pub project_acquire: Script,
 }
 
 impl Scripts {
@@ -64,6 +65,7 @@ impl Scripts {
             known_good: script!("known_good.lua"),
             schedules: script!("schedules.lua"),
             list: script!("list.lua"),
+            project_acquire: script!("project_acquire.lua"),
         }
     }
 }

@@ -199,6 +199,21 @@ impl Payload {
         })
     }
 
+    /// The project this task changes, which it must hold while it runs (one change per project
+    /// at a time): the first string among [`PROJECT_FIELDS`], as written, the same for every type.
+    /// `None` for reads (`check`), `noop`, a `cancel` naming no project, and a `redeploy` naming
+    /// none (its handler takes the project from the deployment it rebuilds).
+    pub fn changed_project(&self) -> Option<&str> {
+        match self {
+            Payload::Deploy(d) => Some(&d.name),
+            Payload::Redeploy(r) => r.name.as_deref(),
+            Payload::Promote(c) => Some(&c.project),
+            Payload::Rollback(r) => Some(&r.project),
+            Payload::Cancel(c) => c.project.as_deref(),
+            Payload::Noop(_) | Payload::Check(_) => None,
+        }
+    }
+
     /// The task type this payload belongs to.
     pub fn task_type(&self) -> TaskType {
         match self {

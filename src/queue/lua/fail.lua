@@ -26,6 +26,7 @@ for i = 6, #ARGV, 4 do
       redis.call('HDEL', tk, 'worker')
       redis.call('ZREM', k('inflight'), id)
       redis.call('ZADD', k('retry'), at, id)
+      keep_project_through(id, tk, backoff)
       touch(id)
       emit('task.retrying', id, reason)
       out[#out + 1] = {id, 'retrying', tostring(at), ty}

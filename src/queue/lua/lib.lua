@@ -59,7 +59,8 @@ end
 -- `rec` (optional) holds the record's current type, priority, status, attempts and trace_id when
 -- the caller already has them; otherwise they are read. (cjson costs about what concatenating the
 -- body in Lua does, ~3 us an event; see docs/benchmarks.md.)
-local function emit(event, id, reason, rec)
+-- `extra` (optional) holds more fields for the body (e.g. the project a task waits for).
+local function emit(event, id, reason, rec, extra)
   if not rec then
     local f = fields(task_key(id), 'type', 'priority', 'status', 'attempts', 'trace_id')
     rec = {type = f[1], priority = f[2], status = f[3], attempts = f[4], trace_id = f[5]}
@@ -68,6 +69,7 @@ local function emit(event, id, reason, rec)
                 status = rec.status or '', attempts = tonumber(rec.attempts or '0') or 0,
                 trace_id = rec.trace_id or '', ts = now_iso()}
   if reason and reason ~= '' then body.reason = reason end
+  if extra then for f, v in pairs(extra) do body[f] = v end end
   local json = cjson.encode(body)
   redis.call('XADD', k('events'), 'MAXLEN', '~', STREAM_MAX, '*', 'event', event, 'task_id', id, 'data', json)
   redis.call('PUBLISH', k('events:' .. event), json)
@@ -87,6 +89,69 @@ local function wake(n)
   redis.call('LTRIM', k('wake'), 0, 1023)
 end
 
+-- One change per project at a time: `project:<p>` holds the id of the task allowed to change
+-- project <p> (PX = its lease, renewed with it); the task's record names it in `project_lock`.
+-- Tasks that found it busy wait in the zset `project:<p>:waiting`, best (priority, ready time)
+-- first, and `projects:waiting` lists the projects that have waiters.
+local function project_key(p) return k('project:' .. p) end
+
+-- Give project <p>'s lock to its best waiter, if any: the lock is set to that task (PX its
+-- lease) and the task goes back to the head of its pending list, so it runs next.
+local function hand_over(p)
+  local wk = project_key(p) .. ':waiting'
+  while true do
+    local top = redis.call('ZPOPMIN', wk)
+    if #top == 0 then
+      redis.call('SREM', k('projects:waiting'), p)
+      return
+    end
+    local id = top[1]
+    local tk = task_key(id)
+    local f = fields(tk, 'status', 'waiting_for', 'priority', 'lease_ms')
+    if f[1] == 'pending' and f[2] == p then
+      redis.call('HDEL', tk, 'waiting_for', 'waiting_holder')
+      redis.call('HSET', tk, 'project_lock', p)
+      redis.call('SET', project_key(p), id, 'PX', tonumber(f[4]) or 30000)
+      redis.call('RPUSH', k('pending:' .. f[3]), id)
+      if redis.call('ZCARD', wk) == 0 then redis.call('SREM', k('projects:waiting'), p) end
+      touch(id)
+      emit('task.requeued', id, 'project ' .. p .. ' is free')
+      wake(1)
+      return
+    end
+  end
+end
+
+-- Task `id` stops holding or waiting for its project (it finished, failed, was handed back or
+-- reclaimed): free the lock if it is this task's and hand it to the best waiter.
+local function free_project(id, tk)
+  local f = fields(tk, 'project_lock', 'waiting_for')
+  if f[2] then
+    redis.call('ZREM', project_key(f[2]) .. ':waiting', id)
+    redis.call('HDEL', tk, 'waiting_for', 'waiting_holder')
+  end
+  local p = f[1]
+  if not p then return end
+  redis.call('HDEL', tk, 'project_lock')
+  local lk = project_key(p)
+  local holder = redis.call('GET', lk)
+  if holder == id then redis.call('DEL', lk) end
+  if holder == id or not holder then hand_over(p) end
+end
+
+-- Task `id` will retry after `backoff` ms. A deploy whose deployment exists (it is still
+-- building on Vercel; the retry resumes it) keeps its project until then plus what is left of its
+-- lease; any other task lets go of it now.
+local function keep_project_through(id, tk, backoff)
+  local f = fields(tk, 'project_lock', 'deployment_id')
+  local lk = f[1] and project_key(f[1])
+  if f[2] and lk and redis.call('GET', lk) == id then
+    redis.call('PEXPIRE', lk, backoff + math.max(redis.call('PTTL', lk), 0))
+  else
+    free_project(id, tk)
+  end
+end
+
 -- Per-second throughput buckets for "completed/failed in the last 1 m / 5 m".
 local function count_outcome(outcome, n)
   local key = k('tp:' .. outcome .. ':' .. math.floor(NOW / 1000))
@@ -98,6 +163,7 @@ end
 -- Finished records stay readable for their retention (failed ones longer, to be replayed), then
 -- expire; completed and cancelled ones are also indexed in `done` so their number can be capped.
 local function finish(tk, status, extra_field, extra_value)
+  free_project(string.sub(tk, #B + 7), tk)
   if extra_field then
     redis.call('HSET', tk, 'status', status, 'completed_at', now_iso(), extra_field, extra_value)
   else
@@ -152,7 +218,8 @@ local function requeue_front(id, prio, reason)
 end
 
 -- Hand a lease of `consumer` back without burning the attempt (its claim is undone), unless an
--- operator cancelled the task meanwhile. Returns its { id, outcome, detail, type } entry and
+-- operator cancelled the task meanwhile. A project lock it holds stays its own for the rest of
+-- the lease: it is back at the head of its list and takes the lock again when next claimed. Returns its { id, outcome, detail, type } entry and
 -- whether it went back to pending.
 local function hand_back(id, consumer, reason)
   local tk = task_key(id)

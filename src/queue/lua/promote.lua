@@ -16,6 +16,11 @@ for _, set in ipairs({'delayed', 'retry'}) do
   end
 end
 wake(n)
+-- A project whose lock lapsed (its holder vanished without a reclaim) with tasks still waiting:
+-- hand it to the best waiter.
+for _, p in ipairs(redis.call('SMEMBERS', k('projects:waiting'))) do
+  if redis.call('EXISTS', project_key(p)) == 0 then hand_over(p) end
+end
 -- Dead-lettered records expire after the retention; forget their ids too.
 redis.call('ZREMRANGEBYSCORE', k('failed'), '-inf', NOW - RETENTION * 1000)
 return n

@@ -25,6 +25,8 @@ for _, id in ipairs(ids) do
     dead_letter(id, why)
     out[#out + 1] = {id, 'dead_lettered', why, ty}
   elseif requeue_front(id, f[4], 'lease expired: the worker died or hung') then
+    -- Its worker is gone: the project it held goes to the next waiter.
+    free_project(id, tk)
     requeued = requeued + 1
     out[#out + 1] = {id, 'requeued', '', ty}
   else

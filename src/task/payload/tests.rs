@@ -237,3 +237,33 @@ fn check_a_deployment_or_the_latest_of_a_project() {
         "payload.service"
     );
 }
+
+#[test]
+fn the_changed_project_is_the_same_field_for_every_type_and_none_for_reads() {
+    let project = |ty, p: Value| parse(ty, p).unwrap().changed_project().map(str::to_string);
+    let web = Some("web".to_string());
+    assert_eq!(project(TaskType::Deploy, json!({"project": "web"})), web);
+    assert_eq!(project(TaskType::Deploy, json!({"service": "web"})), web);
+    assert_eq!(
+        project(
+            TaskType::Deploy,
+            json!({"name": "web", "projectId": "prj_1"})
+        ),
+        Some("prj_1".to_string()),
+        "the first of the project fields, as for the other types"
+    );
+    let change = json!({"project": "web", "deploymentId": "dpl_1"});
+    assert_eq!(project(TaskType::Promote, change.clone()), web);
+    assert_eq!(project(TaskType::Rollback, json!({"name": "web"})), web);
+    assert_eq!(project(TaskType::Cancel, change.clone()), web);
+    assert_eq!(project(TaskType::Redeploy, change.clone()), web);
+    let bare = json!({"deploymentId": "dpl_1"});
+    assert_eq!(project(TaskType::Cancel, bare.clone()), None);
+    assert_eq!(project(TaskType::Redeploy, bare), None);
+    assert_eq!(
+        project(TaskType::Check, change),
+        None,
+        "reads are never blocked"
+    );
+    assert_eq!(project(TaskType::Noop, json!({})), None);
+}

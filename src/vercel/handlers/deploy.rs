@@ -90,42 +90,40 @@ async fn deploy(
     polling: DeployPolling,
     ctx: TaskContext,
 ) -> Result<Value, TaskError> {
-    let TaskContext {
-        record,
-        payload,
-        store,
-    } = ctx;
-    let job = DeployJob::of(&payload).ok_or_else(|| not_mine("deploy", record.task_type))?;
+    let job =
+        DeployJob::of(&ctx.payload).ok_or_else(|| not_mine("deploy", ctx.record.task_type))?;
+    // One change per project at a time: hold the project before anything changes it (a
+    // redeploy naming no project first reads the name of the deployment it rebuilds).
+    let name = deployment_name(&api, &job).await?;
+    ctx.hold_project(&name).await?;
     let at = Attempt {
         api: &api,
-        store: &store,
-        record: &record,
+        store: &ctx.store,
+        record: &ctx.record,
     };
-    let (deployment_id, project) = match &record.deployment_id {
+    let deployment_id = match &ctx.record.deployment_id {
         Some(id) => {
             info!(deployment_id = %id, "resuming the deployment an earlier attempt created");
-            (id.clone(), job.name.unwrap_or_default().to_string())
+            id.clone()
         }
-        None => start(&at, &job).await?,
+        None => start(&at, &job, &name).await?,
     };
-    wait_for_outcome(&at, polling, &deployment_id, &project).await
+    wait_for_outcome(&at, polling, &deployment_id, &name).await
 }
 
-/// Find or create this task's deployment; returns its id and the deployment name.
-async fn start(at: &Attempt<'_>, job: &DeployJob<'_>) -> Result<(String, String), TaskError> {
-    let name = deployment_name(at.api, job).await?;
+/// Find or create this task's deployment, named `name`; returns its id.
+async fn start(at: &Attempt<'_>, job: &DeployJob<'_>, name: &str) -> Result<String, TaskError> {
     let task_id = at.record.task_id.to_string();
     if at.record.attempts > 1
-        && let Some(id) = find_own_deployment(at.api, &name, at.record).await?
+        && let Some(id) = find_own_deployment(at.api, name, at.record).await?
     {
         // An earlier attempt created it but died (or lost Vercel's answer) before the id was
         // stored: resume it instead of creating a second deployment.
         info!(deployment_id = %id, "found the deployment an earlier attempt created");
         remember_deployment(at.store, &task_id, &id).await;
-        return Ok((id, name));
+        return Ok(id);
     }
-    let id = create(at, job, &name).await?;
-    Ok((id, name))
+    create(at, job, name).await
 }
 
 /// The payload's name, else (a redeploy naming only the deployment) the rebuilt deployment's.

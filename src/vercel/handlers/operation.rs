@@ -1,5 +1,6 @@
 //! `promote`, `rollback`, `cancel` and `check`: one Vercel call each (a rollback without a
-//! deployment id first finds the project's last known good release).
+//! deployment id first finds the project's last known good release). All but `check` (and a
+//! `cancel` naming no project) first hold their project's lock.
 
 use serde_json::{Value, json};
 use tracing::warn;
@@ -25,10 +26,15 @@ impl TaskHandler for OperationHandler {
 }
 
 async fn operation(api: VercelApi, ctx: TaskContext) -> Result<Value, TaskError> {
+    // One change per project at a time; reads (`check`) never wait.
+    if let Some(project) = ctx.payload.changed_project() {
+        ctx.hold_project(project).await?;
+    }
     let TaskContext {
         record,
         payload,
         store,
+        ..
     } = ctx;
     match &payload {
         Payload::Promote(change) => {
