@@ -131,6 +131,7 @@ impl QueueStore {
             inv.arg(id).arg(result.to_string());
         }
         let reply: Value = self.run(&inv).await?;
+        self.outcome_replicated().await;
         let stale = parse_outcomes(&reply)?;
         let completed = done
             .iter()
@@ -164,6 +165,7 @@ impl QueueStore {
                 .arg(f.backoff.as_millis() as u64);
         }
         let reply: Value = self.run(&inv).await?;
+        self.outcome_replicated().await;
         parse_outcomes(&reply)
     }
 
