@@ -130,3 +130,63 @@ async fn a_master_failover_mid_drain_is_followed_and_loses_no_task() {
         (Some("sentinel"), Some(master.as_str()))
     );
 }
+
+/// A store on `url` that waits for `replicas` replicas on each submission and outcome.
+fn waiting_store(url: &str, queue: &str, replicas: &str) -> QueueStore {
+    let mut env = base_env(url, queue);
+    env.insert("REDIS_MIN_REPLICAS_ACK".into(), replicas.into());
+    let config = Config::from_vars(&env, Mode::Tool).expect("config");
+    QueueStore::new(&config.redis, &config.queue).expect("store")
+}
+
+/// `REDIS_MIN_REPLICAS_ACK`: a submission counts as written once that many replicas have it;
+/// asking for more replicas than exist answers a clear error (503 over the API) while the task
+/// stands on the master, and outcomes only warn.
+#[tokio::test]
+async fn submissions_wait_for_the_replicas_asked_for() {
+    let master = RedisServer::start();
+    let replica = RedisServer::start_replica_of(master.port);
+    let queue = "durable";
+    let one = waiting_store(&master.url(), queue, "1");
+    eventually(LONG, "the replica is attached", || async {
+        one.enqueue(&[noop(json!({}))]).await.ok().map(|_| ())
+    })
+    .await;
+    let mut on_replica = replica.conn();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("ops:{{{queue}}}:task:*"))
+        .query(&mut on_replica)
+        .unwrap();
+    assert!(
+        !keys.is_empty(),
+        "the acknowledged submission is on the replica"
+    );
+
+    let two = waiting_store(&master.url(), queue, "2");
+    let task = noop(json!({}));
+    let err = two.enqueue(std::slice::from_ref(&task)).await.unwrap_err();
+    assert!(err.to_string().contains("1 of 2 replicas"), "{err}");
+    assert!(
+        two.get(&task.task_id.to_string()).await.unwrap().is_some(),
+        "written on the master"
+    );
+
+    let worker = Worker::builder(&master.url(), queue)
+        .env("REDIS_MIN_REPLICAS_ACK", "2")
+        .spawn()
+        .await;
+    let (status, body) = worker.submit(json!({"type": "noop"})).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.to_string().contains("REDIS_MIN_REPLICAS_ACK"),
+        "{body}"
+    );
+    wait_completed(&one, 3, LONG).await;
+    assert!(
+        worker
+            .logs()
+            .contains("task outcome not yet on the replicas"),
+        "{}",
+        worker.logs()
+    );
+}

@@ -72,6 +72,9 @@ impl From<QueueError> for ApiError {
         match e {
             QueueError::Redis(_) => ApiError::Unavailable(format!("queue unavailable: {e}")),
             QueueError::Protocol(_) => ApiError::Internal(e.to_string()),
+            QueueError::NotReplicated { .. } => ApiError::Unavailable(format!(
+                "{e}; submit again with the same idempotency_key to get this task, not a copy"
+            )),
         }
     }
 }

@@ -19,6 +19,9 @@ pub struct RedisSettings {
     pub tls: Option<RedisTls>,
     /// Follow a Sentinel-managed master instead of the URL's host (`REDIS_SENTINELS`).
     pub sentinel: Option<Sentinel>,
+    /// `REDIS_MIN_REPLICAS_ACK`: replicas that must acknowledge each submission and outcome
+    /// (`WAIT`) before it counts as written; 0 = don't wait.
+    pub min_replicas_ack: u32,
 }
 
 impl RedisSettings {
@@ -28,6 +31,7 @@ impl RedisSettings {
             url: RedisUrl::new(url),
             tls: RedisUrl::new(url).is_tls().then(RedisTls::default),
             sentinel: None,
+            min_replicas_ack: 0,
         }
     }
 
@@ -110,18 +114,21 @@ pub(super) fn redis(r: &mut Reader, mode: Mode) -> RedisSettings {
         insecure,
     };
     let sentinel = sentinel(r);
+    let min_replicas_ack = r.number("REDIS_MIN_REPLICAS_ACK", 0u32, 0, 16);
     if !url.is_tls() {
         refuse_tls_options(r, &tls);
         return RedisSettings {
             url,
             tls: None,
             sentinel,
+            min_replicas_ack,
         };
     }
     RedisSettings {
         url,
         tls: Some(tls),
         sentinel,
+        min_replicas_ack,
     }
 }
 

@@ -146,7 +146,7 @@ fn variables_lists_every_section() {
     ] {
         assert!(all.contains(v), "{v} missing from {all:?}");
     }
-    assert_eq!(all.len(), 43, "{all:?}");
+    assert_eq!(all.len(), 44, "{all:?}");
 }
 
 #[test]

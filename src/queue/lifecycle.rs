@@ -172,6 +172,7 @@ impl QueueStore {
             inv.arg(id).arg(result.to_string());
         }
         let reply: Value = self.run(&inv).await?;
+        self.outcome_replicated().await;
         let stale = parse_outcomes(&reply)?;
         let completed = done
             .iter()
@@ -205,6 +206,7 @@ impl QueueStore {
                 .arg(f.backoff.as_millis() as u64);
         }
         let reply: Value = self.run(&inv).await?;
+        self.outcome_replicated().await;
         parse_outcomes(&reply)
     }
 

@@ -100,6 +100,8 @@ pub const RECENT_MAX: u64 = 1_000;
 pub const IDEMPOTENCY_TTL_SECS: u64 = 86_400;
 /// How long one Redis reply may take on the shared connection before it counts as an error.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a write waits for `REDIS_MIN_REPLICAS_ACK` replicas.
+pub const REPLICA_WAIT: Duration = Duration::from_secs(1);
 
 /// Everything that can go wrong talking to the queue.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +112,17 @@ pub enum QueueError {
     /// A reply that did not have the expected shape.
     #[error("unexpected reply from redis: {0}")]
     Protocol(String),
+    /// Written on the master, but fewer replicas than `REDIS_MIN_REPLICAS_ACK` confirmed it in
+    /// time: a failover now could lose it.
+    #[error(
+        "written, but only {acked} of {wanted} replicas confirmed it within 1 s (REDIS_MIN_REPLICAS_ACK)"
+    )]
+    NotReplicated {
+        /// Replicas that confirmed.
+        acked: u32,
+        /// Replicas asked for.
+        wanted: u32,
+    },
 }
 
 /// Typed access to one queue. Cheap to clone; clones share the connection and counters.
@@ -117,6 +130,8 @@ pub enum QueueError {
 pub struct QueueStore {
     /// The shared connection and the client of blocking ones; follows a Sentinel failover.
     link: link::Link,
+    /// Replicas each submission and outcome waits for (`REDIS_MIN_REPLICAS_ACK`; 0 = none).
+    min_replicas_ack: u32,
     /// `<prefix>:{<queue>}`: the start of every key.
     base: Arc<str>,
     /// The Lua scripts, compiled in.
@@ -210,6 +225,7 @@ impl QueueStore {
     pub fn new(redis: &RedisSettings, settings: &QueueSettings) -> Result<Self, QueueError> {
         Ok(QueueStore {
             link: link::Link::open(redis)?,
+            min_replicas_ack: redis.min_replicas_ack,
             base: settings.key_base().into(),
             scripts: Arc::new(Scripts::new()),
             lease: settings.lease,
@@ -346,6 +362,46 @@ impl QueueStore {
         let mut conn = self.link.conn();
         let r = inv.invoke_async(&mut conn).await;
         self.track(r)
+    }
+
+    /// Run a script that writes submissions, then wait for `REDIS_MIN_REPLICAS_ACK` replicas
+    /// ([`QueueStore::replicated`]). `Err(NotReplicated)` when fewer confirmed: the write is on
+    /// the master but a failover could lose it.
+    async fn run_durable<T: redis::FromRedisValue>(
+        &self,
+        inv: &ScriptInvocation<'_>,
+    ) -> Result<T, QueueError> {
+        let value = self.run(inv).await?;
+        self.replicated().await?;
+        Ok(value)
+    }
+
+    /// With `REDIS_MIN_REPLICAS_ACK`, wait up to [`REPLICA_WAIT`] until that many replicas have
+    /// every write sent so far on the shared connection (`WAIT`).
+    pub(crate) async fn replicated(&self) -> Result<(), QueueError> {
+        if self.min_replicas_ack == 0 {
+            return Ok(());
+        }
+        let wait = redis::cmd("WAIT")
+            .arg(self.min_replicas_ack)
+            .arg(REPLICA_WAIT.as_millis() as u64)
+            .to_owned();
+        let acked: u32 = self.query(&wait).await?;
+        if acked < self.min_replicas_ack {
+            return Err(QueueError::NotReplicated {
+                acked,
+                wanted: self.min_replicas_ack,
+            });
+        }
+        Ok(())
+    }
+
+    /// After an outcome write: wait for the replicas like a submission, but only warn when they
+    /// are late (the outcome stands on the master; writing it again would change nothing).
+    async fn outcome_replicated(&self) {
+        if let Err(e) = self.replicated().await {
+            tracing::warn!(error = %e, "task outcome not yet on the replicas");
+        }
     }
 
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, QueueError> {

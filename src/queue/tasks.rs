@@ -50,7 +50,7 @@ impl QueueStore {
                     inv.arg(k).arg(v);
                 }
             }
-            let reply: Vec<(String, i64)> = self.run(&inv).await?;
+            let reply: Vec<(String, i64)> = self.run_durable(&inv).await?;
             out.extend(reply.into_iter().map(|(id, created)| (id, created == 1)));
         }
         Ok(out)
