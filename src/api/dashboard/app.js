@@ -1,5 +1,5 @@
 // ops-worker dashboard: follows /api/events (fetch streaming, Bearer token in the header, never in
-// a URL) and refreshes on each event; polls every 2 s while the stream is down, every 10 s while up.
+// a URL) and refreshes on each event; polls every 2 s while the stream is down, every 5 s while up.
 "use strict";
 
 const TOKEN_KEY = "ops-worker-token";
@@ -411,7 +411,8 @@ applyRole();
 refresh();
 startLive();
 route();
-// Polling is the fallback: every 2 s while the live stream is down, every 10 s while it is up.
+// Polling is the fallback: every 2 s while the live stream is down; while it is up, task changes
+// arrive as events and a refresh every 5 s keeps what has no event (heartbeats, CPU) current.
 setInterval(() => {
-  if (!liveUp || Date.now() - lastRefresh > 10000) refresh();
+  if (!liveUp || Date.now() - lastRefresh > 5000) refresh();
 }, 2000);
