@@ -16,13 +16,17 @@ const LONG: Duration = Duration::from_secs(60);
 /// One parsed SSE frame.
 #[derive(Debug, Clone)]
 struct Frame {
+    /// `id:`, the stream entry id.
     id: String,
+    /// `event:`, the event name.
     event: String,
+    /// `data:`, parsed.
     data: Value,
 }
 
 /// An open `text/event-stream` response, read chunk by chunk.
 struct Sse {
+    /// The streaming response.
     resp: reqwest::Response,
     /// Bytes received but not yet split into frames.
     buf: String,

@@ -83,15 +83,16 @@ impl EventStreams {
         *self.inner.closing.borrow()
     }
 
-    /// Follow the reader, starting it when none runs.
-    fn subscribe(&self, store: &QueueStore) -> broadcast::Receiver<Entry> {
+    /// Follow the reader, starting it when none runs; a new reader broadcasts the entries after
+    /// `seed`, an id read before this call, so with a replay after it nothing falls in between.
+    fn subscribe(&self, store: &QueueStore, seed: &str) -> broadcast::Receiver<Entry> {
         let mut hub = self.inner.hub.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(tx) = hub.as_ref() {
             return tx.subscribe();
         }
         let (tx, rx) = broadcast::channel(CHANNEL);
         *hub = Some(tx.clone());
-        actix_web::rt::spawn(read_loop(store.clone(), self.clone(), tx));
+        actix_web::rt::spawn(read_loop(store.clone(), self.clone(), tx, seed.to_string()));
         rx
     }
 
@@ -107,11 +108,16 @@ impl EventStreams {
     }
 }
 
-/// The one reader: `XREAD BLOCK` from the newest entry on, each entry broadcast.
-async fn read_loop(store: QueueStore, streams: EventStreams, tx: broadcast::Sender<Entry>) {
+/// The one reader: `XREAD BLOCK` from `seed` on, each entry broadcast.
+async fn read_loop(
+    store: QueueStore,
+    streams: EventStreams,
+    tx: broadcast::Sender<Entry>,
+    seed: String,
+) {
     let mut closing = streams.inner.closing.subscribe();
     let mut conn = None;
-    let mut last: Option<String> = None;
+    let mut last = seed;
     while !streams.retire(&tx) {
         let step = tokio::select! {
             r = read_step(&store, &mut conn, &mut last, &tx) => r,
@@ -131,19 +137,15 @@ async fn read_loop(store: QueueStore, streams: EventStreams, tx: broadcast::Send
 async fn read_step(
     store: &QueueStore,
     conn: &mut Option<redis::aio::MultiplexedConnection>,
-    last: &mut Option<String>,
+    last: &mut String,
     tx: &broadcast::Sender<Entry>,
 ) -> Result<(), QueueError> {
-    let after = match last {
-        Some(id) => id.clone(),
-        None => last.insert(store.last_event_id().await?).clone(),
-    };
     let c = match conn {
         Some(c) => c,
         None => conn.insert(store.blocking_connection(BLOCK).await?),
     };
-    for entry in store.read_events_blocking(c, &after, BLOCK, PAGE).await? {
-        *last = Some(entry.0.clone());
+    for entry in store.read_events_blocking(c, last, BLOCK, PAGE).await? {
+        *last = entry.0.clone();
         let _ = tx.send(Arc::new(entry));
     }
     Ok(())
@@ -272,16 +274,15 @@ pub async fn stream(
             "too many event streams open ({MAX_CLIENTS} at most); close one or poll the listings"
         ))
     })?;
-    let after = match after {
-        Some(a) => a,
-        None => state.store.last_event_id().await?,
-    };
+    let newest = state.store.last_event_id().await?;
+    let after = after.unwrap_or_else(|| newest.clone());
     let (tx, mut rx) = mpsc::channel::<Bytes>(64);
     let client = Client {
         store: state.store.clone(),
         streams,
         filter,
         last: after,
+        seed: newest,
         tx,
         _permit: permit,
     };
@@ -305,6 +306,8 @@ struct Client {
     filter: Filter,
     /// The newest entry id handled (sent or filtered out).
     last: String,
+    /// The stream's newest id when the request came in, where a reader started for it begins.
+    seed: String,
     /// To the response body; closed when the client goes away.
     tx: mpsc::Sender<Bytes>,
     /// Holds this client's slot until the task ends.
@@ -321,7 +324,7 @@ impl Client {
         if self.streams.closed() {
             return;
         }
-        let mut rx = self.streams.subscribe(&self.store);
+        let mut rx = self.streams.subscribe(&self.store, &self.seed);
         if !self
             .send(Bytes::from_static(b"retry: 2000\n: connected\n\n"))
             .await
@@ -346,7 +349,7 @@ impl Client {
                     Ok(entry) => self.forward(&entry.0, &entry.1).await,
                     Err(broadcast::error::RecvError::Lagged(_)) => { replay = true; true }
                     Err(broadcast::error::RecvError::Closed) => {
-                        rx = self.streams.subscribe(&self.store);
+                        rx = self.streams.subscribe(&self.store, &self.last);
                         replay = true;
                         true
                     }
