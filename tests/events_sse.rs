@@ -263,6 +263,17 @@ async fn caps_clients_and_ends_every_stream_at_shutdown() {
         .await;
     assert_eq!(s, StatusCode::OK);
 
+    // A client that goes away frees its slot (its stream ends when the server notices).
+    drop(open.pop());
+    let t = Instant::now();
+    let again = eventually(LONG, "a slot freed by a closed client", || async {
+        let r = sse_request(&app, "", None, Some(&viewer)).await;
+        (r.status() == StatusCode::OK).then_some(r)
+    })
+    .await;
+    eprintln!("slot freed after {:?}", t.elapsed());
+    drop(again);
+
     let started = Instant::now();
     app.worker.signal("TERM");
     let mut names = vec![];
