@@ -4,6 +4,7 @@
 //! `guard` (timeouts, body rules and security headers around every route), `error` (the one
 //! error enum and its status mapping), `tasks`
 //! (submit/read/cancel/retry/listings), `worker` (instances, pool commands, queue stats, pause),
+//! `events` (the event stream as Server-Sent Events),
 //! `dashboard` (the page, compiled into the binary) and `openapi` (the generated description).
 //! Every route is declared once in [`routes!`]: the same table registers it with actix and is
 //! compared with `/openapi.json` by the tests, so the description can't drift.
