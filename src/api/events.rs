@@ -165,7 +165,8 @@ pub struct EventsQuery {
     pub kind: Option<String>,
     /// Only events of this task id.
     pub task: Option<String>,
-    /// End the stream after this many seconds (1 to 86400; default: never).
+    /// End the stream after this many seconds (1 to 86400; default 86400). A stream also ends
+    /// when the token expires.
     pub timeout: Option<u64>,
 }
 
@@ -241,6 +242,21 @@ fn start_after(req: &HttpRequest, q: &EventsQuery) -> Result<Option<String>, Api
     }
 }
 
+/// How long a stream may last: `timeout` when given, never past the token's expiry (the token is
+/// checked once, at the start), and at most [`TIMEOUT_MAX`].
+fn lifetime(timeout: Option<u64>, token_exp: u64) -> Result<Duration, ApiError> {
+    if let Some(t) = timeout
+        && !(1..=TIMEOUT_MAX).contains(&t)
+    {
+        return Err(ApiError::invalid("timeout", "seconds, 1 to 86400"));
+    }
+    let now = chrono::Utc::now().timestamp().max(0) as u64;
+    let secs = timeout
+        .unwrap_or(TIMEOUT_MAX)
+        .min(token_exp.saturating_sub(now));
+    Ok(Duration::from_secs(secs))
+}
+
 /// Task and worker events as Server-Sent Events: `id:` the stream entry id, `event:` its name,
 /// `data:` its JSON body; a `: keep-alive` comment every 15 s.
 #[utoipa::path(get, path = "/api/events", tag = "events",
@@ -253,17 +269,12 @@ fn start_after(req: &HttpRequest, q: &EventsQuery) -> Result<Option<String>, Api
     security(("bearer" = [])))]
 pub async fn stream(
     state: web::Data<AppState>,
-    _auth: Viewer,
+    auth: Viewer,
     req: HttpRequest,
     q: web::Query<EventsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let filter = parse_filter(&q)?;
-    let timeout = match q.timeout {
-        Some(t) if !(1..=TIMEOUT_MAX).contains(&t) => {
-            return Err(ApiError::invalid("timeout", "seconds, 1 to 86400"));
-        }
-        t => t.map(Duration::from_secs),
-    };
+    let timeout = lifetime(q.timeout, auth.0.exp)?;
     let after = start_after(&req, &q)?;
     let streams = state.events.clone();
     if streams.closed() {
@@ -315,9 +326,9 @@ struct Client {
 }
 
 impl Client {
-    async fn run(mut self, timeout: Option<Duration>) {
+    async fn run(mut self, lifetime: Duration) {
         let mut closing = self.streams.inner.closing.subscribe();
-        let deadline = tokio::time::sleep(timeout.unwrap_or(Duration::from_secs(TIMEOUT_MAX)));
+        let deadline = tokio::time::sleep(lifetime);
         tokio::pin!(deadline);
         let mut ticks =
             tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
@@ -449,6 +460,19 @@ mod tests {
             assert!(parse_filter(&query(Some(bad), None)).is_err(), "{bad:?}");
         }
         assert!(parse_filter(&query(None, Some("no such id"))).is_err());
+    }
+
+    #[test]
+    fn a_stream_lasts_until_its_timeout_the_token_expiry_or_a_day() {
+        let now = chrono::Utc::now().timestamp() as u64;
+        let secs = |t, exp| lifetime(t, exp).map(|d| d.as_secs());
+        assert_eq!(secs(Some(30), u64::MAX).ok(), Some(30));
+        assert_eq!(secs(None, u64::MAX).ok(), Some(TIMEOUT_MAX));
+        let left = secs(Some(3600), now + 60).unwrap();
+        assert!((58..=60).contains(&left), "{left}");
+        assert_eq!(secs(None, now.saturating_sub(5)).ok(), Some(0));
+        assert!(secs(Some(0), u64::MAX).is_err());
+        assert!(secs(Some(TIMEOUT_MAX + 1), u64::MAX).is_err());
     }
 
     #[test]
