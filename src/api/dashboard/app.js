@@ -131,6 +131,7 @@ async function route() {
   $("#detail").hidden = false;
   $("#detail-id").textContent = detailId;
   $("#detail-events").replaceChildren();
+  $("#detail-fields").replaceChildren(Object.assign(document.createElement("dd"), { textContent: "Loading…" }));
   $("#detail-title").focus();
   await loadDetail();
   if (!token) return;
@@ -168,6 +169,11 @@ async function loadDetail() {
     if (deploy) renderBuild(t, await api("GET", "/tasks/" + id + "/build"));
     document.body.dataset.detailLoaded = id;
   } catch (e) {
+    if (e.status === 404) {
+      const dd = document.createElement("dd");
+      dd.textContent = "No such task (unknown id, or its record has expired).";
+      $("#detail-fields").replaceChildren(dd);
+    }
     say("Task " + id + ": " + e.message, true);
   }
 }
