@@ -110,12 +110,13 @@ struct Browser {
 }
 
 impl Browser {
-    fn spawn(base_url: &str, token: &str, instance: &str, screenshot: &Path) -> Self {
+    fn spawn(base_url: &str, tokens: [&str; 2], instance: &str, screenshot: &Path) -> Self {
         let mut child = Command::new("node")
             .arg(browser_dir().join("dashboard.mjs"))
             .current_dir(browser_dir())
             .env("BASE_URL", base_url)
-            .env("TOKEN", token)
+            .env("TOKEN", tokens[0])
+            .env("VIEWER_TOKEN", tokens[1])
             .env("INSTANCE", instance)
             .env("SCREENSHOT", screenshot)
             .env("CHROMIUM", chromium_path())
@@ -249,14 +250,19 @@ async fn dashboard_drives_the_worker_in_a_real_browser() {
     preflight();
 
     let redis = RedisServer::start();
+    let sim = SimProcess::spawn(&["--build-secs", "1"]);
     let worker = Worker::builder(&redis.url(), QUEUE)
         .env("WORKER_CONCURRENCY", "1")
+        .envs(sim.worker_env())
         .spawn()
         .await;
     let base_url = worker.base_url();
     let store = store(&redis.url(), QUEUE);
     let token = JwtKeys::new(&Secret::new(TEST_JWT_SECRET), false)
         .mint("browser-test", Role::Admin, 3600)
+        .expect("mint token");
+    let viewer = JwtKeys::new(&Secret::new(TEST_JWT_SECRET), false)
+        .mint("browser-test", Role::Viewer, 3600)
         .expect("mint token");
 
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
@@ -265,7 +271,7 @@ async fn dashboard_drives_the_worker_in_a_real_browser() {
     let _ = std::fs::remove_file(&screenshot);
 
     println!("worker {} at {base_url}", worker.instance);
-    let mut browser = Browser::spawn(&base_url, &token, &worker.instance, &screenshot);
+    let mut browser = Browser::spawn(&base_url, [&token, &viewer], &worker.instance, &screenshot);
 
     // Bogus token rejected, real token accepted, this instance shown running.
     browser.expect("READY").await;
@@ -337,8 +343,11 @@ async fn dashboard_drives_the_worker_in_a_real_browser() {
     })
     .await;
 
-    browser.send("SHOT".into()).await;
+    let deploy = detail_views(&mut browser, &worker, &store, &id, &p3_id).await;
+
+    browser.send(format!("SHOT {deploy}")).await;
     browser.expect("SCREENSHOT").await;
+    browser.expect("VIEWER_NO_BUTTONS").await;
     browser.expect("DONE").await;
     let status = browser.child.wait().await.expect("wait for node");
     assert!(status.success(), "the script exited with {status}");
@@ -361,4 +370,92 @@ async fn dashboard_drives_the_worker_in_a_real_browser() {
         screenshot.display(),
         meta.len()
     );
+}
+
+/// Task detail: a deploy's build against the simulator, a deep link, a row click, Cancel, a live
+/// update, and Pause/Resume P1 (each effect checked here, through Redis or the API). Answers the
+/// deploy's id.
+async fn detail_views(
+    browser: &mut Browser,
+    worker: &Worker,
+    store: &QueueStore,
+    noop_id: &str,
+    p3_id: &str,
+) -> String {
+    let deploy = task("deploy", "P1", json!({"project": "dashboard-web"}));
+    let deploy_id = deploy.task_id.to_string();
+    store.enqueue(&[deploy]).await.expect("enqueue deploy");
+    let rec = eventually(LONG, "the deploy completed with a build log", || async {
+        let r = store.get(&deploy_id).await.ok()??;
+        let b = store.build_progress(&deploy_id).await.ok()?;
+        (r.status == TaskStatus::Completed && !b.log.is_empty()).then_some(r)
+    })
+    .await;
+    browser.send(format!("DEPLOY {deploy_id}")).await;
+    let shown = browser.expect("DEPLOY_SHOWN").await;
+    let dep = rec
+        .result
+        .as_ref()
+        .and_then(|r| r["deployment_id"].as_str());
+    let dep = dep.expect("the deploy's result names its deployment");
+    assert!(
+        shown.starts_with(&format!("{deploy_id} {dep} ")),
+        "the page must show deployment {dep}: {shown}"
+    );
+
+    browser.send(format!("DETAIL {noop_id}")).await;
+    assert_eq!(browser.expect("DETAIL_SHOWN").await, noop_id);
+    assert_eq!(browser.expect("ROW_OPENED").await, p3_id);
+
+    let waiting = worker.waiting_task().await;
+    browser.send(format!("WAITING {waiting}")).await;
+    assert_eq!(browser.expect("CANCELLED").await, waiting);
+    let rec = store.get(&waiting).await.expect("get").expect("record");
+    assert_eq!(
+        rec.status,
+        TaskStatus::Cancelled,
+        "Cancel on the page must cancel"
+    );
+
+    let watched = worker.waiting_task().await;
+    browser.send(format!("WATCH {watched}")).await;
+    assert_eq!(browser.expect("WATCHING").await, watched);
+    store
+        .cancel(&watched)
+        .await
+        .expect("cancel behind the page's back");
+    assert_eq!(browser.expect("LIVE").await, watched);
+
+    let paused = |v: serde_json::Value| v["paused"].clone();
+    assert_eq!(browser.expect("PAUSED").await, "P1");
+    let viewer = token(Role::Viewer);
+    let (_, stats) = worker
+        .call(
+            reqwest::Method::GET,
+            "/api/queue/stats",
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(
+        paused(stats),
+        json!(["P1"]),
+        "Pause P1 on the page must pause P1"
+    );
+    browser.send("P1_CHECKED".into()).await;
+    assert_eq!(browser.expect("RESUMED").await, "P1");
+    let (_, stats) = worker
+        .call(
+            reqwest::Method::GET,
+            "/api/queue/stats",
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(
+        paused(stats),
+        json!([]),
+        "Resume P1 on the page must resume P1"
+    );
+    deploy_id
 }

@@ -627,11 +627,16 @@ fn schemathesis() -> PathBuf {
 }
 
 /// The fuzz run's settings: `/ready` answers 503 "not ready" by design while the pool is stopped,
-/// which the admin run does (`POST /api/worker/stop`); every other 5xx is a failure.
+/// which the admin run does (`POST /api/worker/stop`); every other 5xx is a failure. The event
+/// stream is endless by design, so its cases ask it to end after a second (`timeout=1`).
 const SCHEMATHESIS_CONFIG: &str = r#"
 [[operations]]
 include-path = "/ready"
 checks.not_a_server_error.expected-statuses = ["2xx", "3xx", "4xx", "503"]
+
+[[operations]]
+include-path = "/api/events"
+parameters = { "query.timeout" = 1 }
 "#;
 
 /// A bounded schemathesis run with `token` (none: anonymous); panics with its output unless it

@@ -1,6 +1,8 @@
 //! The web dashboard: one page, its script and stylesheet, compiled into the binary (no build step
 //! at runtime). The page asks for a token, keeps it in the browser tab's sessionStorage, and calls the
-//! API with it as a Bearer token; it polls every 2 s.
+//! API with it as a Bearer token. It follows `GET /api/events` with fetch streaming (the token in
+//! the `Authorization` header, never in a URL) and refreshes on each event, polling every 2 s while
+//! the stream is down; `#/tasks/{id}` shows one task (record, payload, result, build, events).
 
 use actix_web::HttpResponse;
 

@@ -4,6 +4,7 @@
 //! `guard` (timeouts, body rules and security headers around every route), `error` (the one
 //! error enum and its status mapping), `tasks`
 //! (submit/read/cancel/retry/listings), `worker` (instances, pool commands, queue stats, pause),
+//! `events` (the event stream as Server-Sent Events),
 //! `dashboard` (the page, compiled into the binary) and `openapi` (the generated description).
 //! Every route is declared once in [`routes!`]: the same table registers it with actix and is
 //! compared with `/openapi.json` by the tests, so the description can't drift.
@@ -12,6 +13,7 @@ pub mod auth;
 pub mod build;
 pub mod dashboard;
 pub mod error;
+pub mod events;
 pub mod guard;
 pub mod health;
 pub mod openapi;
@@ -50,6 +52,8 @@ pub struct AppState {
     pub default_max_retries: u32,
     /// Submission limits (sizes, `run_at` delay, diagnostic knobs).
     pub submit: crate::task::SubmitRules,
+    /// The SSE clients of `/api/events` (their cap, the shared reader, the shutdown switch).
+    pub events: events::EventStreams,
 }
 
 /// A page of task records.
@@ -115,6 +119,7 @@ routes! {
     post "/api/queue/resume" => worker::resume,
     get "/api/tasks/recent" => tasks::recent,
     get "/api/tasks/failed" => tasks::failed,
+    get "/api/events" => events::stream,
     get "/api/projects/{project}/releases" => releases::list,
     get "/api/schedules" => schedules::list,
     post "/api/schedules" => schedules::add,

@@ -41,7 +41,7 @@ impl Modify for BearerAuth {
         tasks::submit, tasks::get, super::build::progress, tasks::cancel, tasks::retry, tasks::recent, tasks::failed,
         worker::stats, worker::status, worker::start, worker::stop, worker::restart,
         worker::queue_stats, worker::pause, worker::resume, releases::list,
-        schedules::list, schedules::add, schedules::remove,
+        schedules::list, schedules::add, schedules::remove, super::events::stream,
     ),
     components(schemas(TaskRecord, TaskType, TaskStatus, Priority, QueueStats, TaskList,
                        InstanceStatus, WorkerStatus, crate::queue::Heartbeat,

@@ -143,6 +143,8 @@ pub struct Instance {
     /// The metrics listener (`METRICS_PORT`) and its address, when configured.
     metrics_server: Option<(actix_web::dev::ServerHandle, std::net::SocketAddr)>,
     shutdown_grace: Duration,
+    /// The `/api/events` streams, ended before the server stops (they would hold it open).
+    event_streams: api::events::EventStreams,
 }
 
 impl Instance {
@@ -185,7 +187,14 @@ impl Instance {
             Some(listener) => Some(serve_metrics(config, listener, metrics.clone())?),
             None => None,
         };
-        let server = server(store.clone(), supervisor.clone(), metrics, &secret)?;
+        let event_streams = api::events::EventStreams::default();
+        let server = server(
+            store.clone(),
+            supervisor.clone(),
+            metrics,
+            &secret,
+            event_streams.clone(),
+        )?;
         let handle = server.handle();
         actix_rt::spawn(server);
         info!(port = addr.port(), addr = %addr, "HTTP listening");
@@ -196,6 +205,7 @@ impl Instance {
             addr,
             metrics_server,
             shutdown_grace: config.worker.shutdown_timeout + Duration::from_secs(10),
+            event_streams,
         })
     }
 
@@ -222,6 +232,7 @@ impl Instance {
             Ok(Err(e)) => error!(error = %e, "supervisor unavailable during shutdown"),
             Err(_) => error!("pool did not drain in time; unfinished leases will be reclaimed"),
         }
+        self.event_streams.close();
         self.server.stop(true).await;
         if let Some((metrics, _)) = self.metrics_server {
             metrics.stop(true).await;
@@ -244,6 +255,7 @@ type ServerFactory = Box<
         Addr<SupervisorActor>,
         Option<metrics_exporter_prometheus::PrometheusHandle>,
         &crate::config::Secret,
+        api::events::EventStreams,
     ) -> Result<actix_web::dev::Server, StartupError>,
 >;
 
@@ -259,8 +271,10 @@ fn serve_api_unstarted(
     let listener = std::net::TcpListener::bind(("0.0.0.0", config.port)).map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
     let config = config.clone();
-    let factory: ServerFactory = Box::new(move |store, supervisor, metrics, secret| {
-        serve_api(&config, listener, store, supervisor, metrics, secret)
+    let factory: ServerFactory = Box::new(move |store, supervisor, metrics, secret, events| {
+        serve_api(
+            &config, listener, store, supervisor, metrics, secret, events,
+        )
     });
     Ok((factory, addr))
 }
@@ -313,6 +327,7 @@ pub fn serve_api(
     supervisor: Addr<SupervisorActor>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     secret: &crate::config::Secret,
+    events: api::events::EventStreams,
 ) -> Result<actix_web::dev::Server, StartupError> {
     let state = web::Data::new(AppState {
         store,
@@ -322,6 +337,7 @@ pub fn serve_api(
         body_limit: config.body_limit,
         default_max_retries: config.queue.max_retries,
         submit: config.submit,
+        events,
     });
     let keys = web::Data::new(
         JwtKeys::new(secret, config.trust_loopback).with_max_ttl(config.jwt_max_ttl),

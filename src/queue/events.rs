@@ -81,3 +81,89 @@ impl QueueStore {
             .collect())
     }
 }
+
+/// One entry of the event stream with its id (`<ms>-<seq>`), for readers that resume.
+pub type StreamEntry = (String, StreamEvent);
+
+/// The raw reply shape of XRANGE / one key of XREAD.
+type RawEntry = (String, HashMap<String, String>);
+
+fn decode(raw: Vec<RawEntry>) -> Vec<StreamEntry> {
+    raw.into_iter()
+        .map(|(id, f)| {
+            let event = StreamEvent {
+                data: f
+                    .get("data")
+                    .and_then(|d| serde_json::from_str(d).ok())
+                    .unwrap_or(Value::Null),
+                event: f.get("event").cloned().unwrap_or_default(),
+                task_id: f.get("task_id").cloned().unwrap_or_default(),
+            };
+            (id, event)
+        })
+        .collect()
+}
+
+impl QueueStore {
+    /// The id of the newest entry of the event stream (`0-0` when it is empty).
+    pub async fn last_event_id(&self) -> Result<String, QueueError> {
+        let newest: Vec<RawEntry> = self
+            .query(
+                redis::cmd("XREVRANGE")
+                    .arg(self.key("events"))
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1),
+            )
+            .await?;
+        Ok(newest
+            .into_iter()
+            .next()
+            .map(|(id, _)| id)
+            .unwrap_or_else(|| "0-0".into()))
+    }
+
+    /// Up to `count` entries strictly after the entry id `after`, oldest first.
+    pub async fn events_after(
+        &self,
+        after: &str,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, QueueError> {
+        let raw: Vec<RawEntry> = self
+            .query(
+                redis::cmd("XRANGE")
+                    .arg(self.key("events"))
+                    .arg(format!("({after}"))
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(count),
+            )
+            .await?;
+        Ok(decode(raw))
+    }
+
+    /// Wait up to `block` on `conn` (a [`QueueStore::blocking_connection`]) for entries after
+    /// `after`; empty when none arrived in time.
+    pub async fn read_events_blocking(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+        after: &str,
+        block: std::time::Duration,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, QueueError> {
+        type Reply = Option<Vec<(String, Vec<RawEntry>)>>;
+        let r: Result<Reply, redis::RedisError> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(self.key("events"))
+            .arg(after)
+            .query_async(conn)
+            .await;
+        let reply = self.track(r)?.unwrap_or_default();
+        Ok(reply.into_iter().flat_map(|(_, e)| decode(e)).collect())
+    }
+}

@@ -5,14 +5,18 @@
 //   TOKEN       an admin token for that worker
 //   INSTANCE    the worker's INSTANCE_ID (its row in the instances table)
 //   SCREENSHOT  where to save a full-page PNG at the end
+//   VIEWER_TOKEN  a viewer token (the page must then offer no buttons)
 //   CHROMIUM    the browser binary (default /usr/bin/chromium)
 //   STEP_TIMEOUT_MS  how long one step may wait for the page (default 30000)
 //
 // Protocol (one line each way, `WORD rest`):
 //   script -> test (stdout): LOG <text> | STEP <text> | READY | TASK_COMPLETED <id> | PAUSED P3 |
 //                            P3_PENDING <id> | RESUMED P3 | P3_COMPLETED <id> | RETRIED <id> |
-//                            SCREENSHOT <path> | DONE | FAIL <reason>
-//   test -> script (stdin):  TASK <id> | TASK_P3 <id> | FAILED_TASK <id> | SHOT
+//                            DEPLOY_SHOWN <id> <deployment id> | DETAIL_SHOWN <id> | ROW_OPENED <id> |
+//                            CANCELLED <id> | WATCHING <id> | LIVE <id> | PAUSED P1 | RESUMED P1 |
+//                            SCREENSHOT <path> | VIEWER_NO_BUTTONS | DONE | FAIL <reason>
+//   test -> script (stdin):  TASK <id> | TASK_P3 <id> | FAILED_TASK <id> | DEPLOY <id> |
+//                            DETAIL <id> | WAITING <id> | WATCH <id> | P1_CHECKED | SHOT <deploy id>
 // Nothing sleeps: every wait polls the page (waitForFunction / waitForSelector) until a deadline.
 // When stdin closes early (the test failed or died) the browser is closed and the script exits.
 
@@ -35,6 +39,7 @@ const BASE_URL = env("BASE_URL");
 const TOKEN = env("TOKEN");
 const INSTANCE = env("INSTANCE");
 const SCREENSHOT = env("SCREENSHOT");
+const VIEWER_TOKEN = env("VIEWER_TOKEN");
 const CHROMIUM = env("CHROMIUM", "/usr/bin/chromium");
 const STEP_TIMEOUT = Number(env("STEP_TIMEOUT_MS", "30000"));
 
@@ -144,6 +149,89 @@ async function act(page, selector, done) {
   if (outcome !== done) throw new Error(`clicking ${selector} was refused: ${outcome}`);
 }
 
+/** Show `#/tasks/{id}` and wait until its record shows `status`. */
+async function openDetail(page, id, status) {
+  await page.evaluate((id) => { location.hash = "#/tasks/" + id; }, id);
+  return until(
+    page,
+    `the detail of ${id} to show status "${status}"`,
+    ([id, status]) => {
+      const d = document.querySelector("#detail");
+      const f = (k) => document.querySelector(`#detail-fields dd[data-field="${k}"]`)?.textContent;
+      return !d.hidden && f("task_id") === id && f("status") === status ? f("type") : false;
+    },
+    [id, status],
+  );
+}
+
+/** The timeline of the open detail reaches `event` (it comes from /api/events only). */
+const timelineHas = (page, id, event) =>
+  until(page, `event ${event} in the timeline of ${id}`, (ev) =>
+    document.querySelector(`#detail-events li[data-event="${ev}"]`) ? true : false, event);
+
+async function detailScenario(page, p3, dialogs) {
+  // 10. A deploy against the simulator: deployment id, states up to READY and the build log.
+  const deploy = await expectLine("DEPLOY");
+  await openDetail(page, deploy, "completed");
+  const build = await until(page, `the build of ${deploy} (deployment id, READY, a log)`, () => {
+    const dep = document.querySelector("#build-deployment").textContent;
+    const states = [...document.querySelectorAll("#build-states li")].map((li) => li.textContent);
+    const log = document.querySelector("#build-log").textContent;
+    const ok = !document.querySelector("#detail-build").hidden && dep !== "–" &&
+      states.some((s) => s.startsWith("READY")) && log && !log.startsWith("(no build log");
+    return ok ? dep + " " + log.split("\n")[0] : false;
+  });
+  await timelineHas(page, deploy, "task.completed");
+  send(`DEPLOY_SHOWN ${deploy} ${build}`);
+
+  // 11. A deep link, loaded afresh: the noop's fields, payload and timeline.
+  const id = await expectLine("DETAIL");
+  await page.goto("about:blank");
+  await page.goto(BASE_URL + "/#/tasks/" + id, { waitUntil: "load", timeout: STEP_TIMEOUT });
+  await openDetail(page, id, "completed");
+  await until(page, "the payload pretty-printed and the record's fields", () =>
+    document.querySelector("#detail-payload").textContent.includes('"sleep_ms": 300') &&
+    document.querySelector('#detail-fields dd[data-field="attempts"]')?.textContent === "1");
+  await timelineHas(page, id, "task.created");
+  await timelineHas(page, id, "task.completed");
+  send("DETAIL_SHOWN " + id);
+
+  // 12. A click on a recent-tasks row opens that task.
+  await page.click(`#recent tbody tr[data-task-id="${p3}"] td:nth-child(2)`);
+  await openDetail(page, p3, "completed");
+  if ((await page.evaluate(() => location.hash)) !== "#/tasks/" + p3) throw new Error("the row did not deep-link");
+  send("ROW_OPENED " + p3);
+
+  // 13. Cancel a waiting task from its detail (after a confirmation).
+  const waiting = await expectLine("WAITING");
+  await openDetail(page, waiting, "pending");
+  const asked = dialogs.length;
+  await act(page, "#detail-cancel", "cancel requested for " + waiting);
+  if (dialogs.length !== asked + 1) throw new Error("Cancel did not ask for a confirmation");
+  await timelineHas(page, waiting, "task.cancelled");
+  send("CANCELLED " + waiting);
+
+  // 14. Live: the test cancels a task behind the page's back; the open detail shows it, no reload.
+  const watched = await expectLine("WATCH");
+  await openDetail(page, watched, "pending");
+  await until(page, "the live stream to be connected", () => document.querySelector("#live-state").textContent === "connected");
+  await page.evaluate(() => { window.__noReload = true; });
+  send("WATCHING " + watched);
+  await timelineHas(page, watched, "task.cancelled");
+  await openDetail(page, watched, "cancelled");
+  if (!(await page.evaluate(() => window.__noReload))) throw new Error("the page reloaded");
+  send("LIVE " + watched);
+
+  // 15. Pause and resume P1 from the page (pausing asks first).
+  const before = dialogs.length;
+  await act(page, "#btn-pause-p1", "P1 paused");
+  if (dialogs.length !== before + 1) throw new Error("Pause P1 did not ask for a confirmation");
+  send("PAUSED P1");
+  await expectLine("P1_CHECKED");
+  await act(page, "#btn-resume-p1", "P1 resumed");
+  send("RESUMED P1");
+}
+
 // ---- the scenario ------------------------------------------------------------------------------
 
 async function main() {
@@ -183,6 +271,13 @@ async function main() {
     const what = `HTTP ${r.status()} ${r.request().method()} ${r.url().replace(BASE_URL, "")}`;
     log(what);
     if (tokenAccepted) badResponses.push(what);
+  });
+  // Confirmations (stop, pause, cancel) are accepted; each one is recorded to be checked.
+  const dialogs = [];
+  page.on("dialog", (d) => {
+    dialogs.push(d.message());
+    log("confirm: " + d.message());
+    d.accept().catch(() => {});
   });
   log(`browser ${context.browser()?.version() ?? "(persistent context)"}`);
 
@@ -284,12 +379,25 @@ async function main() {
   await act(page, `${failedRow} .retry-btn`, `retried ${failed}`);
   send("RETRIED " + failed);
 
-  // 10. Screenshot once the test has seen the replayed task fail again (so the page is settled).
-  await expectLine("SHOT");
+  await detailScenario(page, p3, dialogs);
+
+  // 15. Screenshot (the deploy's detail open) once the page is settled.
+  const deploy = await expectLine("SHOT");
+  await openDetail(page, deploy, "completed");
   await page.waitForSelector(failedRow, { timeout: STEP_TIMEOUT });
   await recentRowReaches(page, p3, "completed");
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
   send(`SCREENSHOT ${SCREENSHOT} ${statSync(SCREENSHOT).size} bytes`);
+
+  // 16. A viewer token: the page loads and offers no button at all.
+  await page.fill("#token-input", VIEWER_TOKEN);
+  await page.click("#token-save");
+  const shown = await until(page, "no visible button but the token form's with a viewer token", () => {
+    if (document.body.dataset.loaded !== "true" || !document.querySelector("#failed tbody tr")) return false;
+    const visible = [...document.querySelectorAll("button")].filter((b) => b.offsetParent !== null && b.id !== "token-save");
+    return visible.length === 0 ? "none" : false;
+  });
+  send("VIEWER_NO_BUTTONS " + shown);
 
   if (pageErrors.length) throw new Error("uncaught errors in the page: " + pageErrors.join("; "));
   if (badResponses.length) throw new Error("API calls failed with the admin token: " + badResponses.join("; "));
