@@ -189,14 +189,7 @@ fn redis_tls_options_need_rediss_and_readable_pem_files() {
         "{debug}"
     );
 
-    let problems = |v: &[(&str, &str)]| {
-        Config::from_vars(&vars(v), Mode::Tool)
-            .unwrap_err()
-            .problems
-            .into_iter()
-            .map(|(name, _)| name)
-            .collect::<Vec<_>>()
-    };
+    let problems = problem_names;
     let tls_url = ("REDIS_URL", "rediss://h:6380");
     assert_eq!(
         problems(&[("REDIS_TLS_INSECURE", "true")]),
@@ -237,14 +230,7 @@ fn sentinels_need_a_master_name_and_host_port_pairs() {
         ]
     );
     assert_eq!(c.redis.topology(), "sentinel");
-    let problems = |v: &[(&str, &str)]| {
-        Config::from_vars(&vars(v), Mode::Tool)
-            .unwrap_err()
-            .problems
-            .into_iter()
-            .map(|(name, _)| name)
-            .collect::<Vec<_>>()
-    };
+    let problems = problem_names;
     assert_eq!(
         problems(&[("REDIS_SENTINELS", "h:1")]),
         ["REDIS_SENTINEL_MASTER"]
@@ -257,4 +243,14 @@ fn sentinels_need_a_master_name_and_host_port_pairs() {
         let v = [("REDIS_SENTINELS", bad), ("REDIS_SENTINEL_MASTER", "m")];
         assert_eq!(problems(&v), ["REDIS_SENTINELS"], "{bad}");
     }
+}
+
+/// The variables a configuration of `v` is refused for.
+fn problem_names(v: &[(&str, &str)]) -> Vec<String> {
+    Config::from_vars(&vars(v), Mode::Tool)
+        .unwrap_err()
+        .problems
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
 }

@@ -57,8 +57,7 @@ impl QueueStore {
 
     /// The oldest `count` events of the stream, oldest first.
     pub async fn events(&self, count: usize) -> Result<Vec<StreamEvent>, QueueError> {
-        type Entry = (String, HashMap<String, String>);
-        let entries: Vec<Entry> = self
+        let entries: Vec<RawEntry> = self
             .query(
                 redis::cmd("XRANGE")
                     .arg(self.key("events"))
@@ -68,17 +67,7 @@ impl QueueStore {
                     .arg(count),
             )
             .await?;
-        Ok(entries
-            .into_iter()
-            .map(|(_, f)| StreamEvent {
-                data: f
-                    .get("data")
-                    .and_then(|d| serde_json::from_str(d).ok())
-                    .unwrap_or(Value::Null),
-                event: f.get("event").cloned().unwrap_or_default(),
-                task_id: f.get("task_id").cloned().unwrap_or_default(),
-            })
-            .collect())
+        Ok(decode(entries).into_iter().map(|(_, e)| e).collect())
     }
 }
 
