@@ -84,7 +84,7 @@ async fn checked_body(req: &mut ServiceRequest) -> Result<Bytes, ApiError> {
 }
 
 /// Every chunk of `payload`, at most `limit` bytes (413 beyond).
-async fn read_all(mut payload: Payload, limit: usize) -> Result<Bytes, ApiError> {
+pub(super) async fn read_all(mut payload: Payload, limit: usize) -> Result<Bytes, ApiError> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| match e {

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use actix_web::{HttpResponse, web};
 use chrono::Utc;
-use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::auth::{Admin, Agent, Viewer};
@@ -16,20 +15,9 @@ use crate::task::{NewTask, ParseError, Priority, TaskRecord, TaskStatus, TaskTyp
 /// Most rows one listing returns (`limit` is capped to this).
 pub const LIMIT_MAX: usize = 100;
 
-/// Read the body up to the configured limit (413 beyond it).
-pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| match e {
-            actix_web::error::PayloadError::Overflow => ApiError::TooLarge(limit),
-            other => ApiError::invalid("body", format!("could not read the body: {other}")),
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::TooLarge(limit));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+/// Read the body up to the configured limit (413 beyond it); the same reader as the body rules.
+pub async fn read_body(payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+    super::guard::read_all(payload.into_inner(), limit).await
 }
 
 /// Parse a JSON object body, naming what is wrong (an empty body is `{}`).

@@ -135,10 +135,10 @@ async fn redis_checks(
     out: &mut Vec<Check>,
 ) {
     out.push(redis_tls(redis));
+    // One store: with Sentinel, building it asks the Sentinels for the master once.
+    let store = crate::queue::QueueStore::new(redis, queue);
     if let Some(sentinel) = &redis.sentinel {
-        let master = crate::queue::QueueStore::new(redis, queue)
-            .ok()
-            .and_then(|s| s.redis_master());
+        let master = store.as_ref().ok().and_then(|s| s.redis_master());
         out.push(match master {
             Some(m) => check(
                 "redis topology",
@@ -162,7 +162,7 @@ async fn redis_checks(
             "single endpoint (REDIS_URL)",
         ));
     }
-    let Some(mut conn) = redis_connection(redis, queue, out).await else {
+    let Some(mut conn) = redis_connection(store, out).await else {
         return;
     };
     out.push(redis_writable(&mut conn).await);
@@ -196,19 +196,16 @@ fn redis_tls(redis: &RedisSettings) -> Check {
 
 /// A connection that answered PING within 3 s, or `None` after pushing the failing row.
 async fn redis_connection(
-    redis: &RedisSettings,
-    queue: &crate::config::QueueSettings,
+    store: Result<crate::queue::QueueStore, QueueError>,
     out: &mut Vec<Check>,
 ) -> Option<redis::aio::MultiplexedConnection> {
     const NAME: &str = "redis reachable";
     let conn = async {
         // The store's client: the URL's host, or the master the Sentinels name.
-        let client = crate::queue::QueueStore::new(redis, queue)
-            .map(|s| s.redis_client())
-            .map_err(|e| match e {
-                QueueError::Redis(e) => e,
-                other => redis::RedisError::from(std::io::Error::other(other.to_string())),
-            })?;
+        let client = store.map(|s| s.redis_client()).map_err(|e| match e {
+            QueueError::Redis(e) => e,
+            other => redis::RedisError::from(std::io::Error::other(other.to_string())),
+        })?;
         client.get_multiplexed_async_connection().await
     };
     let mut conn = match tokio::time::timeout(Duration::from_secs(3), conn).await {
