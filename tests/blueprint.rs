@@ -69,81 +69,22 @@ async fn blueprint_monitoring_stack_runs_as_rendered() {
     ])
     .await;
 
-    // The rendered file: the template with exactly the six marked lines replaced (Alertmanager's
-    // host:port twice: where alerts go and the scrape target of the meta-alerts).
-    let template = std::fs::read_to_string(root().join("prometheus/prometheus.yml")).unwrap();
-    let rendered = std::fs::read_to_string(prometheus.dir.join("prometheus.yml")).unwrap();
-    let changed: Vec<(&str, &str)> = template
-        .lines()
-        .zip(rendered.lines())
-        .filter(|(a, b)| a != b)
-        .collect();
-    assert_eq!(template.lines().count(), rendered.lines().count());
-    assert_eq!(changed.len(), 6, "{changed:#?}");
-    for (line, value) in [
-        (
-            "# render: POOL_DISCOVERY",
-            format!("- {pool_host}-discovery "),
-        ),
-        (
-            "# render: POOL_METRICS_PORT",
-            format!("port: {} ", pool.port()),
-        ),
-        (
-            "# render: API_DISCOVERY",
-            format!("- {api_host}-discovery "),
-        ),
-        (
-            "# render: API_METRICS_PORT",
-            format!("port: {api_metrics_port} "),
-        ),
-        (
-            "# render: ALERTMANAGER_HOSTPORT",
-            format!("- 127.0.0.1:{} ", alertmanager.port),
-        ),
-    ] {
-        assert!(
-            changed
-                .iter()
-                .any(|(_, b)| b.ends_with(line) && b.contains(&value)),
-            "{line}: expected {value:?} in {changed:#?}"
-        );
-    }
-    let check = Command::new("promtool")
-        .args(["check", "config"])
-        .arg(prometheus.dir.join("prometheus.yml"))
-        .output()
-        .expect("promtool");
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
+    check_rendered_config(
+        &prometheus,
+        [
+            ("POOL_DISCOVERY", format!("- {pool_host}-discovery ")),
+            ("POOL_METRICS_PORT", format!("port: {} ", pool.port())),
+            ("API_DISCOVERY", format!("- {api_host}-discovery ")),
+            ("API_METRICS_PORT", format!("port: {api_metrics_port} ")),
+            (
+                "ALERTMANAGER_HOSTPORT",
+                format!("- 127.0.0.1:{} ", alertmanager.port),
+            ),
+        ],
     );
 
     // Both services' instances discovered through DNS and scraped.
-    let up = eventually(WAIT, "both discovered targets up", || async {
-        let data = prometheus.api("/api/v1/targets", &[]).await.ok()?;
-        let targets: Vec<Value> = data["activeTargets"]
-            .as_array()?
-            .iter()
-            .filter(|t| t["labels"]["job"] == "ops-worker")
-            .cloned()
-            .collect();
-        let healthy = targets.len() == 2 && targets.iter().all(|t| t["health"] == "up");
-        healthy.then_some(targets)
-    })
-    .await;
-    let mut seen: Vec<(String, String, String)> = up
-        .iter()
-        .map(|t| {
-            (
-                t["labels"]["service"].as_str().unwrap_or("").to_string(),
-                t["labels"]["instance"].as_str().unwrap_or("").to_string(),
-                t["scrapeUrl"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
-    seen.sort();
+    let seen = discovered_targets(&prometheus).await;
     let mut expected = vec![
         (
             api_host.clone(),
@@ -168,49 +109,7 @@ async fn blueprint_monitoring_stack_runs_as_rendered() {
             "Prometheus never asked the DNS server for {name}: {queried:?}"
         );
     }
-    // The worker's own series arrive under the production job.
-    let series = eventually(WAIT, "ops_worker series scraped from both", || async {
-        let data = prometheus
-            .api(
-                "/api/v1/query",
-                &[(
-                    "query",
-                    "count by (service) (ops_worker_worker_status{job=\"ops-worker\"})",
-                )],
-            )
-            .await
-            .ok()?;
-        let result = data["result"].as_array()?.clone();
-        (result.len() == 2).then_some(result)
-    })
-    .await;
-    assert_eq!(series.len(), 2);
-
-    // The repository's rules, loaded from the rendered file's rules/ directory.
-    let rules = prometheus.api("/api/v1/rules", &[]).await.unwrap();
-    let names: Vec<&str> = rules["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|g| g["rules"].as_array().unwrap().iter())
-        .filter_map(|r| r["name"].as_str())
-        .collect();
-    for alert in ["WorkerDown", "HighQueueDepth", "UptimeBelowObjective"] {
-        assert!(names.contains(&alert), "{alert} not loaded: {names:?}");
-    }
-
-    // Prometheus sends alerts to the rendered Alertmanager.
-    let expected_am = format!("http://127.0.0.1:{}/api/v2/alerts", alertmanager.port);
-    eventually(WAIT, "alertmanager active in prometheus", || async {
-        let data = prometheus.api("/api/v1/alertmanagers", &[]).await.ok()?;
-        let active = data["activeAlertmanagers"].as_array()?;
-        active
-            .iter()
-            .any(|a| a["url"] == expected_am.as_str())
-            .then_some(())
-    })
-    .await;
-
+    check_rules_and_alertmanager(&prometheus, alertmanager.port).await;
     alertmanager.check_rendered().await;
     drop(prometheus);
     drop(alertmanager);
@@ -360,6 +259,113 @@ impl Drop for ScratchLayout {
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
+}
+
+/// The rendered `prometheus.yml`: the template with exactly the six marked lines replaced
+/// (Alertmanager's host:port twice: where alerts go and the scrape target of the meta-alerts), each
+/// with its value; and promtool accepts it.
+fn check_rendered_config(prometheus: &Prometheus, expected: [(&str, String); 5]) {
+    let template = std::fs::read_to_string(root().join("prometheus/prometheus.yml")).unwrap();
+    let rendered = std::fs::read_to_string(prometheus.dir.join("prometheus.yml")).unwrap();
+    let changed: Vec<(&str, &str)> = template
+        .lines()
+        .zip(rendered.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(template.lines().count(), rendered.lines().count());
+    assert_eq!(changed.len(), 6, "{changed:#?}");
+    for (mark, value) in expected {
+        let line = format!("# render: {mark}");
+        assert!(
+            changed
+                .iter()
+                .any(|(_, b)| b.ends_with(&line) && b.contains(&value)),
+            "{line}: expected {value:?} in {changed:#?}"
+        );
+    }
+    let check = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(prometheus.dir.join("prometheus.yml"))
+        .output()
+        .expect("promtool");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
+
+/// `(service, instance, scrape URL)` of the production job's targets, sorted, once both are up.
+async fn discovered_targets(prometheus: &Prometheus) -> Vec<(String, String, String)> {
+    let up = eventually(WAIT, "both discovered targets up", || async {
+        let data = prometheus.api("/api/v1/targets", &[]).await.ok()?;
+        let targets: Vec<Value> = data["activeTargets"]
+            .as_array()?
+            .iter()
+            .filter(|t| t["labels"]["job"] == "ops-worker")
+            .cloned()
+            .collect();
+        let healthy = targets.len() == 2 && targets.iter().all(|t| t["health"] == "up");
+        healthy.then_some(targets)
+    })
+    .await;
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let mut seen: Vec<_> = up
+        .iter()
+        .map(|t| {
+            let labels = &t["labels"];
+            (
+                text(&labels["service"]),
+                text(&labels["instance"]),
+                text(&t["scrapeUrl"]),
+            )
+        })
+        .collect();
+    seen.sort();
+    seen
+}
+
+/// The worker's own series arrive under the production job, the repository's rules are loaded
+/// from the rendered file's rules/ directory, and alerts go to the rendered Alertmanager.
+async fn check_rules_and_alertmanager(prometheus: &Prometheus, alertmanager_port: u16) {
+    let series = eventually(WAIT, "ops_worker series scraped from both", || async {
+        let data = prometheus
+            .api(
+                "/api/v1/query",
+                &[(
+                    "query",
+                    "count by (service) (ops_worker_worker_status{job=\"ops-worker\"})",
+                )],
+            )
+            .await
+            .ok()?;
+        let result = data["result"].as_array()?.clone();
+        (result.len() == 2).then_some(result)
+    })
+    .await;
+    assert_eq!(series.len(), 2);
+
+    let rules = prometheus.api("/api/v1/rules", &[]).await.unwrap();
+    let names: Vec<&str> = rules["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap().iter())
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    for alert in ["WorkerDown", "HighQueueDepth", "UptimeBelowObjective"] {
+        assert!(names.contains(&alert), "{alert} not loaded: {names:?}");
+    }
+    let expected_am = format!("http://127.0.0.1:{alertmanager_port}/api/v2/alerts");
+    eventually(WAIT, "alertmanager active in prometheus", || async {
+        let data = prometheus.api("/api/v1/alertmanagers", &[]).await.ok()?;
+        let active = data["activeAlertmanagers"].as_array()?;
+        active
+            .iter()
+            .any(|a| a["url"] == expected_am.as_str())
+            .then_some(())
+    })
+    .await;
 }
 
 fn http() -> reqwest::Client {
