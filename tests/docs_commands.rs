@@ -457,170 +457,253 @@ async fn restore(store: &QueueStore, worker: &Worker) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn every_documented_command_runs_as_written() {
-    let docs = all_commands();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    // The store's connection manager spawns onto the runtime it is created in.
-    let _enter = rt.enter();
-
-    let redis = RedisServer::start();
-    let sim = SimProcess::spawn(&["--build-secs", "0.5"]);
-    let mut env_extra = sim.worker_env();
-    env_extra.push(("JWT_SECRET", STRONG_JWT_SECRET.to_string()));
-    let mut worker = rt.block_on(Worker::builder(&redis.url(), QUEUE).envs(env_extra).spawn());
-    let base = worker.base_url();
-    let host_port = base.trim_start_matches("http://").to_string();
-    let store = store(&redis.url(), QUEUE);
-
-    // Fixtures: a live pool, an admin token, a completed deploy (TASK_ID, DEPLOYMENT_ID).
-    rt.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !pool_running(&store, &worker.instance).await {
-            assert!(
-                worker.alive() && Instant::now() < deadline,
-                "worker did not start; log:\n{}",
-                worker.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    });
-    let token_out = cli(
-        &redis.url(),
+/// An admin token minted by the CLI, as an operator would.
+fn admin_token(redis_url: &str) -> String {
+    let out = cli(
+        redis_url,
         QUEUE,
         &[("JWT_SECRET", STRONG_JWT_SECRET)],
         &["token", "--role", "admin"],
     );
-    assert!(token_out.status.success(), "token: {token_out:?}");
-    let token = String::from_utf8_lossy(&token_out.stdout)
-        .trim()
-        .to_string();
-    let (task_id, deployment_id) = rt.block_on(async {
-        let t = task(
-            "deploy",
-            "P2",
-            json!({"project": "morningai-web", "target": "production"}),
-        );
-        let id = t.task_id.to_string();
-        store.enqueue(&[t]).await.unwrap();
-        let rec = wait_status(&store, &id, TaskStatus::Completed).await;
-        (
-            id,
-            rec.deployment_id
-                .expect("a completed deploy has a deployment id"),
-        )
-    });
+    assert!(out.status.success(), "token: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
 
-    let scratch = scratch_dir("docs");
-    let mut env: HashMap<String, String> = HashMap::new();
-    let path = format!(
-        "{}:{}",
-        bin_dir().display(),
-        std::env::var("PATH").unwrap_or_default()
+/// A deploy run to completion: `(task id, deployment id)`.
+async fn completed_deploy(store: &QueueStore) -> (String, String) {
+    let t = task(
+        "deploy",
+        "P2",
+        json!({"project": "morningai-web", "target": "production"}),
     );
-    for (k, v) in [
-        ("PATH", path),
-        ("HOME", scratch.display().to_string()),
-        ("LANG", "C.UTF-8".to_string()),
-        ("REDIS_URL", redis.url()),
-        ("QUEUE_NAME", QUEUE.to_string()),
-        ("VERCEL_API_URL", sim.url.clone()),
-        ("VERCEL_TOKEN", sim.token.clone()),
-        ("JWT_SECRET", STRONG_JWT_SECRET.to_string()),
-        ("TOKEN", token),
-        ("DEPLOYMENT_ID", deployment_id),
-    ] {
-        env.insert(k.to_string(), v);
+    let id = t.task_id.to_string();
+    store.enqueue(&[t]).await.unwrap();
+    let rec = wait_status(store, &id, TaskStatus::Completed).await;
+    let deployment = rec
+        .deployment_id
+        .expect("a completed deploy has a deployment id");
+    (id, deployment)
+}
+
+/// Waits until the worker's pool reports running.
+async fn wait_pool_running(store: &QueueStore, worker: &mut Worker) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !pool_running(store, &worker.instance).await {
+        assert!(
+            worker.alive() && Instant::now() < deadline,
+            "worker did not start; log:\n{}",
+            worker.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A documented command left to another test: its flags must still parse. `Some(failure)` if not.
+fn check_elsewhere(
+    cmd: &DocCommand,
+    entry: &Elsewhere,
+    inv: &str,
+    env: &HashMap<String, String>,
+    dir: &Path,
+) -> Option<String> {
+    let check = run_bash(&format!("{inv} --help >/dev/null"), env, dir);
+    (!check.ok).then(|| {
+        format!(
+            "{}:{}: `{}`\n  (run by {}::{}; `{inv} --help` failed, so the flags don't parse)\n  {}",
+            cmd.file, cmd.line, cmd.code, entry.file, entry.test_fn, check.report
+        )
+    })
+}
+
+/// docs/operations.md's convention: every curl to the local instance fails on HTTP errors.
+fn curl_convention(cmd: &DocCommand) -> Option<String> {
+    let local = cmd.file == "docs/operations.md" && is_local_curl(&cmd.code);
+    let bad = cmd.code.matches("curl ").count() != cmd.code.matches("curl -fsS ").count();
+    (local && bad).then(|| {
+        format!(
+            "{}:{}: `{}`\n  every curl to the local instance must be `curl -fsS` (docs/operations.md conventions)",
+            cmd.file, cmd.line, cmd.code
+        )
+    })
+}
+
+/// The live parts every command runs against.
+struct Stage {
+    /// Drives the async helpers from this synchronous test.
+    rt: tokio::runtime::Runtime,
+    /// Keeps the private Redis alive.
+    _redis: RedisServer,
+    /// Keeps the Vercel simulator alive.
+    _sim: SimProcess,
+    /// The live `ops-worker run`.
+    worker: Worker,
+    /// Direct access to the queue, for fixtures and clean-up.
+    store: QueueStore,
+    /// A completed deploy, the `$TASK_ID` of commands that only read.
+    task_id: String,
+    /// The environment every command gets (placeholders filled in).
+    env: HashMap<String, String>,
+    /// The commands' working directory and `$HOME`.
+    scratch: PathBuf,
+}
+
+impl Stage {
+    fn start() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        // The store's connection manager spawns onto the runtime it is created in.
+        let _enter = rt.enter();
+        let redis = RedisServer::start();
+        let sim = SimProcess::spawn(&["--build-secs", "0.5"]);
+        let mut env_extra = sim.worker_env();
+        env_extra.push(("JWT_SECRET", STRONG_JWT_SECRET.to_string()));
+        let mut worker = rt.block_on(Worker::builder(&redis.url(), QUEUE).envs(env_extra).spawn());
+        let store = store(&redis.url(), QUEUE);
+        rt.block_on(wait_pool_running(&store, &mut worker));
+        let token = admin_token(&redis.url());
+        let (task_id, deployment_id) = rt.block_on(completed_deploy(&store));
+        let scratch = scratch_dir("docs");
+        let path = format!(
+            "{}:{}",
+            bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let env = [
+            ("PATH", path),
+            ("HOME", scratch.display().to_string()),
+            ("LANG", "C.UTF-8".to_string()),
+            ("REDIS_URL", redis.url()),
+            ("QUEUE_NAME", QUEUE.to_string()),
+            ("VERCEL_API_URL", sim.url.clone()),
+            ("VERCEL_TOKEN", sim.token.clone()),
+            ("JWT_SECRET", STRONG_JWT_SECRET.to_string()),
+            ("TOKEN", token),
+            ("DEPLOYMENT_ID", deployment_id),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        drop(_enter);
+        Stage {
+            rt,
+            _redis: redis,
+            _sim: sim,
+            worker,
+            store,
+            task_id,
+            env,
+            scratch,
+        }
     }
 
-    let mut failures = Vec::new();
-    let mut executed = 0;
-    let mut skipped = Vec::new();
-    for cmd in &docs {
+    /// The command's environment: `$TASK_ID` in the state its action needs, `$FAILED_TASK_ID`.
+    fn env_for(&self, code: &str) -> HashMap<String, String> {
+        let mut env = self.env.clone();
+        self.rt.block_on(async {
+            let task = if mentions(code, "TASK_ID") && code.contains("cancel") {
+                pending_task(&self.store).await
+            } else if mentions(code, "TASK_ID") && code.contains("retry") {
+                failed_task(&self.store).await
+            } else {
+                self.task_id.clone()
+            };
+            env.insert("TASK_ID".into(), task);
+            let failed = if mentions(code, "FAILED_TASK_ID") {
+                failed_task(&self.store).await
+            } else {
+                "no-failed-task-needed".into()
+            };
+            env.insert("FAILED_TASK_ID".into(), failed);
+        });
+        env
+    }
+
+    /// Runs one documented command; `Some(failure report)` when it fails. Afterwards the pool is
+    /// restored (started, resumed, drained) and must still be alive.
+    fn run(&mut self, cmd: &DocCommand) -> Option<String> {
         let at = format!("{}:{}", cmd.file, cmd.line);
-        if let Some((entry, inv)) = elsewhere(&cmd.code) {
-            // Not run here; still make sure its flags parse.
-            let check = run_bash(&format!("{inv} --help >/dev/null"), &env, &scratch);
-            if !check.ok {
-                failures.push(format!(
-                    "{at}: `{}`\n  (run by {}::{}; `{inv} --help` failed, so the flags don't parse)\n  {}",
-                    cmd.code, entry.file, entry.test_fn, check.report
-                ));
-            }
-            skipped.push(format!("{at}: {} -> {}", cmd.code, entry.file));
-            continue;
-        }
-        // Conventions of docs/operations.md: local curls fail on HTTP errors.
-        if cmd.file == "docs/operations.md" && is_local_curl(&cmd.code) {
-            let bad = cmd.code.matches("curl ").count() != cmd.code.matches("curl -fsS ").count();
-            if bad {
-                failures.push(format!(
-                    "{at}: `{}`\n  every curl to the local instance must be `curl -fsS` (docs/operations.md conventions)",
-                    cmd.code
-                ));
-            }
-        }
+        let base = self.worker.base_url();
+        let host_port = base.trim_start_matches("http://").to_string();
         let code = small_bench(&cmd.code).unwrap_or_else(|| cmd.code.clone());
         let script = code
             .replace("http://localhost:8080", &base)
             .replace("localhost:8080", &host_port);
-        let mut cmd_env = env.clone();
-        rt.block_on(async {
-            let task = if mentions(&code, "TASK_ID") && code.contains("cancel") {
-                pending_task(&store).await
-            } else if mentions(&code, "TASK_ID") && code.contains("retry") {
-                failed_task(&store).await
-            } else {
-                task_id.clone()
-            };
-            cmd_env.insert("TASK_ID".into(), task);
-            let failed = if mentions(&code, "FAILED_TASK_ID") {
-                failed_task(&store).await
-            } else {
-                "no-failed-task-needed".into()
-            };
-            cmd_env.insert("FAILED_TASK_ID".into(), failed);
-        });
-        let outcome = run_bash(&script, &cmd_env, &scratch);
-        executed += 1;
-        if !outcome.ok {
+        let outcome = run_bash(&script, &self.env_for(&code), &self.scratch);
+        let failure = (!outcome.ok).then(|| {
             let shown = if code == cmd.code {
                 String::new()
             } else {
                 format!("\n  ran as: `{code}`")
             };
-            // What the worker looked like, in case the failure is about it rather than the doc.
-            let heartbeat = rt
-                .block_on(store.instances())
-                .map(|hs| format!("{hs:?}"))
-                .unwrap_or_else(|e| e.to_string());
-            let logs = worker.logs();
-            let log_tail: Vec<&str> = logs.lines().rev().take(8).collect();
-            failures.push(format!(
-                "{at}: `{}`{shown}\n  {}\n    worker heartbeat: {heartbeat}\n    worker log (last lines, newest first):\n      {}",
+            format!(
+                "{at}: `{}`{shown}\n  {}\n{}",
                 cmd.code,
                 outcome.report,
-                log_tail.join("\n      ")
-            ));
-        }
-        if let Err(e) = rt.block_on(restore(&store, &worker)) {
+                self.worker_state()
+            )
+        });
+        if let Err(e) = self.rt.block_on(restore(&self.store, &self.worker)) {
             panic!(
                 "after {at} (`{}`): {e}\nworker log:\n{}",
                 cmd.code,
-                worker.logs()
+                self.worker.logs()
             );
         }
         assert!(
-            worker.alive(),
+            self.worker.alive(),
             "the worker died after {at}; log:\n{}",
-            worker.logs()
+            self.worker.logs()
         );
+        failure
     }
-    let _ = std::fs::remove_dir_all(&scratch);
+
+    /// What the worker looked like, in case a failure is about it rather than the document.
+    fn worker_state(&self) -> String {
+        let heartbeat = self
+            .rt
+            .block_on(self.store.instances())
+            .map(|hs| format!("{hs:?}"))
+            .unwrap_or_else(|e| e.to_string());
+        let logs = self.worker.logs();
+        let log_tail: Vec<&str> = logs.lines().rev().take(8).collect();
+        format!(
+            "    worker heartbeat: {heartbeat}\n    worker log (last lines, newest first):\n      {}",
+            log_tail.join("\n      ")
+        )
+    }
+}
+
+#[test]
+fn every_documented_command_runs_as_written() {
+    let docs = all_commands();
+    let mut stage = Stage::start();
+    let mut failures = Vec::new();
+    let mut executed = 0;
+    let mut skipped = Vec::new();
+    for cmd in &docs {
+        if let Some((entry, inv)) = elsewhere(&cmd.code) {
+            // Not run here; still make sure its flags parse.
+            failures.extend(check_elsewhere(
+                cmd,
+                entry,
+                &inv,
+                &stage.env,
+                &stage.scratch,
+            ));
+            skipped.push(format!(
+                "{}:{}: {} -> {}",
+                cmd.file, cmd.line, cmd.code, entry.file
+            ));
+            continue;
+        }
+        failures.extend(curl_convention(cmd));
+        failures.extend(stage.run(cmd));
+        executed += 1;
+    }
+    let _ = std::fs::remove_dir_all(&stage.scratch);
 
     eprintln!(
         "ran {executed} documented commands; {} left to other tests:\n  {}",
