@@ -72,34 +72,26 @@ async fn metrics_show_exactly_the_workload_and_gauges_match_stats() {
         ok.then_some(m)
     })
     .await;
-    assert_eq!(
-        sample(
-            &metrics,
-            r#"ops_worker_tasks_total{type="noop",outcome="retried"}"#
+    for (series, want) in [
+        (
+            r#"ops_worker_tasks_total{type="noop",outcome="retried"}"#,
+            0.0,
         ),
-        Some(0.0)
-    );
-    assert_eq!(
-        sample(
-            &metrics,
-            r#"ops_worker_tasks_total{type="deploy",outcome="completed"}"#
+        (
+            r#"ops_worker_tasks_total{type="deploy",outcome="completed"}"#,
+            0.0,
         ),
-        Some(0.0)
-    );
-    assert_eq!(
-        sample(
-            &metrics,
-            r#"ops_worker_task_duration_seconds_count{type="noop"}"#
+        (
+            r#"ops_worker_task_duration_seconds_count{type="noop"}"#,
+            105.0,
         ),
-        Some(105.0)
-    );
-    assert_eq!(
-        sample(
-            &metrics,
-            r#"ops_worker_task_wait_seconds_count{priority="P2"}"#
+        (
+            r#"ops_worker_task_wait_seconds_count{priority="P2"}"#,
+            105.0,
         ),
-        Some(105.0)
-    );
+    ] {
+        assert_eq!(sample(&metrics, series), Some(want), "{series}");
+    }
     assert!(metrics.contains(r#"ops_worker_task_duration_seconds_bucket{type="noop",le="600"}"#));
     assert!(metrics.contains("# HELP ops_worker_tasks_total"));
     assert!(metrics.contains("process_resident_memory_bytes"));
@@ -108,31 +100,7 @@ async fn metrics_show_exactly_the_workload_and_gauges_match_stats() {
         "no unbounded labels"
     );
 
-    // Queue gauges equal `ops-worker stats --json`.
-    let out = cli(&redis.url(), "metrics", &[], &["stats", "--json"]);
-    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
-    for p in ["P0", "P1", "P2", "P3"] {
-        assert_eq!(
-            sample(
-                &metrics,
-                &format!(r#"ops_worker_queue_pending{{priority="{p}"}}"#)
-            ),
-            stats["pending"][p].as_f64(),
-            "{p}"
-        );
-    }
-    assert_eq!(
-        sample(&metrics, "ops_worker_queue_in_flight"),
-        stats["in_flight"].as_f64()
-    );
-    assert_eq!(
-        sample(&metrics, "ops_worker_queue_retrying"),
-        stats["retrying"].as_f64()
-    );
-    assert_eq!(
-        sample(&metrics, "ops_worker_queue_dead_letter"),
-        stats["failed"].as_f64()
-    );
+    assert_gauges_match_stats(&metrics, &redis.url());
     assert_eq!(
         sample(&metrics, r#"ops_worker_queue_paused{priority="P3"}"#),
         Some(1.0)
@@ -141,6 +109,27 @@ async fn metrics_show_exactly_the_workload_and_gauges_match_stats() {
         sample(&metrics, r#"ops_worker_worker_status{status="running"}"#),
         Some(1.0)
     );
+}
+
+/// The queue gauges equal `ops-worker stats --json`.
+fn assert_gauges_match_stats(metrics: &str, redis_url: &str) {
+    let out = cli(redis_url, "metrics", &[], &["stats", "--json"]);
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for p in ["P0", "P1", "P2", "P3"] {
+        let series = format!(r#"ops_worker_queue_pending{{priority="{p}"}}"#);
+        assert_eq!(
+            sample(metrics, &series),
+            stats["pending"][p].as_f64(),
+            "{p}"
+        );
+    }
+    for (series, field) in [
+        ("ops_worker_queue_in_flight", "in_flight"),
+        ("ops_worker_queue_retrying", "retrying"),
+        ("ops_worker_queue_dead_letter", "failed"),
+    ] {
+        assert_eq!(sample(metrics, series), stats[field].as_f64(), "{series}");
+    }
 }
 
 /// `METRICS_PORT` moves `/metrics` to its own listener: the public port answers 404 (JSON, saying
