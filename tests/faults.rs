@@ -141,40 +141,7 @@ async fn unreadable_values_are_shown_lossily_and_out_of_range_commands_ignored()
     let id = t.task_id.to_string();
     q.enqueue(&[t]).await.unwrap();
     wait_completed(&q, 1, LONG).await;
-    let mut conn = app.redis.conn();
-    let _: i64 = redis::cmd("HSET")
-        .arg(format!("ops:{{lossy}}:task:{id}"))
-        .arg("error")
-        .arg(&b"bad \xff\xfe bytes"[..])
-        .query(&mut conn)
-        .unwrap();
-    // A heartbeat with non-finite numbers, and a pool size beyond the API's limit.
-    let _: i64 = redis::cmd("HSET")
-        .arg("ops:{lossy}:instance:ghost")
-        .arg(&[
-            "instance",
-            "ghost",
-            "status",
-            "running",
-            "cpu_percent",
-            "NaN",
-        ])
-        .arg(&["memory_percent", "inf"])
-        .query(&mut conn)
-        .unwrap();
-    let now = chrono::Utc::now().timestamp_millis();
-    let _: i64 = redis::cmd("ZADD")
-        .arg("ops:{lossy}:instances")
-        .arg(now)
-        .arg("ghost")
-        .query(&mut conn)
-        .unwrap();
-    let _: i64 = redis::cmd("HSET")
-        .arg("ops:{lossy}:control")
-        .arg("concurrency")
-        .arg("1100")
-        .query(&mut conn)
-        .unwrap();
+    plant_unreadable_values(&mut app.redis.conn(), &id);
 
     let viewer = token(Role::Viewer);
     let (status, body) = app
@@ -204,7 +171,49 @@ async fn unreadable_values_are_shown_lossily_and_out_of_range_commands_ignored()
         (Some(0.0), Some(0.0))
     );
 
-    // Over a few control reads the pool keeps its own size: 1100 is not a size the API allows.
+    pool_keeps_its_size(&app, 2).await;
+}
+
+/// Bytes that are not UTF-8 in a record's error, a heartbeat with non-finite numbers, and a pool
+/// size beyond the API's limit (1100) in the control hash.
+fn plant_unreadable_values(conn: &mut redis::Connection, id: &str) {
+    let _: i64 = redis::cmd("HSET")
+        .arg(format!("ops:{{lossy}}:task:{id}"))
+        .arg("error")
+        .arg(&b"bad \xff\xfe bytes"[..])
+        .query(conn)
+        .unwrap();
+    // A heartbeat with non-finite numbers, and a pool size beyond the API's limit.
+    let _: i64 = redis::cmd("HSET")
+        .arg("ops:{lossy}:instance:ghost")
+        .arg(&[
+            "instance",
+            "ghost",
+            "status",
+            "running",
+            "cpu_percent",
+            "NaN",
+        ])
+        .arg(&["memory_percent", "inf"])
+        .query(conn)
+        .unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let _: i64 = redis::cmd("ZADD")
+        .arg("ops:{lossy}:instances")
+        .arg(now)
+        .arg("ghost")
+        .query(conn)
+        .unwrap();
+    let _: i64 = redis::cmd("HSET")
+        .arg("ops:{lossy}:control")
+        .arg("concurrency")
+        .arg("1100")
+        .query(conn)
+        .unwrap();
+}
+
+/// Over a few control reads the pool keeps its own size: 1100 is not a size the API allows.
+async fn pool_keeps_its_size(app: &TestApp, consumers: u64) {
     for _ in 0..3 {
         let seen = app.store().instances().await.unwrap();
         let hb = seen
@@ -220,7 +229,7 @@ async fn unreadable_values_are_shown_lossily_and_out_of_range_commands_ignored()
         .await;
         assert_eq!(
             (next.status, next.consumers),
-            (Some(PoolStatus::Running), 2)
+            (Some(PoolStatus::Running), consumers)
         );
     }
 }
