@@ -17,6 +17,74 @@ fn path_env() -> String {
     std::env::var("PATH").unwrap_or_default()
 }
 
+/// Lines of a child's output until one contains `marker`; panics with what came after `within`.
+fn lines_until(rx: &mpsc::Receiver<String>, marker: &str, within: Duration) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let deadline = Instant::now() + within;
+    while !lines.iter().any(|l| l.contains(marker)) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => lines.push(l),
+            Err(_) => panic!(
+                "no {marker:?} in time; output so far:\n{}",
+                lines.join("\n")
+            ),
+        }
+    }
+    lines
+}
+
+/// The demo's summary lists every sample as `ok`: every task type and every priority.
+fn assert_every_sample_ran(lines: &[String]) {
+    let out = lines.join("\n");
+    let summary: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("  ok ") || l.starts_with("  !! "))
+        .collect();
+    assert!(summary.len() >= 14, "{out}");
+    assert!(
+        summary.iter().all(|l| l.starts_with("  ok ")),
+        "a sample ended unexpectedly:\n{out}"
+    );
+    let types = [
+        "deploy",
+        "deployment",
+        "check",
+        "promote",
+        "redeploy",
+        "roll back",
+        "cancel",
+        "noop",
+    ];
+    for ty in types {
+        assert!(out.contains(ty), "no {ty} sample:\n{out}");
+    }
+    for p in ["P0", "P1", "P2", "P3"] {
+        assert!(
+            summary.iter().any(|l| l.contains(&format!(" {p} "))),
+            "no {p} sample"
+        );
+    }
+}
+
+/// SIGINT, then the child must exit 0 within a minute.
+fn stop_with_sigint(child: &mut std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "demo did not stop after SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+}
+
 #[test]
 fn demo_starts_without_redis_runs_every_sample_and_stops_on_sigint() {
     let closed = free_port();
@@ -39,52 +107,12 @@ fn demo_starts_without_redis_runs_every_sample_and_stops_on_sigint() {
             let _ = tx.send(line);
         }
     });
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while !lines
-        .iter()
-        .any(|l: &String| l.contains("the dashboard stays up"))
-    {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(l) => lines.push(l),
-            Err(_) => panic!(
-                "demo did not finish its samples; output so far:\n{}",
-                lines.join("\n")
-            ),
-        }
-    }
+    let lines = lines_until(&rx, "the dashboard stays up", Duration::from_secs(180));
     let out = lines.join("\n");
     assert!(out.contains("started a private redis-server"), "{out}");
     assert!(out.contains(&format!("http://localhost:{port}/")), "{out}");
     assert!(out.contains("admin token: ey"), "{out}");
-    let summary: Vec<&String> = lines
-        .iter()
-        .filter(|l| l.starts_with("  ok ") || l.starts_with("  !! "))
-        .collect();
-    assert!(summary.len() >= 14, "{out}");
-    assert!(
-        summary.iter().all(|l| l.starts_with("  ok ")),
-        "a sample ended unexpectedly:\n{out}"
-    );
-    for ty in [
-        "deploy",
-        "deployment",
-        "check",
-        "promote",
-        "redeploy",
-        "roll back",
-        "cancel",
-        "noop",
-    ] {
-        assert!(out.contains(ty), "no {ty} sample:\n{out}");
-    }
-    for p in ["P0", "P1", "P2", "P3"] {
-        assert!(
-            summary.iter().any(|l| l.contains(&format!(" {p} "))),
-            "no {p} sample"
-        );
-    }
+    assert_every_sample_ran(&lines);
     let redis_port: u16 = out
         .split("started a private redis-server at redis://127.0.0.1:")
         .nth(1)
@@ -105,20 +133,7 @@ fn demo_starts_without_redis_runs_every_sample_and_stops_on_sigint() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&health.stdout), "200");
 
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let exit = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "demo did not stop after SIGINT");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(exit.success(), "{exit:?}");
+    stop_with_sigint(&mut child);
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", redis_port)).is_err(),
         "private Redis left running"
@@ -174,6 +189,26 @@ fn failing(report: &Value) -> Vec<String> {
         .collect()
 }
 
+/// `env` with `key` set to `value`.
+fn with(env: &[(&'static str, String)], key: &str, value: &str) -> Vec<(&'static str, String)> {
+    let mut env = env.to_vec();
+    for (k, v) in env.iter_mut() {
+        if *k == key {
+            *v = value.to_string();
+        }
+    }
+    env
+}
+
+/// Doctor fails under `env`, and one failing check matches `is_it`; returns its text output.
+fn fails_with(env: &[(&str, String)], is_it: impl Fn(&str) -> bool) -> String {
+    let (ok, report, text) = doctor(env);
+    assert!(!ok, "doctor passed: {text}");
+    let failures = failing(&report);
+    assert!(failures.iter().any(|f| is_it(f)), "{failures:?}");
+    text
+}
+
 #[tokio::test]
 async fn doctor_passes_a_healthy_setup_and_names_each_problem() {
     let redis = RedisServer::start();
@@ -213,49 +248,27 @@ async fn doctor_passes_a_healthy_setup_and_names_each_problem() {
         );
     }
 
-    // A bad token.
-    let mut env = healthy.clone();
-    env[2].1 = "tok_wrong".into();
-    let (ok, report, text) = doctor(&env);
-    assert!(!ok);
-    assert!(
-        failing(&report)
-            .iter()
-            .any(|f| f.starts_with("vercel token: rejected (401)")),
-        "{text}"
-    );
+    // A bad token: named, and no secret in the report.
+    let text = fails_with(&with(&healthy, "VERCEL_TOKEN", "tok_wrong"), |f| {
+        f.starts_with("vercel token: rejected (401)")
+    });
     assert!(
         !text.contains("tok_wrong") && !text.contains(&sim.token) && !text.contains(STRONG_SECRET)
     );
-
-    // Unreachable Redis.
-    let mut env = healthy.clone();
-    env[0].1 = format!("redis://127.0.0.1:{}", free_port());
-    let (ok, report, _) = doctor(&env);
-    assert!(!ok);
-    assert!(
-        failing(&report)
-            .iter()
-            .any(|f| f.starts_with("redis reachable"))
-    );
-
+    let closed = format!("redis://127.0.0.1:{}", free_port());
+    fails_with(&with(&healthy, "REDIS_URL", &closed), |f| {
+        f.starts_with("redis reachable")
+    });
     // A missing variable and a weak secret are named.
-    let env: Vec<_> = healthy
+    let missing: Vec<_> = healthy
         .iter()
         .filter(|(k, _)| *k != "VERCEL_TOKEN")
         .cloned()
         .collect();
-    let (ok, report, _) = doctor(&env);
-    assert!(!ok);
-    assert!(
-        failing(&report)
-            .iter()
-            .any(|f| f.contains("VERCEL_TOKEN: is required"))
-    );
-    let mut env = healthy.clone();
-    env[4].1 = "x".repeat(40);
-    let (_, report, _) = doctor(&env);
-    assert!(failing(&report).iter().any(|f| f.starts_with("jwt secret")));
+    fails_with(&missing, |f| f.contains("VERCEL_TOKEN: is required"));
+    fails_with(&with(&healthy, "JWT_SECRET", &"x".repeat(40)), |f| {
+        f.starts_with("jwt secret")
+    });
 
     // An evicting policy (the guide's own allkeys-lru suggestion).
     let _: () = redis::cmd("CONFIG")
@@ -264,12 +277,7 @@ async fn doctor_passes_a_healthy_setup_and_names_each_problem() {
         .arg("allkeys-lru")
         .query(&mut redis.conn())
         .unwrap();
-    let (ok, report, _) = doctor(&healthy);
-    assert!(!ok);
-    let f = failing(&report);
-    assert!(
-        f.iter()
-            .any(|f| f.starts_with("redis eviction policy") && f.contains("allkeys-lru")),
-        "{f:?}"
-    );
+    fails_with(&healthy, |f| {
+        f.starts_with("redis eviction policy") && f.contains("allkeys-lru")
+    });
 }
