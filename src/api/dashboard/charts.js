@@ -43,6 +43,16 @@ function pathOf(times, values, x, y) {
   return d;
 }
 
+// A dot for each value with no neighbour (a lone sample draws no line).
+function dots(svg, times, s, x, y) {
+  const has = (i) => i >= 0 && i < s.values.length && s.values[i] !== null && s.values[i] !== undefined && isFinite(s.values[i]);
+  s.values.forEach((v, i) => {
+    if (has(i) && !has(i - 1) && !has(i + 1)) {
+      svg.appendChild(svgEl("circle", { cx: x(times[i]).toFixed(1), cy: y(v).toFixed(1), r: 2.5, class: "dot " + s.cls }));
+    }
+  });
+}
+
 function axes(svg, t0, t1, top, long) {
   const B = CHART_BOX;
   const bottom = B.h - B.bottom;
@@ -85,6 +95,7 @@ function drawChart(svg, times, series, unit, long) {
       d: pathOf(times, s.values, x, y), class: "line " + s.cls, "data-series": s.name,
       "data-points": present.length, "data-sum": sum, "data-last": last === null ? "" : last,
     }));
+    dots(svg, times, s, x, y);
     const lx = B.left + 8 + i * 92;
     svg.append(svgEl("rect", { x: lx, y: 4, width: 10, height: 4, class: "key " + s.cls }),
       svgEl("text", { x: lx + 14, y: 10, class: "legend" }, s.name));
