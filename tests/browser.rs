@@ -595,6 +595,16 @@ async fn controls(browser: &mut Browser, worker: &Worker, store: &QueueStore) {
 
 /// A schedule added and removed from the page, checked through the API.
 async fn schedules(browser: &mut Browser, worker: &Worker) {
+    let types = browser.expect("TYPES").await;
+    let known: Vec<&str> = ops_worker::task::TaskType::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
+    assert_eq!(
+        types,
+        known.join(","),
+        "the schedule form offers every task type"
+    );
     assert_eq!(browser.expect("SCHEDULE_ADDED").await, "nightly-check");
     let list = viewer_get(worker, "/api/schedules").await;
     let s = list

@@ -379,6 +379,10 @@ impl Handler<Shutdown> for SupervisorActor {
                 Some("shutdown"),
             )
             .await;
+            // The drained pool's last outcomes still count in the charts' history.
+            if let Err(e) = store.flush_history().await {
+                warn!(error = %e, "could not add the last outcome counts to the history");
+            }
             if let Err(e) = store.remove_heartbeat(&instance).await {
                 warn!(error = %e, "could not remove the heartbeat; it will expire");
             }

@@ -18,7 +18,7 @@
 //                            LIVE_CHART <sum> | DAY_CHART <points> | FILTERED <id> <prefix> <rows> |
 //                            INSTANCE_STOPPED <instance> | BULK_RETRIED <id> <id> | BULK_DELETED <id> |
 //                            BULK_CANCELLED <id> <id> | INSTANCE_STARTED <instance> |
-//                            SCHEDULE_ADDED <name> | SCHEDULE_REMOVED <name> | A11Y_OK <focus ring> |
+//                            TYPES <a,b,…> | SCHEDULE_ADDED <name> | SCHEDULE_REMOVED <name> | A11Y_OK <focus ring> |
 //                            SCREENSHOT <path> | VIEWER_NO_BUTTONS | DONE | FAIL <reason>
 //   test -> script (stdin):  TASK <id> | TASK_P3 <id> | FAILED_TASK <id> | DEPLOY <id> |
 //                            DETAIL <id> | WAITING <id> | WATCH <id> | P1_CHECKED | MANY |
@@ -404,6 +404,9 @@ async function addSchedule(page, s) {
 }
 
 async function schedulesScenario(page, dialogs) {
+  // The type pickers offer the task types of /openapi.json.
+  const types = await page.$$eval("#sch-type option", (os) => os.map((o) => o.value));
+  send("TYPES " + types.join(","));
   // 26. A bad payload is refused on the page, naming the field; a good schedule is added.
   await page.fill("#sch-name", "nightly-check");
   await page.fill("#sch-cron", "0 9 * * *");

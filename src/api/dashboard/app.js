@@ -11,7 +11,8 @@ let token = sessionStorage.getItem(TOKEN_KEY) || "";
 // True while the message shown is a polling error, which the next successful poll clears; an
 // action's outcome ("Failed: 403 …") stays until the operator does something else.
 let pollError = false;
-// The task types the API knows (filters and the schedule form).
+// The task types the API knows (filters and the schedule form): read from /openapi.json, this
+// list until it answers.
 const TASK_TYPES = ["deploy", "redeploy", "promote", "rollback", "cancel", "check", "noop"];
 
 const $ = (sel) => document.querySelector(sel);
@@ -110,8 +111,9 @@ async function api(method, path, body) {
 
 // A 401 means the token is missing, expired or wrong: say so and put the focus on the token field.
 function askForToken(e) {
+  const first = !pollError;
   say("Token rejected: " + e.message + " Paste a new token above.", true, true);
-  $("#token-input").focus();
+  if (first) $("#token-input").focus(); // once, not on every poll
 }
 
 // ---- the live stream: fetch streaming with the Authorization header ------------------------------
@@ -341,9 +343,22 @@ function wireHeader() {
   window.addEventListener("hashchange", route);
 }
 
-for (const sel of document.querySelectorAll(".type-select")) {
-  for (const t of TASK_TYPES) sel.appendChild(Object.assign(document.createElement("option"), { textContent: t }));
+// Fill the type pickers, keeping each one's choice.
+function fillTypes(types) {
+  for (const sel of document.querySelectorAll(".type-select")) {
+    const chosen = sel.value;
+    for (const o of [...sel.options]) if (o.value && o.textContent === o.value) o.remove();
+    // `unknown` (dead-lettered ids without a record) can be listed, not scheduled.
+    const offered = sel.id === "sch-type" ? types.filter((t) => t !== "unknown") : types;
+    for (const t of offered) sel.appendChild(Object.assign(document.createElement("option"), { textContent: t }));
+    if (chosen) sel.value = chosen;
+  }
 }
+fillTypes(TASK_TYPES);
+fetch("/openapi.json").then((r) => r.json()).then((doc) => {
+  const types = doc.components.schemas.TaskType.enum;
+  if (Array.isArray(types) && types.length) fillTypes(types);
+}).catch(() => {});
 wireHeader();
 wirePool();
 wireLists();
