@@ -59,6 +59,7 @@ impl Action {
 /// What happened to one id of a bulk request.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BulkResult {
+    /// The id, as given.
     pub task_id: String,
     /// Whether the action was applied.
     pub ok: bool,

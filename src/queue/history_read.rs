@@ -17,8 +17,11 @@ pub const LIVE_SECS: u64 = 600;
 /// Wait-time percentiles of one step, ms.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct WaitPercentiles {
+    /// The median wait.
     pub p50: f64,
+    /// What 1 task in 20 waits longer than.
     pub p95: f64,
+    /// What 1 task in 100 waits longer than.
     pub p99: f64,
 }
 
@@ -56,7 +59,9 @@ pub struct HistoryPoint {
 pub struct LivePoint {
     /// The second (Redis clock).
     pub at: DateTime<Utc>,
+    /// Tasks completed in that second.
     pub completed: u64,
+    /// Tasks dead-lettered in that second.
     pub failed: u64,
 }
 

@@ -233,7 +233,8 @@ async function loadDetail() {
     if (id !== detailId) return;
     renderDetail(t);
     renderExtras(t);
-    const deploy = t.type === "deploy" || t.deployment_id;
+    // A deploy, or any Vercel task that created or names a deployment.
+    const deploy = t.type === "deploy" || t.deployment_id || (t.result && t.result.deployment_id);
     $("#detail-build").hidden = !deploy;
     if (deploy) renderBuild(t, await api("GET", "/tasks/" + id + "/build"));
     document.body.dataset.detailLoaded = id;
