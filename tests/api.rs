@@ -67,6 +67,21 @@ async fn every_protected_route_checks_token_and_role() {
             Id::Failed,
             None,
         ),
+        (Method::DELETE, "/tasks/{id}", Role::Admin, Id::Failed, None),
+        (
+            Method::POST,
+            "/api/tasks/bulk",
+            Role::Agent,
+            Id::None,
+            Some(json!({"action": "cancel", "ids": ["no-such-task"]})),
+        ),
+        (
+            Method::GET,
+            "/api/stats/history?range=1h",
+            Role::Viewer,
+            Id::None,
+            None,
+        ),
         (Method::GET, "/stats", Role::Viewer, Id::None, None),
         (
             Method::GET,

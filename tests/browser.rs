@@ -344,6 +344,10 @@ async fn dashboard_drives_the_worker_in_a_real_browser() {
     .await;
 
     let deploy = detail_views(&mut browser, &worker, &store, &id, &p3_id).await;
+    charts_and_lists(&mut browser, &worker, &store).await;
+    controls(&mut browser, &worker, &store).await;
+    schedules(&mut browser, &worker).await;
+    browser.expect("A11Y_OK").await;
 
     browser.send(format!("SHOT {deploy}")).await;
     browser.expect("SCREENSHOT").await;
@@ -352,6 +356,15 @@ async fn dashboard_drives_the_worker_in_a_real_browser() {
     let status = browser.child.wait().await.expect("wait for node");
     assert!(status.success(), "the script exited with {status}");
 
+    for part in ["charts", "lists", "schedules"] {
+        let path = target.join(format!("dashboard-{part}.png"));
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        assert!(
+            len > 2_000,
+            "{} missing or tiny ({len} bytes)",
+            path.display()
+        );
+    }
     let meta = std::fs::metadata(&screenshot).expect("screenshot written");
     let mut magic = [0u8; 8];
     use std::io::Read;
@@ -401,6 +414,12 @@ async fn detail_views(
     assert!(
         shown.starts_with(&format!("{deploy_id} {dep} ")),
         "the page must show deployment {dep}: {shown}"
+    );
+    let inspector = browser.expect("INSPECTOR").await;
+    assert_eq!(
+        Some(inspector.as_str()),
+        rec.inspector_url.as_deref(),
+        "the page links to the inspector URL stored with the deployment"
     );
 
     browser.send(format!("DETAIL {noop_id}")).await;
@@ -458,4 +477,163 @@ async fn detail_views(
         "Resume P1 on the page must resume P1"
     );
     deploy_id
+}
+
+/// `GET path` as a viewer; the body.
+async fn viewer_get(worker: &Worker, path: &str) -> serde_json::Value {
+    let viewer = token(Role::Viewer);
+    let (s, v) = worker
+        .call(reqwest::Method::GET, path, Some(&viewer), None)
+        .await;
+    assert!(s.is_success(), "GET {path}: {s} {v}");
+    v
+}
+
+/// Charts from the history route (the page's numbers against the API's) and the lists' paging
+/// and filters.
+async fn charts_and_lists(browser: &mut Browser, worker: &Worker, store: &QueueStore) {
+    let charts = browser.expect("CHARTS").await;
+    let (shown, capacity) = charts.split_once(' ').unwrap_or((&charts, ""));
+    let shown: u64 = shown.parse().expect("a count");
+    let hour = viewer_get(worker, "/api/stats/history?range=1h").await;
+    let completed: u64 = hour["points"]
+        .as_array()
+        .map(|p| p.iter().filter_map(|x| x["completed"].as_u64()).sum())
+        .unwrap_or(0);
+    assert!(
+        shown > 0 && shown <= completed,
+        "the chart shows {shown} completed in the hour; the API says {completed}"
+    );
+    assert_eq!(capacity, "1", "one instance with one consumer");
+    let live: f64 = browser.expect("LIVE_CHART").await.parse().expect("a sum");
+    assert!(live >= 1.0, "the live chart counts completed tasks: {live}");
+    let day: usize = browser.expect("DAY_CHART").await.parse().expect("points");
+    assert!((288..=289).contains(&day), "a day in 5-minute steps: {day}");
+
+    let many: Vec<_> = (0..12).map(|_| noop(json!({}))).collect();
+    let ids: Vec<String> = many.iter().map(|t| t.task_id.to_string()).collect();
+    store.enqueue(&many).await.expect("enqueue");
+    eventually(LONG, "the 12 tasks completed", || async {
+        for id in &ids {
+            if store.get(id).await.ok()??.status != TaskStatus::Completed {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    browser.send("MANY".into()).await;
+    let filtered = browser.expect("FILTERED").await;
+    let parts: Vec<&str> = filtered.split(' ').collect();
+    let (id, prefix, rows) = (parts[0], parts[1], parts[2]);
+    let listed = viewer_get(
+        worker,
+        &format!("/api/tasks/recent?limit=100&id_prefix={prefix}"),
+    )
+    .await;
+    assert_eq!(
+        listed["count"].to_string(),
+        rows,
+        "the page shows as many rows for id prefix {prefix} as the API"
+    );
+    assert!(id.starts_with(prefix));
+}
+
+/// Per-instance stop and start, bulk retry, delete and cancel: each effect checked in Redis.
+async fn controls(browser: &mut Browser, worker: &Worker, store: &QueueStore) {
+    let mut dead = Vec::new();
+    for _ in 0..3 {
+        let mut t = noop(json!({"fail": true}));
+        t.max_retries = 0;
+        dead.push(t.task_id.to_string());
+        store.enqueue(&[t]).await.expect("enqueue");
+    }
+    eventually(LONG, "three dead letters", || async {
+        for id in &dead {
+            if store.get(id).await.ok()??.status != TaskStatus::Failed {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    browser.send(format!("DEAD {}", dead.join(" "))).await;
+    assert_eq!(browser.expect("INSTANCE_STOPPED").await, worker.instance);
+    let status = viewer_get(worker, "/api/worker/status").await;
+    assert_eq!(status["instances"][0]["status"], "stopped", "{status}");
+    browser.send("OK".into()).await;
+
+    browser.expect("BULK_RETRIED").await;
+    for id in &dead[..2] {
+        let r = store.get(id).await.expect("get").expect("record");
+        assert_eq!(
+            r.status,
+            TaskStatus::Pending,
+            "bulk retry: {id} pending again"
+        );
+    }
+    browser.send("OK".into()).await;
+    assert_eq!(browser.expect("BULK_DELETED").await, dead[2]);
+    assert!(store.get(&dead[2]).await.expect("get").is_none(), "deleted");
+    browser.send("OK".into()).await;
+    browser.expect("BULK_CANCELLED").await;
+    for id in &dead[..2] {
+        let r = store.get(id).await.expect("get").expect("record");
+        assert_eq!(r.status, TaskStatus::Cancelled, "bulk cancel: {id}");
+    }
+    browser.send("OK".into()).await;
+    assert_eq!(browser.expect("INSTANCE_STARTED").await, worker.instance);
+    let status = viewer_get(worker, "/api/worker/status").await;
+    let me = &status["instances"][0];
+    assert_eq!(
+        (me["status"].as_str(), me["consumers"].as_u64()),
+        (Some("running"), Some(2)),
+        "{status}"
+    );
+    browser.send("OK".into()).await;
+}
+
+/// A schedule added and removed from the page, checked through the API.
+async fn schedules(browser: &mut Browser, worker: &Worker) {
+    let types = browser.expect("TYPES").await;
+    let known: Vec<&str> = ops_worker::task::TaskType::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
+    assert_eq!(
+        types,
+        known.join(","),
+        "the schedule form offers every task type"
+    );
+    assert_eq!(browser.expect("SCHEDULE_ADDED").await, "nightly-check");
+    let list = viewer_get(worker, "/api/schedules").await;
+    let s = list
+        .as_array()
+        .and_then(|l| l.iter().find(|s| s["name"] == "nightly-check"))
+        .unwrap_or_else(|| panic!("the schedule is stored: {list}"));
+    assert_eq!(
+        (
+            &s["cron"],
+            &s["tz"],
+            &s["type"],
+            &s["priority"],
+            &s["payload"]["project"]
+        ),
+        (
+            &json!("0 9 * * *"),
+            &json!("Europe/Paris"),
+            &json!("check"),
+            &json!("P1"),
+            &json!("dashboard-web")
+        ),
+        "{s}"
+    );
+    browser.send("OK".into()).await;
+    assert_eq!(browser.expect("SCHEDULE_REMOVED").await, "nightly-check");
+    let list = viewer_get(worker, "/api/schedules").await;
+    assert!(
+        !list.to_string().contains("nightly-check"),
+        "the schedule is gone: {list}"
+    );
+    browser.send("OK".into()).await;
 }

@@ -971,7 +971,7 @@ async fn a_retrying_deploy_with_a_live_deployment_keeps_its_project() {
     let deploy = || task("deploy", "P2", json!({"project": "web"}));
     q.enqueue(&[deploy(), deploy()]).await.unwrap();
     let (id1, _) = claim_and_hold(&q, "t/c0", "web").await;
-    q.set_deployment_id(&id1, "dpl_1").await.unwrap();
+    q.set_deployment_id(&id1, "dpl_1", None).await.unwrap();
     let failure = Failure {
         id: id1.clone(),
         reason: "still BUILDING".into(),

@@ -96,6 +96,11 @@ async fn deploy_reaches_ready_error_fails_without_retry_and_5xx_bursts_are_retri
     assert!(dpl.starts_with("dpl_"));
     assert!(result["url"].as_str().unwrap().ends_with(".vercel.app"));
     assert_eq!(rec.deployment_id.as_deref(), Some(dpl));
+    let inspector = rec.inspector_url.as_deref().unwrap_or_default();
+    assert!(
+        inspector.starts_with("https://") && inspector.ends_with(dpl.trim_start_matches("dpl_")),
+        "Vercel's inspector URL is stored with the deployment: {inspector:?}"
+    );
     assert_eq!(rec.attempts, 1);
     let kinds = event_kinds(&q, &ok).await;
     assert!(

@@ -266,6 +266,12 @@ fn authenticate(req: &HttpRequest, min: Role) -> Result<Claims, ApiError> {
         Some(token) => keys.verify(token)?,
         None => loopback_admin(req, keys)?,
     };
+    require(&claims, min)?;
+    Ok(claims)
+}
+
+/// 403 unless `claims` carry at least `min` (for a route whose role depends on its body).
+pub fn require(claims: &Claims, min: Role) -> Result<(), ApiError> {
     if claims.role < min {
         return Err(ApiError::Forbidden(format!(
             "this needs the {} role and the token has {}; mint one with \
@@ -275,7 +281,7 @@ fn authenticate(req: &HttpRequest, min: Role) -> Result<Claims, ApiError> {
             min.as_str()
         )));
     }
-    Ok(claims)
+    Ok(())
 }
 
 /// The bearer token of the one `Authorization` header; `None` without one. Any header that is

@@ -3,12 +3,26 @@
 //! API with it as a Bearer token. It follows `GET /api/events` with fetch streaming (the token in
 //! the `Authorization` header, never in a URL) and refreshes on each event, polling every 2 s while
 //! the stream is down; `#/tasks/{id}` shows one task (record, payload, result, build, events).
+//!
+//! The script is split by view, each file served on its own path with a strict CSP (no inline
+//! script): `charts.js` (the SVG charts), `lists.js` (the task lists, filters, paging, bulk
+//! actions), `panels.js` (instances with their controls, schedules, the detail view's extra parts)
+//! and `app.js` (token, roles, API calls, the live stream, refresh; loaded last, it starts the page).
 
 use actix_web::HttpResponse;
 
 const INDEX: &str = include_str!("dashboard/index.html");
 const SCRIPT: &str = include_str!("dashboard/app.js");
 const STYLE: &str = include_str!("dashboard/style.css");
+const CHARTS: &str = include_str!("dashboard/charts.js");
+const LISTS: &str = include_str!("dashboard/lists.js");
+const PANELS: &str = include_str!("dashboard/panels.js");
+
+fn javascript(body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .body(body)
+}
 
 /// The dashboard page.
 #[utoipa::path(get, path = "/", tag = "dashboard",
@@ -23,9 +37,28 @@ pub async fn index() -> HttpResponse {
 #[utoipa::path(get, path = "/dashboard/app.js", tag = "dashboard",
     responses((status = 200, description = "JavaScript", content_type = "text/javascript")))]
 pub async fn script() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .body(SCRIPT)
+    javascript(SCRIPT)
+}
+
+/// The dashboard's charts.
+#[utoipa::path(get, path = "/dashboard/charts.js", tag = "dashboard",
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript")))]
+pub async fn charts() -> HttpResponse {
+    javascript(CHARTS)
+}
+
+/// The dashboard's task lists.
+#[utoipa::path(get, path = "/dashboard/lists.js", tag = "dashboard",
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript")))]
+pub async fn lists() -> HttpResponse {
+    javascript(LISTS)
+}
+
+/// The dashboard's instance, schedule and detail panels.
+#[utoipa::path(get, path = "/dashboard/panels.js", tag = "dashboard",
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript")))]
+pub async fn panels() -> HttpResponse {
+    javascript(PANELS)
 }
 
 /// The dashboard's stylesheet.

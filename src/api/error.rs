@@ -51,7 +51,8 @@ impl ApiError {
         ApiError::Invalid(ValidationError::new(field, message))
     }
 
-    fn code(&self) -> &'static str {
+    /// The `error.code` of the body.
+    pub fn code(&self) -> &'static str {
         match self {
             ApiError::Invalid(_) => "invalid_request",
             ApiError::Unauthorized(_) => "unauthorized",

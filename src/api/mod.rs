@@ -3,7 +3,8 @@
 //! Layout: `auth` (JWT and roles), `origin` (when a tokenless loopback request counts as local),
 //! `guard` (timeouts, body rules and security headers around every route), `error` (the one
 //! error enum and its status mapping), `tasks`
-//! (submit/read/cancel/retry/listings), `worker` (instances, pool commands, queue stats, pause),
+//! (submit/read/cancel/retry/listings), `bulk` (delete a dead letter, actions on many tasks),
+//! `history` (the charts' series), `worker` (instances, pool commands, queue stats, pause),
 //! `events` (the event stream as Server-Sent Events),
 //! `dashboard` (the page, compiled into the binary) and `openapi` (the generated description).
 //! Every route is declared once in [`routes!`]: the same table registers it with actix and is
@@ -11,11 +12,13 @@
 
 pub mod auth;
 pub mod build;
+pub mod bulk;
 pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod guard;
 pub mod health;
+pub mod history;
 pub mod openapi;
 pub mod origin;
 pub mod releases;
@@ -104,11 +107,16 @@ routes! {
     get "/" => dashboard::index,
     get "/dashboard/app.js" => dashboard::script,
     get "/dashboard/style.css" => dashboard::style,
+    get "/dashboard/charts.js" => dashboard::charts,
+    get "/dashboard/lists.js" => dashboard::lists,
+    get "/dashboard/panels.js" => dashboard::panels,
     post "/tasks" => tasks::submit,
     get "/tasks/{id}" => tasks::get,
     get "/tasks/{id}/build" => build::progress,
     post "/tasks/{id}/cancel" => tasks::cancel,
     post "/tasks/{id}/retry" => tasks::retry,
+    delete "/tasks/{id}" => bulk::delete,
+    post "/api/tasks/bulk" => bulk::bulk,
     get "/stats" => worker::stats,
     get "/api/worker/status" => worker::status,
     post "/api/worker/start" => worker::start,
@@ -117,6 +125,7 @@ routes! {
     get "/api/queue/stats" => worker::queue_stats,
     post "/api/queue/pause" => worker::pause,
     post "/api/queue/resume" => worker::resume,
+    get "/api/stats/history" => history::history,
     get "/api/tasks/recent" => tasks::recent,
     get "/api/tasks/failed" => tasks::failed,
     get "/api/events" => events::stream,

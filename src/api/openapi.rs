@@ -5,7 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    InstanceStatus, TaskList, WorkerStatus, dashboard, releases, schedules, tasks, worker,
+    InstanceStatus, TaskList, WorkerStatus, bulk, dashboard, history, releases, schedules, tasks,
+    worker,
 };
 use crate::queue::QueueStats;
 use crate::queue::releases::{Release, ReleaseSource, ReleaseStatus};
@@ -38,7 +39,9 @@ impl Modify for BearerAuth {
     paths(
         super::health::health, super::health::ready, super::metrics, serve,
         dashboard::index, dashboard::script, dashboard::style,
+        dashboard::charts, dashboard::lists, dashboard::panels,
         tasks::submit, tasks::get, super::build::progress, tasks::cancel, tasks::retry, tasks::recent, tasks::failed,
+        bulk::delete, bulk::bulk, history::history,
         worker::stats, worker::status, worker::start, worker::stop, worker::restart,
         worker::queue_stats, worker::pause, worker::resume, releases::list,
         schedules::list, schedules::add, schedules::remove, super::events::stream,
@@ -49,7 +52,12 @@ impl Modify for BearerAuth {
                        crate::task::Schedule, crate::task::ScheduleSpec,
                        crate::queue::schedules::ScheduleEntry,
                        crate::queue::build::BuildProgress, crate::queue::build::StateSeen,
-                       crate::queue::build::BuildLine)),
+                       crate::queue::build::BuildLine,
+                       bulk::BulkReport, bulk::BulkResult,
+                       history::HistorySeries, history::LiveSeries,
+                       crate::queue::history_read::HistoryPoint,
+                       crate::queue::history_read::LivePoint,
+                       crate::queue::history_read::WaitPercentiles, crate::queue::PerPriority)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

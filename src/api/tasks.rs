@@ -1,4 +1,5 @@
-//! Task endpoints: submit, read, cancel, retry, and the recent / failed listings.
+//! Task endpoints: submit, read, cancel, retry, and the recent / failed listings (delete and
+//! the bulk actions are in `bulk.rs`).
 
 use std::collections::HashMap;
 
@@ -9,7 +10,7 @@ use serde_json::{Value, json};
 use super::auth::{Admin, Agent, Viewer};
 use super::error::ApiError;
 use super::{AppState, TaskList};
-use crate::queue::{CancelOutcome, Cursor, ListIndex, ListQuery, ReplayOutcome, status_text};
+use crate::queue::{Cursor, ListIndex, ListQuery};
 use crate::task::{NewTask, ParseError, Priority, TaskRecord, TaskStatus, TaskType};
 
 /// Most rows one listing returns (`limit` is capped to this).
@@ -163,19 +164,8 @@ pub async fn cancel(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     check_id(&id)?;
-    match state.store.cancel(&id).await? {
-        CancelOutcome::Cancelled => {
-            Ok(HttpResponse::Ok().json(json!({"task_id": *id, "status": "cancelled"})))
-        }
-        CancelOutcome::Cancelling => {
-            Ok(HttpResponse::Ok().json(json!({"task_id": *id, "status": "cancelling"})))
-        }
-        CancelOutcome::NotFound => Err(ApiError::NotFound(format!("task {id} not found"))),
-        CancelOutcome::NotCancellable(s) => Err(ApiError::Conflict(format!(
-            "task {id} is already {}; nothing to cancel",
-            status_text(s)
-        ))),
-    }
+    let status = super::bulk::cancel_one(&state.store, &id).await?;
+    Ok(HttpResponse::Ok().json(json!({"task_id": *id, "status": status})))
 }
 
 /// Replay a failed (dead-lettered) task.
@@ -189,20 +179,8 @@ pub async fn retry(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     check_id(&id)?;
-    match state.store.replay(&id).await? {
-        ReplayOutcome::Replayed => match state.store.get(&id).await? {
-            Some(r) => Ok(HttpResponse::Ok().json(r)),
-            None => Err(ApiError::NotFound(format!("task {id} not found"))),
-        },
-        ReplayOutcome::NotFound => Err(ApiError::NotFound(format!("task {id} not found"))),
-        ReplayOutcome::Stub => Err(ApiError::Conflict(format!(
-            "task {id} is a dead-lettered stub with no task behind it; nothing to retry"
-        ))),
-        ReplayOutcome::NotFailed(s) => Err(ApiError::Conflict(format!(
-            "task {id} is {}; only failed tasks can be retried",
-            status_text(s)
-        ))),
-    }
+    let record = super::bulk::retry_one(&state.store, &id).await?;
+    Ok(HttpResponse::Ok().json(record))
 }
 
 /// Longest accepted `id_prefix` (a whole task id is at most 128 characters).

@@ -409,6 +409,11 @@ impl<'a> Batch<'a> {
                 Verdict::Failed { class, .. } => Some(class),
                 _ => None,
             };
+            // The charts' history: counted here, flushed to Redis by the chores, off the hot path.
+            let store = &self.consumer.deps.store;
+            store
+                .history_tally()
+                .note(outcome, r.priority.map(|_| r.wait));
             AttemptRecorded {
                 task_type: r.task_type,
                 priority: r.priority,

@@ -1,5 +1,6 @@
 //! The supervisor's periodic work besides the pool itself: queue maintenance (every instance
-//! runs it; each step is atomic, so that is safe) and this instance's heartbeat.
+//! runs it; each step is atomic, so that is safe), this instance's heartbeat, and the charts'
+//! history (flushing this instance's counts, sampling the queue once a minute).
 
 use std::time::Duration;
 
@@ -37,6 +38,9 @@ pub async fn maintain(store: QueueStore) {
                 .filter(|o| !matches!(o.applied, Applied::Stale { .. }))
                 .map(|o| (o.type_label(), o.applied.metric()))
                 .collect();
+            for (_, outcome) in &tasks {
+                store.history_tally().note(*outcome, None);
+            }
             LeasesReclaimed { tasks: &tasks }.emit();
         }
         Err(e) => warn!(error = %e, "reclaiming lapsed leases failed"),
@@ -51,6 +55,23 @@ pub async fn maintain(store: QueueStore) {
         }
         Ok(_) => {}
         Err(e) => warn!(error = %e, "firing due schedules failed"),
+    }
+}
+
+/// How often this instance adds its outcome counts to the history and looks whether the
+/// minute's queue sample is still to be taken.
+pub const HISTORY_EVERY: Duration = Duration::from_secs(5);
+
+/// The charts' history: flush this instance's counts, and take the minute's sample when this
+/// instance wins the minute's turn.
+pub async fn history(store: QueueStore) {
+    if let Err(e) = store.flush_history().await {
+        warn!(error = %e, "adding outcome counts to the history failed; kept for the next flush");
+    }
+    match store.sample_history().await {
+        Ok(true) => debug!("queue depths sampled into the history"),
+        Ok(false) => {}
+        Err(e) => warn!(error = %e, "sampling queue depths into the history failed"),
     }
 }
 

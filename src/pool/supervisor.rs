@@ -18,7 +18,9 @@ use tokio::sync::{oneshot, watch};
 use tracing::{error, info, warn};
 
 use super::PoolSignal;
-use super::chores::{self, HEARTBEAT_EVERY, Identity, MAINTENANCE_EVERY, PoolReport};
+use super::chores::{
+    self, HEARTBEAT_EVERY, HISTORY_EVERY, Identity, MAINTENANCE_EVERY, PoolReport,
+};
 use super::consumer::{ConsumerDeps, ConsumerExited};
 use super::policy::RestartPolicy;
 use super::slots::Slots;
@@ -70,6 +72,7 @@ enum Job {
     Control,
     Maintenance,
     Heartbeat,
+    History,
 }
 
 pub struct SupervisorActor {
@@ -258,6 +261,12 @@ impl SupervisorActor {
         self.run_job(Job::Maintenance, fut, ctx);
     }
 
+    /// Add this instance's counts to the charts' history (and sample the queue once a minute).
+    fn history(&mut self, ctx: &mut Context<Self>) {
+        let fut = chores::history(self.deps.store.clone()).into_actor(self);
+        self.run_job(Job::History, fut, ctx);
+    }
+
     /// Catch consumers that died without telling us, then write the heartbeat.
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {
         for slot in self.slots.remove_vanished() {
@@ -313,6 +322,7 @@ impl Actor for SupervisorActor {
         ctx.run_interval(MAINTENANCE_EVERY, |act, ctx| act.maintenance(ctx));
         self.heartbeat(ctx);
         ctx.run_interval(HEARTBEAT_EVERY, |act, ctx| act.heartbeat(ctx));
+        ctx.run_interval(HISTORY_EVERY, |act, ctx| act.history(ctx));
     }
 }
 
@@ -369,6 +379,10 @@ impl Handler<Shutdown> for SupervisorActor {
                 Some("shutdown"),
             )
             .await;
+            // The drained pool's last outcomes still count in the charts' history.
+            if let Err(e) = store.flush_history().await {
+                warn!(error = %e, "could not add the last outcome counts to the history");
+            }
             if let Err(e) = store.remove_heartbeat(&instance).await {
                 warn!(error = %e, "could not remove the heartbeat; it will expire");
             }

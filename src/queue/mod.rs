@@ -19,6 +19,7 @@
 //! | `releases.rs` | known-good releases per project (rollback targets) |
 //! | `build.rs` | live build progress of deploy tasks (states seen, build log) |
 //! | `schedules.rs` | recurring tasks: definitions, next ticks, firing due ticks once |
+//! | `history.rs`, `history_read.rs` | the charts' 24 h per-minute history and the live per-second series |
 //!
 //! Each multi-key step is one Lua script, so a crash between two commands can never lose or
 //! duplicate a task; each script reports, per task, the outcome it applied, and callers record
@@ -48,12 +49,16 @@
 //! | `build:<id>`, `build:<id>:log` | hash, list | a deploy's states seen and build log (500 lines) |
 //! | `project:<project>` | string | id of the task changing the project now (PX one lease) |
 //! | `project:<project>:waiting`, `projects:waiting` | zset, set | tasks waiting for the project by (priority, ready time); projects with waiters |
+//! | `stats:<minute>` | hash | one epoch minute (instance clock) of history, 25 h TTL: `completed`, `failed`, `retried`, `cancelled` and wait buckets `w0`..`w14` (HINCRBY by every instance), `pending_P0`..`pending_P3`, `in_flight`, `capacity` (the minute's sampler) |
+//! | `stats:sampler:<minute>` | string | the instance that samples the minute's depths (SET NX, 120 s) |
 
 pub mod build;
 pub mod connect;
 mod control;
 mod events;
 mod heartbeat;
+pub mod history;
+pub mod history_read;
 mod lifecycle;
 mod limiter;
 mod link;
@@ -78,7 +83,7 @@ pub use listing::{
 };
 pub use outcome::{Applied, TaskOutcome};
 pub use stats::{PerPriority, QueueStats, priorities_text};
-pub use tasks::{CancelOutcome, ReplayOutcome, status_text};
+pub use tasks::{CancelOutcome, DeleteOutcome, ReplayOutcome, status_text};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -148,6 +153,8 @@ pub struct QueueStore {
     /// Whether Redis is unreachable now, so an outage logs one ERROR when it starts and one INFO
     /// with its length when it ends (not one line per failed call).
     outage: Arc<Outage>,
+    /// This instance's outcome and wait counts not yet flushed to the history (`history.rs`).
+    history: Arc<history::HistoryTally>,
 }
 
 /// An ongoing Redis outage (connection-level errors), shared by a store's clones.
@@ -234,6 +241,7 @@ impl QueueStore {
             keep: (settings.keep_completed, settings.keep_failed),
             round_trips: Arc::new(AtomicU64::new(0)),
             outage: Arc::new(Outage::default()),
+            history: Arc::new(history::HistoryTally::default()),
         })
     }
 

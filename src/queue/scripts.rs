@@ -39,6 +39,8 @@ pub struct Scripts {
     pub schedules: Script,
     pub list: Script,
     pub project_acquire: Script,
+    pub throughput: Script,
+    pub delete: Script,
 }
 
 impl Scripts {
@@ -66,6 +68,8 @@ impl Scripts {
             schedules: script!("schedules.lua"),
             list: script!("list.lua"),
             project_acquire: script!("project_acquire.lua"),
+            throughput: script!("throughput.lua"),
+            delete: script!("delete.lua"),
         }
     }
 }

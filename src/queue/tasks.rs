@@ -31,6 +31,15 @@ pub enum ReplayOutcome {
     NotFailed(Option<TaskStatus>),
 }
 
+/// Result of deleting a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    NotFound,
+    /// Only failed tasks can be deleted; this is its status (`None`: one this build doesn't know).
+    NotFailed(Option<TaskStatus>),
+}
+
 impl QueueStore {
     /// Store new tasks. Returns `(task id, created)` per task: `created` is false when the
     /// idempotency key matched an existing task, whose id is returned instead.
@@ -125,14 +134,30 @@ impl QueueStore {
         })
     }
 
-    /// Store the deployment a task created on its record.
+    /// Delete a dead-lettered task for good (record, build progress, index entries).
+    pub async fn delete_failed(&self, id: &str) -> Result<DeleteOutcome, QueueError> {
+        let mut inv = self.invocation(&self.scripts.delete);
+        inv.arg(id);
+        let r: String = self.run(&inv).await?;
+        Ok(match r.as_str() {
+            "deleted" => DeleteOutcome::Deleted,
+            "not_found" => DeleteOutcome::NotFound,
+            other => DeleteOutcome::NotFailed(other.parse().ok()),
+        })
+    }
+
+    /// Store the deployment a task created on its record, with Vercel's inspector URL for it
+    /// when Vercel returned one.
     pub async fn set_deployment_id(
         &self,
         task_id: &str,
         deployment: &str,
+        inspector_url: Option<&str>,
     ) -> Result<bool, QueueError> {
         let mut inv = self.invocation(&self.scripts.set_deployment);
-        inv.arg(task_id).arg(deployment);
+        inv.arg(task_id)
+            .arg(deployment)
+            .arg(inspector_url.unwrap_or(""));
         let n: i64 = self.run(&inv).await?;
         Ok(n == 1)
     }

@@ -111,6 +111,7 @@ impl NewTask {
             metadata,
             run_at,
             deployment_id: None,
+            inspector_url: None,
         })
     }
 }

@@ -57,6 +57,10 @@ pub struct TaskRecord {
     /// or a reclaim resumes it instead of creating another.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<String>,
+    /// Vercel's inspector page of that deployment (`inspectorUrl`), stored with its id, so the
+    /// dashboard can link to the build on Vercel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inspector_url: Option<String>,
 }
 
 /// A record in Redis that could not be decoded (hand-written, truncated, or from a newer version).
@@ -147,6 +151,7 @@ impl TaskRecord {
             metadata: json("metadata").unwrap_or(Value::Object(Map::new())),
             run_at: time("run_at"),
             deployment_id: get("deployment_id"),
+            inspector_url: get("inspector_url"),
         }
     }
 
@@ -187,6 +192,7 @@ impl TaskRecord {
             },
             run_at: opt_time(map, "run_at")?,
             deployment_id: opt("deployment_id"),
+            inspector_url: opt("inspector_url"),
         })
     }
 }

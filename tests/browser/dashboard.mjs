@@ -14,9 +14,15 @@
 //                            P3_PENDING <id> | RESUMED P3 | P3_COMPLETED <id> | RETRIED <id> |
 //                            DEPLOY_SHOWN <id> <deployment id> | DETAIL_SHOWN <id> | ROW_OPENED <id> |
 //                            CANCELLED <id> | WATCHING <id> | LIVE <id> | PAUSED P1 | RESUMED P1 |
+//                            INSPECTOR <url> | CHARTS <completed in the hour> <capacity> |
+//                            LIVE_CHART <sum> | DAY_CHART <points> | FILTERED <id> <prefix> <rows> |
+//                            INSTANCE_STOPPED <instance> | BULK_RETRIED <id> <id> | BULK_DELETED <id> |
+//                            BULK_CANCELLED <id> <id> | INSTANCE_STARTED <instance> |
+//                            TYPES <a,b,…> | SCHEDULE_ADDED <name> | SCHEDULE_REMOVED <name> | A11Y_OK <focus ring> |
 //                            SCREENSHOT <path> | VIEWER_NO_BUTTONS | DONE | FAIL <reason>
 //   test -> script (stdin):  TASK <id> | TASK_P3 <id> | FAILED_TASK <id> | DEPLOY <id> |
-//                            DETAIL <id> | WAITING <id> | WATCH <id> | P1_CHECKED | SHOT <deploy id>
+//                            DETAIL <id> | WAITING <id> | WATCH <id> | P1_CHECKED | MANY |
+//                            DEAD <id> <id> <id> | OK (the test checked the last step) | SHOT <deploy id>
 // Nothing sleeps: every wait polls the page (waitForFunction / waitForSelector) until a deadline.
 // When stdin closes early (the test failed or died) the browser is closed and the script exits.
 
@@ -109,7 +115,7 @@ async function until(page, what, fn, arg) {
     const msg = await page.textContent("#status-msg").catch(() => "?");
     const paused = await page.textContent("#paused").catch(() => "?");
     const rows = await page
-      .$$eval("#recent tbody tr", (trs) => trs.map((tr) => tr.dataset.taskId + "=" + tr.cells[3]?.textContent))
+      .$$eval("#recent tbody tr", (trs) => trs.map((tr) => tr.dataset.taskId + "=" + tr.querySelector("td.status")?.textContent))
       .catch(() => []);
     throw new Error(
       `timed out after ${STEP_TIMEOUT} ms waiting for: ${what} ` +
@@ -183,6 +189,11 @@ async function detailScenario(page, p3, dialogs) {
   });
   await timelineHas(page, deploy, "task.completed");
   send(`DEPLOY_SHOWN ${deploy} ${build}`);
+  const inspector = await until(page, "the link to Vercel's inspector", () => {
+    const a = document.querySelector("#build-inspector");
+    return !a.hidden && a.href ? a.href : false;
+  });
+  send("INSPECTOR " + inspector);
 
   // 11. A deep link, loaded afresh: the noop's fields, payload and timeline.
   const id = await expectLine("DETAIL");
@@ -197,7 +208,7 @@ async function detailScenario(page, p3, dialogs) {
   send("DETAIL_SHOWN " + id);
 
   // 12. A click on a recent-tasks row opens that task.
-  await page.click(`#recent tbody tr[data-task-id="${p3}"] td:nth-child(2)`);
+  await page.click(`#recent tbody tr[data-task-id="${p3}"] td:nth-child(3)`);
   await openDetail(page, p3, "completed");
   if ((await page.evaluate(() => location.hash)) !== "#/tasks/" + p3) throw new Error("the row did not deep-link");
   send("ROW_OPENED " + p3);
@@ -230,6 +241,225 @@ async function detailScenario(page, p3, dialogs) {
   await expectLine("P1_CHECKED");
   await act(page, "#btn-resume-p1", "P1 resumed");
   send("RESUMED P1");
+}
+
+// ---- charts, lists, controls, schedules, accessibility ------------------------------------------
+
+/** The data attributes of one chart line: points drawn, their sum and the last value. */
+const line = (page, chart, series) => page.evaluate(([chart, series]) => {
+  const p = document.querySelector(`#${chart} path[data-series="${series}"]`);
+  return p ? { points: Number(p.dataset.points), sum: Number(p.dataset.sum), last: p.dataset.last } : null;
+}, [chart, series]);
+
+async function chartsScenario(page) {
+  // 16. The hour's history: processed per second, a depth sample, capacity and wait percentiles.
+  await page.click('.range-btn[data-range="1h"]');
+  await until(page, "the hour's charts with processed tasks, a depth sample, capacity and waits", () => {
+    const n = (c, s) => Number(document.querySelector(`#${c} path[data-series="${s}"]`)?.dataset.points || 0);
+    const sum = Number(document.querySelector('#chart-throughput path[data-series="processed"]')?.dataset.sum || 0);
+    return document.body.dataset.chartsRange === "1h" && sum > 0 && n("chart-depth", "P2") > 0 &&
+      n("chart-capacity", "capacity") > 0 && n("chart-wait", "p99") > 0;
+  });
+  const hour = await line(page, "chart-throughput", "processed");
+  const capacity = await line(page, "chart-capacity", "capacity");
+  // The line is per second, averaged over each minute: its sum times 60 is the tasks completed.
+  send(`CHARTS ${Math.round(hour.sum * 60)} ${capacity.last}`);
+
+  // 17. Live: the last 10 minutes, one point per second.
+  await page.click('.range-btn[data-range="10m"]');
+  await until(page, "the live chart with 600 points per series and processed tasks", () => {
+    const p = document.querySelector('#chart-throughput path[data-series="processed"]');
+    return document.body.dataset.chartsRange === "10m" && p && p.dataset.points === "600" && Number(p.dataset.sum) > 0;
+  });
+  send("LIVE_CHART " + (await line(page, "chart-throughput", "processed")).sum);
+
+  // 18. A day, in 5-minute steps.
+  await page.click('.range-btn[data-range="24h"]');
+  await until(page, "the day's chart in 5-minute steps", () => {
+    const p = document.querySelector('#chart-throughput path[data-series="processed"]');
+    return document.body.dataset.chartsRange === "24h" && p && Number(p.dataset.points) >= 288 && Number(p.dataset.sum) > 0;
+  });
+  send("DAY_CHART " + (await line(page, "chart-throughput", "processed")).points);
+}
+
+/** Ids of the rows the recent list shows now. */
+const recentIds = (page) => page.$$eval("#recent tbody tr[data-task-id]", (trs) => trs.map((tr) => tr.dataset.taskId));
+
+async function setFilter(page, list, name, value) {
+  const sel = `#${list}-filters [name="${name}"]`;
+  if (name === "id_prefix") await page.fill(sel, value);
+  else await page.selectOption(sel, value);
+}
+
+async function listsScenario(page) {
+  // 19. Paging: 10 a page, next and previous.
+  await expectLine("MANY");
+  await setFilter(page, "recent", "limit", "10");
+  await until(page, "10 rows and an enabled Next page", () =>
+    document.querySelectorAll("#recent tbody tr[data-task-id]").length === 10 &&
+    !document.querySelector('[data-list="recent"] .next-page').disabled);
+  const first = await recentIds(page);
+  await page.click('[data-list="recent"] .next-page');
+  await until(page, "page 2 of the recent tasks", () =>
+    document.querySelector('[data-list="recent"] .page-no').textContent === "page 2" &&
+    document.querySelectorAll("#recent tbody tr[data-task-id]").length > 0);
+  const second = await recentIds(page);
+  if (second.some((id) => first.includes(id))) throw new Error("page 2 repeats rows of page 1");
+  await page.click('[data-list="recent"] .prev-page');
+  await until(page, "page 1 again", () => document.querySelector('[data-list="recent"] .page-no').textContent === "page 1");
+  await setFilter(page, "recent", "limit", "20");
+
+  // 20. Filters: by status, by type, by id prefix; each row matches.
+  await setFilter(page, "recent", "status", "completed");
+  await until(page, "only completed rows", () => {
+    const st = [...document.querySelectorAll("#recent tbody tr[data-task-id] td.status")].map((td) => td.textContent);
+    return st.length > 0 && st.every((s) => s === "completed");
+  });
+  await setFilter(page, "recent", "status", "");
+  await setFilter(page, "recent", "type", "deploy");
+  await until(page, "only deploy rows", () => {
+    const ty = [...document.querySelectorAll("#recent tbody tr[data-task-id] td:nth-child(3)")].map((td) => td.textContent);
+    return ty.length > 0 && ty.every((t) => t === "deploy");
+  });
+  await setFilter(page, "recent", "type", "");
+  const prefix = second[0].slice(0, 6);
+  await setFilter(page, "recent", "id_prefix", prefix);
+  const matched = await until(page, `only ids starting with ${prefix}`, (prefix) => {
+    const ids = [...document.querySelectorAll("#recent tbody tr[data-task-id]")].map((tr) => tr.dataset.taskId);
+    return ids.length > 0 && ids.every((id) => id.startsWith(prefix)) ? ids.length : false;
+  }, prefix);
+  await setFilter(page, "recent", "id_prefix", "no-such-prefix");
+  await until(page, "the empty state", () =>
+    document.querySelector("#recent tbody tr.placeholder")?.textContent.startsWith("No"));
+  await setFilter(page, "recent", "id_prefix", "");
+  send(`FILTERED ${second[0]} ${prefix} ${matched}`);
+}
+
+/** Tick the checkboxes of `ids` in list `list`. */
+async function tick(page, list, ids) {
+  for (const id of ids) {
+    const box = `#${list} tbody tr[data-task-id="${id}"] input.select-task`;
+    await page.waitForSelector(box, { timeout: STEP_TIMEOUT });
+    await page.check(box);
+  }
+}
+
+async function controlsScenario(page, dialogs) {
+  // 21. Stop this instance only (asks first).
+  const dead = (await expectLine("DEAD")).split(" ");
+  const asked = dialogs.length;
+  await act(page, `#instances tr[data-instance="${INSTANCE}"] .instance-stop`, `stop sent to instance ${INSTANCE}`);
+  if (dialogs.length !== asked + 1) throw new Error("Stop did not ask for a confirmation");
+  await until(page, `instance ${INSTANCE} stopped`, (i) =>
+    document.querySelector(`#instances tr[data-instance="${i}"] td.status`)?.textContent === "stopped", INSTANCE);
+  send("INSTANCE_STOPPED " + INSTANCE);
+  await expectLine("OK");
+
+  // 22. Retry two dead letters at once: they are pending again (the pool is stopped).
+  await tick(page, "failed", [dead[0], dead[1]]);
+  await act(page, "#failed-retry", "2 retried");
+  send(`BULK_RETRIED ${dead[0]} ${dead[1]}`);
+  await expectLine("OK");
+
+  // 23. Delete the third for good (asks first).
+  const before = dialogs.length;
+  await tick(page, "failed", [dead[2]]);
+  await act(page, "#failed-delete", "1 deleted");
+  if (dialogs.length !== before + 1) throw new Error("Delete selected did not ask for a confirmation");
+  await until(page, "the deleted row gone", (id) => !document.querySelector(`#failed tbody tr[data-task-id="${id}"]`), dead[2]);
+  send("BULK_DELETED " + dead[2]);
+  await expectLine("OK");
+
+  // 24. Cancel the two pending ones from the recent list (asks first).
+  await setFilter(page, "recent", "status", "pending");
+  await tick(page, "recent", [dead[0], dead[1]]);
+  const again = dialogs.length;
+  await act(page, "#recent-cancel", "2 cancelled");
+  if (dialogs.length !== again + 1) throw new Error("Cancel selected did not ask for a confirmation");
+  await setFilter(page, "recent", "status", "");
+  send(`BULK_CANCELLED ${dead[0]} ${dead[1]}`);
+  await expectLine("OK");
+
+  // 25. Start this instance again with 2 consumers.
+  await page.fill("#concurrency", "2");
+  await act(page, `#instances tr[data-instance="${INSTANCE}"] .instance-start`, `start sent to instance ${INSTANCE}`);
+  await until(page, `instance ${INSTANCE} running with 2 consumers`, (i) => {
+    const tr = document.querySelector(`#instances tr[data-instance="${i}"]`);
+    return tr?.querySelector("td.status")?.textContent === "running" && tr.cells[2].textContent === "2";
+  }, INSTANCE);
+  await page.fill("#concurrency", "");
+  send("INSTANCE_STARTED " + INSTANCE);
+  await expectLine("OK");
+}
+
+async function addSchedule(page, s) {
+  await page.fill("#sch-name", s.name);
+  await page.fill("#sch-cron", s.cron);
+  await page.selectOption("#sch-type", s.type);
+  await page.fill("#sch-payload", s.payload);
+  await page.selectOption("#sch-priority", s.priority);
+  await page.fill("#sch-tz", s.tz);
+  await page.click("#sch-add");
+  await until(page, `schedule ${s.name} listed`, (n) => document.querySelector(`#schedules-table tr[data-schedule="${n}"]`), s.name);
+}
+
+async function schedulesScenario(page, dialogs) {
+  // The type pickers offer the task types of /openapi.json.
+  const types = await page.$$eval("#sch-type option", (os) => os.map((o) => o.value));
+  send("TYPES " + types.join(","));
+  // 26. A bad payload is refused on the page, naming the field; a good schedule is added.
+  await page.fill("#sch-name", "nightly-check");
+  await page.fill("#sch-cron", "0 9 * * *");
+  await page.fill("#sch-payload", "{not json");
+  await page.click("#sch-add");
+  await until(page, "the payload marked invalid", () =>
+    document.querySelector("#sch-payload").getAttribute("aria-invalid") === "true" &&
+    document.querySelector("#status-msg").textContent.startsWith("Failed: payload"));
+  await addSchedule(page, { name: "nightly-check", cron: "0 9 * * *", type: "check",
+    payload: '{"project": "dashboard-web"}', priority: "P1", tz: "Europe/Paris" });
+  send("SCHEDULE_ADDED nightly-check");
+  await expectLine("OK");
+  // 27. Remove it (asks first).
+  const asked = dialogs.length;
+  await page.click('#schedules-table tr[data-schedule="nightly-check"] .schedule-remove');
+  await until(page, "schedule nightly-check gone", () => !document.querySelector('#schedules-table tr[data-schedule="nightly-check"]'));
+  if (dialogs.length !== asked + 1) throw new Error("Remove did not ask for a confirmation");
+  send("SCHEDULE_REMOVED nightly-check");
+  await expectLine("OK");
+  await addSchedule(page, { name: "weekly-check", cron: "0 6 * * 1", type: "check",
+    payload: '{"project": "dashboard-web"}', priority: "P2", tz: "UTC" });
+}
+
+async function a11yScenario(page) {
+  // 28. Every visible control has a name, every clickable thing is a real button or link, the
+  //     focus ring shows, and a release's steps and waiting_for render when a record has them.
+  const problems = await page.evaluate(() => {
+    const out = [];
+    for (const el of document.querySelectorAll("button, input, select, textarea")) {
+      if (el.offsetParent === null) continue;
+      const named = el.labels?.length || el.getAttribute("aria-label") || (el.tagName === "BUTTON" && el.textContent.trim());
+      if (!named) out.push(el.outerHTML.slice(0, 80));
+    }
+    if (document.querySelector("[onclick], div[role=button], span[role=button]")) out.push("a fake button");
+    return out;
+  });
+  if (problems.length) throw new Error("controls without an accessible name: " + problems.join("; "));
+  await page.focus('.range-btn[data-range="1h"]');
+  await page.keyboard.press("Tab");
+  const ring = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  if (ring === "none") throw new Error("the focused control shows no focus ring");
+  await page.evaluate(() => renderExtras({
+    steps: [{ step: "build", state: "completed", at: new Date().toISOString(), detail: "dpl_1" },
+            { step: "promote", state: "waiting", at: null, detail: { approvals: 1 } }],
+    waiting_for: { kind: "approval", who: "release-managers" },
+  }));
+  const shown = await page.evaluate(() => [
+    document.querySelectorAll("#steps-table tbody tr[data-step]").length,
+    document.querySelector("#waiting-fields").textContent,
+  ]);
+  if (shown[0] !== 2 || !shown[1].includes("release-managers")) throw new Error("steps/waiting_for not rendered: " + shown);
+  await page.evaluate(() => renderExtras({}));
+  send("A11Y_OK " + ring);
 }
 
 // ---- the scenario ------------------------------------------------------------------------------
@@ -374,19 +604,31 @@ async function main() {
   const failed = await expectLine("FAILED_TASK");
   const failedRow = `#failed tbody tr[data-task-id="${failed}"]`;
   await page.waitForSelector(failedRow, { timeout: STEP_TIMEOUT });
-  const reason = await page.textContent(`${failedRow} td:nth-child(6)`);
+  const reason = await page.textContent(`${failedRow} td:nth-child(7)`);
   send(`STEP failed row ${failed}: ${reason}`);
   await act(page, `${failedRow} .retry-btn`, `retried ${failed}`);
   send("RETRIED " + failed);
 
   await detailScenario(page, p3, dialogs);
+  await chartsScenario(page);
+  await listsScenario(page);
+  await controlsScenario(page, dialogs);
+  await schedulesScenario(page, dialogs);
+  await a11yScenario(page);
 
   // 15. Screenshot (the deploy's detail open) once the page is settled.
   const deploy = await expectLine("SHOT");
   await openDetail(page, deploy, "completed");
   await page.waitForSelector(failedRow, { timeout: STEP_TIMEOUT });
-  await recentRowReaches(page, p3, "completed");
+  await page.waitForSelector("#recent tbody tr[data-task-id]", { timeout: STEP_TIMEOUT });
+  await page.click('.range-btn[data-range="1h"]');
+  await until(page, "the hour's charts drawn", () => document.body.dataset.chartsRange === "1h" &&
+    Number(document.querySelector('#chart-throughput path[data-series="processed"]')?.dataset.points) > 0);
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  const extra = (name) => SCREENSHOT.replace(/\.png$/, "") + "-" + name + ".png";
+  await page.locator("#charts").screenshot({ path: extra("charts") });
+  await page.locator(".task-list[data-list=failed]").screenshot({ path: extra("lists") });
+  await page.locator("#schedules").screenshot({ path: extra("schedules") });
   send(`SCREENSHOT ${SCREENSHOT} ${statSync(SCREENSHOT).size} bytes`);
 
   // 16. A viewer token: the page loads and offers no button at all.
@@ -394,7 +636,9 @@ async function main() {
   await page.click("#token-save");
   const shown = await until(page, "no visible button but the token form's with a viewer token", () => {
     if (document.body.dataset.loaded !== "true" || !document.querySelector("#failed tbody tr")) return false;
-    const visible = [...document.querySelectorAll("button")].filter((b) => b.offsetParent !== null && b.id !== "token-save");
+    // Paging and chart-range buttons (data-nav) only change what is shown; they stay.
+    const visible = [...document.querySelectorAll("button, input[type=checkbox], #schedule-form, #concurrency")]
+      .filter((b) => b.offsetParent !== null && b.id !== "token-save" && !b.dataset.nav);
     return visible.length === 0 ? "none" : false;
   });
   send("VIEWER_NO_BUTTONS " + shown);

@@ -1,5 +1,8 @@
-// ops-worker dashboard: follows /api/events (fetch streaming, Bearer token in the header, never in
-// a URL) and refreshes on each event; polls every 2 s while the stream is down, every 5 s while up.
+// ops-worker dashboard, the core: token and roles, API calls, the live stream, the refresh loop,
+// the task detail view and the page's wiring. Loaded last: charts.js, lists.js and panels.js only
+// define functions, which this file calls. Follows /api/events (fetch streaming, Bearer token in
+// the header, never in a URL) and refreshes on each event; polls every 2 s while the stream is
+// down, every 5 s while up.
 "use strict";
 
 const TOKEN_KEY = "ops-worker-token";
@@ -8,6 +11,9 @@ let token = sessionStorage.getItem(TOKEN_KEY) || "";
 // True while the message shown is a polling error, which the next successful poll clears; an
 // action's outcome ("Failed: 403 …") stays until the operator does something else.
 let pollError = false;
+// The task types the API knows (filters and the schedule form): read from /openapi.json, this
+// list until it answers.
+const TASK_TYPES = ["deploy", "redeploy", "promote", "rollback", "cancel", "check", "noop"];
 
 const $ = (sel) => document.querySelector(sel);
 const say = (msg, isError, fromPoll) => {
@@ -28,6 +34,7 @@ function roleRank() {
     return 0;
   }
 }
+const may = (role) => roleRank() >= RANK[role];
 function applyRole() {
   const rank = roleRank();
   for (const el of document.querySelectorAll("[data-role]")) {
@@ -35,7 +42,42 @@ function applyRole() {
   }
 }
 
+// ---- small DOM helpers -----------------------------------------------------------------------------
+function cell(row, text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text === undefined || text === null ? "" : String(text);
+  if (cls) td.className = cls;
+  row.appendChild(td);
+  return td;
+}
+// A button for a table row, shown only to tokens with `role`.
+function rowButton(label, cls, role, onClick, ariaLabel) {
+  const btn = document.createElement("button");
+  btn.type = "button";
+  btn.textContent = label;
+  btn.className = cls;
+  btn.dataset.role = role;
+  btn.hidden = !may(role);
+  if (ariaLabel) btn.setAttribute("aria-label", ariaLabel);
+  btn.addEventListener("click", onClick);
+  return btn;
+}
+// One row across the table saying it is loading, empty, or could not be read.
+function placeholder(tbody, text, isError) {
+  const tr = document.createElement("tr");
+  tr.className = "placeholder" + (isError ? " error" : "");
+  const td = cell(tr, text);
+  td.colSpan = tbody.closest("table").tHead.rows[0].cells.length;
+  tbody.replaceChildren(tr);
+}
+
 // ---- times: relative, the absolute time on hover -------------------------------------------------
+function fmtAge(secs) {
+  if (!secs) return "0 s";
+  if (secs < 120) return secs.toFixed(1) + " s";
+  if (secs < 7200) return (secs / 60).toFixed(1) + " min";
+  return (secs / 3600).toFixed(1) + " h";
+}
 function fmtWhen(iso) {
   if (!iso) return "";
   const secs = (Date.now() - Date.parse(iso)) / 1000;
@@ -46,6 +88,32 @@ function timeCell(row, iso) {
   const td = cell(row, fmtWhen(iso));
   td.title = iso || "";
   return td;
+}
+
+// ---- API ------------------------------------------------------------------------------------------
+async function api(method, path, body) {
+  const headers = { "Accept": "application/json" };
+  if (token) headers["Authorization"] = "Bearer " + token;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await resp.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = { raw: text }; }
+  if (!resp.ok) {
+    const msg = data && data.error ? data.error.message : resp.statusText;
+    const err = new Error(resp.status + ": " + msg);
+    err.status = resp.status;
+    err.field = data && data.error ? data.error.field : undefined;
+    throw err;
+  }
+  return data;
+}
+
+// A 401 means the token is missing, expired or wrong: say so and put the focus on the token field.
+function askForToken(e) {
+  const first = !pollError;
+  say("Token rejected: " + e.message + " Paste a new token above.", true, true);
+  if (first) $("#token-input").focus(); // once, not on every poll
 }
 
 // ---- the live stream: fetch streaming with the Authorization header ------------------------------
@@ -103,7 +171,7 @@ function startLive() {
   if (liveAbort) liveAbort.abort();
   liveAbort = new AbortController();
   if (!token) return;
-  follow("/api/events", liveAbort.signal, (f) => {
+  follow("/api/events", liveAbort.signal, () => {
     document.body.dataset.liveEvents = String(Number(document.body.dataset.liveEvents || 0) + 1);
     // Bursts of events cause one refresh.
     if (!refreshTimer) refreshTimer = setTimeout(() => { refreshTimer = null; refresh(); }, 150);
@@ -120,7 +188,7 @@ let detailSeen = new Set();
 
 async function route() {
   if (detailAbort) { detailAbort.abort(); detailAbort = null; }
-  const m = location.hash.match(/^#\/tasks\/([A-Za-z0-9_-]{1,128})$/);
+  const m = location.hash.match(/^#\/tasks\/([A-Za-z0-9_.-]{1,128})$/);
   if (!m) {
     detailId = null;
     $("#detail").hidden = true;
@@ -164,25 +232,31 @@ async function loadDetail() {
     const t = await api("GET", "/tasks/" + id);
     if (id !== detailId) return;
     renderDetail(t);
-    const deploy = t.type === "deploy" || t.deployment_id;
+    renderExtras(t);
+    // A deploy, or any Vercel task that created or names a deployment.
+    const deploy = t.type === "deploy" || t.deployment_id || (t.result && t.result.deployment_id);
     $("#detail-build").hidden = !deploy;
     if (deploy) renderBuild(t, await api("GET", "/tasks/" + id + "/build"));
     document.body.dataset.detailLoaded = id;
   } catch (e) {
     if (e.status === 404) {
       const dd = document.createElement("dd");
-      dd.textContent = "No such task (unknown id, or its record has expired).";
+      dd.textContent = "No such task (unknown id, or its record has expired or was deleted).";
       $("#detail-fields").replaceChildren(dd);
     }
-    say("Task " + id + ": " + e.message, true);
+    if (e.status === 401) askForToken(e);
+    else say("Task " + id + ": " + e.message, true);
   }
 }
+
+// Fields shown elsewhere in the detail view, not in the field list.
+const DETAIL_OWN = new Set(["payload", "result", "error", "steps", "waiting_for"]);
 
 function renderDetail(t) {
   const dl = $("#detail-fields");
   dl.replaceChildren();
   for (const [k, v] of Object.entries(t)) {
-    if (k === "payload" || k === "result" || k === "error") continue;
+    if (DETAIL_OWN.has(k)) continue;
     const dt = document.createElement("dt");
     dt.textContent = k;
     const dd = document.createElement("dd");
@@ -201,218 +275,96 @@ function renderDetail(t) {
   applyRole();
 }
 
-function renderBuild(t, b) {
-  const depId = b.deployment_id || t.deployment_id || (t.result && t.result.deployment_id) || "";
-  $("#build-deployment").textContent = depId || "–";
-  const url = t.result && t.result.url;
-  const link = $("#build-url");
-  link.hidden = !url;
-  if (url) {
-    link.href = url.startsWith("http") ? url : "https://" + url;
-    link.textContent = url;
-  }
-  const states = $("#build-states");
-  states.replaceChildren();
-  for (const s of b.states) {
-    const li = document.createElement("li");
-    li.textContent = s.state + " ";
-    const when = document.createElement("time");
-    when.textContent = fmtWhen(s.at);
-    when.title = s.at;
-    li.appendChild(when);
-    states.appendChild(li);
-  }
-  $("#build-log").textContent = b.log.length ? b.log.map((l) => l.text).join("\n") : "(no build log yet)";
-}
-
-async function api(method, path, body) {
-  const headers = { "Accept": "application/json" };
-  if (token) headers["Authorization"] = "Bearer " + token;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await resp.text();
-  let data = null;
-  try { data = text ? JSON.parse(text) : null; } catch (_) { data = { raw: text }; }
-  if (!resp.ok) {
-    const msg = data && data.error ? data.error.message : resp.statusText;
-    const err = new Error(resp.status + ": " + msg);
-    err.status = resp.status;
-    throw err;
-  }
-  return data;
-}
-
-function cell(row, text, cls) {
-  const td = document.createElement("td");
-  td.textContent = text === undefined || text === null ? "" : String(text);
-  if (cls) td.className = cls;
-  row.appendChild(td);
-  return td;
-}
-
-function fmtAge(secs) {
-  if (!secs) return "0 s";
-  if (secs < 120) return secs.toFixed(1) + " s";
-  if (secs < 7200) return (secs / 60).toFixed(1) + " min";
-  return (secs / 3600).toFixed(1) + " h";
-}
-
-function renderInstances(data) {
-  const overall = $("#overall");
-  overall.textContent = data.status;
-  overall.className = "badge " + data.status;
-  const body = $("#instances tbody");
-  body.replaceChildren();
-  for (const i of data.instances) {
-    const tr = document.createElement("tr");
-    tr.dataset.instance = i.instance;
-    cell(tr, i.instance);
-    cell(tr, i.status, "status " + i.status);
-    cell(tr, i.consumers);
-    cell(tr, i.in_flight);
-    cell(tr, i.cpu_percent.toFixed(1));
-    cell(tr, i.memory_percent.toFixed(1));
-    cell(tr, fmtAge(i.uptime_secs));
-    timeCell(tr, i.last_heartbeat);
-    body.appendChild(tr);
-  }
-}
-
-function renderQueue(q) {
-  for (const p of ["P0", "P1", "P2", "P3"]) $("#depth-" + p).textContent = q.pending[p];
-  $("#q-in-flight").textContent = q.in_flight;
-  $("#q-retrying").textContent = q.retrying;
-  $("#q-delayed").textContent = q.delayed;
-  $("#q-failed").textContent = q.failed;
-  $("#q-completed-5m").textContent = q.completed_last_5m;
-  $("#q-oldest").textContent = fmtAge(q.oldest_pending_age_secs);
-  $("#paused").textContent = q.paused.length ? q.paused.join(" ") : "none";
-}
-
-// A task id cell: a link to the task's detail view (keyboard reachable); the whole row opens it too.
-function idCell(tr, id) {
-  const td = cell(tr, "", "mono");
-  const a = document.createElement("a");
-  a.href = "#/tasks/" + id;
-  a.textContent = id.slice(0, 8);
-  a.title = id;
-  a.className = "task-link";
-  td.appendChild(a);
-  tr.classList.add("clickable");
-  tr.addEventListener("click", (ev) => {
-    if (ev.target.closest("button, a")) return;
-    location.hash = "#/tasks/" + id;
-  });
-}
-
-function renderRecent(list) {
-  const body = $("#recent tbody");
-  body.replaceChildren();
-  for (const t of list.tasks) {
-    const tr = document.createElement("tr");
-    tr.dataset.taskId = t.task_id;
-    idCell(tr, t.task_id);
-    cell(tr, t.type);
-    cell(tr, t.priority);
-    cell(tr, t.status, "status " + t.status);
-    cell(tr, t.attempts);
-    timeCell(tr, t.completed_at || t.started_at || t.created_at);
-    cell(tr, t.error || "");
-    body.appendChild(tr);
-  }
-}
-
-function renderFailed(list) {
-  const body = $("#failed tbody");
-  body.replaceChildren();
-  for (const t of list.tasks) {
-    const tr = document.createElement("tr");
-    tr.dataset.taskId = t.task_id;
-    idCell(tr, t.task_id);
-    cell(tr, t.type);
-    cell(tr, t.priority);
-    cell(tr, t.attempts);
-    timeCell(tr, t.completed_at);
-    cell(tr, t.error || "");
-    const td = cell(tr, "");
-    const btn = document.createElement("button");
-    btn.textContent = "Retry";
-    btn.className = "retry-btn";
-    btn.dataset.role = "admin";
-    btn.hidden = roleRank() < RANK.admin;
-    btn.addEventListener("click", () => act(() => api("POST", "/tasks/" + t.task_id + "/retry"), "retried " + t.task_id));
-    td.appendChild(btn);
-    body.appendChild(tr);
-  }
-}
-
+// ---- refresh ----------------------------------------------------------------------------------------
 async function refresh() {
   if (!token) {
     say("Enter a token to see the worker (mint one with: ops-worker token --role admin).", false);
     return;
   }
   try {
-    const [status, queue, recent, failed] = await Promise.all([
+    const [status, queue] = await Promise.all([
       api("GET", "/api/worker/status"),
       api("GET", "/api/queue/stats"),
-      api("GET", "/api/tasks/recent?limit=20"),
-      api("GET", "/api/tasks/failed?limit=20"),
+      loadList("recent"),
+      loadList("failed"),
+      loadSchedules(),
+      loadCharts(),
     ]);
     renderInstances(status);
     renderQueue(queue);
-    renderRecent(recent);
-    renderFailed(failed);
     lastRefresh = Date.now();
     document.body.dataset.loaded = "true";
     if (pollError) say("", false);
   } catch (e) {
-    say(e.status === 401 || e.status === 403 ? "Token rejected: " + e.message : "API error: " + e.message, true, true);
+    if (e.status === 401) askForToken(e);
+    else if (e.status === 403) say("Token rejected: " + e.message, true, true);
+    else say("API error: " + e.message, true, true);
   }
 }
 
+// Run an action, say how it went, and refresh what it changed.
 async function act(fn, done) {
   try {
-    await fn();
-    say(done, false);
+    const out = await fn();
+    say(typeof done === "function" ? done(out) : done, false);
     await refresh();
     await loadDetail();
   } catch (e) {
-    say("Failed: " + e.message, true);
+    if (e.status === 401) askForToken(e);
+    else say("Failed: " + e.message, true);
   }
 }
 
-$("#token-form").addEventListener("submit", (ev) => {
-  ev.preventDefault();
-  token = $("#token-input").value.trim();
-  sessionStorage.setItem(TOKEN_KEY, token);
-  $("#token-input").value = "";
-  applyRole();
-  refresh();
-  startLive();
-  route();
-});
-
-// Buttons with data-confirm ask first (stop, restart, pause, cancel): a misclick changes nothing.
+// Buttons with data-confirm ask first (stop, restart, pause, cancel, delete): a misclick changes nothing.
 const confirmed = (btn) => !btn.dataset.confirm || window.confirm(btn.dataset.confirm);
 
-for (const btn of document.querySelectorAll("[data-cmd]")) {
-  btn.addEventListener("click", () => confirmed(btn) &&
-    act(() => api("POST", "/api/worker/" + btn.dataset.cmd, {}), btn.dataset.cmd + " sent to every instance"));
+function wireHeader() {
+  $("#token-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    token = $("#token-input").value.trim();
+    sessionStorage.setItem(TOKEN_KEY, token);
+    $("#token-input").value = "";
+    applyRole();
+    refresh();
+    startLive();
+    route();
+  });
+  for (const btn of document.querySelectorAll("[data-pause]")) {
+    btn.addEventListener("click", () => confirmed(btn) &&
+      act(() => api("POST", "/api/queue/pause", { priorities: [btn.dataset.pause] }), btn.dataset.pause + " paused"));
+  }
+  for (const btn of document.querySelectorAll("[data-resume]")) {
+    btn.addEventListener("click", () =>
+      act(() => api("POST", "/api/queue/resume", { priorities: [btn.dataset.resume] }), btn.dataset.resume + " resumed"));
+  }
+  $("#detail-cancel").addEventListener("click", (ev) => confirmed(ev.currentTarget) &&
+    act(() => api("POST", "/tasks/" + detailId + "/cancel"), "cancel requested for " + detailId));
+  $("#detail-retry").addEventListener("click", () =>
+    act(() => api("POST", "/tasks/" + detailId + "/retry"), "retried " + detailId));
+  window.addEventListener("hashchange", route);
 }
-for (const btn of document.querySelectorAll("[data-pause]")) {
-  btn.addEventListener("click", () => confirmed(btn) &&
-    act(() => api("POST", "/api/queue/pause", { priorities: [btn.dataset.pause] }), btn.dataset.pause + " paused"));
-}
-for (const btn of document.querySelectorAll("[data-resume]")) {
-  btn.addEventListener("click", () =>
-    act(() => api("POST", "/api/queue/resume", { priorities: [btn.dataset.resume] }), btn.dataset.resume + " resumed"));
-}
-$("#detail-cancel").addEventListener("click", (ev) => confirmed(ev.currentTarget) &&
-  act(() => api("POST", "/tasks/" + detailId + "/cancel"), "cancel requested for " + detailId));
-$("#detail-retry").addEventListener("click", () =>
-  act(() => api("POST", "/tasks/" + detailId + "/retry"), "retried " + detailId));
-window.addEventListener("hashchange", route);
 
+// Fill the type pickers, keeping each one's choice.
+function fillTypes(types) {
+  for (const sel of document.querySelectorAll(".type-select")) {
+    const chosen = sel.value;
+    for (const o of [...sel.options]) if (o.value && o.textContent === o.value) o.remove();
+    // `unknown` (dead-lettered ids without a record) can be listed, not scheduled.
+    const offered = sel.id === "sch-type" ? types.filter((t) => t !== "unknown") : types;
+    for (const t of offered) sel.appendChild(Object.assign(document.createElement("option"), { textContent: t }));
+    if (chosen) sel.value = chosen;
+  }
+}
+fillTypes(TASK_TYPES);
+fetch("/openapi.json").then((r) => r.json()).then((doc) => {
+  const types = doc.components.schemas.TaskType.enum;
+  if (Array.isArray(types) && types.length) fillTypes(types);
+}).catch(() => {});
+wireHeader();
+wirePool();
+wireLists();
+wireSchedules();
+wireCharts();
 applyRole();
 refresh();
 startLive();

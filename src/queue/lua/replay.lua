@@ -11,7 +11,7 @@ redis.call('ZREM', k('failed'), id)
 redis.call('PERSIST', tk)
 redis.call('HSET', tk, 'status', 'pending', 'attempts', 0, 'ready_ms', NOW)
 -- A replay is a fresh start: a deploy creates a new deployment rather than resume the failed one.
-redis.call('HDEL', tk, 'completed_at', 'started_at', 'worker', 'cancel_requested', 'deployment_id', 'result')
+redis.call('HDEL', tk, 'completed_at', 'started_at', 'worker', 'cancel_requested', 'deployment_id', 'inspector_url', 'result')
 redis.call('LPUSH', k('pending:' .. f[2]), id)
 touch(id)
 emit('task.requeued', id, 'replayed by an operator')

@@ -36,6 +36,9 @@ pub struct Deployment {
     /// `production`, or null for a preview; reported in task results.
     #[serde(default)]
     pub target: Option<String>,
+    /// Vercel's page of the deployment; stored on the task record for the dashboard.
+    #[serde(default, rename = "inspectorUrl")]
+    pub inspector_url: Option<String>,
     /// String metadata; ours carries `ops_task_id`.
     #[serde(default)]
     pub meta: Option<Value>,

@@ -120,7 +120,7 @@ async fn start(at: &Attempt<'_>, job: &DeployJob<'_>, name: &str) -> Result<Stri
         // An earlier attempt created it but died (or lost Vercel's answer) before the id was
         // stored: resume it instead of creating a second deployment.
         info!(deployment_id = %id, "found the deployment an earlier attempt created");
-        remember_deployment(at.store, &task_id, &id).await;
+        remember_deployment(at.store, &task_id, &id, None).await;
         return Ok(id);
     }
     create(at, job, name).await
@@ -153,7 +153,7 @@ async fn create(at: &Attempt<'_>, job: &DeployJob<'_>, name: &str) -> Result<Str
         .to_string();
     // Remember it before anything else can fail, so no later attempt creates another.
     let task_id = at.record.task_id.to_string();
-    remember_deployment(at.store, &task_id, &id).await;
+    remember_deployment(at.store, &task_id, &id, created.inspector_url.as_deref()).await;
     info!(deployment_id = %id, url = ?created.url, "deployment created");
     let body = json!({"deployment_id": id, "project": name, "url": created.url});
     emit(at.store, "deploy.started", at.record, body).await;
@@ -277,10 +277,18 @@ async fn find_own_deployment(
 
 /// Store the deployment id on the record, retrying through a short Redis outage: if it is lost, a
 /// later attempt would create a second deployment.
-async fn remember_deployment(store: &QueueStore, task_id: &str, deployment: &str) {
+async fn remember_deployment(
+    store: &QueueStore,
+    task_id: &str,
+    deployment: &str,
+    inspector_url: Option<&str>,
+) {
     let mut backoff = Duration::from_millis(100);
     for attempt in 1..=6 {
-        match store.set_deployment_id(task_id, deployment).await {
+        match store
+            .set_deployment_id(task_id, deployment, inspector_url)
+            .await
+        {
             Ok(_) => return,
             Err(e) if attempt < 6 => {
                 warn!(error = %e, attempt, "could not store the deployment id yet; retrying");
