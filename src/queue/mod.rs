@@ -18,6 +18,7 @@
 //! | `limiter.rs` | the cluster-wide Vercel rate limiter |
 //! | `releases.rs` | known-good releases per project (rollback targets) |
 //! | `build.rs` | live build progress of deploy tasks (states seen, build log) |
+//! | `release_run.rs` | the progress of running `release` tasks (what a resumed attempt skips) |
 //! | `schedules.rs` | recurring tasks: definitions, next ticks, firing due ticks once |
 //!
 //! Each multi-key step is one Lua script, so a crash between two commands can never lose or
@@ -46,6 +47,7 @@
 //! | `releases:<project>`, `...:entries` | list, hash | known-good releases, newest first (50) |
 //! | `schedules`, `schedules:next` | hash, zset | schedule definitions; their next ticks (ms) |
 //! | `build:<id>`, `build:<id>:log` | hash, list | a deploy's states seen and build log (500 lines) |
+//! | `release:<id>` | hash | a release's progress (run id, deployment, built, verified, promoting/promoted, watch end, failed step, rollback target, rolled back); expires with the failed retention |
 //! | `project:<project>` | string | id of the task changing the project now (PX one lease) |
 //! | `project:<project>:waiting`, `projects:waiting` | zset, set | tasks waiting for the project by (priority, ready time); projects with waiters |
 
@@ -60,6 +62,7 @@ mod link;
 mod listing;
 mod maintenance;
 mod outcome;
+pub mod release_run;
 pub mod releases;
 pub mod schedules;
 mod scripts;

@@ -39,6 +39,7 @@ pub struct Scripts {
     pub schedules: Script,
     pub list: Script,
     pub project_acquire: Script,
+    pub release_step: Script,
 }
 
 impl Scripts {
@@ -66,6 +67,7 @@ impl Scripts {
             schedules: script!("schedules.lua"),
             list: script!("list.lua"),
             project_acquire: script!("project_acquire.lua"),
+            release_step: script!("release_step.lua"),
         }
     }
 }

@@ -111,6 +111,8 @@ impl NewTask {
             metadata,
             run_at,
             deployment_id: None,
+            waiting_for: None,
+            steps: Vec::new(),
         })
     }
 }

@@ -14,6 +14,13 @@ use serde_json::Value;
 
 use super::{TaskType, ValidationError};
 
+mod release;
+
+pub use release::{
+    RELEASE_MAX_SECS, Release, URL_PLACEHOLDER, VERIFY_DEFAULT_STATUS,
+    VERIFY_DEFAULT_WITHIN_SECS, Verify,
+};
+
 #[cfg(test)]
 mod deploy_tests;
 #[cfg(test)]
@@ -48,6 +55,8 @@ pub enum Payload {
     Cancel(Cancel),
     /// `check`: report a deployment's state.
     Check(Check),
+    /// `release`: deploy, verify, promote, watch; roll back to the last known good on failure.
+    Release(Release),
 }
 
 /// `noop` arguments.
@@ -196,6 +205,7 @@ impl Payload {
             TaskType::Rollback => Payload::Rollback(Rollback::parse(payload)?),
             TaskType::Cancel => Payload::Cancel(Cancel::parse(payload)?),
             TaskType::Check => Payload::Check(Check::parse(payload)?),
+            TaskType::Release => Payload::Release(Release::parse(payload)?),
         })
     }
 
@@ -210,6 +220,7 @@ impl Payload {
             Payload::Promote(c) => Some(&c.project),
             Payload::Rollback(r) => Some(&r.project),
             Payload::Cancel(c) => c.project.as_deref(),
+            Payload::Release(r) => Some(&r.deploy.name),
             Payload::Noop(_) | Payload::Check(_) => None,
         }
     }
@@ -224,6 +235,7 @@ impl Payload {
             Payload::Rollback(_) => TaskType::Rollback,
             Payload::Cancel(_) => TaskType::Cancel,
             Payload::Check(_) => TaskType::Check,
+            Payload::Release(_) => TaskType::Release,
         }
     }
 }
