@@ -103,9 +103,8 @@ impl ReleaseProgress {
         let text = |f: Fact| m.get(f.field()).filter(|s| !s.is_empty()).cloned();
         let flag = |f: Fact| m.get(f.field()).is_some_and(|v| v == "1");
         let ms = |f: Fact| text(f).and_then(|s| s.parse().ok());
-        let failed_step = text(Fact::FailedStep).and_then(|s| {
-            serde_json::from_value::<StepName>(serde_json::Value::String(s)).ok()
-        });
+        let failed_step = text(Fact::FailedStep)
+            .and_then(|s| serde_json::from_value::<StepName>(serde_json::Value::String(s)).ok());
         ReleaseProgress {
             run: text(Fact::Run),
             create_intent_ms: ms(Fact::CreateIntentMs),

@@ -17,8 +17,8 @@ use super::{TaskType, ValidationError};
 mod release;
 
 pub use release::{
-    RELEASE_MAX_SECS, Release, URL_PLACEHOLDER, VERIFY_DEFAULT_STATUS,
-    VERIFY_DEFAULT_WITHIN_SECS, Verify,
+    RELEASE_MAX_SECS, Release, URL_PLACEHOLDER, VERIFY_DEFAULT_STATUS, VERIFY_DEFAULT_WITHIN_SECS,
+    Verify,
 };
 
 #[cfg(test)]

@@ -177,7 +177,10 @@ mod tests {
         assert_eq!(r.verify, Verify::default());
         assert!(r.promote, "a preview release is promoted by default");
         assert_eq!(r.watch_secs, 0);
-        assert_eq!(r.verify.url_for("web-1.vercel.app"), "https://web-1.vercel.app/");
+        assert_eq!(
+            r.verify.url_for("web-1.vercel.app"),
+            "https://web-1.vercel.app/"
+        );
         let r = parse(json!({"project": "web", "target": "production"})).unwrap();
         assert!(!r.promote, "a production deployment is live once READY");
         let r = parse(json!({"project": "web", "target": "production", "promote": true})).unwrap();
@@ -203,9 +206,18 @@ mod tests {
     fn bad_fields_are_named() {
         let field = |p: Value| parse(p).unwrap_err().field;
         assert_eq!(field(json!({})), "payload.project");
-        assert_eq!(field(json!({"project": "w", "target": "x"})), "payload.target");
-        assert_eq!(field(json!({"project": "w", "gitSource": 1})), "payload.gitSource");
-        assert_eq!(field(json!({"project": "w", "verify": 1})), "payload.verify");
+        assert_eq!(
+            field(json!({"project": "w", "target": "x"})),
+            "payload.target"
+        );
+        assert_eq!(
+            field(json!({"project": "w", "gitSource": 1})),
+            "payload.gitSource"
+        );
+        assert_eq!(
+            field(json!({"project": "w", "verify": 1})),
+            "payload.verify"
+        );
         for (k, v) in [
             ("url", json!("ftp://x")),
             ("url", json!(3)),
@@ -218,7 +230,13 @@ mod tests {
             let p = json!({"project": "w", "verify": {k: v}});
             assert_eq!(field(p), format!("payload.verify.{k}"));
         }
-        assert_eq!(field(json!({"project": "w", "promote": "yes"})), "payload.promote");
-        assert_eq!(field(json!({"project": "w", "watchSecs": -1})), "payload.watchSecs");
+        assert_eq!(
+            field(json!({"project": "w", "promote": "yes"})),
+            "payload.promote"
+        );
+        assert_eq!(
+            field(json!({"project": "w", "watchSecs": -1})),
+            "payload.watchSecs"
+        );
     }
 }

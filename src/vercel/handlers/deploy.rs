@@ -289,7 +289,12 @@ pub(super) async fn find_own_deployment(
         .deployments
         .into_iter()
         .find(|d| {
-            let label = |k: &str| d.meta.as_ref().and_then(|m| m.get(k)).and_then(Value::as_str);
+            let label = |k: &str| {
+                d.meta
+                    .as_ref()
+                    .and_then(|m| m.get(k))
+                    .and_then(Value::as_str)
+            };
             label("ops_task_id") == Some(task_id.as_str())
                 && run.is_none_or(|r| label(RUN_LABEL) == Some(r))
         })

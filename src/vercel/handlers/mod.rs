@@ -83,8 +83,13 @@ pub fn register(registry: &mut HandlerRegistry, api: VercelApi, polling: DeployP
         registry.register(ty, operation::OperationHandler { api });
     }
     match verification_client() {
-        Ok(http) => registry.register(TaskType::Release, release::ReleaseHandler { api, polling, http }),
-        Err(e) => warn!(error = %e, "no HTTP client for release verifications; `release` tasks cannot run"),
+        Ok(http) => registry.register(
+            TaskType::Release,
+            release::ReleaseHandler { api, polling, http },
+        ),
+        Err(e) => {
+            warn!(error = %e, "no HTTP client for release verifications; `release` tasks cannot run")
+        }
     }
 }
 
@@ -92,7 +97,11 @@ pub fn register(registry: &mut HandlerRegistry, api: VercelApi, polling: DeployP
 fn verification_client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
-        .user_agent(concat!("ops-worker/", env!("CARGO_PKG_VERSION"), " release-verify"))
+        .user_agent(concat!(
+            "ops-worker/",
+            env!("CARGO_PKG_VERSION"),
+            " release-verify"
+        ))
         .build()
 }
 

@@ -96,8 +96,11 @@ async fn deploy_step(run: &mut Run<'_>) -> Result<String, StepFailure> {
         Some(run_id) => {
             if let Some(id) = earlier_deployment(run, &run_id).await.map_err(fail)? {
                 let found = format!("found deployment {id}, created by an earlier attempt");
-                run.note(&[(Deploy, Resumed, Some(found))], vec![(Fact::DeploymentId, id.clone())])
-                    .await?;
+                run.note(
+                    &[(Deploy, Resumed, Some(found))],
+                    vec![(Fact::DeploymentId, id.clone())],
+                )
+                .await?;
                 return Ok(id);
             }
             let detail = Some("no deployment was created yet; creating it".to_string());
@@ -110,7 +113,8 @@ async fn deploy_step(run: &mut Run<'_>) -> Result<String, StepFailure> {
             let facts = vec![(Fact::Run, run_id.clone()), (Fact::CreateIntentMs, now)];
             run.note(&[(Deploy, Started, None)], facts).await?;
             let target = run.spec.deploy.build.target.clone();
-            run.event("release.started", json!({"target": target})).await;
+            run.event("release.started", json!({"target": target}))
+                .await;
             run_id
         }
     };
@@ -125,8 +129,11 @@ async fn deploy_step(run: &mut Run<'_>) -> Result<String, StepFailure> {
         .await
         .map_err(fail)?;
     let detail = Some(format!("created deployment {id}"));
-    run.note(&[(Deploy, Succeeded, detail)], vec![(Fact::DeploymentId, id.clone())])
-        .await?;
+    run.note(
+        &[(Deploy, Succeeded, detail)],
+        vec![(Fact::DeploymentId, id.clone())],
+    )
+    .await?;
     Ok(id)
 }
 
@@ -145,7 +152,8 @@ async fn build_step(run: &mut Run<'_>, id: &str) -> Result<(), StepFailure> {
         return Ok(());
     }
     let state = run.beginning(Build);
-    run.note(&[(Build, state, Some(id.to_string()))], vec![]).await?;
+    run.note(&[(Build, state, Some(id.to_string()))], vec![])
+        .await?;
     let at = run.attempt();
     let fail = |e| StepFailure::of(Build, e);
     let d = deploy::poll_until_final(&at, run.polling, id)
@@ -167,14 +175,22 @@ async fn verify_step(run: &mut Run<'_>) -> Result<String, StepFailure> {
     if run.progress.verified {
         return Ok(url);
     }
-    if host.is_empty() && run.spec.verify.url.as_deref().is_none_or(|u| u.contains("{url}")) {
+    if host.is_empty()
+        && run
+            .spec
+            .verify
+            .url
+            .as_deref()
+            .is_none_or(|u| u.contains("{url}"))
+    {
         return Err(StepFailure::permanent(
             Verify,
             "Vercel gave the deployment no URL to verify; name one in verify.url",
         ));
     }
     let state = run.beginning(Verify);
-    run.note(&[(Verify, state, Some(url.clone()))], vec![]).await?;
+    run.note(&[(Verify, state, Some(url.clone()))], vec![])
+        .await?;
     let limit = Duration::from_secs(run.spec.verify.within_secs);
     let passed = check::verify(run.http, &url, &run.spec.verify, limit)
         .await
@@ -201,8 +217,11 @@ async fn promote_step(run: &mut Run<'_>, id: &str) -> Result<(), StepFailure> {
     if run.progress.promoting {
         if serves_production(run.api, id).await.map_err(fail)? {
             let detail = Some(format!("production already serves {id}"));
-            run.note(&[(Promote, Succeeded, detail)], vec![(Fact::Promoted, "1".into())])
-                .await?;
+            run.note(
+                &[(Promote, Succeeded, detail)],
+                vec![(Fact::Promoted, "1".into())],
+            )
+            .await?;
             run.event("release.promoted", json!({})).await;
             return Ok(());
         }
@@ -218,8 +237,11 @@ async fn promote_step(run: &mut Run<'_>, id: &str) -> Result<(), StepFailure> {
         .await
         .map_err(|e| fail(to_task_error(e)))?;
     let detail = Some(format!("production serves {id}"));
-    run.note(&[(Promote, Succeeded, detail)], vec![(Fact::Promoted, "1".into())])
-        .await?;
+    run.note(
+        &[(Promote, Succeeded, detail)],
+        vec![(Fact::Promoted, "1".into())],
+    )
+    .await?;
     run.event("release.promoted", json!({})).await;
     Ok(())
 }
@@ -253,8 +275,11 @@ async fn watch_step(run: &mut Run<'_>, url: &str) -> Result<(), StepFailure> {
         .await
         .map_err(|reason| StepFailure::permanent(Watch, reason))?;
     let detail = Some(format!("{checks} checks passed"));
-    run.note(&[(Watch, Succeeded, detail)], vec![(Fact::Watched, "1".into())])
-        .await
+    run.note(
+        &[(Watch, Succeeded, detail)],
+        vec![(Fact::Watched, "1".into())],
+    )
+    .await
 }
 
 /// Record the release as known good (when production serves it) and answer the result.
@@ -267,8 +292,15 @@ async fn succeed(run: &mut Run<'_>, id: &str, url: &str) -> Result<Value, StepFa
         } else {
             ReleaseSource::Deploy
         };
-        deploy::record_release(run.store, run.record, run.project(), id, host.clone(), source)
-            .await;
+        deploy::record_release(
+            run.store,
+            run.record,
+            run.project(),
+            id,
+            host.clone(),
+            source,
+        )
+        .await;
     }
     let result = json!({
         "action": "release", "project": run.project(), "deployment_id": id, "url": host,

@@ -68,7 +68,10 @@ async fn back_to_known_good(run: &mut Run<'_>) -> Result<String, StepFailure> {
         None => match run.store.last_known_good(run.project(), Some(&bad)).await {
             Ok(Some(good)) => good.deployment_id,
             Ok(None) => {
-                let why = format!("project {} has no known-good release to go back to", run.project());
+                let why = format!(
+                    "project {} has no known-good release to go back to",
+                    run.project()
+                );
                 return skip(run, why).await;
             }
             Err(e) => return Err(retry(format!("cannot read the known-good releases: {e}"))),
@@ -79,11 +82,15 @@ async fn back_to_known_good(run: &mut Run<'_>) -> Result<String, StepFailure> {
         if serves_production(run.api, &target).await.map_err(fail)? {
             return done(run, &bad, &target).await;
         }
-        run.note(&[(Rollback, Resumed, Some(target.clone()))], vec![]).await?;
+        run.note(&[(Rollback, Resumed, Some(target.clone()))], vec![])
+            .await?;
     } else {
         let detail = Some(format!("back to {target}"));
-        run.note(&[(Rollback, Started, detail)], vec![(Fact::RollbackTo, target.clone())])
-            .await?;
+        run.note(
+            &[(Rollback, Started, detail)],
+            vec![(Fact::RollbackTo, target.clone())],
+        )
+        .await?;
     }
     run.api
         .call(requests::rollback(run.project(), &target))
@@ -94,21 +101,34 @@ async fn back_to_known_good(run: &mut Run<'_>) -> Result<String, StepFailure> {
 
 /// Production serves `target` again: mark the failed deployment, record, emit.
 async fn done(run: &mut Run<'_>, bad: &str, target: &str) -> Result<String, StepFailure> {
-    if let Err(e) = run.store.mark_release(run.project(), bad, ReleaseStatus::RolledBack).await {
+    if let Err(e) = run
+        .store
+        .mark_release(run.project(), bad, ReleaseStatus::RolledBack)
+        .await
+    {
         warn!(error = %e, deployment_id = bad, "could not mark the release as rolled back");
     }
     let detail = Some(format!("production serves {target} again"));
-    run.note(&[(Rollback, Succeeded, detail)], vec![(Fact::RolledBack, "1".into())])
-        .await?;
-    run.event("release.rolled_back", json!({"rolled_back_to": target, "from": bad}))
-        .await;
+    run.note(
+        &[(Rollback, Succeeded, detail)],
+        vec![(Fact::RolledBack, "1".into())],
+    )
+    .await?;
+    run.event(
+        "release.rolled_back",
+        json!({"rolled_back_to": target, "from": bad}),
+    )
+    .await;
     Ok(format!("rolled back to {target}"))
 }
 
 /// No rollback: say why in the history.
 async fn skip(run: &mut Run<'_>, why: String) -> Result<String, StepFailure> {
-    run.note(&[(Rollback, Skipped, Some(why.clone()))], vec![(Fact::RolledBack, "1".into())])
-        .await?;
+    run.note(
+        &[(Rollback, Skipped, Some(why.clone()))],
+        vec![(Fact::RolledBack, "1".into())],
+    )
+    .await?;
     Ok(format!("not rolled back: {why}"))
 }
 
