@@ -215,6 +215,9 @@ async fn promote_step(run: &mut Run<'_>, id: &str) -> Result<(), StepFailure> {
     }
     let fail = |e| StepFailure::of(Promote, e);
     if run.progress.promoting {
+        // An earlier attempt may have sent the call: ask Vercel before sending it again.
+        run.note(&[(Promote, Resumed, Some(id.to_string()))], vec![])
+            .await?;
         if serves_production(run.api, id).await.map_err(fail)? {
             let detail = Some(format!("production already serves {id}"));
             run.note(
@@ -225,8 +228,6 @@ async fn promote_step(run: &mut Run<'_>, id: &str) -> Result<(), StepFailure> {
             run.event("release.promoted", json!({})).await;
             return Ok(());
         }
-        run.note(&[(Promote, Resumed, Some(id.to_string()))], vec![])
-            .await?;
     } else {
         let facts = vec![(Fact::Promoting, "1".into())];
         run.note(&[(Promote, Started, Some(id.to_string()))], facts)

@@ -78,12 +78,13 @@ async fn back_to_known_good(run: &mut Run<'_>) -> Result<String, StepFailure> {
         },
     };
     if run.progress.rollback_to.is_some() {
+        // An earlier attempt may have sent the call: ask Vercel before sending it again.
+        run.note(&[(Rollback, Resumed, Some(target.clone()))], vec![])
+            .await?;
         let fail = |e| StepFailure::of(Rollback, e);
         if serves_production(run.api, &target).await.map_err(fail)? {
             return done(run, &bad, &target).await;
         }
-        run.note(&[(Rollback, Resumed, Some(target.clone()))], vec![])
-            .await?;
     } else {
         let detail = Some(format!("back to {target}"));
         run.note(
