@@ -115,6 +115,17 @@ pub struct SimServer {
 }
 
 impl SimServer {
+    /// What the sites of deployments created from now on answer (as `POST /_sim/sites` with a
+    /// status), for an in-process caller such as the demo.
+    pub fn set_site_status(&self, status: u16) {
+        lock(&self.state).site = state::Site { status, body: None };
+    }
+
+    /// A release `verify.url` that checks a deployment's simulated site (`{url}` is its host).
+    pub fn site_url(&self) -> String {
+        format!("{}/_sim/sites/{{url}}/", self.url)
+    }
+
     /// Stop accepting connections and finish in-flight requests.
     pub async fn stop(self) {
         let requests = lock(&self.state).log.len();
