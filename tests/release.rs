@@ -271,9 +271,30 @@ async fn a_release_holds_its_project_throughout_and_the_waiting_task_says_for_wh
 }
 
 #[tokio::test]
-async fn bad_release_payloads_are_refused_naming_the_field() {
+async fn bad_release_payloads_are_refused_naming_the_field_and_the_record_fields_are_documented() {
     let redis = RedisServer::start();
     let w = Worker::builder(&redis.url(), "bad").spawn().await;
+    let (_, doc) = w.call(Method::GET, "/openapi.json", None, None).await;
+    let schemas = &doc["components"]["schemas"];
+    let record = &schemas["TaskRecord"]["properties"];
+    assert!(
+        record["steps"].is_object() && record["waiting_for"].is_object(),
+        "{record}"
+    );
+    for field in ["step", "state", "at", "detail"] {
+        assert!(
+            schemas["StepEntry"]["properties"][field].is_object(),
+            "{field}"
+        );
+    }
+    for field in ["project", "holder"] {
+        assert!(
+            schemas["WaitingFor"]["properties"][field].is_object(),
+            "{field}"
+        );
+    }
+    let types = schemas["TaskType"].to_string();
+    assert!(types.contains("\"release\""), "{types}");
     for (payload, field) in [
         (json!({}), "payload.project"),
         (
