@@ -321,3 +321,91 @@ async fn bad_release_payloads_are_refused_naming_the_field_and_the_record_fields
         assert!(body.to_string().contains(field), "{field}: {body}");
     }
 }
+
+#[tokio::test]
+async fn release_steps_go_to_the_record_and_the_progress_only_while_the_record_exists() {
+    use ops_worker::queue::release_run::{Fact, ReleaseProgress};
+    use ops_worker::task::{StepEntry, StepName, StepState};
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "steps");
+    let t = task("release", "P1", json!({"project": "s"}));
+    let id = t.task_id.to_string();
+    let entry = |step, state, detail: Option<&str>| StepEntry {
+        step,
+        state,
+        at: chrono::Utc::now(),
+        detail: detail.map(str::to_string),
+    };
+    let first = entry(StepName::Deploy, StepState::Started, None);
+    let facts = [
+        (Fact::Run, "r1".to_string()),
+        (Fact::DeploymentId, "dpl_1".into()),
+    ];
+    // Nothing is written for a record that does not exist (or no longer does).
+    assert!(
+        !q.record_release_step(&id, &[first.clone()], &facts)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        q.release_progress(&id).await.unwrap(),
+        ReleaseProgress::default()
+    );
+
+    q.enqueue(&[t]).await.unwrap();
+    assert!(
+        q.record_release_step(&id, &[first.clone()], &facts)
+            .await
+            .unwrap()
+    );
+    let more = [
+        entry(
+            StepName::Verify,
+            StepState::Failed,
+            Some("GET / answered 500"),
+        ),
+        entry(
+            StepName::Rollback,
+            StepState::Skipped,
+            Some("no known-good release"),
+        ),
+    ];
+    let facts = [
+        (Fact::Verified, "1".to_string()),
+        (Fact::FailedStep, "verify".into()),
+        (Fact::FailedReason, "GET / answered 500".into()),
+    ];
+    assert!(q.record_release_step(&id, &more, &facts).await.unwrap());
+    let rec = q.get(&id).await.unwrap().unwrap();
+    assert_eq!(rec.steps, [vec![first], more.to_vec()].concat());
+    assert_eq!(
+        rec.deployment_id.as_deref(),
+        Some("dpl_1"),
+        "stored on the record too"
+    );
+    let p = q.release_progress(&id).await.unwrap();
+    assert_eq!(
+        (p.run.as_deref(), p.deployment_id.as_deref()),
+        (Some("r1"), Some("dpl_1"))
+    );
+    assert!(p.verified);
+    assert_eq!(
+        p.failed,
+        Some((StepName::Verify, "GET / answered 500".into()))
+    );
+    // An empty value deletes the fact; the history is kept.
+    assert!(
+        q.record_release_step(&id, &[], &[(Fact::Verified, String::new())])
+            .await
+            .unwrap()
+    );
+    assert!(!q.release_progress(&id).await.unwrap().verified);
+    assert_eq!(q.get(&id).await.unwrap().unwrap().steps.len(), 3);
+    // The progress expires with the failed-record retention.
+    let mut conn = redis::Client::open(redis.url()).unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(q.key(&format!("release:{id}")))
+        .query(&mut conn)
+        .unwrap();
+    assert!(ttl > 0, "ttl {ttl}");
+}
