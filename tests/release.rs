@@ -343,7 +343,7 @@ async fn release_steps_go_to_the_record_and_the_progress_only_while_the_record_e
     ];
     // Nothing is written for a record that does not exist (or no longer does).
     assert!(
-        !q.record_release_step(&id, &[first.clone()], &facts)
+        !q.record_release_step(&id, std::slice::from_ref(&first), &facts)
             .await
             .unwrap()
     );
@@ -354,7 +354,7 @@ async fn release_steps_go_to_the_record_and_the_progress_only_while_the_record_e
 
     q.enqueue(&[t]).await.unwrap();
     assert!(
-        q.record_release_step(&id, &[first.clone()], &facts)
+        q.record_release_step(&id, std::slice::from_ref(&first), &facts)
             .await
             .unwrap()
     );
