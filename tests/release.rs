@@ -211,6 +211,23 @@ async fn a_failed_verification_rolls_back_to_the_last_known_good_then_the_fix_go
     let releases = q.releases("web").await.unwrap();
     assert_eq!(releases[0].deployment_id, rec.deployment_id.unwrap());
     assert_eq!(calls(&sim, "POST", "/v13/deployments").await.len(), 3);
+
+    // Replaying the failed release starts afresh: a new deployment, a new history after the old.
+    q.replay(&broken).await.unwrap();
+    let rec = wait_status(&q, &broken, TaskStatus::Completed).await;
+    assert_ne!(rec.deployment_id.as_deref(), Some(bad_id.as_str()));
+    let h = history(&rec);
+    assert_eq!(
+        h.iter().filter(|w| *w == "deploy:started").count(),
+        2,
+        "{h:?}"
+    );
+    assert!(
+        h.ends_with(&["promote:started".into(), "promote:succeeded".into()]),
+        "{h:?}"
+    );
+    assert!(!h.iter().any(|w| w.ends_with(":resumed")), "{h:?}");
+    assert_eq!(calls(&sim, "POST", "/v13/deployments").await.len(), 4);
 }
 
 #[tokio::test]

@@ -64,6 +64,8 @@ pub(super) struct Run<'a> {
     pub(super) http: &'a reqwest::Client,
     /// What the release has done so far (as stored, updated by every [`Run::note`]).
     pub(super) progress: ReleaseProgress,
+    /// Where this run's entries start in the record's history (after those of a replayed run).
+    history_from: usize,
 }
 
 impl<'a> Run<'a> {
@@ -80,7 +82,9 @@ impl<'a> Run<'a> {
         let unreadable =
             |e| TaskError::Retryable(format!("cannot read the release's progress: {e}"));
         let mut progress = ctx.store.release_progress(&id).await.map_err(unreadable)?;
+        let mut history_from = 0;
         if progress.deployment_id.is_some() && ctx.record.deployment_id.is_none() {
+            history_from = ctx.record.steps.len();
             ctx.store
                 .forget_release_progress(&id)
                 .await
@@ -95,6 +99,7 @@ impl<'a> Run<'a> {
             polling,
             http,
             progress,
+            history_from,
         })
     }
 
@@ -119,7 +124,12 @@ impl<'a> Run<'a> {
 
     /// `Resumed` when an earlier attempt began `step` (it is in the history), else `Started`.
     pub(super) fn beginning(&self, step: StepName) -> StepState {
-        if self.record.steps.iter().any(|e| e.step == step) {
+        let this_run = self
+            .record
+            .steps
+            .get(self.history_from..)
+            .unwrap_or_default();
+        if this_run.iter().any(|e| e.step == step) {
             StepState::Resumed
         } else {
             StepState::Started
