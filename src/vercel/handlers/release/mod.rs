@@ -23,7 +23,7 @@ use super::{DeployPolling, VercelApi, not_mine, to_task_error};
 use crate::handlers::{HandlerFuture, TaskContext, TaskError, TaskHandler};
 use crate::queue::release_run::Fact;
 use crate::queue::releases::ReleaseSource;
-use crate::task::{Payload, StepName, StepState};
+use crate::task::{Payload, StepName, StepState, URL_PLACEHOLDER};
 use crate::vercel::client::{Deployment, requests};
 use run::{Run, StepFailure};
 
@@ -181,7 +181,7 @@ async fn verify_step(run: &mut Run<'_>) -> Result<String, StepFailure> {
             .verify
             .url
             .as_deref()
-            .is_none_or(|u| u.contains("{url}"))
+            .is_none_or(|u| u.contains(URL_PLACEHOLDER))
     {
         return Err(StepFailure::permanent(
             Verify,
