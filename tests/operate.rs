@@ -77,6 +77,7 @@ fn demo_starts_without_redis_runs_every_sample_and_stops_on_sigint() {
         "redeploy",
         "roll back",
         "cancel",
+        "release",
         "noop",
     ] {
         assert!(out.contains(ty), "no {ty} sample:\n{out}");

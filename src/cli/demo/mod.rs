@@ -195,7 +195,7 @@ pub async fn run(
 
     let outcome = match scenario {
         Some(_) => scenario::bugfix_scenario(&config, &store, &sim).await,
-        None => interactive(&config, store).await,
+        None => interactive(&config, store, sim.site_url()).await,
     };
     instance.shutdown().await;
     sim.stop().await;
@@ -215,7 +215,11 @@ async fn start_simulator(token: &str, build_secs: f64) -> Result<SimServer, Demo
 
 /// Print the URLs and an admin token, submit the samples, report how they ended, and keep the
 /// dashboard up until Ctrl-C.
-async fn interactive(config: &Config, store: QueueStore) -> Result<(), DemoError> {
+async fn interactive(
+    config: &Config,
+    store: QueueStore,
+    site_url: String,
+) -> Result<(), DemoError> {
     let secret = config
         .jwt_secret
         .clone()
@@ -230,7 +234,7 @@ async fn interactive(config: &Config, store: QueueStore) -> Result<(), DemoError
     let base = format!("http://localhost:{}", config.port);
     print_banner(&base, &token, &store);
     let samples = tokio::select! {
-        s = samples::submit_samples(store.clone()) => s?,
+        s = samples::submit_samples(store.clone(), site_url) => s?,
         _ = shutdown_signal() => return Ok(()),
     };
     let watch = async {
