@@ -218,7 +218,7 @@ async fn kill_9_during_the_rollback_call_rolls_back_once() {
     let id = t.submit("release", release(3)).await;
     reached(&q, &id, "verify:started").await;
     // Vercel answers slowly now (the sites do not): the worker dies with its rollback in flight.
-    t.sim.faults(json!({"latency_ms": 1500})).await;
+    t.sim.faults(json!({"latency_ms": 800})).await;
     reached(&q, &id, "rollback:started").await;
     a.kill9();
     t.sim.faults(json!({"latency_ms": 0})).await;
@@ -254,7 +254,7 @@ async fn kill_9_with_the_create_call_in_flight_ends_with_one_deployment() {
     let q = t.store();
     let mut a = t.worker().await;
     // Vercel answers slowly: the worker dies after it sent the create, before it got the answer.
-    t.sim.faults(json!({"latency_ms": 1500})).await;
+    t.sim.faults(json!({"latency_ms": 800})).await;
     let verify = json!({"url": t.sim.site_url(), "withinSecs": 30});
     let id = t
         .submit("release", json!({"project": "c", "verify": verify}))
@@ -293,7 +293,7 @@ async fn kill_9_during_the_promote_call_promotes_once() {
         .await;
     let rec = reached(&q, &id, "verify:started").await;
     // Vercel answers slowly now (the sites do not): the worker dies with its promote in flight.
-    t.sim.faults(json!({"latency_ms": 1500})).await;
+    t.sim.faults(json!({"latency_ms": 800})).await;
     let deployment = rec.deployment_id.unwrap();
     t.sim
         .site(json!({"status": 200, "deployment": deployment}))
