@@ -54,6 +54,7 @@ fn assert_every_sample_ran(lines: &[String]) {
         "redeploy",
         "roll back",
         "cancel",
+        "release",
         "noop",
     ];
     for ty in types {
@@ -157,7 +158,25 @@ fn bugfix_scenario_passes() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("event deploy.succeeded"), "{stdout}");
+    // The broken hot fix failed at its verification and production went back to the first
+    // release; the fixed hot fix completed.
+    let known_good = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("1. release ")?.split(": ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no known-good line: {stdout}"));
+    assert!(
+        stdout.contains("failed: release failed at verify: GET "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "event release.rolled_back: production back on \"{known_good}\""
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("rollback succeeded"), "{stdout}");
+    assert!(stdout.contains("3. fixed hot fix "), "{stdout}");
     assert!(stdout.contains("E2E bug-fix scenario passed"), "{stdout}");
 }
 

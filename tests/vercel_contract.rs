@@ -386,6 +386,16 @@ async fn deployment_lifecycle_validates_in_every_state() {
     )
     .await;
     assert_error_shape(&early, StatusCode::CONFLICT);
+
+    // A promoted preview reports that it serves production, in a body that still validates.
+    let promoted = wait_for(&base, fresh_id, "READY").await;
+    assert_eq!(promoted["readySubstate"], Value::Null, "not promoted yet");
+    let path = format!("/v10/projects/shop/promote/{fresh_id}");
+    let promote = post(&base, &path, &json!({})).await;
+    assert_eq!(promote.status, StatusCode::CREATED, "{}", promote.text);
+    let after = wait_for(&base, fresh_id, "READY").await;
+    assert_eq!(after["readySubstate"], "PROMOTED");
+    assert_deployment_valid(&after);
 }
 
 #[tokio::test]

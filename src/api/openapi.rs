@@ -10,7 +10,9 @@ use super::{
 };
 use crate::queue::QueueStats;
 use crate::queue::releases::{Release, ReleaseSource, ReleaseStatus};
-use crate::task::{Priority, TaskRecord, TaskStatus, TaskType};
+use crate::task::{
+    Priority, StepEntry, StepName, StepState, TaskRecord, TaskStatus, TaskType, WaitingFor,
+};
 
 struct BearerAuth;
 
@@ -46,7 +48,8 @@ impl Modify for BearerAuth {
         worker::queue_stats, worker::pause, worker::resume, releases::list,
         schedules::list, schedules::add, schedules::remove, super::events::stream,
     ),
-    components(schemas(TaskRecord, TaskType, TaskStatus, Priority, QueueStats, TaskList,
+    components(schemas(TaskRecord, TaskType, TaskStatus, Priority, StepEntry, StepName, StepState,
+                       WaitingFor, QueueStats, TaskList,
                        InstanceStatus, WorkerStatus, crate::queue::Heartbeat,
                        releases::ReleaseList, Release, ReleaseSource, ReleaseStatus,
                        crate::task::Schedule, crate::task::ScheduleSpec,

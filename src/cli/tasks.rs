@@ -14,7 +14,7 @@ use crate::task::{NewTask, Priority, TaskRecord};
 /// Flags of `enqueue`.
 #[derive(Args, Debug)]
 pub struct EnqueueArgs {
-    /// Task type: deploy (alias deployment), redeploy, promote, rollback, cancel, check, noop.
+    /// Task type: deploy (alias deployment), redeploy, promote, rollback, cancel, check, release, noop.
     #[arg(long = "type", value_name = "TYPE")]
     task_type: String,
     /// P0 (highest) .. P3.

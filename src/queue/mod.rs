@@ -18,6 +18,7 @@
 //! | `limiter.rs` | the cluster-wide Vercel rate limiter |
 //! | `releases.rs` | known-good releases per project (rollback targets) |
 //! | `build.rs` | live build progress of deploy tasks (states seen, build log) |
+//! | `release_run.rs` | the progress of running `release` tasks (what a resumed attempt skips) |
 //! | `schedules.rs` | recurring tasks: definitions, next ticks, firing due ticks once |
 //! | `history.rs`, `history_read.rs` | the charts' 24 h per-minute history and the live per-second series |
 //!
@@ -47,6 +48,7 @@
 //! | `releases:<project>`, `...:entries` | list, hash | known-good releases, newest first (50) |
 //! | `schedules`, `schedules:next` | hash, zset | schedule definitions; their next ticks (ms) |
 //! | `build:<id>`, `build:<id>:log` | hash, list | a deploy's states seen and build log (500 lines) |
+//! | `release:<id>` | hash | a release's progress (run id, deployment, built, verified, promoting/promoted, watch end, failed step, rollback target, rolled back); expires with the failed retention |
 //! | `project:<project>` | string | id of the task changing the project now (PX one lease) |
 //! | `project:<project>:waiting`, `projects:waiting` | zset, set | tasks waiting for the project by (priority, ready time); projects with waiters |
 //! | `stats:<minute>` | hash | one epoch minute (instance clock) of history, 25 h TTL: `completed`, `failed`, `retried`, `cancelled` and wait buckets `w0`..`w14` (HINCRBY by every instance), `pending_P0`..`pending_P3`, `in_flight`, `capacity` (the minute's sampler) |
@@ -65,6 +67,7 @@ mod link;
 mod listing;
 mod maintenance;
 mod outcome;
+pub mod release_run;
 pub mod releases;
 pub mod schedules;
 mod scripts;

@@ -41,6 +41,7 @@ pub struct Scripts {
     pub project_acquire: Script,
     pub throughput: Script,
     pub delete: Script,
+    pub release_step: Script,
 }
 
 impl Scripts {
@@ -70,6 +71,7 @@ impl Scripts {
             project_acquire: script!("project_acquire.lua"),
             throughput: script!("throughput.lua"),
             delete: script!("delete.lua"),
+            release_step: script!("release_step.lua"),
         }
     }
 }

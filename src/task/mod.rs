@@ -12,15 +12,18 @@ mod payload;
 mod record;
 mod rules;
 mod schedule;
+mod steps;
 
 pub use new::{MAX_RETRIES_CAP, NewTask, ValidationError};
 pub use payload::{
     Build, Cancel, Check, DEPLOYMENT_FIELDS, Deploy, GitHubRepo, NOOP_MAX_SLEEP_MS, Noop,
-    PROJECT_FIELDS, Payload, ProductionChange, Redeploy, Rollback,
+    PROJECT_FIELDS, Payload, ProductionChange, RELEASE_MAX_SECS, Redeploy, Release, Rollback,
+    URL_PLACEHOLDER, VERIFY_DEFAULT_STATUS, VERIFY_DEFAULT_WITHIN_SECS, Verify,
 };
 pub use record::{DecodeError, TaskRecord};
 pub use rules::SubmitRules;
 pub use schedule::{Schedule, ScheduleSpec};
+pub use steps::{StepEntry, StepName, StepState, WaitingFor};
 
 use std::fmt;
 use std::str::FromStr;
@@ -132,6 +135,9 @@ pub enum TaskType {
     Cancel,
     /// Report a deployment's state.
     Check,
+    /// Deploy, verify the deployment's URL, promote it, watch it; roll back to the last known good
+    /// release when a step fails.
+    Release,
     /// Do nothing (optionally sleep); for tests, the demo and benchmarks.
     Noop,
     /// A stored record whose type this build does not know (hand-written, or a stub for an id
@@ -141,13 +147,14 @@ pub enum TaskType {
 
 impl TaskType {
     /// Every type accepted at submission (not [`TaskType::Unknown`]).
-    pub const ALL: [TaskType; 7] = [
+    pub const ALL: [TaskType; 8] = [
         TaskType::Deploy,
         TaskType::Redeploy,
         TaskType::Promote,
         TaskType::Rollback,
         TaskType::Cancel,
         TaskType::Check,
+        TaskType::Release,
         TaskType::Noop,
     ];
 
@@ -160,6 +167,7 @@ impl TaskType {
             TaskType::Rollback => "rollback",
             TaskType::Cancel => "cancel",
             TaskType::Check => "check",
+            TaskType::Release => "release",
             TaskType::Noop => "noop",
             TaskType::Unknown => "unknown",
         }
@@ -187,7 +195,7 @@ impl FromStr for TaskType {
                 value: s.to_string(),
                 expected: Some(
                     "expected one of deploy, deployment, redeploy, promote, rollback, cancel, \
-                     check, noop",
+                     check, release, noop",
                 ),
             })
     }

@@ -112,6 +112,8 @@ impl NewTask {
             run_at,
             deployment_id: None,
             inspector_url: None,
+            waiting_for: None,
+            steps: Vec::new(),
         })
     }
 }

@@ -14,6 +14,16 @@ use serde_json::Value;
 
 use super::{TaskType, ValidationError};
 
+mod fields;
+mod release;
+
+use fields::{first_string, labels, optional_bool, required_str, str_field};
+
+pub use release::{
+    RELEASE_MAX_SECS, Release, URL_PLACEHOLDER, VERIFY_DEFAULT_STATUS, VERIFY_DEFAULT_WITHIN_SECS,
+    Verify,
+};
+
 #[cfg(test)]
 mod deploy_tests;
 #[cfg(test)]
@@ -48,6 +58,8 @@ pub enum Payload {
     Cancel(Cancel),
     /// `check`: report a deployment's state.
     Check(Check),
+    /// `release`: deploy, verify, promote, watch; roll back to the last known good on failure.
+    Release(Release),
 }
 
 /// `noop` arguments.
@@ -196,6 +208,7 @@ impl Payload {
             TaskType::Rollback => Payload::Rollback(Rollback::parse(payload)?),
             TaskType::Cancel => Payload::Cancel(Cancel::parse(payload)?),
             TaskType::Check => Payload::Check(Check::parse(payload)?),
+            TaskType::Release => Payload::Release(Release::parse(payload)?),
         })
     }
 
@@ -210,6 +223,7 @@ impl Payload {
             Payload::Promote(c) => Some(&c.project),
             Payload::Rollback(r) => Some(&r.project),
             Payload::Cancel(c) => c.project.as_deref(),
+            Payload::Release(r) => Some(&r.deploy.name),
             Payload::Noop(_) | Payload::Check(_) => None,
         }
     }
@@ -224,6 +238,7 @@ impl Payload {
             Payload::Rollback(_) => TaskType::Rollback,
             Payload::Cancel(_) => TaskType::Cancel,
             Payload::Check(_) => TaskType::Check,
+            Payload::Release(_) => TaskType::Release,
         }
     }
 }
@@ -363,89 +378,4 @@ impl Check {
             )),
         }
     }
-}
-
-/// A checked string: the first alias present (not null) must be a non-empty string.
-fn str_field<'a>(payload: &'a Value, names: &[&str]) -> Result<Option<&'a str>, ValidationError> {
-    for name in names {
-        match payload.get(*name) {
-            None | Some(Value::Null) => continue,
-            Some(Value::String(s)) if !s.trim().is_empty() => return Ok(Some(s.as_str())),
-            Some(_) => {
-                return Err(ValidationError::new(
-                    format!("payload.{name}"),
-                    "must be a non-empty string",
-                ));
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// A checked string that must be present; the error names the first alias and lists the others.
-fn required_str<'a>(payload: &'a Value, names: &[&str]) -> Result<&'a str, ValidationError> {
-    str_field(payload, names)?.ok_or_else(|| {
-        ValidationError::new(
-            format!("payload.{}", names[0]),
-            if names.len() > 1 {
-                format!("is required (or one of: {})", names[1..].join(", "))
-            } else {
-                "is required".to_string()
-            },
-        )
-    })
-}
-
-fn optional_bool(payload: &Value, name: &str) -> Result<bool, ValidationError> {
-    match payload.get(name) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(ValidationError::new(
-            format!("payload.{name}"),
-            "must be true or false",
-        )),
-    }
-}
-
-/// A passed-through string: the first alias holding a string (any string), others ignored.
-fn first_string(payload: &Value, names: &[&str]) -> Option<String> {
-    names
-        .iter()
-        .find_map(|n| payload.get(*n).and_then(Value::as_str))
-        .map(str::to_string)
-}
-
-/// Stringify a scalar for Vercel's string-only `meta`; objects, arrays and null are skipped.
-fn meta_value(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// See [`Build::meta`].
-fn labels(payload: &Value) -> BTreeMap<String, String> {
-    let mut meta = BTreeMap::new();
-    if let Some(Value::Object(m)) = payload.get("meta") {
-        for (k, v) in m {
-            if let Some(s) = meta_value(v) {
-                meta.insert(k.clone(), s);
-            }
-        }
-    }
-    for (key, names) in [
-        ("pr", &["pr", "pr_number", "prNumber"][..]),
-        ("branch", &["branch", "ref"][..]),
-        ("commit", &["commit", "sha"][..]),
-    ] {
-        if let Some(v) = names
-            .iter()
-            .find_map(|n| payload.get(*n).and_then(meta_value))
-        {
-            meta.insert(key.into(), v);
-        }
-    }
-    meta
 }

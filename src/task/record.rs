@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::{Priority, TaskStatus, TaskType};
+use super::{Priority, StepEntry, TaskStatus, TaskType, WaitingFor};
 
 /// The stored task. Serialises to the JSON the API returns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -61,6 +61,13 @@ pub struct TaskRecord {
     /// dashboard can link to the build on Vercel.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inspector_url: Option<String>,
+    /// While the task is deferred behind a busy project: that project and the task holding it.
+    /// Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<WaitingFor>,
+    /// The step history of a multi-step task (a `release`), oldest first; empty for other types.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepEntry>,
 }
 
 /// A record in Redis that could not be decoded (hand-written, truncated, or from a newer version).
@@ -152,6 +159,8 @@ impl TaskRecord {
             run_at: time("run_at"),
             deployment_id: get("deployment_id"),
             inspector_url: get("inspector_url"),
+            waiting_for: waiting_for(map),
+            steps: steps(map),
         }
     }
 
@@ -193,11 +202,31 @@ impl TaskRecord {
             run_at: opt_time(map, "run_at")?,
             deployment_id: opt("deployment_id"),
             inspector_url: opt("inspector_url"),
+            waiting_for: waiting_for(map),
+            steps: steps(map),
         })
     }
 }
 
 // Decoding helpers of `TaskRecord::from_fields`; each error names the field.
+
+/// `waiting_for` and `waiting_holder`, set while the task waits for a busy project (the queue
+/// deletes both when it is handed the project or leaves the waiting set).
+fn waiting_for(map: &HashMap<String, String>) -> Option<WaitingFor> {
+    let project = map.get("waiting_for").filter(|s| !s.is_empty())?;
+    Some(WaitingFor {
+        project: project.clone(),
+        holder: map.get("waiting_holder").cloned().unwrap_or_default(),
+    })
+}
+
+/// The `steps` JSON list; lenient (a history that does not decode is shown empty, never hides
+/// the record: it is a display aid, not a field a consumer acts on).
+fn steps(map: &HashMap<String, String>) -> Vec<StepEntry> {
+    map.get("steps")
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
+}
 
 /// A required hash field.
 fn req<'a>(map: &'a HashMap<String, String>, field: &'static str) -> Result<&'a str, DecodeError> {

@@ -14,7 +14,7 @@ fn parse_errors_quote_the_value_and_list_the_spellings() {
     assert_eq!(
         e.to_string(),
         "`launch` is not a task type (expected one of deploy, deployment, redeploy, promote, \
-         rollback, cancel, check, noop)"
+         rollback, cancel, check, release, noop)"
     );
     let e = "done".parse::<TaskStatus>().unwrap_err();
     assert_eq!(e.to_string(), "`done` is not a task status");

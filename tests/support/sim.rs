@@ -119,6 +119,28 @@ impl SimProcess {
     }
 }
 
+impl SimProcess {
+    /// `POST /_sim/sites`: what the deployments' simulated sites answer.
+    pub async fn site(&self, body: Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/_sim/sites", self.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("sim sites");
+        assert!(
+            r.status().is_success(),
+            "site change rejected: {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+
+    /// A release `verify.url` checking the simulated site of the deployment (`{url}` is its host).
+    pub fn site_url(&self) -> String {
+        format!("{}/_sim/sites/{{url}}/health", self.url)
+    }
+}
+
 impl Drop for SimProcess {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {

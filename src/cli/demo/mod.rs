@@ -5,9 +5,10 @@
 //! dashboard exactly as `run` does; submits sample tasks of every type and priority; prints the
 //! dashboard URL and an admin token. Ctrl-C drains and stops everything.
 //!
-//! `--scenario bugfix` is the deployment guide's staging step "run the E2E test": one P1 bug-fix
-//! deploy goes through the real pipeline; it exits 0 once the task is `completed` and its
-//! `deploy.succeeded` event was seen on Redis, non-zero otherwise.
+//! `--scenario bugfix` is the deployment guide's bug-fix scenario and its staging step "run the
+//! E2E test", with `release` tasks through the real pipeline: a known-good release, a P1 hot fix
+//! whose verification fails and is rolled back automatically, then the fixed hot fix; it exits 0
+//! when all three ended as expected, non-zero otherwise.
 //!
 //! Files: `local_redis` finds or starts the Redis, `samples` submits and watches the sample tasks,
 //! `scenario` is the bug-fix scenario; this one wires them together.
@@ -82,9 +83,12 @@ pub enum DemoError {
     /// The bug-fix sample deploy did not end, so its deployment cannot be operated on.
     #[error("the bug-fix deploy did not finish")]
     BugfixUnfinished,
-    /// Scenario: no `deploy.succeeded` event for the task in time.
-    #[error("scenario failed: no deploy.succeeded event within {} s", EVENT_TIMEOUT.as_secs())]
+    /// Scenario: no `release.rolled_back` event for the broken hot fix in time.
+    #[error("scenario failed: no release.rolled_back event within {} s", EVENT_TIMEOUT.as_secs())]
     NoEvent,
+    /// Scenario: production was rolled back somewhere else than the last known good release.
+    #[error("scenario failed: rolled back to {0}, not to the last known good release")]
+    WrongRollback(String),
     /// Scenario: the event came but the task record never became terminal.
     #[error("scenario failed: the task did not finish")]
     TaskUnfinished,
@@ -175,7 +179,9 @@ pub async fn run(
         .unwrap_or(8080);
     let (redis_url, _private_redis) = local_redis::redis_for_demo(&vars).await?;
     let sim_token = format!("sim_{}", random_secret());
-    let sim = start_simulator(&sim_token).await?;
+    // The scenario's three releases build in 2 s each; the interactive demo's builds take 10 s.
+    let build_secs = if scenario.is_some() { 2.0 } else { 10.0 };
+    let sim = start_simulator(&sim_token, build_secs).await?;
     let target = DemoTarget {
         redis_url: &redis_url,
         sim_url: &sim.url,
@@ -188,20 +194,20 @@ pub async fn run(
     let store = instance.store.clone();
 
     let outcome = match scenario {
-        Some(_) => scenario::bugfix_scenario(&config, &store).await,
-        None => interactive(&config, store).await,
+        Some(_) => scenario::bugfix_scenario(&config, &store, &sim).await,
+        None => interactive(&config, store, sim.site_url()).await,
     };
     instance.shutdown().await;
     sim.stop().await;
     outcome
 }
 
-/// The in-process Vercel simulator: builds take 10 s, so cancelling one while it builds works even
-/// on a busy machine.
-async fn start_simulator(token: &str) -> Result<SimServer, DemoError> {
+/// The in-process Vercel simulator. The interactive demo's builds take 10 s, so cancelling one
+/// while it builds works even on a busy machine.
+async fn start_simulator(token: &str, build_secs: f64) -> Result<SimServer, DemoError> {
     let config = SimConfig {
         token: token.to_string(),
-        build_secs: 10.0,
+        build_secs,
         ..SimConfig::default()
     };
     sim::start(config, 0).await.map_err(DemoError::Simulator)
@@ -209,7 +215,11 @@ async fn start_simulator(token: &str) -> Result<SimServer, DemoError> {
 
 /// Print the URLs and an admin token, submit the samples, report how they ended, and keep the
 /// dashboard up until Ctrl-C.
-async fn interactive(config: &Config, store: QueueStore) -> Result<(), DemoError> {
+async fn interactive(
+    config: &Config,
+    store: QueueStore,
+    site_url: String,
+) -> Result<(), DemoError> {
     let secret = config
         .jwt_secret
         .clone()
@@ -224,7 +234,7 @@ async fn interactive(config: &Config, store: QueueStore) -> Result<(), DemoError
     let base = format!("http://localhost:{}", config.port);
     print_banner(&base, &token, &store);
     let samples = tokio::select! {
-        s = samples::submit_samples(store.clone()) => s?,
+        s = samples::submit_samples(store.clone(), site_url) => s?,
         _ = shutdown_signal() => return Ok(()),
     };
     let watch = async {

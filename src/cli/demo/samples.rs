@@ -1,5 +1,6 @@
-//! The sample tasks of the interactive demo: one of every type and priority, a failure, a
-//! cancellation, and operations on a deployment; then how each ended.
+//! The sample tasks of the interactive demo: one of every type and priority (a release verified on
+//! the simulator's site of its deployment), a failure, a cancellation, and operations on a
+//! deployment; then how each ended.
 
 use std::time::{Duration, Instant};
 
@@ -87,9 +88,19 @@ pub(super) fn bugfix_payload() -> Value {
 
 /// Samples of every type and priority: independent tasks first, then a deploy cancelled while it
 /// builds, then operations on the bug-fix deployment once it is READY.
-pub(super) async fn submit_samples(store: QueueStore) -> Result<Vec<Sample>, DemoError> {
+pub(super) async fn submit_samples(
+    store: QueueStore,
+    site_url: String,
+) -> Result<Vec<Sample>, DemoError> {
     let mut samples = Samples::default();
     let fix = submit_independent(&store, &mut samples).await?;
+    let release = json!({"project": "morningai-docs", "watchSecs": 5,
+                         "verify": {"url": site_url, "expectBody": "ok", "withinSecs": 60}});
+    samples.add(
+        submit(&store, "release", "P1", release, 3).await?,
+        "P1 release: deploy, verify, promote, watch",
+        TaskStatus::Completed,
+    );
     submit_cancelled_preview(&store, &mut samples).await?;
     submit_operations(&store, &fix, &mut samples).await?;
     Ok(samples.0)

@@ -42,6 +42,17 @@ pub struct Deployment {
     /// String metadata; ours carries `ops_task_id`.
     #[serde(default)]
     pub meta: Option<Value>,
+    /// `PROMOTED` when the deployment serves its project's production now (v13 objects): a
+    /// resumed `release` checks it before promoting or rolling back a second time.
+    #[serde(default, rename = "readySubstate")]
+    pub ready_substate: Option<String>,
+}
+
+impl Deployment {
+    /// Vercel says it serves its project's production now.
+    pub fn is_promoted(&self) -> bool {
+        self.ready_substate.as_deref() == Some("PROMOTED")
+    }
 }
 
 impl Deployment {

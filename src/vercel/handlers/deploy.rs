@@ -76,13 +76,13 @@ pub fn deployment_args(job: &DeployJob<'_>, record: &TaskRecord, name: String) -
 }
 
 /// What every step of one deploy attempt shares.
-struct Attempt<'a> {
+pub(super) struct Attempt<'a> {
     /// The VercelActor.
-    api: &'a VercelApi,
+    pub(super) api: &'a VercelApi,
     /// The queue, for the deployment id and events.
-    store: &'a QueueStore,
+    pub(super) store: &'a QueueStore,
     /// The task being run.
-    record: &'a TaskRecord,
+    pub(super) record: &'a TaskRecord,
 }
 
 async fn deploy(
@@ -115,7 +115,7 @@ async fn deploy(
 async fn start(at: &Attempt<'_>, job: &DeployJob<'_>, name: &str) -> Result<String, TaskError> {
     let task_id = at.record.task_id.to_string();
     if at.record.attempts > 1
-        && let Some(id) = find_own_deployment(at.api, name, at.record).await?
+        && let Some(id) = find_own_deployment(at.api, name, at.record, None).await?
     {
         // An earlier attempt created it but died (or lost Vercel's answer) before the id was
         // stored: resume it instead of creating a second deployment.
@@ -138,7 +138,11 @@ async fn deployment_name(api: &VercelApi, job: &DeployJob<'_>) -> Result<String,
 
 /// Create the deployment (sent once: the create request is not idempotent), store its id on the
 /// record and emit `deploy.started`.
-async fn create(at: &Attempt<'_>, job: &DeployJob<'_>, name: &str) -> Result<String, TaskError> {
+pub(super) async fn create(
+    at: &Attempt<'_>,
+    job: &DeployJob<'_>,
+    name: &str,
+) -> Result<String, TaskError> {
     let mut args = deployment_args(job, at.record, name.to_string());
     if args.git_source.is_none() && args.deployment_id.is_none() {
         // No source named (e.g. the guide's {"service": "test"}): build from the branch (payload
@@ -167,6 +171,17 @@ async fn wait_for_outcome(
     deployment_id: &str,
     project: &str,
 ) -> Result<Value, TaskError> {
+    let d = poll_until_final(at, polling, deployment_id).await?;
+    finish(at, &d, deployment_id, project, true).await
+}
+
+/// Poll the deployment (recording its live build progress) until its state is final; a
+/// retryable error once the attempt's time is up.
+pub(super) async fn poll_until_final(
+    at: &Attempt<'_>,
+    polling: DeployPolling,
+    deployment_id: &str,
+) -> Result<Deployment, TaskError> {
     let started = Instant::now();
     let task_id = at.record.task_id.to_string();
     let mut poll = 0u32;
@@ -176,7 +191,7 @@ async fn wait_for_outcome(
         super::progress::observe(at.api, at.store, &task_id, &d, poll).await;
         let state = d.ready_state();
         if state.is_final() {
-            return finish(at, &d, deployment_id, project).await;
+            return Ok(d);
         }
         if started.elapsed() >= polling.timeout {
             return Err(TaskError::Retryable(format!(
@@ -188,18 +203,21 @@ async fn wait_for_outcome(
     }
 }
 
-/// READY succeeds; ERROR, CANCELED and BLOCKED fail for good. Emits the matching event.
-async fn finish(
+/// READY succeeds; ERROR, CANCELED and BLOCKED fail for good. Emits the matching event. With
+/// `known_good`, a READY production deployment is recorded as the project's newest known-good
+/// release (a `release` records it only once verified).
+pub(super) async fn finish(
     at: &Attempt<'_>,
     d: &Deployment,
     deployment_id: &str,
     project: &str,
+    known_good: bool,
 ) -> Result<Value, TaskError> {
     let state = d.ready_state();
     let result = outcome(d, project);
     if state == ReadyState::Ready {
         info!(deployment_id, "deployment READY");
-        if d.target.as_deref() == Some("production") {
+        if known_good && d.target.as_deref() == Some("production") {
             let url = d.url.clone();
             record_release(
                 at.store,
@@ -245,16 +263,21 @@ pub(super) async fn record_release(
     }
 }
 
+/// The `meta` label naming the run of a `release` that created a deployment.
+pub(super) const RUN_LABEL: &str = "ops_release_run";
+
 /// How far before the task's submission its deployments are looked for (clock skew between the
 /// submitter and Vercel).
 const LOOKUP_SLACK_MS: i64 = 10 * 60 * 1000;
 
 /// A deployment of `project` whose `meta.ops_task_id` is this task (created by an earlier
-/// attempt). Vercel answers 404 while the project does not exist yet: then there is none.
-async fn find_own_deployment(
+/// attempt), and, when `run` is given, whose `meta.ops_release_run` is that run. Vercel answers
+/// 404 while the project does not exist yet: then there is none.
+pub(super) async fn find_own_deployment(
     api: &VercelApi,
     project: &str,
     record: &TaskRecord,
+    run: Option<&str>,
 ) -> Result<Option<String>, TaskError> {
     let task_id = record.task_id.to_string();
     let since = record.created_at.timestamp_millis() - LOOKUP_SLACK_MS;
@@ -266,11 +289,14 @@ async fn find_own_deployment(
         .deployments
         .into_iter()
         .find(|d| {
-            d.meta
-                .as_ref()
-                .and_then(|m| m.get("ops_task_id"))
-                .and_then(Value::as_str)
-                == Some(task_id.as_str())
+            let label = |k: &str| {
+                d.meta
+                    .as_ref()
+                    .and_then(|m| m.get(k))
+                    .and_then(Value::as_str)
+            };
+            label("ops_task_id") == Some(task_id.as_str())
+                && run.is_none_or(|r| label(RUN_LABEL) == Some(r))
         })
         .and_then(|d| d.deployment_id().map(str::to_string)))
 }

@@ -2,6 +2,9 @@
 //! `cancel`, `check`. Every call goes through the VercelActor ([`VercelApi`]); every handler works
 //! from the typed [`Payload`](crate::task::Payload) in its context, never from raw JSON.
 //!
+//! `release` runs a deploy, verifies it, promotes and watches it, and rolls back to the last known
+//! good release when a step fails (`release/`).
+//!
 //! `deploy` creates the deployment, stores its id on the task record at once, then polls until
 //! READY / ERROR / CANCELED / BLOCKED (the consumer renews the lease meanwhile). A retried or
 //! reclaimed attempt finds the stored id and resumes polling that deployment: one task never
@@ -12,6 +15,7 @@ mod deploy;
 mod git;
 mod operation;
 mod progress;
+mod release;
 
 pub use deploy::{DeployJob, deployment_args};
 pub use git::git_source_from_link;
@@ -78,6 +82,27 @@ pub fn register(registry: &mut HandlerRegistry, api: VercelApi, polling: DeployP
         let api = api.clone();
         registry.register(ty, operation::OperationHandler { api });
     }
+    match verification_client() {
+        Ok(http) => registry.register(
+            TaskType::Release,
+            release::ReleaseHandler { api, polling, http },
+        ),
+        Err(e) => {
+            warn!(error = %e, "no HTTP client for release verifications; `release` tasks cannot run")
+        }
+    }
+}
+
+/// The plain HTTP client of release verifications: no credentials, bounded connect time.
+fn verification_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .user_agent(concat!(
+            "ops-worker/",
+            env!("CARGO_PKG_VERSION"),
+            " release-verify"
+        ))
+        .build()
 }
 
 fn to_task_error(e: VercelError) -> TaskError {

@@ -28,7 +28,7 @@ pub(super) fn deployment_json(d: &Deployment, promoted: bool, now: i64) -> Value
             "installCommand": null, "outputDirectory": null, "commandForIgnoringBuildStep": null},
     });
     let extra = match state {
-        ReadyState::Ready if production => {
+        ReadyState::Ready if production || promoted => {
             let sub = if promoted { "PROMOTED" } else { "STAGED" };
             json!({"ready": d.done_ms(), "readyStateAt": d.done_ms(),
                 "aliasAssignedAt": d.done_ms(), "readySubstate": sub})

@@ -30,6 +30,8 @@ struct Faults {
     fail_rate: Option<f64>,
     /// New per-minute limit; `null` removes it (hence the raw `Value`).
     rate_limit_per_min: Option<Value>,
+    /// Hold every running build (`true`) or let them go on (`false`).
+    hold_builds: Option<bool>,
 }
 
 /// `POST /_sim/faults`: change the pending faults and settings; answers the current ones.
@@ -68,11 +70,14 @@ pub(super) async fn sim_faults(state: State, body: web::Bytes) -> HttpResponse {
     g.config.build_secs = f.build_secs.unwrap_or(g.config.build_secs);
     g.config.fail_rate = f.fail_rate.unwrap_or(g.config.fail_rate);
     g.config.rate_limit_per_min = limit.unwrap_or(g.config.rate_limit_per_min);
+    if let Some(hold) = f.hold_builds {
+        g.hold_builds(hold, now_ms());
+    }
     HttpResponse::Ok().json(json!({
         "fail_next": g.fail_next, "rate_limit_next": g.rate_limit_next,
         "retry_after_secs": g.retry_after_secs, "latency_ms": g.config.latency_ms,
         "build_secs": g.config.build_secs, "fail_rate": g.config.fail_rate,
-        "rate_limit_per_min": g.config.rate_limit_per_min,
+        "rate_limit_per_min": g.config.rate_limit_per_min, "hold_builds": g.holding,
     }))
 }
 
@@ -83,6 +88,6 @@ pub(super) async fn sim_reset(state: State) -> HttpResponse {
     g.created.clear();
     g.rate_limited = 0;
     (g.window_start_ms, g.window_count, g.blocked_until_ms) = (0, 0, 0);
-    (g.fail_next, g.rate_limit_next) = (0, 0);
+    (g.fail_next, g.rate_limit_next, g.site_fail_next) = (0, 0, 0);
     HttpResponse::Ok().json(json!({"reset": true}))
 }

@@ -31,7 +31,10 @@
 //! - `POST /_sim/faults` with any of `fail_next` (the next n calls answer 500), `rate_limit_next`
 //!   and `retry_after_secs` (default 1: the next n calls answer 429 and calls before the reset are
 //!   refused too), `latency_ms`, `build_secs`, `fail_rate`, `rate_limit_per_min` (number or null);
-//!   answers the current settings.
+//!   answers the current settings; `hold_builds: true` freezes every running build (new ones stay
+//!   QUEUED) until `hold_builds: false`.
+//! - `GET /_sim/sites/{host}/{path}` and `POST /_sim/sites`: the deployments' simulated sites,
+//!   what release verifications GET (see `site.rs`).
 //! - `POST /_sim/reset`: clears the request log, the counters, the pending faults and the rate-limit
 //!   window (deployments, projects and settings stay).
 
@@ -40,6 +43,7 @@ mod build_log;
 mod control;
 mod gate;
 mod routes;
+mod site;
 mod state;
 
 use build_log::deployment_events;
@@ -111,6 +115,17 @@ pub struct SimServer {
 }
 
 impl SimServer {
+    /// What the sites of deployments created from now on answer (as `POST /_sim/sites` with a
+    /// status), for an in-process caller such as the demo.
+    pub fn set_site_status(&self, status: u16) {
+        lock(&self.state).site = state::Site { status, body: None };
+    }
+
+    /// A release `verify.url` that checks a deployment's simulated site (`{url}` is its host).
+    pub fn site_url(&self) -> String {
+        format!("{}/_sim/sites/{{url}}/", self.url)
+    }
+
     /// Stop accepting connections and finish in-flight requests.
     pub async fn stop(self) {
         let requests = lock(&self.state).log.len();
@@ -198,7 +213,9 @@ fn endpoints(cfg: &mut web::ServiceConfig) {
         .service(api("/v9/projects/{idOrName}", web::get().to(get_project)))
         .route("/_sim/stats", web::get().to(sim_stats))
         .route("/_sim/faults", web::post().to(sim_faults))
-        .route("/_sim/reset", web::post().to(sim_reset));
+        .route("/_sim/reset", web::post().to(sim_reset))
+        .route("/_sim/sites", web::post().to(site::set_site))
+        .route("/_sim/sites/{host}/{tail:.*}", web::get().to(site::site));
 }
 
 /// Vercel's JSON 404 for a path it does not serve.

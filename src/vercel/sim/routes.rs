@@ -150,6 +150,9 @@ pub(super) async fn create_deployment(
         build_ms: (g.config.build_secs.max(0.0) * 1000.0) as i64,
         fails: p.name.starts_with("error-"),
         canceled_ms: None,
+        held_at: g.holding.then_some(now),
+        delay_ms: 0,
+        site: g.site.clone(),
     };
     *g.created.entry(p.name).or_insert(0) += 1;
     let body = deployment_json(&d, false, now);

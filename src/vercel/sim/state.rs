@@ -32,16 +32,45 @@ pub(super) struct Deployment {
     pub(super) fails: bool,
     /// Set by cancel; freezes the state at CANCELED.
     pub(super) canceled_ms: Option<i64>,
+    /// While `hold_builds` is on: when this build was frozen (its state stays what it was then).
+    pub(super) held_at: Option<i64>,
+    /// Time its build was held, added to the build's milestones.
+    pub(super) delay_ms: i64,
+    /// What its site answers once READY (`/_sim/sites/`): status and body (a default when None).
+    pub(super) site: Site,
+}
+
+/// What a deployment's simulated site answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Site {
+    /// The HTTP status.
+    pub(super) status: u16,
+    /// The body; None: `<name> <id> ok` (or `error` for a status >= 400).
+    pub(super) body: Option<String>,
+}
+
+impl Default for Site {
+    fn default() -> Self {
+        Site {
+            status: 200,
+            body: None,
+        }
+    }
 }
 
 impl Deployment {
     pub(super) fn building_ms(&self) -> i64 {
-        self.created_ms.saturating_add(self.build_ms / 5)
+        self.created_ms
+            .saturating_add(self.delay_ms)
+            .saturating_add(self.build_ms / 5)
     }
     pub(super) fn done_ms(&self) -> i64 {
-        self.created_ms.saturating_add(self.build_ms)
+        self.created_ms
+            .saturating_add(self.delay_ms)
+            .saturating_add(self.build_ms)
     }
     pub(super) fn state(&self, now: i64) -> ReadyState {
+        let now = self.held_at.map_or(now, |h| now.min(h));
         match self.canceled_ms {
             Some(_) => ReadyState::Canceled,
             None if now < self.building_ms() => ReadyState::Queued,
@@ -113,6 +142,29 @@ pub(super) struct Inner {
     pub(super) rate_limit_next: u64,
     /// `Retry-After` of forced 429s.
     pub(super) retry_after_secs: u64,
+    /// Builds are held: no deployment's build moves on until this is turned off.
+    pub(super) holding: bool,
+    /// What the sites of deployments created from now on answer.
+    pub(super) site: Site,
+    /// The next n site requests answer 503 (a transient failure).
+    pub(super) site_fail_next: u64,
+}
+
+impl Inner {
+    /// Hold (`true`) or let go of every build still running.
+    pub(super) fn hold_builds(&mut self, hold: bool, now: i64) {
+        if hold == self.holding {
+            return;
+        }
+        self.holding = hold;
+        for d in &mut self.deployments {
+            if hold && d.canceled_ms.is_none() && now < d.done_ms() {
+                d.held_at = Some(now);
+            } else if let Some(h) = d.held_at.take() {
+                d.delay_ms = d.delay_ms.saturating_add(now - h);
+            }
+        }
+    }
 }
 
 /// The shared state as actix hands it to a handler.
