@@ -69,7 +69,7 @@ mod tasks;
 pub use control::{
     Control, DesiredState, InstanceControl, MAX_CONCURRENCY, PoolCommand, ScopeControl,
 };
-pub use events::StreamEvent;
+pub use events::{StreamEntry, StreamEvent, StreamPage};
 pub use heartbeat::{Heartbeat, PoolStatus};
 pub use lifecycle::{Claim, ClaimedTask, Failure, ProjectClaim};
 pub use limiter::LimiterAnswer;

@@ -5,7 +5,22 @@
 -- existing task (the id returned is then the existing one).
 -- One HSET per record (a ready task's `ready_ms` included); the event is built from the fields
 -- given, and the recent-index entries of the batch go in one ZADD.
+-- The fields come in the order the store sends them (task_id, type, priority, payload, source,
+-- status, attempts, max_retries, created_at, trace_id, ...): the event's fields are read at their
+-- usual places, and searched for only when not there.
 local idem_ttl = tonumber(ARGV[5])
+
+-- The value of field `name` among the pairs ARGV[first..last]: looked up at pair `slot` first (the
+-- order the store sends them in), else searched for.
+local function field_at(first, last, name, slot)
+  local at = first + 2 * slot
+  if ARGV[at] == name then return ARGV[at + 1] end
+  for j = first, last - 1, 2 do
+    if ARGV[j] == name then return ARGV[j + 1] end
+  end
+  return nil
+end
+
 local out = {}
 local ready = 0
 local touched = {}
@@ -27,24 +42,18 @@ while i <= #ARGV do
   if existing then
     out[#out + 1] = {existing, 0}
   else
-    local args, rec = {}, {}
-    for j = first, first + 2 * n - 1, 2 do
-      local f, v = ARGV[j], ARGV[j + 1]
-      args[#args + 1] = f
-      args[#args + 1] = v
-      if f == 'type' or f == 'priority' or f == 'status' or f == 'attempts' or f == 'trace_id' then
-        rec[f] = v
-      end
-    end
+    local last = first + 2 * n - 1
+    local rec = {type = field_at(first, last, 'type', 1), priority = prio,
+                 status = field_at(first, last, 'status', 5),
+                 attempts = field_at(first, last, 'attempts', 6),
+                 trace_id = field_at(first, last, 'trace_id', 9)}
     local delayed = run_at > NOW
-    if not delayed then
-      args[#args + 1] = 'ready_ms'
-      args[#args + 1] = NOW
-    end
-    redis.call('HSET', task_key(id), unpack(args))
+    -- The given pairs go to HSET straight from ARGV (no table of them is built).
     if delayed then
+      redis.call('HSET', task_key(id), unpack(ARGV, first, last))
       redis.call('ZADD', k('delayed'), run_at, id)
     else
+      redis.call('HSET', task_key(id), 'ready_ms', NOW, unpack(ARGV, first, last))
       redis.call('LPUSH', k('pending:' .. prio), id)
       ready = ready + 1
     end
