@@ -24,6 +24,9 @@ end
 local out = {}
 local ready = 0
 local touched = {}
+-- Ready ids per priority, in submission order: one LPUSH per priority at the end (the same order
+-- as one LPUSH each).
+local pushes = {}
 local i = 6
 while i <= #ARGV do
   local id, prio, run_at, idem, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
@@ -54,7 +57,12 @@ while i <= #ARGV do
       redis.call('ZADD', k('delayed'), run_at, id)
     else
       redis.call('HSET', task_key(id), 'ready_ms', NOW, unpack(ARGV, first, last))
-      redis.call('LPUSH', k('pending:' .. prio), id)
+      local list = pushes[prio]
+      if not list then
+        list = {}
+        pushes[prio] = list
+      end
+      list[#list + 1] = id
       ready = ready + 1
     end
     touched[#touched + 1] = NOW
@@ -62,6 +70,9 @@ while i <= #ARGV do
     emit('task.created', id, nil, rec)
     out[#out + 1] = {id, 1}
   end
+end
+for prio, ids in pairs(pushes) do
+  redis.call('LPUSH', k('pending:' .. prio), unpack(ids))
 end
 if #touched > 0 then
   redis.call('ZADD', k('recent'), unpack(touched))

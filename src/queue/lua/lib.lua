@@ -232,15 +232,21 @@ end
 
 -- Finished records stay readable for their retention (failed ones longer, to be replayed), then
 -- expire; completed and cancelled ones are also indexed in `done` so their number can be capped.
--- `project` (optional): the record's `project_lock` and `waiting_for`, as free_project takes them.
-local function finish(tk, status, extra_field, extra_value, project)
-  free_project(string.sub(tk, #B + 7), tk, project)
+-- `read` (optional): the record's `project_lock`, `waiting_for` and `cancel_requested` as the
+-- caller read them; then the record keeps `worker` (the consumer that ran it: nothing reads it
+-- once the task is finished, and one HDEL per task is saved) and the flag is deleted only if set.
+local function finish(tk, status, extra_field, extra_value, read)
+  free_project(string.sub(tk, #B + 7), tk, read)
   if extra_field then
     redis.call('HSET', tk, 'status', status, 'completed_at', now_iso(), extra_field, extra_value)
   else
     redis.call('HSET', tk, 'status', status, 'completed_at', now_iso())
   end
-  redis.call('HDEL', tk, 'worker', 'cancel_requested')
+  if not read then
+    redis.call('HDEL', tk, 'worker', 'cancel_requested')
+  elseif read[3] then
+    redis.call('HDEL', tk, 'cancel_requested')
+  end
   redis.call('EXPIRE', tk, status == 'failed' and RETENTION or RETENTION_DONE)
 end
 
