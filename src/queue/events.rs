@@ -239,3 +239,59 @@ impl QueueStore {
         Ok(decode(reply.into_iter().flat_map(|(_, e)| e).collect()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn entry(fields: &[(&str, &str)]) -> RawEntry {
+        let map = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ("7-1".to_string(), map)
+    }
+
+    #[test]
+    fn a_batch_entry_reads_as_the_bodies_of_one_event_entries() {
+        let data = json!({"v": 2, "event": "task.waiting_for_project", "ts": "T", "tasks": [
+            ["a", "deploy", "P1", "pending", 1, "tr", "busy", {"project": "p", "holder": "b"}],
+            ["c", "noop", "P2", "pending", 0, ""],
+        ]});
+        let raw = entry(&[
+            ("event", "task.waiting_for_project"),
+            ("v", "2"),
+            ("n", "2"),
+            ("data", &data.to_string()),
+        ]);
+        let page = decode(vec![raw]);
+        assert_eq!((page.entries, page.last_entry.as_deref()), (1, Some("7-1")));
+        let ids: Vec<&str> = page.events.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["7-1:0", "7-1:1"]);
+        let first = &page.events[0].1;
+        assert_eq!(first.task_id, "a");
+        assert_eq!(
+            first.data,
+            json!({"event": "task.waiting_for_project", "task_id": "a", "type": "deploy",
+                   "priority": "P1", "status": "pending", "attempts": 1, "trace_id": "tr",
+                   "ts": "T", "reason": "busy", "project": "p", "holder": "b"})
+        );
+        assert!(page.events[1].1.data.get("reason").is_none());
+    }
+
+    #[test]
+    fn a_one_event_entry_reads_as_before() {
+        let raw = entry(&[
+            ("event", "worker.started"),
+            ("task_id", ""),
+            ("data", "{\"event\":\"worker.started\"}"),
+        ]);
+        let page = decode(vec![raw]);
+        assert_eq!(page.events.len(), 1);
+        assert_eq!(page.events[0].0, "7-1");
+        assert_eq!(page.events[0].1.data["event"], "worker.started");
+        assert_eq!(range_start("7-1"), "(7-1");
+        assert_eq!(range_start("7-1:3"), "7-1");
+    }
+}
