@@ -22,7 +22,7 @@ use super::AppState;
 use super::auth::Viewer;
 use super::error::ApiError;
 use super::tasks::check_id;
-use crate::queue::{QueueError, QueueStore, StreamEvent};
+use crate::queue::{QueueError, QueueStore, StreamEntry, StreamEvent};
 
 /// Concurrent SSE clients per instance; one more is answered 503.
 pub const MAX_CLIENTS: usize = 32;
@@ -30,15 +30,15 @@ pub const MAX_CLIENTS: usize = 32;
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Longest single `XREAD BLOCK` of the reader (it re-checks for shutdown and clients after each).
 const BLOCK: Duration = Duration::from_secs(5);
-/// Entries read per Redis call.
+/// Stream entries read per Redis call (a batch entry holds up to 64 events).
 const PAGE: usize = 200;
-/// Entries buffered per client in the broadcast before it counts as lagging (and replays).
+/// Stream entries buffered per client in the broadcast before it counts as lagging (and replays).
 const CHANNEL: usize = 1024;
 /// Longest `timeout` a client may ask for (seconds).
 const TIMEOUT_MAX: u64 = 86_400;
 
-/// A stream entry as broadcast: its id and the event.
-type Entry = Arc<(String, StreamEvent)>;
+/// One stream entry as broadcast: its events, each with its SSE id.
+type Entry = Arc<Vec<StreamEntry>>;
 
 /// The SSE clients of one instance: their slots, the shared reader, and the shutdown switch.
 #[derive(Clone)]
@@ -92,7 +92,8 @@ impl EventStreams {
         }
         let (tx, rx) = broadcast::channel(CHANNEL);
         *hub = Some(tx.clone());
-        actix_web::rt::spawn(read_loop(store.clone(), self.clone(), tx, seed.to_string()));
+        let seed = entry_of(seed).to_string();
+        actix_web::rt::spawn(read_loop(store.clone(), self.clone(), tx, seed));
         rx
     }
 
@@ -144,8 +145,22 @@ async fn read_step(
         Some(c) => c,
         None => conn.insert(store.blocking_connection(BLOCK).await?),
     };
-    for entry in store.read_events_blocking(c, last, BLOCK, PAGE).await? {
-        *last = entry.0.clone();
+    let page = store.read_events_blocking(c, last, BLOCK, PAGE).await?;
+    if let Some(id) = page.last_entry {
+        *last = id;
+    }
+    // One message per stream entry: the channel's capacity counts entries, not events.
+    let mut entry: Vec<StreamEntry> = Vec::new();
+    for (sse_id, event) in page.events {
+        if entry
+            .first()
+            .is_some_and(|(id, _)| entry_of(id) != entry_of(&sse_id))
+        {
+            let _ = tx.send(Arc::new(std::mem::take(&mut entry)));
+        }
+        entry.push((sse_id, event));
+    }
+    if !entry.is_empty() {
         let _ = tx.send(Arc::new(entry));
     }
     Ok(())
@@ -155,7 +170,8 @@ async fn read_step(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
-    /// Continue after this stream entry id (`<ms>-<seq>`; `0` replays everything retained).
+    /// Continue after this event id (what `id:` said: `<ms>-<seq>` or `<ms>-<seq>:<index>`; `0`
+    /// replays everything retained).
     /// `Last-Event-ID` wins when both are given. Without either, the stream starts at new entries.
     pub after: Option<String>,
     /// Only events whose name starts with one of these comma-separated prefixes (`task.`,
@@ -186,10 +202,20 @@ impl Filter {
     }
 }
 
-/// A stream entry id, `<ms>` or `<ms>-<seq>`, as a comparable pair.
-fn parse_id(id: &str) -> Option<(u64, u64)> {
-    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-    Some((ms.parse().ok()?, seq.parse().ok()?))
+/// An event id as a comparable triple: `<ms>`, `<ms>-<seq>` (a whole stream entry: every event
+/// in it, so its index sorts last) or `<ms>-<seq>:<index>` (one event of a batch entry).
+fn parse_id(id: &str) -> Option<(u64, u64, u64)> {
+    let (entry, index) = match id.split_once(':') {
+        Some((e, i)) => (e, i.parse().ok()?),
+        None => (id, u64::MAX),
+    };
+    let (ms, seq) = entry.split_once('-').unwrap_or((entry, "0"));
+    Some((ms.parse().ok()?, seq.parse().ok()?, index))
+}
+
+/// The stream entry an event id belongs to.
+fn entry_of(id: &str) -> &str {
+    id.split_once(':').map_or(id, |(entry, _)| entry)
 }
 
 fn is_newer(id: &str, than: &str) -> bool {
@@ -233,10 +259,10 @@ fn start_after(req: &HttpRequest, q: &EventsQuery) -> Result<Option<String>, Api
         None => ("after", q.after.clone()),
     };
     match value {
-        Some(v) if parse_id(&v).is_some() && v.len() <= 41 => Ok(Some(v)),
+        Some(v) if parse_id(&v).is_some() && v.len() <= 62 => Ok(Some(v)),
         Some(_) => Err(ApiError::invalid(
             field,
-            "a stream entry id: <ms>-<seq> as sent in `id:`, or 0",
+            "an event id as sent in `id:` (<ms>-<seq> or <ms>-<seq>:<index>), or 0",
         )),
         None => Ok(None),
     }
@@ -257,7 +283,7 @@ fn lifetime(timeout: Option<u64>, token_exp: u64) -> Result<Duration, ApiError> 
     Ok(Duration::from_secs(secs))
 }
 
-/// Task and worker events as Server-Sent Events: `id:` the stream entry id, `event:` its name,
+/// Task and worker events as Server-Sent Events: `id:` the event id, `event:` its name,
 /// `data:` its JSON body; a `: keep-alive` comment every 15 s.
 #[utoipa::path(get, path = "/api/events", tag = "events",
     params(EventsQuery,
@@ -357,7 +383,7 @@ impl Client {
                 _ = self.tx.closed() => return,
                 _ = ticks.tick() => self.send(Bytes::from_static(b": keep-alive\n\n")).await,
                 r = rx.recv() => match r {
-                    Ok(entry) => self.forward(&entry.0, &entry.1).await,
+                    Ok(entry) => self.forward_all(&entry).await,
                     Err(broadcast::error::RecvError::Lagged(_)) => { replay = true; true }
                     Err(broadcast::error::RecvError::Closed) => {
                         rx = self.streams.subscribe(&self.store, &self.last);
@@ -376,19 +402,23 @@ impl Client {
     async fn replay(&mut self) -> Result<(), QueueError> {
         loop {
             let page = self.store.events_after(&self.last, PAGE).await?;
-            let full = page.len() == PAGE;
-            for (id, event) in &page {
-                if !self.forward(id, event).await {
-                    return Ok(());
-                }
-            }
-            if !full {
+            if !self.forward_all(&page.events).await || page.entries < PAGE {
                 return Ok(());
             }
         }
     }
 
-    /// Send one entry if it is new and wanted; false when the client is gone.
+    /// Send the events that are new and wanted; false when the client is gone.
+    async fn forward_all(&mut self, events: &[StreamEntry]) -> bool {
+        for (id, event) in events {
+            if !self.forward(id, event).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Send one event if it is new and wanted; false when the client is gone.
     async fn forward(&mut self, id: &str, event: &StreamEvent) -> bool {
         if !is_newer(id, &self.last) {
             return true;
@@ -416,76 +446,5 @@ fn frame(id: &str, e: &StreamEvent) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn event(name: &str, task: &str) -> StreamEvent {
-        StreamEvent {
-            event: name.into(),
-            task_id: task.into(),
-            data: json!({"event": name, "task_id": task}),
-        }
-    }
-
-    fn query(kind: Option<&str>, task: Option<&str>) -> EventsQuery {
-        EventsQuery {
-            after: None,
-            kind: kind.map(String::from),
-            task: task.map(String::from),
-            timeout: None,
-        }
-    }
-
-    #[test]
-    fn ids_compare_as_numbers_not_text() {
-        assert!(is_newer("10-0", "9-5"));
-        assert!(is_newer("9-10", "9-9"));
-        assert!(!is_newer("9-9", "9-9"));
-        assert!(is_newer("1-0", "0"));
-        assert_eq!(parse_id("12"), Some((12, 0)));
-        assert_eq!(parse_id("12-x"), None);
-        assert_eq!(parse_id("-1"), None);
-    }
-
-    #[test]
-    fn filters_match_prefixes_and_the_task() {
-        let f = parse_filter(&query(Some("task.,deploy.succeeded"), Some("abc"))).unwrap();
-        assert!(f.matches(&event("task.created", "abc")));
-        assert!(f.matches(&event("deploy.succeeded", "abc")));
-        assert!(!f.matches(&event("deploy.started", "abc")));
-        assert!(!f.matches(&event("task.created", "other")));
-        assert!(Filter::default().matches(&event("worker.started", "")));
-        for bad in ["", "Task.", "task.,", "a b", &"x".repeat(65)] {
-            assert!(parse_filter(&query(Some(bad), None)).is_err(), "{bad:?}");
-        }
-        assert!(parse_filter(&query(None, Some("no such id"))).is_err());
-    }
-
-    #[test]
-    fn a_stream_lasts_until_its_timeout_the_token_expiry_or_a_day() {
-        let now = chrono::Utc::now().timestamp() as u64;
-        let secs = |t, exp| lifetime(t, exp).map(|d| d.as_secs());
-        assert_eq!(secs(Some(30), u64::MAX).ok(), Some(30));
-        assert_eq!(secs(None, u64::MAX).ok(), Some(TIMEOUT_MAX));
-        let left = secs(Some(3600), now + 60).unwrap();
-        assert!((58..=60).contains(&left), "{left}");
-        assert_eq!(secs(None, now.saturating_sub(5)).ok(), Some(0));
-        assert!(secs(Some(0), u64::MAX).is_err());
-        assert!(secs(Some(TIMEOUT_MAX + 1), u64::MAX).is_err());
-    }
-
-    #[test]
-    fn a_frame_is_one_id_one_event_one_data_line() {
-        let text = frame("5-1", &event("task.created", "abc"));
-        assert_eq!(
-            text,
-            "id: 5-1\nevent: task.created\ndata: {\"event\":\"task.created\",\"task_id\":\"abc\"}\n\n"
-        );
-        let mut odd = event("bad\nname", "abc");
-        odd.data = serde_json::Value::Null;
-        let text = frame("5-2", &odd);
-        assert_eq!(text.matches('\n').count(), 4, "{text}");
-        assert!(text.contains("event: badname\n"));
-    }
-}
+#[path = "events_tests.rs"]
+mod tests;

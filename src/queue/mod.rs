@@ -41,7 +41,8 @@
 //! | `counters` | hash | completed/failed/reclaimed/cancelled totals |
 //! | `tp:<outcome>:<sec>` | string | per-second outcome counts, 10 min TTL |
 //! | `wake` | list | wake-up tokens idle consumers block on |
-//! | `events` | stream | capped event log; also PUBLISHed on `events:<event>` |
+//! | `events` | stream | capped event log (batch entries: see `events.rs`); also PUBLISHed on `events:<event>` |
+//! | `events:sizes`, `events:count` | list, string | events per batch entry and their sum (the stream's cap in events) |
 //! | `instances`, `instance:<id>` | zset, hash | heartbeats of live instances |
 //! | `vercel:bucket`, `vercel:hold_until` | hash, string | cluster-wide Vercel rate limiter |
 //! | `control` | hash | operators' pool commands (state, restart generation, concurrency) |
@@ -77,7 +78,7 @@ mod tasks;
 pub use control::{
     Control, DesiredState, InstanceControl, MAX_CONCURRENCY, PoolCommand, ScopeControl,
 };
-pub use events::StreamEvent;
+pub use events::{StreamEntry, StreamEvent, StreamPage};
 pub use heartbeat::{Heartbeat, PoolStatus};
 pub use lifecycle::{Claim, ClaimedTask, Failure, ProjectClaim};
 pub use limiter::LimiterAnswer;
@@ -100,7 +101,8 @@ use crate::config::{QueueSettings, RedisSettings};
 use crate::telemetry::events::{InternalEvent, RedisCallFailed};
 use scripts::Scripts;
 
-/// Approximate cap of the events stream (XADD MAXLEN ~).
+/// Approximate cap of the events stream, in task events (batch entries are counted by their
+/// events; one-event entries also by XADD MAXLEN ~).
 pub const EVENTS_STREAM_MAX: u64 = 10_000;
 /// Cap of the `recent` index.
 pub const RECENT_MAX: u64 = 1_000;

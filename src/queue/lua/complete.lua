@@ -10,7 +10,9 @@ local released, touched = {}, {}
 for i = 5, #ARGV, 2 do
   local id, result = ARGV[i], ARGV[i + 1]
   local tk = task_key(id)
-  local f = fields(tk, 'status', 'priority', 'type', 'attempts', 'trace_id')
+  -- One read per task: what the event needs and the project fields finish() would read.
+  local f = fields(tk, 'status', 'priority', 'type', 'attempts', 'trace_id', 'project_lock', 'waiting_for',
+    'cancel_requested')
   local status = f[1]
   if status == 'in_progress' or status == 'pending' or status == 'retrying' then
     if status == 'pending' then
@@ -19,7 +21,7 @@ for i = 5, #ARGV, 2 do
     elseif status == 'retrying' then
       redis.call('ZREM', k('retry'), id)
     end
-    finish(tk, 'completed', 'result', result)
+    finish(tk, 'completed', 'result', result, {f[6], f[7], f[8]})
     released[#released + 1] = id
     touched[#touched + 1] = NOW
     touched[#touched + 1] = id

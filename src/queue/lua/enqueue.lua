@@ -5,10 +5,28 @@
 -- existing task (the id returned is then the existing one).
 -- One HSET per record (a ready task's `ready_ms` included); the event is built from the fields
 -- given, and the recent-index entries of the batch go in one ZADD.
+-- The fields come in the order the store sends them (task_id, type, priority, payload, source,
+-- status, attempts, max_retries, created_at, trace_id, ...): the event's fields are read at their
+-- usual places, and searched for only when not there.
 local idem_ttl = tonumber(ARGV[5])
+
+-- The value of field `name` among the pairs ARGV[first..last]: looked up at pair `slot` first (the
+-- order the store sends them in), else searched for.
+local function field_at(first, last, name, slot)
+  local at = first + 2 * slot
+  if ARGV[at] == name then return ARGV[at + 1] end
+  for j = first, last - 1, 2 do
+    if ARGV[j] == name then return ARGV[j + 1] end
+  end
+  return nil
+end
+
 local out = {}
 local ready = 0
 local touched = {}
+-- Ready ids per priority, in submission order: one LPUSH per priority at the end (the same order
+-- as one LPUSH each).
+local pushes = {}
 local i = 6
 while i <= #ARGV do
   local id, prio, run_at, idem, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
@@ -27,25 +45,24 @@ while i <= #ARGV do
   if existing then
     out[#out + 1] = {existing, 0}
   else
-    local args, rec = {}, {}
-    for j = first, first + 2 * n - 1, 2 do
-      local f, v = ARGV[j], ARGV[j + 1]
-      args[#args + 1] = f
-      args[#args + 1] = v
-      if f == 'type' or f == 'priority' or f == 'status' or f == 'attempts' or f == 'trace_id' then
-        rec[f] = v
-      end
-    end
+    local last = first + 2 * n - 1
+    local rec = {type = field_at(first, last, 'type', 1), priority = prio,
+                 status = field_at(first, last, 'status', 5),
+                 attempts = field_at(first, last, 'attempts', 6),
+                 trace_id = field_at(first, last, 'trace_id', 9)}
     local delayed = run_at > NOW
-    if not delayed then
-      args[#args + 1] = 'ready_ms'
-      args[#args + 1] = NOW
-    end
-    redis.call('HSET', task_key(id), unpack(args))
+    -- The given pairs go to HSET straight from ARGV (no table of them is built).
     if delayed then
+      redis.call('HSET', task_key(id), unpack(ARGV, first, last))
       redis.call('ZADD', k('delayed'), run_at, id)
     else
-      redis.call('LPUSH', k('pending:' .. prio), id)
+      redis.call('HSET', task_key(id), 'ready_ms', NOW, unpack(ARGV, first, last))
+      local list = pushes[prio]
+      if not list then
+        list = {}
+        pushes[prio] = list
+      end
+      list[#list + 1] = id
       ready = ready + 1
     end
     touched[#touched + 1] = NOW
@@ -53,6 +70,9 @@ while i <= #ARGV do
     emit('task.created', id, nil, rec)
     out[#out + 1] = {id, 1}
   end
+end
+for prio, ids in pairs(pushes) do
+  redis.call('LPUSH', k('pending:' .. prio), unpack(ids))
 end
 if #touched > 0 then
   redis.call('ZADD', k('recent'), unpack(touched))

@@ -55,24 +55,93 @@ local function fields(tk, ...)
   return r
 end
 
--- Record that a task changed state: capped stream (for replay/audit) + pub/sub (for live watchers).
+-- Record that a task changed state. Events are buffered and written when the script ends
+-- (`flush_events`, run by the epilogue scripts.rs appends to every script): one stream entry per
+-- run of consecutive events of one kind, at most EVENTS_PER_ENTRY tasks each ("events format
+-- version 2", see docs/architecture.md), instead of one XADD + PUBLISH per task.
 -- `rec` (optional) holds the record's current type, priority, status, attempts and trace_id when
--- the caller already has them; otherwise they are read. (cjson costs about what concatenating the
--- body in Lua does, ~3 us an event; see docs/benchmarks.md.)
+-- the caller already has them; otherwise they are read now, right after the change.
 -- `extra` (optional) holds more fields for the body (e.g. the project a task waits for).
+local EVENTS_PER_ENTRY = 64
+-- Runs of consecutive events of one kind: { event = name, rows = { row, ... } }; a row is
+-- { id, type, priority, status, attempts, trace_id [, reason or '' [, extra]] }.
+local EVENT_RUNS = {}
 local function emit(event, id, reason, rec, extra)
   if not rec then
     local f = fields(task_key(id), 'type', 'priority', 'status', 'attempts', 'trace_id')
     rec = {type = f[1], priority = f[2], status = f[3], attempts = f[4], trace_id = f[5]}
   end
-  local body = {event = event, task_id = id, type = rec.type or '', priority = rec.priority or '',
-                status = rec.status or '', attempts = tonumber(rec.attempts or '0') or 0,
-                trace_id = rec.trace_id or '', ts = now_iso()}
-  if reason and reason ~= '' then body.reason = reason end
-  if extra then for f, v in pairs(extra) do body[f] = v end end
-  local json = cjson.encode(body)
-  redis.call('XADD', k('events'), 'MAXLEN', '~', STREAM_MAX, '*', 'event', event, 'task_id', id, 'data', json)
-  redis.call('PUBLISH', k('events:' .. event), json)
+  local row = {id, rec.type or '', rec.priority or '', rec.status or '',
+               tonumber(rec.attempts or '0') or 0, rec.trace_id or ''}
+  if (reason and reason ~= '') or extra then row[7] = reason or '' end
+  if extra then row[8] = extra end
+  local run = EVENT_RUNS[#EVENT_RUNS]
+  if not run or run.event ~= event or #run.rows >= EVENTS_PER_ENTRY then
+    run = {event = event, rows = {}}
+    EVENT_RUNS[#EVENT_RUNS + 1] = run
+  end
+  run.rows[#run.rows + 1] = row
+end
+
+-- One task's event as a version-1 body (what the stream held per task before version 2, and what
+-- pub/sub subscribers still receive).
+local function event_body(event, row)
+  local body = {event = event, task_id = row[1], type = row[2], priority = row[3], status = row[4],
+                attempts = row[5], trace_id = row[6], ts = now_iso()}
+  if row[7] and row[7] ~= '' then body.reason = row[7] end
+  if row[8] then for f, v in pairs(row[8]) do body[f] = v end end
+  return body
+end
+
+-- Keep about STREAM_MAX task events in the stream: `events:sizes` lists "<entry id> <events>"
+-- per entry written here (oldest first) and `events:count` their sum; past the cap the oldest
+-- entries are dropped (XTRIM MINID) until the sum fits again.
+local function trim_events(added)
+  local count = redis.call('INCRBY', k('events:count'), added)
+  local cap = tonumber(STREAM_MAX)
+  if count <= cap then return end
+  local last = nil
+  while count > cap do
+    local head = redis.call('LPOP', k('events:sizes'))
+    if not head then count = 0 break end
+    local id, n = string.match(head, '^(%d+%-%d+) (%d+)$')
+    if id then
+      last = id
+      count = count - tonumber(n)
+    end
+  end
+  redis.call('SET', k('events:count'), math.max(count, 0))
+  if last then
+    local ms, seq = string.match(last, '^(%d+)%-(%d+)$')
+    redis.call('XTRIM', k('events'), 'MINID', ms .. '-' .. (tonumber(seq) + 1))
+  end
+end
+
+-- Write the buffered events: per run one stream entry (`event`, `v` = 2, `n` = its tasks, `data` =
+-- {"v":2,"event":...,"ts":...,"tasks":[row, ...]}), and the version-1 body of each event on
+-- `events:<event>` when anyone subscribes to it (no message is built for an empty channel).
+local function flush_events()
+  if #EVENT_RUNS == 0 then return end
+  local patterns = nil
+  local added = 0
+  for _, run in ipairs(EVENT_RUNS) do
+    local data = cjson.encode({v = 2, event = run.event, ts = now_iso(), tasks = run.rows})
+    -- MAXLEN (in entries) only bounds the stream should `events:sizes` be lost; trim_events keeps
+    -- it at about STREAM_MAX events.
+    local id = redis.call('XADD', k('events'), 'MAXLEN', '~', STREAM_MAX, '*', 'event', run.event,
+      'v', '2', 'n', #run.rows, 'data', data)
+    redis.call('RPUSH', k('events:sizes'), id .. ' ' .. #run.rows)
+    added = added + #run.rows
+    local chan = k('events:' .. run.event)
+    if patterns == nil then patterns = redis.call('PUBSUB', 'NUMPAT') end
+    if patterns > 0 or redis.call('PUBSUB', 'NUMSUB', chan)[2] > 0 then
+      for _, row in ipairs(run.rows) do
+        redis.call('PUBLISH', chan, cjson.encode(event_body(run.event, row)))
+      end
+    end
+  end
+  EVENT_RUNS = {}
+  trim_events(added)
 end
 
 -- Keep the dashboard's "recent" index ordered by last change.
@@ -123,9 +192,10 @@ local function hand_over(p)
 end
 
 -- Task `id` stops holding or waiting for its project (it finished, failed, was handed back or
--- reclaimed): free the lock if it is this task's and hand it to the best waiter.
-local function free_project(id, tk)
-  local f = fields(tk, 'project_lock', 'waiting_for')
+-- reclaimed): free the lock if it is this task's and hand it to the best waiter. `read`
+-- (optional) holds its `project_lock` and `waiting_for` when the caller already read them.
+local function free_project(id, tk, read)
+  local f = read or fields(tk, 'project_lock', 'waiting_for')
   if f[2] then
     redis.call('ZREM', project_key(f[2]) .. ':waiting', id)
     redis.call('HDEL', tk, 'waiting_for', 'waiting_holder')
@@ -162,14 +232,21 @@ end
 
 -- Finished records stay readable for their retention (failed ones longer, to be replayed), then
 -- expire; completed and cancelled ones are also indexed in `done` so their number can be capped.
-local function finish(tk, status, extra_field, extra_value)
-  free_project(string.sub(tk, #B + 7), tk)
+-- `read` (optional): the record's `project_lock`, `waiting_for` and `cancel_requested` as the
+-- caller read them; then the record keeps `worker` (the consumer that ran it: nothing reads it
+-- once the task is finished, and one HDEL per task is saved) and the flag is deleted only if set.
+local function finish(tk, status, extra_field, extra_value, read)
+  free_project(string.sub(tk, #B + 7), tk, read)
   if extra_field then
     redis.call('HSET', tk, 'status', status, 'completed_at', now_iso(), extra_field, extra_value)
   else
     redis.call('HSET', tk, 'status', status, 'completed_at', now_iso())
   end
-  redis.call('HDEL', tk, 'worker', 'cancel_requested')
+  if not read then
+    redis.call('HDEL', tk, 'worker', 'cancel_requested')
+  elseif read[3] then
+    redis.call('HDEL', tk, 'cancel_requested')
+  end
   redis.call('EXPIRE', tk, status == 'failed' and RETENTION or RETENTION_DONE)
 end
 
