@@ -475,7 +475,7 @@ fn every_documented_command_runs_as_written() {
     let mut worker = rt.block_on(Worker::builder(&redis.url(), QUEUE).envs(env_extra).spawn());
     let base = worker.base_url();
     let host_port = base.trim_start_matches("http://").to_string();
-    let store = store(&redis.url(), QUEUE);
+    let store = rt.block_on(store(&redis.url(), QUEUE));
 
     // Fixtures: a live pool, an admin token, a completed deploy (TASK_ID, DEPLOYMENT_ID).
     rt.block_on(async {

@@ -34,7 +34,7 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
 #[tokio::test]
 async fn metrics_show_exactly_the_workload_and_gauges_match_stats() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "metrics");
+    let q = store(&redis.url(), "metrics").await;
     let w = Worker::builder(&redis.url(), "metrics")
         .env("WORKER_CONCURRENCY", "4")
         .spawn()
@@ -178,7 +178,7 @@ async fn metrics_port_keeps_metrics_off_the_public_port() {
 #[tokio::test]
 async fn every_task_state_change_is_a_json_log_line_with_the_task_fields() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "logs");
+    let q = store(&redis.url(), "logs").await;
     let w = Worker::builder(&redis.url(), "logs").spawn().await;
     let ok = noop(json!({}));
     let mut bad = noop(json!({"fail": true}));
@@ -290,7 +290,7 @@ async fn fake_sentry() -> (u16, Arc<Mutex<Vec<String>>>) {
 async fn sentry_gets_the_logged_error_and_the_panic_without_secrets() {
     let (port, bodies) = fake_sentry().await;
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "sentry");
+    let q = store(&redis.url(), "sentry").await;
     let dsn = format!("http://sentrypublickey0001@127.0.0.1:{port}/7");
     let _w = Worker::builder(&redis.url(), "sentry")
         .env("SENTRY_DSN", dsn)
@@ -364,7 +364,7 @@ fn event_kind(event: &Value) -> String {
 async fn sentry_ignores_http_noise_and_rate_limits_repeated_errors() {
     let (port, bodies) = fake_sentry().await;
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "flood");
+    let q = store(&redis.url(), "flood").await;
     let dsn = format!("http://sentrypublickey0002@127.0.0.1:{port}/8");
     let mut w = Worker::builder(&redis.url(), "flood")
         .env("SENTRY_DSN", dsn)

@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::config::{Config, MIN_JWT_SECRET, Mode, RedisSettings, Secret};
-use crate::queue::{QueueError, connect};
+use crate::config::{Config, MIN_JWT_SECRET, Mode, RedisSettings, Secret, Topology};
+use crate::queue::{Conn, QueueError, connect};
 use crate::vercel::client::{VercelClient, VercelError, decode, requests};
 
 /// Outcome of one check.
@@ -136,37 +136,63 @@ async fn redis_checks(
 ) {
     out.push(redis_tls(redis));
     // One store: with Sentinel, building it asks the Sentinels for the master once.
-    let store = crate::queue::QueueStore::new(redis, queue);
-    if let Some(sentinel) = &redis.sentinel {
-        let master = store.as_ref().ok().and_then(|s| s.redis_master());
-        out.push(match master {
-            Some(m) => check(
-                "redis topology",
-                Status::Ok,
-                format!("sentinel: master `{}` is {m}", sentinel.master),
-            ),
-            None => check(
-                "redis topology",
-                Status::Fail,
-                format!(
-                    "sentinel: no Sentinel of {} knows master `{}`",
-                    sentinel.nodes.len(),
-                    sentinel.master
-                ),
-            ),
-        });
-    } else {
-        out.push(check(
-            "redis topology",
-            Status::Ok,
-            "single endpoint (REDIS_URL)",
-        ));
-    }
-    let Some(mut conn) = redis_connection(store, out).await else {
+    let store = crate::queue::QueueStore::new(redis, queue).await;
+    let master = match &store {
+        Ok(s) => tokio::time::timeout(Duration::from_secs(3), s.redis_master())
+            .await
+            .ok()
+            .flatten(),
+        Err(_) => None,
+    };
+    out.push(redis_topology(redis, master));
+    let Some(mut conn) = redis_connection(&store, out).await else {
         return;
     };
-    out.push(redis_writable(&mut conn).await);
+    let key = format!(
+        "{}:doctor:{}",
+        queue.key_base(),
+        uuid::Uuid::new_v4().simple()
+    );
+    out.push(redis_writable(&mut conn, &key).await);
     out.push(redis_eviction(&mut conn).await);
+}
+
+/// The `redis topology` row: how the master is found, and which node it is now.
+fn redis_topology(redis: &RedisSettings, master: Option<String>) -> Check {
+    const NAME: &str = "redis topology";
+    match (&redis.topology, master) {
+        (Topology::Single, _) => check(NAME, Status::Ok, "single endpoint (REDIS_URL)"),
+        (Topology::Sentinel(s), Some(m)) => check(
+            NAME,
+            Status::Ok,
+            format!("sentinel: master `{}` is {m}", s.master),
+        ),
+        (Topology::Sentinel(s), None) => check(
+            NAME,
+            Status::Fail,
+            format!(
+                "sentinel: no Sentinel of {} knows master `{}`",
+                s.nodes.len(),
+                s.master
+            ),
+        ),
+        (Topology::Cluster(nodes), Some(m)) => check(
+            NAME,
+            Status::Ok,
+            format!(
+                "cluster ({} seed nodes): the queue's slot is on master {m}",
+                nodes.len()
+            ),
+        ),
+        (Topology::Cluster(nodes), None) => check(
+            NAME,
+            Status::Fail,
+            format!(
+                "cluster: none of the {} seed nodes answered CLUSTER NODES for the queue's slot",
+                nodes.len()
+            ),
+        ),
+    }
 }
 
 /// How the connection is secured: plain, TLS with the system roots or a CA file, mutual TLS;
@@ -196,22 +222,26 @@ fn redis_tls(redis: &RedisSettings) -> Check {
 
 /// A connection that answered PING within 3 s, or `None` after pushing the failing row.
 async fn redis_connection(
-    store: Result<crate::queue::QueueStore, QueueError>,
+    store: &Result<crate::queue::QueueStore, QueueError>,
     out: &mut Vec<Check>,
-) -> Option<redis::aio::MultiplexedConnection> {
+) -> Option<Conn> {
     const NAME: &str = "redis reachable";
     let conn = async {
-        // The store's client: the URL's host, or the master the Sentinels name.
-        let client = store.map(|s| s.redis_client()).map_err(|e| match e {
-            QueueError::Redis(e) => e,
-            other => redis::RedisError::from(std::io::Error::other(other.to_string())),
-        })?;
-        client.get_multiplexed_async_connection().await
+        // The store's own kind of connection: the URL's host, the master the Sentinels name, or
+        // the cluster (routed to the queue's slot).
+        match store {
+            Ok(s) => s.dedicated_connection(Duration::ZERO).await,
+            Err(e) => Err(QueueError::Protocol(e.to_string())),
+        }
     };
     let mut conn = match tokio::time::timeout(Duration::from_secs(3), conn).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
-            let why = match connect::explain_tls_error(&e) {
+            let explained = match &e {
+                QueueError::Redis(r) => connect::explain_tls_error(r),
+                _ => None,
+            };
+            let why = match explained {
                 Some(meaning) => format!("cannot connect: {meaning} ({e})"),
                 None => format!("cannot connect: {e}"),
             };
@@ -235,18 +265,18 @@ async fn redis_connection(
     }
 }
 
-/// SET then DEL a random key that expires in 30 s anyway.
-async fn redis_writable(conn: &mut redis::aio::MultiplexedConnection) -> Check {
-    let key = format!("ops-worker:doctor:{}", uuid::Uuid::new_v4().simple());
+/// SET then DEL a random key of the queue's slot (so on a cluster, on the queue's master) that
+/// expires in 30 s anyway.
+async fn redis_writable(conn: &mut Conn, key: &str) -> Check {
     let write = async {
         redis::cmd("SET")
-            .arg(&key)
+            .arg(key)
             .arg("1")
             .arg("EX")
             .arg(30)
             .query_async::<()>(conn)
             .await?;
-        redis::cmd("DEL").arg(&key).query_async::<i64>(conn).await
+        redis::cmd("DEL").arg(key).query_async::<i64>(conn).await
     };
     match write.await {
         Ok(_) => check("redis writable", Status::Ok, "SET/DEL succeeded"),
@@ -259,7 +289,7 @@ async fn redis_writable(conn: &mut redis::aio::MultiplexedConnection) -> Check {
 }
 
 /// `maxmemory-policy` must be `noeviction`; a managed Redis that hides CONFIG is only a warning.
-async fn redis_eviction(conn: &mut redis::aio::MultiplexedConnection) -> Check {
+async fn redis_eviction(conn: &mut Conn) -> Check {
     const NAME: &str = "redis eviction policy";
     let policy = redis::cmd("CONFIG")
         .arg("GET")
