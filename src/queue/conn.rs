@@ -22,7 +22,7 @@ use super::QueueError;
 use crate::config::RedisSettings;
 
 /// Commands without a key that must reach the queue's master on a cluster.
-const KEYLESS: [&[u8]; 10] = [
+const KEYLESS: [&[u8]; 11] = [
     b"INFO",
     b"WAIT",
     b"PING",
@@ -32,7 +32,7 @@ const KEYLESS: [&[u8]; 10] = [
     b"DBSIZE",
     b"ROLE",
     b"LASTSAVE",
-    b"MEMORY",
+    b"MEMORY", b"CLUSTER",
 ];
 
 /// A connection of any topology; clones share the underlying connection.

@@ -109,14 +109,22 @@ impl Link {
         self.settings.topology.name()
     }
 
-    /// `host:port` of the master in use: the one a Sentinel named, or on a cluster the node that
-    /// owns the queue's slot now (asked: `CLUSTER NODES` of the node the client routes to);
-    /// `None` with a single Redis or when nobody answered.
+    /// `host:port` of the master in use: the URL's host, the one a Sentinel named, or on a
+    /// cluster the node that owns the queue's slot now (asked: `CLUSTER NODES` of the node the
+    /// client routes to). `None` when no Sentinel or cluster node answered.
     pub async fn master(&self) -> Option<String> {
-        if let Topology::Cluster(_) = self.settings.topology {
-            return cluster_master(&mut self.conn()).await;
+        match self.settings.topology {
+            Topology::Cluster(_) => cluster_master(&mut self.conn()).await,
+            Topology::Sentinel(_) => {
+                self.read(|c| c.master.as_ref().map(|(h, p)| format!("{h}:{p}")))
+            }
+            Topology::Single => match self.settings.url.expose().into_connection_info().ok()?.addr() {
+                ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+                    Some(format!("{host}:{port}"))
+                }
+                _ => None,
+            },
         }
-        self.read(|c| c.master.as_ref().map(|(h, p)| format!("{h}:{p}")))
     }
 
     fn read<T>(&self, f: impl FnOnce(&Current) -> T) -> T {

@@ -13,6 +13,7 @@
 
 mod api_client;
 mod app;
+pub mod cluster;
 pub mod proxy;
 mod redis_server;
 pub mod sentinel;
