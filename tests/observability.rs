@@ -57,6 +57,11 @@ async fn metrics_show_exactly_the_workload_and_gauges_match_stats() {
     wait_completed(&q, 100, LONG).await;
 
     let base = w.base_url();
+    // The topology gauge names the single Redis the queue is on.
+    let topology = format!(
+        r#"ops_worker_redis_topology_info{{topology="single",master="127.0.0.1:{}"}}"#,
+        redis.port
+    );
     let metrics = eventually(LONG, "counters and sampled gauges settle", || async {
         let m = scrape(&base).await;
         let ok = sample(
@@ -68,7 +73,8 @@ async fn metrics_show_exactly_the_workload_and_gauges_match_stats() {
                 r#"ops_worker_tasks_total{type="noop",outcome="failed"}"#,
             ) == Some(5.0)
             && sample(&m, "ops_worker_queue_dead_letter") == Some(5.0)
-            && sample(&m, r#"ops_worker_queue_pending{priority="P3"}"#) == Some(3.0);
+            && sample(&m, r#"ops_worker_queue_pending{priority="P3"}"#) == Some(3.0)
+            && sample(&m, &topology) == Some(1.0);
         ok.then_some(m)
     })
     .await;

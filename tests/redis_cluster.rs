@@ -51,7 +51,12 @@ async fn topology_gauge(worker: &Worker, master: &str) -> String {
     let series =
         format!(r#"ops_worker_redis_topology_info{{topology="cluster",master="{master}"}}"#);
     eventually(LONG, &format!("{series} = 1"), || async {
-        let text = reqwest::get(worker.url("/metrics")).await.ok()?.text().await.ok()?;
+        let text = reqwest::get(worker.url("/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
         (sample(&text, &series) == Some(1.0)).then_some(text)
     })
     .await
@@ -91,10 +96,21 @@ async fn two_queues_on_different_masters_drain_at_once() {
         cluster.queue_on(ports[1], "beta"),
     );
     let (slot_a, slot_b) = (cluster.queue_slot(&qa), cluster.queue_slot(&qb));
-    assert_eq!(cluster.owner(slot_a), ports[0], "{qa} is on the first master");
-    assert_eq!(cluster.owner(slot_b), ports[1], "{qb} is on the second master");
+    assert_eq!(
+        cluster.owner(slot_a),
+        ports[0],
+        "{qa} is on the first master"
+    );
+    assert_eq!(
+        cluster.owner(slot_b),
+        ports[1],
+        "{qb} is on the second master"
+    );
 
-    let (sa, sb) = (cluster_store(&cluster, &qa).await, cluster_store(&cluster, &qb).await);
+    let (sa, sb) = (
+        cluster_store(&cluster, &qa).await,
+        cluster_store(&cluster, &qb).await,
+    );
     let ta: Vec<_> = (0..300).map(|_| noop(json!({"sleep_ms": 1}))).collect();
     let tb: Vec<_> = (0..300).map(|_| noop(json!({"sleep_ms": 1}))).collect();
     sa.enqueue(&ta).await.unwrap();
@@ -169,7 +185,11 @@ async fn resharding_a_queue_slot_mid_load_loses_and_repeats_nothing() {
     let (cluster, moved) = moved.await.unwrap();
     assert!(moved > 5, "the queue's keys moved ({moved})");
     submitter.await.unwrap();
-    assert_eq!(cluster.owner(slot), ports[1], "the slot is on the second master");
+    assert_eq!(
+        cluster.owner(slot),
+        ports[1],
+        "the slot is on the second master"
+    );
 
     tasks.extend(late);
     wait_completed(&q, tasks.len() as u64, LONG).await;

@@ -131,6 +131,24 @@ async fn a_master_failover_mid_drain_is_followed_and_loses_no_task() {
         ),
         (Some("sentinel"), Some(master.as_str()))
     );
+    // /metrics: the new master is 1, the old one 0.
+    let gauge = |port: u16| {
+        format!(
+            r#"ops_worker_redis_topology_info{{topology="sentinel",master="127.0.0.1:{port}"}} "#
+        )
+    };
+    let metrics = eventually(LONG, "the topology gauge follows the failover", || async {
+        let text = reqwest::get(worker.url("/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.contains(&format!("{}1", gauge(set.replica.port)))
+            .then_some(text)
+    })
+    .await;
+    assert!(metrics.contains(&format!("{}0", gauge(old))), "{metrics}");
 }
 
 /// A store on `url` that waits for `replicas` replicas on each submission and outcome.

@@ -32,7 +32,8 @@ const KEYLESS: [&[u8]; 11] = [
     b"DBSIZE",
     b"ROLE",
     b"LASTSAVE",
-    b"MEMORY", b"CLUSTER",
+    b"MEMORY",
+    b"CLUSTER",
 ];
 
 /// A connection of any topology; clones share the underlying connection.

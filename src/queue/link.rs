@@ -28,9 +28,9 @@ const SENTINEL_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 enum Opener {
     /// A client for one node: the URL's host or the Sentinel's master.
-    Node(redis::Client),
+    Node(Box<redis::Client>),
     /// The cluster's client: a dedicated connection follows redirects like the shared one.
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
 }
 
 /// The connection in use and where it points.
@@ -65,7 +65,7 @@ impl Link {
                 let client = conn::cluster_client(settings, nodes)?;
                 Current {
                     conn: conn::shared_cluster(&client, queue_key),
-                    opener: Opener::Cluster(client),
+                    opener: Opener::Cluster(Box::new(client)),
                     master: None,
                 }
             }
@@ -118,7 +118,14 @@ impl Link {
             Topology::Sentinel(_) => {
                 self.read(|c| c.master.as_ref().map(|(h, p)| format!("{h}:{p}")))
             }
-            Topology::Single => match self.settings.url.expose().into_connection_info().ok()?.addr() {
+            Topology::Single => match self
+                .settings
+                .url
+                .expose()
+                .into_connection_info()
+                .ok()?
+                .addr()
+            {
                 ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
                     Some(format!("{host}:{port}"))
                 }
@@ -217,7 +224,7 @@ fn connect_to(
     let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
     Ok(Current {
         conn: Conn::Managed(conn),
-        opener: Opener::Node(client),
+        opener: Opener::Node(Box::new(client)),
         master,
     })
 }

@@ -35,7 +35,11 @@ impl RedisCluster {
             })
             .collect();
         let cluster = RedisCluster { nodes };
-        let addrs: Vec<String> = cluster.ports().iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let addrs: Vec<String> = cluster
+            .ports()
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
         let out = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addrs)
@@ -54,7 +58,11 @@ impl RedisCluster {
 
     /// `REDIS_CLUSTER_NODES`: every master as `127.0.0.1:port`.
     pub fn nodes_env(&self) -> String {
-        let addrs: Vec<String> = self.ports().iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let addrs: Vec<String> = self
+            .ports()
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
         addrs.join(",")
     }
 
@@ -87,7 +95,14 @@ impl RedisCluster {
             .ok()?;
         nodes.lines().find_map(|line| {
             let fields: Vec<&str> = line.split(' ').collect();
-            let port = fields.get(1)?.split('@').next()?.rsplit(':').next()?.parse().ok()?;
+            let port = fields
+                .get(1)?
+                .split('@')
+                .next()?
+                .rsplit(':')
+                .next()?
+                .parse()
+                .ok()?;
             let owns = fields.iter().skip(8).any(|range| {
                 let mut ends = range.split('-');
                 let lo = ends.next().and_then(|v| v.parse::<u16>().ok());
@@ -102,8 +117,11 @@ impl RedisCluster {
     pub fn owner(&self, slot: u16) -> u16 {
         let mut owner = None;
         self.settle(|c| {
-            let seen: Vec<Option<u16>> =
-                c.ports().iter().map(|p| c.owner_seen_by(*p, slot)).collect();
+            let seen: Vec<Option<u16>> = c
+                .ports()
+                .iter()
+                .map(|p| c.owner_seen_by(*p, slot))
+                .collect();
             owner = seen[0];
             owner.is_some() && seen.iter().all(|s| *s == owner)
         });
@@ -181,7 +199,11 @@ impl RedisCluster {
         for port in self.ports().into_iter().filter(|p| *p != from && *p != to) {
             setslot(port, &["NODE", &to_id]);
         }
-        self.settle(|c| c.ports().iter().all(|p| c.owner_seen_by(*p, slot) == Some(to)));
+        self.settle(|c| {
+            c.ports()
+                .iter()
+                .all(|p| c.owner_seen_by(*p, slot) == Some(to))
+        });
         moved
     }
 
