@@ -151,7 +151,10 @@ pub fn cluster_client(
         .min_retry_wait(5)
         .max_retry_wait(100)
         .connection_timeout(Duration::from_secs(2))
-        .response_timeout(super::RESPONSE_TIMEOUT);
+        .response_timeout(super::RESPONSE_TIMEOUT)
+        // Each attempt is bounded by the connection's own response timeout (longer on a
+        // dedicated connection, for blocking waits); the few, short retries add little on top.
+        .overall_response_timeout(None);
     if let Some(tls) = &settings.tls
         && (tls.ca.is_some() || tls.client.is_some())
     {
