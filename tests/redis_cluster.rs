@@ -269,3 +269,28 @@ async fn doctor_names_the_cluster_and_the_queue_master() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_started_while_the_cluster_is_down_works_once_it_is_back() {
+    let mut cluster = RedisCluster::start();
+    let queue = cluster.queue_on(cluster.ports()[1], "late");
+    cluster.kill();
+    let mut worker = cluster_worker(&cluster, &queue).await;
+    let health: Value = reqwest::get(worker.url("/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["redis"], "down", "{health}");
+    cluster.restart();
+    let q = cluster_store(&cluster, &queue).await;
+    let tasks: Vec<_> = (0..50).map(|_| noop(json!({}))).collect();
+    eventually(LONG, "the cluster takes submissions again", || async {
+        q.enqueue(&tasks).await.ok()
+    })
+    .await;
+    wait_completed(&q, 50, LONG).await;
+    assert_each_completed_once(&q, &tasks).await;
+    assert!(worker.alive(), "the worker waited for its cluster");
+}

@@ -51,6 +51,22 @@ impl RedisCluster {
         cluster
     }
 
+    /// SIGKILL every node (the cluster is down; `nodes.conf` stays).
+    pub fn kill(&mut self) {
+        for n in &mut self.nodes {
+            n.kill();
+        }
+    }
+
+    /// Start every node again on its port and directory; they rejoin from `nodes.conf` (with no
+    /// data: the nodes keep nothing on disk). Waits until the cluster is `ok` again.
+    pub fn restart(&mut self) {
+        for n in &mut self.nodes {
+            n.restart();
+        }
+        self.settle(|c| c.agree());
+    }
+
     /// The masters' ports.
     pub fn ports(&self) -> Vec<u16> {
         self.nodes.iter().map(|n| n.port).collect()
