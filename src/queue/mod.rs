@@ -13,6 +13,7 @@
 //! | `lifecycle.rs` | claim, renew, complete, fail, release, project locks, blocking waits (the consumer's side) |
 //! | `maintenance.rs` | promote due tasks, reclaim lapsed leases |
 //! | `stats.rs` | the queue snapshot, pause and resume |
+//! | `server.rs` | what the Redis server reports (memory, CPU), deleting a whole queue |
 //! | `control.rs` | operators' pool commands, typed |
 //! | `heartbeat.rs` | instance heartbeats and the pool status they carry |
 //! | `events.rs` | the event stream |
@@ -65,6 +66,7 @@ mod outcome;
 pub mod releases;
 pub mod schedules;
 mod scripts;
+mod server;
 mod stats;
 mod tasks;
 
@@ -299,62 +301,10 @@ impl QueueStore {
         self.link.topology()
     }
 
-    /// The master in use (`host:port`): the one a Sentinel named, or on a cluster the node owning
-    /// the queue's slot now. `None` for a single Redis, or when nobody answered.
+    /// The master in use (`host:port`): `REDIS_URL`'s host, the one a Sentinel named, or on a
+    /// cluster the node owning the queue's slot now. `None` when no Sentinel or node answered.
     pub async fn redis_master(&self) -> Option<String> {
         self.link.master().await
-    }
-
-    /// Redis's `used_memory` and `maxmemory` (0 = no limit), from `INFO memory`.
-    pub async fn memory(&self) -> Result<(u64, u64), QueueError> {
-        let info: String = self.query(redis::cmd("INFO").arg("memory")).await?;
-        let field = |name: &str| {
-            info.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        };
-        match (field("used_memory"), field("maxmemory")) {
-            (Some(used), Some(max)) => Ok((used, max)),
-            _ => Err(QueueError::Protocol(
-                "INFO memory has no used_memory / maxmemory".into(),
-            )),
-        }
-    }
-
-    /// Tasks completed so far (`completed_total`): one `HGET`, for callers that poll it often
-    /// (`bench`), where the `stats` snapshot would be the larger cost.
-    pub async fn completed_total(&self) -> Result<u64, QueueError> {
-        let v: Option<u64> = self
-            .query(
-                redis::cmd("HGET")
-                    .arg(self.key("counters"))
-                    .arg("completed_total"),
-            )
-            .await?;
-        Ok(v.unwrap_or(0))
-    }
-
-    /// CPU seconds the Redis server has used since it started (`used_cpu_sys + used_cpu_user`
-    /// from `INFO cpu`), and its version (`redis_version` from `INFO server`).
-    pub async fn server_cpu(&self) -> Result<(f64, String), QueueError> {
-        let info: String = self
-            .query(redis::cmd("INFO").arg("server").arg("cpu"))
-            .await?;
-        let field = |name: &str| {
-            info.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .map(str::trim)
-        };
-        let secs = |name: &str| field(name).and_then(|v| v.parse::<f64>().ok());
-        match (secs("used_cpu_sys"), secs("used_cpu_user")) {
-            (Some(sys), Some(user)) => Ok((
-                sys + user,
-                field("redis_version").unwrap_or("unknown").to_string(),
-            )),
-            _ => Err(QueueError::Protocol(
-                "INFO cpu has no used_cpu_sys / used_cpu_user".into(),
-            )),
-        }
     }
 
     /// A script call with the common prelude arguments filled in. `KEYS[1]`, the events stream,
@@ -474,32 +424,6 @@ impl QueueStore {
         }
         let replies: Vec<redis::Value> = self.pipeline(&pipe).await?;
         Ok(replies.iter().map(lossy_map).collect())
-    }
-
-    /// Delete every key of this queue (used by `bench` on its private queue).
-    pub async fn destroy(&self) -> Result<u64, QueueError> {
-        let mut deleted = 0u64;
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = self
-                .query(
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(format!("{}:*", self.base))
-                        .arg("COUNT")
-                        .arg(1000),
-                )
-                .await?;
-            if !keys.is_empty() {
-                let n: u64 = self.query(redis::cmd("UNLINK").arg(&keys)).await?;
-                deleted += n;
-            }
-            if next == 0 {
-                return Ok(deleted);
-            }
-            cursor = next;
-        }
     }
 }
 
