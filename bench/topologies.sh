@@ -25,29 +25,40 @@ work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 
-# redis NAME PORT [ARGS...]: a private redis-server in $work/NAME.
+# redis NAME [ARGS...]: a private redis-server in $work/NAME on a free port, left in $port. A port
+# another process took between free_port and the bind is retried on a fresh one.
 redis() {
-  local name=$1 port=$2
-  shift 2
+  local name=$1
+  shift
   mkdir -p "$work/$name"
-  (cd "$work/$name" && exec redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
-    --dir "$work/$name" --logfile "$work/$name/redis.log" "$@") &
-  pids+=($!)
-  for _ in $(seq 200); do redis-cli -p "$port" PING >/dev/null 2>&1 && return; sleep 0.05; done
-  echo "redis $name did not start" >&2
+  for _attempt in 1 2 3 4 5; do
+    port=$(free_port)
+    (cd "$work/$name" && exec redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+      --dir "$work/$name" --logfile "$work/$name/redis.log" "$@") &
+    local pid=$!
+    for _ in $(seq 200); do
+      kill -0 "$pid" 2>/dev/null || break
+      if redis-cli -p "$port" PING >/dev/null 2>&1; then
+        pids+=("$pid")
+        return
+      fi
+      sleep 0.05
+    done
+    kill "$pid" 2>/dev/null || true
+  done
+  echo "redis $name did not start (see $work/$name/redis.log)" >&2
   exit 1
 }
 
 # Single.
-single=$(free_port)
-redis single "$single"
+redis single
+single=$port
 
 # Sentinel: master, replica, one Sentinel (quorum 1).
-master=$(free_port)
-replica=$(free_port)
+redis master
+master=$port
+redis replica --replicaof 127.0.0.1 "$master"
 sentinel=$(free_port)
-redis master "$master"
-redis replica "$replica" --replicaof 127.0.0.1 "$master"
 printf 'port %s\nbind 127.0.0.1\ndir %s\nsentinel monitor bench 127.0.0.1 %s 1\n' \
   "$sentinel" "$work" "$master" >"$work/sentinel.conf"
 redis-sentinel "$work/sentinel.conf" --logfile "$work/sentinel.log" &
@@ -62,8 +73,7 @@ redis-cli -p "$sentinel" SENTINEL get-master-addr-by-name bench | grep -q "$mast
 # Cluster: three masters, no replicas.
 nodes=()
 for n in 1 2 3; do
-  port=$(free_port)
-  redis "node$n" "$port" --cluster-enabled yes --cluster-config-file nodes.conf
+  redis "node$n" --cluster-enabled yes --cluster-config-file nodes.conf
   nodes+=("127.0.0.1:$port")
 done
 redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$work/create.log"
