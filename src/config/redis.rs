@@ -175,8 +175,28 @@ fn topology(r: &mut Reader) -> Topology {
             Topology::Single
         }
         (Some(s), None) => Topology::Sentinel(s),
-        (None, Some(nodes)) => Topology::Cluster(nodes),
+        (None, Some(nodes)) => {
+            refuse_cluster_db(r);
+            Topology::Cluster(nodes)
+        }
         (None, None) => Topology::Single,
+    }
+}
+
+/// A Redis Cluster has only db 0: a `REDIS_URL` naming another would fail every connection.
+fn refuse_cluster_db(r: &mut Reader) {
+    use redis::IntoConnectionInfo;
+    let db = r
+        .raw("REDIS_URL")
+        .and_then(|u| u.into_connection_info().ok())
+        .map(|info| info.redis_settings().db());
+    if let Some(db) = db.filter(|db| *db != 0) {
+        r.problem(
+            "REDIS_URL",
+            format!(
+                "names db {db}, but a Redis Cluster has only db 0 (REDIS_CLUSTER_NODES is set)"
+            ),
+        );
     }
 }
 

@@ -278,6 +278,13 @@ fn cluster_nodes_are_host_port_pairs_and_exclude_sentinel() {
     assert_eq!(
         problems(&[
             ("REDIS_CLUSTER_NODES", "h:7000"),
+            ("REDIS_URL", "redis://h:7000/2"),
+        ]),
+        ["REDIS_URL"]
+    );
+    assert_eq!(
+        problems(&[
+            ("REDIS_CLUSTER_NODES", "h:7000"),
             ("REDIS_SENTINELS", "h:26379"),
             ("REDIS_SENTINEL_MASTER", "m"),
         ]),
