@@ -151,7 +151,11 @@ async fn two_queues_on_different_masters_drain_at_once() {
             .unwrap();
         assert_eq!(health["redis_topology"], "cluster", "{health}");
         assert_eq!(health["redis_master"], master.as_str(), "{health}");
-        topology_gauge(worker, &master).await;
+        let metrics = topology_gauge(worker, &master).await;
+        // INFO memory reached the queue's master (a keyless command sent to every master would
+        // not parse).
+        let used = sample(&metrics, "ops_worker_redis_memory_used_bytes");
+        assert!(used.is_some_and(|b| b > 0.0), "{metrics}");
         // Idle consumers block on their own cluster connections without timing out.
         assert!(
             !worker.logs().contains("blocking wait failed"),
@@ -159,6 +163,16 @@ async fn two_queues_on_different_masters_drain_at_once() {
             worker.logs()
         );
     }
+
+    // destroy (SCAN on the queue's master, then UNLINK) deletes every key of the queue.
+    drop((wa, wb));
+    assert!(sa.destroy().await.unwrap() > 0);
+    let left: u64 = redis::cmd("CLUSTER")
+        .arg("COUNTKEYSINSLOT")
+        .arg(slot_a)
+        .query(&mut cluster.nodes[0].conn())
+        .unwrap();
+    assert_eq!(left, 0, "no key of {qa} is left");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
