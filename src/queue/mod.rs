@@ -50,6 +50,7 @@
 //! | `build:<id>`, `build:<id>:log` | hash, list | a deploy's states seen and build log (500 lines) |
 //! | `project:<project>` | string | id of the task changing the project now (PX one lease) |
 //! | `project:<project>:waiting`, `projects:waiting` | zset, set | tasks waiting for the project by (priority, ready time); projects with waiters |
+//! | `migration-guard` | never written | declared by every script (`KEYS[2]`) so a cluster slot migration refuses scripts before they run |
 
 pub mod build;
 mod conn;
