@@ -308,3 +308,68 @@ async fn a_worker_started_while_the_cluster_is_down_works_once_it_is_back() {
     assert_each_completed_once(&q, &tasks).await;
     assert!(worker.alive(), "the worker waited for its cluster");
 }
+
+/// The `ACL SETUSER ops-worker` lines of docs/configuration.md (the minimal user, then the
+/// cluster's additions), for queue `queue` and password `password`.
+fn documented_acls(queue: &str, password: &str) -> Vec<Vec<String>> {
+    let docs = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
+    )
+    .unwrap();
+    docs.lines()
+        .filter(|l| l.starts_with("ACL SETUSER ops-worker "))
+        .map(|l| {
+            l.replace("{default}", &format!("{{{queue}}}"))
+                .replace("CHANGE-ME", password)
+                .split_whitespace()
+                .map(str::to_string)
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_acl_user_works_on_a_cluster() {
+    let cluster = RedisCluster::start();
+    let queue = cluster.queue_on(cluster.ports()[0], "acl");
+    let acls = documented_acls(&queue, "acl-pass-7d1e");
+    assert_eq!(
+        acls.len(),
+        2,
+        "the minimal user and the cluster's additions"
+    );
+    for node in &cluster.nodes {
+        let mut admin = node.conn();
+        for acl in &acls {
+            let _: () = redis::cmd(&acl[0])
+                .arg(&acl[1..])
+                .query(&mut admin)
+                .unwrap();
+        }
+    }
+    let url = format!(
+        "redis://ops-worker:acl-pass-7d1e@127.0.0.1:{}",
+        cluster.ports()[0]
+    );
+    let worker = Worker::builder(&url, &queue)
+        .env("REDIS_CLUSTER_NODES", cluster.nodes_env())
+        .spawn()
+        .await;
+    let q = cluster_store(&cluster, &queue).await;
+    let tasks: Vec<_> = (0..20).map(|_| noop(json!({}))).collect();
+    q.enqueue(&tasks).await.unwrap();
+    wait_completed(&q, 20, LONG).await;
+    let health: Value = reqwest::get(worker.url("/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let master = format!("127.0.0.1:{}", cluster.ports()[0]);
+    assert_eq!(health["redis_master"], master.as_str(), "{health}");
+    let logs = worker.logs();
+    assert!(
+        !logs.contains("NOPERM") && !logs.contains("no permissions"),
+        "a command or key the ACL lacks:\n{logs}"
+    );
+}
