@@ -485,7 +485,7 @@ async fn pool_commands_reach_every_instance_or_just_one() {
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     assert_eq!(v["scope"], "cluster");
     all_status("stopped").await;
-    let q = app.store();
+    let q = app.store().await;
     let tasks: Vec<_> = (0..6).map(|_| noop(json!({}))).collect();
     q.enqueue(&tasks).await.unwrap();
     // Let time pass in a way the test can observe: two more heartbeats from each instance

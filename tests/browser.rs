@@ -257,7 +257,7 @@ async fn dashboard_drives_the_worker_in_a_real_browser() {
         .spawn()
         .await;
     let base_url = worker.base_url();
-    let store = store(&redis.url(), QUEUE);
+    let store = store(&redis.url(), QUEUE).await;
     let token = JwtKeys::new(&Secret::new(TEST_JWT_SECRET), false)
         .mint("browser-test", Role::Admin, 3600)
         .expect("mint token");

@@ -35,7 +35,7 @@ fn result_of<'a>(report: &'a Value, id: &str) -> &'a Value {
 #[tokio::test]
 async fn dead_letters_are_deleted_one_or_many_and_only_dead_letters() {
     let app = spawn_app("bulk-delete", &[("WORKER_CONCURRENCY", "2")]).await;
-    let store = app.store();
+    let store = app.store().await;
     let (one, two, three) = (
         app.failed_task().await,
         app.failed_task().await,
@@ -106,7 +106,7 @@ async fn dead_letters_are_deleted_one_or_many_and_only_dead_letters() {
 #[tokio::test]
 async fn bulk_retry_and_cancel_answer_per_id_with_the_single_routes_roles() {
     let app = spawn_app("bulk-retry", &[("WORKER_CONCURRENCY", "1")]).await;
-    let store = app.store();
+    let store = app.store().await;
     let failed = [app.failed_task().await, app.failed_task().await];
     let admin = token(Role::Admin);
     // Stop the pool so replayed tasks stay pending where the test can see them.
@@ -212,7 +212,7 @@ async fn the_charts_series_come_from_the_history_kept_in_redis() {
         .env("WORKER_CONCURRENCY", "2")
         .spawn()
         .await;
-    let store = app.store();
+    let store = app.store().await;
     let tasks: Vec<_> = (0..12).map(|_| noop(json!({"sleep_ms": 20}))).collect();
     store.enqueue(&tasks).await.expect("enqueue");
     wait_completed(&store, 12, LONG).await;
@@ -237,8 +237,7 @@ async fn the_charts_series_come_from_the_history_kept_in_redis() {
     assert_eq!(sum(&hour, "failed") + sum(&hour, "retried"), 0);
     let sampler = format!("{}:stats:sampler:*", store.key_base());
     let mut conn = store
-        .redis_client()
-        .get_multiplexed_async_connection()
+        .dedicated_connection(Duration::from_secs(5))
         .await
         .expect("connect");
     let turns: Vec<String> = redis::cmd("KEYS")

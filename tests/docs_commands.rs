@@ -561,7 +561,7 @@ impl Stage {
         let mut env_extra = sim.worker_env();
         env_extra.push(("JWT_SECRET", STRONG_JWT_SECRET.to_string()));
         let mut worker = rt.block_on(Worker::builder(&redis.url(), QUEUE).envs(env_extra).spawn());
-        let store = store(&redis.url(), QUEUE);
+        let store = rt.block_on(store(&redis.url(), QUEUE));
         rt.block_on(wait_pool_running(&store, &mut worker));
         let token = admin_token(&redis.url());
         let (task_id, deployment_id) = rt.block_on(completed_deploy(&store));

@@ -26,7 +26,7 @@ async fn enqueue_noops(q: &QueueStore, n: usize) -> Vec<String> {
 #[tokio::test]
 async fn a_batch_is_one_entry_and_reads_as_one_event_per_task() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "fmt");
+    let q = store(&redis.url(), "fmt").await;
     let ids = enqueue_noops(&q, 5).await;
     assert_eq!(stream_len(&redis, "fmt"), 1, "five task.created, one entry");
     let claimed = q.claim("t/c0", 5).await.unwrap().tasks;
@@ -61,7 +61,7 @@ async fn a_batch_is_one_entry_and_reads_as_one_event_per_task() {
 #[tokio::test]
 async fn reading_on_from_inside_a_batch_skips_exactly_what_was_seen() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "resume");
+    let q = store(&redis.url(), "resume").await;
     enqueue_noops(&q, 4).await;
     let all = q.events_after("0", 100).await.unwrap();
     assert_eq!(all.entries, 1);
@@ -82,7 +82,7 @@ async fn reading_on_from_inside_a_batch_skips_exactly_what_was_seen() {
 #[tokio::test]
 async fn the_stream_keeps_about_its_cap_in_events() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "cap");
+    let q = store(&redis.url(), "cap").await;
     let cap = EVENTS_STREAM_MAX as usize;
     for _ in 0..6 {
         enqueue_noops(&q, cap / 4).await;

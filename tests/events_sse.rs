@@ -168,7 +168,7 @@ async fn streams_task_events_and_resumes_after_last_event_id() {
     let second = submit_noop(&app).await;
     let third = submit_noop(&app).await;
     eventually(LONG, "both tasks completed", || async {
-        let all = app.store().events(10_000).await.ok()?;
+        let all = app.store().await.events(10_000).await.ok()?;
         (all.iter().filter(|e| e.event == "task.completed").count() == 3).then_some(())
     })
     .await;

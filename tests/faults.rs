@@ -27,7 +27,7 @@ async fn a_lost_claim_reply_costs_a_round_trip_not_a_lease() {
         .env("TASK_LEASE_SECS", "120")
         .spawn()
         .await;
-    let q = store(&redis.url(), "lost");
+    let q = store(&redis.url(), "lost").await;
     proxy.arm(&format!("{}/c0", w.instance));
     let t = noop(json!({}));
     let id = t.task_id.to_string();
@@ -76,7 +76,7 @@ fn push_raw(redis: &RedisServer, queue: &str, id: &str) {
 #[tokio::test]
 async fn a_wrong_type_key_in_a_batch_touches_no_other_task() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "corrupt");
+    let q = store(&redis.url(), "corrupt").await;
     let before = noop(json!({}));
     q.enqueue(std::slice::from_ref(&before)).await.unwrap();
     let _: () = redis::cmd("SET")
@@ -136,7 +136,7 @@ async fn a_wrong_type_key_in_a_batch_touches_no_other_task() {
 #[tokio::test]
 async fn unreadable_values_are_shown_lossily_and_out_of_range_commands_ignored() {
     let app = spawn_app("lossy", &[("WORKER_CONCURRENCY", "2")]).await;
-    let q = app.store();
+    let q = app.store().await;
     let t = noop(json!({}));
     let id = t.task_id.to_string();
     q.enqueue(&[t]).await.unwrap();
@@ -215,14 +215,14 @@ fn plant_unreadable_values(conn: &mut redis::Connection, id: &str) {
 /// Over a few control reads the pool keeps its own size: 1100 is not a size the API allows.
 async fn pool_keeps_its_size(app: &TestApp, consumers: u64) {
     for _ in 0..3 {
-        let seen = app.store().instances().await.unwrap();
+        let seen = app.store().await.instances().await.unwrap();
         let hb = seen
             .iter()
             .find(|h| h.instance == app.instance)
             .unwrap()
             .clone();
         let next = eventually(LONG, "the next heartbeat", || async {
-            let now = app.store().instances().await.ok()?;
+            let now = app.store().await.instances().await.ok()?;
             now.into_iter()
                 .find(|h| h.instance == app.instance && h.last_heartbeat != hb.last_heartbeat)
         })
@@ -269,6 +269,7 @@ async fn health_fails_only_when_a_restart_helps_and_ready_when_no_work_gets_done
 
     // A stopped pool: not ready, alive.
     app.store()
+        .await
         .set_control(None, ops_worker::queue::PoolCommand::Stop, None)
         .await
         .unwrap();

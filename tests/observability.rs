@@ -34,7 +34,7 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
 #[tokio::test]
 async fn metrics_show_exactly_the_workload_and_gauges_match_stats() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "metrics");
+    let q = store(&redis.url(), "metrics").await;
     let w = Worker::builder(&redis.url(), "metrics")
         .env("WORKER_CONCURRENCY", "4")
         .spawn()
@@ -57,6 +57,11 @@ async fn metrics_show_exactly_the_workload_and_gauges_match_stats() {
     wait_completed(&q, 100, LONG).await;
 
     let base = w.base_url();
+    // The topology gauge names the single Redis the queue is on.
+    let topology = format!(
+        r#"ops_worker_redis_topology_info{{topology="single",master="127.0.0.1:{}"}}"#,
+        redis.port
+    );
     let metrics = eventually(LONG, "counters and sampled gauges settle", || async {
         let m = scrape(&base).await;
         let ok = sample(
@@ -68,7 +73,8 @@ async fn metrics_show_exactly_the_workload_and_gauges_match_stats() {
                 r#"ops_worker_tasks_total{type="noop",outcome="failed"}"#,
             ) == Some(5.0)
             && sample(&m, "ops_worker_queue_dead_letter") == Some(5.0)
-            && sample(&m, r#"ops_worker_queue_pending{priority="P3"}"#) == Some(3.0);
+            && sample(&m, r#"ops_worker_queue_pending{priority="P3"}"#) == Some(3.0)
+            && sample(&m, &topology) == Some(1.0);
         ok.then_some(m)
     })
     .await;
@@ -167,7 +173,7 @@ async fn metrics_port_keeps_metrics_off_the_public_port() {
 #[tokio::test]
 async fn every_task_state_change_is_a_json_log_line_with_the_task_fields() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "logs");
+    let q = store(&redis.url(), "logs").await;
     let w = Worker::builder(&redis.url(), "logs").spawn().await;
     let ok = noop(json!({}));
     let mut bad = noop(json!({"fail": true}));
@@ -279,7 +285,7 @@ async fn fake_sentry() -> (u16, Arc<Mutex<Vec<String>>>) {
 async fn sentry_gets_the_logged_error_and_the_panic_without_secrets() {
     let (port, bodies) = fake_sentry().await;
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "sentry");
+    let q = store(&redis.url(), "sentry").await;
     let dsn = format!("http://sentrypublickey0001@127.0.0.1:{port}/7");
     let _w = Worker::builder(&redis.url(), "sentry")
         .env("SENTRY_DSN", dsn)
@@ -353,7 +359,7 @@ fn event_kind(event: &Value) -> String {
 async fn sentry_ignores_http_noise_and_rate_limits_repeated_errors() {
     let (port, bodies) = fake_sentry().await;
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "flood");
+    let q = store(&redis.url(), "flood").await;
     let dsn = format!("http://sentrypublickey0002@127.0.0.1:{port}/8");
     let mut w = Worker::builder(&redis.url(), "flood")
         .env("SENTRY_DSN", dsn)

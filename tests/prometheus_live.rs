@@ -85,7 +85,7 @@ async fn every_dashboard_query_and_rule_expression_returns_data_from_live_worker
         .await;
 
     set_maxmemory(&redis);
-    let store = store(&redis.url(), queue);
+    let store = store(&redis.url(), queue).await;
     submit_load(&store).await;
     wait_for_queue_to_settle(&store).await;
     prometheus

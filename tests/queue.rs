@@ -19,7 +19,7 @@ use support::*;
 #[tokio::test]
 async fn claims_follow_strict_priority_then_fifo_and_skip_paused() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "prio");
+    let q = store(&redis.url(), "prio").await;
     let mut expected = Vec::new();
     // Interleave priorities on submission; claims must come out P0 first, FIFO within each.
     let plan = ["P3", "P1", "P2", "P0", "P1", "P3", "P0", "P2"];
@@ -67,7 +67,7 @@ async fn claims_follow_strict_priority_then_fifo_and_skip_paused() {
 #[tokio::test]
 async fn a_batch_handed_back_keeps_priority_and_fifo_order() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "handback");
+    let q = store(&redis.url(), "handback").await;
     let plan = ["P2", "P1", "P2", "P1", "P2"];
     let tasks: Vec<_> = plan.iter().map(|p| task("noop", p, json!({}))).collect();
     q.enqueue(&tasks).await.unwrap();
@@ -102,7 +102,7 @@ async fn a_batch_handed_back_keeps_priority_and_fifo_order() {
 #[tokio::test]
 async fn claim_takes_a_lease_and_counts_the_attempt() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "lease");
+    let q = store(&redis.url(), "lease").await;
     let t = noop(json!({}));
     q.enqueue(std::slice::from_ref(&t)).await.unwrap();
     let claimed = q.claim("t/c0", 5).await.unwrap().tasks;
@@ -121,7 +121,7 @@ async fn claim_takes_a_lease_and_counts_the_attempt() {
 #[tokio::test]
 async fn idempotency_key_returns_the_first_task() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "idem");
+    let q = store(&redis.url(), "idem").await;
     let mk = || {
         NewTask {
             task_type: Some("noop".into()),
@@ -143,7 +143,7 @@ async fn idempotency_key_returns_the_first_task() {
 #[tokio::test]
 async fn retry_backoff_then_dead_letter_then_replay() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "retry");
+    let q = store(&redis.url(), "retry").await;
     let mut t = noop(json!({}));
     t.max_retries = 1;
     let id = t.task_id.to_string();
@@ -213,7 +213,7 @@ async fn retry_backoff_then_dead_letter_then_replay() {
 #[tokio::test]
 async fn cancel_removes_waiting_tasks_and_flags_running_ones() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "cancel");
+    let q = store(&redis.url(), "cancel").await;
     let (a, b) = (noop(json!({})), noop(json!({})));
     q.enqueue(&[a.clone(), b.clone()]).await.unwrap();
     let running = q.claim("t/c0", 1).await.unwrap().tasks.remove(0).id;
@@ -249,7 +249,7 @@ async fn cancel_removes_waiting_tasks_and_flags_running_ones() {
 #[tokio::test]
 async fn lapsed_leases_are_reclaimed_and_repeat_killers_dead_lettered() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "reclaim");
+    let q = store(&redis.url(), "reclaim").await;
     let mut t = noop(json!({}));
     t.max_retries = 1;
     let id = t.task_id.to_string();
@@ -309,7 +309,7 @@ async fn lapsed_leases_are_reclaimed_and_repeat_killers_dead_lettered() {
 #[tokio::test]
 async fn events_are_streamed_and_published_for_each_state_change() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "events");
+    let q = store(&redis.url(), "events").await;
     let client = redis::Client::open(redis.url()).unwrap();
     let mut pubsub = client.get_async_pubsub().await.unwrap();
     pubsub
@@ -359,7 +359,7 @@ async fn events_are_streamed_and_published_for_each_state_change() {
 #[tokio::test]
 async fn scripts_report_the_outcome_they_applied_not_the_one_asked_for() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "outcomes");
+    let q = store(&redis.url(), "outcomes").await;
     let (a, b) = (noop(json!({})), noop(json!({})));
     let (ida, idb) = (a.task_id.to_string(), b.task_id.to_string());
     q.enqueue(&[a, b]).await.unwrap();
@@ -426,7 +426,9 @@ async fn finished_records_are_bounded_by_age_and_by_count() {
         vars.insert(k.into(), v.into());
     }
     let config = Config::from_vars(&vars, Mode::Tool).unwrap();
-    let q = ops_worker::queue::QueueStore::new(&config.redis, &config.queue).unwrap();
+    let q = ops_worker::queue::QueueStore::new(&config.redis, &config.queue)
+        .await
+        .unwrap();
     let tasks: Vec<_> = (0..9).map(|_| noop(json!({}))).collect();
     let ids: Vec<String> = tasks.iter().map(|t| t.task_id.to_string()).collect();
     q.enqueue(&tasks).await.unwrap();
@@ -507,7 +509,7 @@ fn ids(pages: &[TaskPage]) -> Vec<String> {
 #[tokio::test]
 async fn a_filtered_listing_reads_only_its_scan_budget_of_large_records() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "bigmeta");
+    let q = store(&redis.url(), "bigmeta").await;
     // 1,000 records with 60 KB of metadata each, in batches of 50; three deploys among them.
     let blob = "x".repeat(60 * 1024);
     let mut deploys = Vec::new();
@@ -577,7 +579,7 @@ async fn a_filtered_listing_reads_only_its_scan_budget_of_large_records() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paging_lists_every_match_once_while_tasks_arrive_at_the_head() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "paging");
+    let q = store(&redis.url(), "paging").await;
     // 300 tasks in batches of 30 (one score per batch, so cursors land inside runs of equal
     // scores); every third is P1.
     let mut wanted = HashSet::new();
@@ -646,7 +648,7 @@ async fn paging_lists_every_match_once_while_tasks_arrive_at_the_head() {
 #[tokio::test]
 async fn a_cursor_keeps_its_place_when_its_own_entry_moves_or_goes() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "cursor");
+    let q = store(&redis.url(), "cursor").await;
     // One script call: all 20 share one score, so the order is by id alone.
     let tasks: Vec<TaskRecord> = (0..20).map(|_| noop(json!({}))).collect();
     q.enqueue(&tasks).await.unwrap();
@@ -681,7 +683,7 @@ async fn a_cursor_keeps_its_place_when_its_own_entry_moves_or_goes() {
 #[tokio::test]
 async fn listings_filter_by_each_field_and_skip_or_show_bad_entries() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "filters");
+    let q = store(&redis.url(), "filters").await;
     let done = task("noop", "P0", json!({}));
     let dead = task("noop", "P0", json!({}));
     let deploy = task("deploy", "P1", json!({"project": "web"}));
@@ -823,7 +825,7 @@ fn lock_holder(redis: &RedisServer, queue: &str, project: &str) -> Option<String
 #[tokio::test]
 async fn a_busy_project_defers_its_tasks_and_hands_the_lock_over_in_priority_order() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "plock");
+    let q = store(&redis.url(), "plock").await;
     let deploy = |p: &str| task("deploy", p, json!({"project": "web"}));
     let (a1, a2) = (deploy("P2"), deploy("P2"));
     q.enqueue(&[a1.clone(), a2.clone()]).await.unwrap();
@@ -944,7 +946,7 @@ async fn a_busy_project_defers_its_tasks_and_hands_the_lock_over_in_priority_ord
 #[tokio::test]
 async fn maintenance_hands_a_lapsed_project_lock_to_its_waiter() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "plapse");
+    let q = store(&redis.url(), "plapse").await;
     let deploy = || task("deploy", "P2", json!({"project": "web"}));
     q.enqueue(&[deploy(), deploy()]).await.unwrap();
     let (id1, _) = claim_and_hold(&q, "t/c0", "web").await;
@@ -967,7 +969,7 @@ async fn maintenance_hands_a_lapsed_project_lock_to_its_waiter() {
 #[tokio::test]
 async fn a_retrying_deploy_with_a_live_deployment_keeps_its_project() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "pkeep");
+    let q = store(&redis.url(), "pkeep").await;
     let deploy = || task("deploy", "P2", json!({"project": "web"}));
     q.enqueue(&[deploy(), deploy()]).await.unwrap();
     let (id1, _) = claim_and_hold(&q, "t/c0", "web").await;
@@ -1002,7 +1004,7 @@ async fn a_retrying_deploy_with_a_live_deployment_keeps_its_project() {
 #[tokio::test]
 async fn a_handed_back_holder_keeps_its_project() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "phand");
+    let q = store(&redis.url(), "phand").await;
     let deploy = || task("deploy", "P2", json!({"project": "web"}));
     q.enqueue(&[deploy(), deploy()]).await.unwrap();
     let (id1, _) = claim_and_hold(&q, "t/c0", "web").await;

@@ -22,7 +22,7 @@ async fn run_tasks(worker: &Worker, plain_url: &str, n: u64) {
             .await;
         assert_eq!(status, 201, "{body}");
     }
-    wait_completed(&store(plain_url, worker.queue()), n, LONG).await;
+    wait_completed(&store(plain_url, worker.queue()).await, n, LONG).await;
 }
 
 /// `doctor --json` rows by name, for a worker environment plus `extra`.

@@ -15,19 +15,21 @@ use support::*;
 const LONG: Duration = Duration::from_secs(90);
 
 /// A store that finds the master through the Sentinels, as the worker does.
-fn sentinel_store(set: &SentinelSet, queue: &str) -> QueueStore {
+async fn sentinel_store(set: &SentinelSet, queue: &str) -> QueueStore {
     let mut env = base_env("redis://unused-host:6379", queue);
     env.insert("REDIS_SENTINELS".into(), set.nodes());
     env.insert("REDIS_SENTINEL_MASTER".into(), MASTER_NAME.into());
     let config = Config::from_vars(&env, Mode::Tool).expect("config");
-    QueueStore::new(&config.redis, &config.queue).expect("store")
+    QueueStore::new(&config.redis, &config.queue)
+        .await
+        .expect("store")
 }
 
 #[tokio::test]
 async fn a_master_failover_mid_drain_is_followed_and_loses_no_task() {
     let mut set = SentinelSet::start();
     let queue = "failover";
-    let q = sentinel_store(&set, queue);
+    let q = sentinel_store(&set, queue).await;
     let tasks: Vec<_> = (0..2_000).map(|_| noop(json!({"sleep_ms": 2}))).collect();
     q.enqueue(&tasks).await.unwrap();
     // Acknowledged and on the replica before the master dies (asynchronous replication would
@@ -83,7 +85,7 @@ async fn a_master_failover_mid_drain_is_followed_and_loses_no_task() {
         worker.logs()
     );
     let master = format!("127.0.0.1:{}", set.replica.port);
-    assert_eq!(q.redis_master(), Some(master.clone()));
+    assert_eq!(q.redis_master().await, Some(master.clone()));
 
     // doctor and /health name the topology and the master now in use.
     let nodes = set.nodes();
@@ -129,14 +131,34 @@ async fn a_master_failover_mid_drain_is_followed_and_loses_no_task() {
         ),
         (Some("sentinel"), Some(master.as_str()))
     );
+    // /metrics: the new master is 1, the old one 0.
+    let gauge = |port: u16| {
+        format!(
+            r#"ops_worker_redis_topology_info{{topology="sentinel",master="127.0.0.1:{port}"}} "#
+        )
+    };
+    let metrics = eventually(LONG, "the topology gauge follows the failover", || async {
+        let text = reqwest::get(worker.url("/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.contains(&format!("{}1", gauge(set.replica.port)))
+            .then_some(text)
+    })
+    .await;
+    assert!(metrics.contains(&format!("{}0", gauge(old))), "{metrics}");
 }
 
 /// A store on `url` that waits for `replicas` replicas on each submission and outcome.
-fn waiting_store(url: &str, queue: &str, replicas: &str) -> QueueStore {
+async fn waiting_store(url: &str, queue: &str, replicas: &str) -> QueueStore {
     let mut env = base_env(url, queue);
     env.insert("REDIS_MIN_REPLICAS_ACK".into(), replicas.into());
     let config = Config::from_vars(&env, Mode::Tool).expect("config");
-    QueueStore::new(&config.redis, &config.queue).expect("store")
+    QueueStore::new(&config.redis, &config.queue)
+        .await
+        .expect("store")
 }
 
 /// `REDIS_MIN_REPLICAS_ACK`: a submission counts as written once that many replicas have it;
@@ -147,7 +169,7 @@ async fn submissions_wait_for_the_replicas_asked_for() {
     let master = RedisServer::start();
     let replica = RedisServer::start_replica_of(master.port);
     let queue = "durable";
-    let one = waiting_store(&master.url(), queue, "1");
+    let one = waiting_store(&master.url(), queue, "1").await;
     eventually(LONG, "the replica is attached", || async {
         one.enqueue(&[noop(json!({}))]).await.ok().map(|_| ())
     })
@@ -162,7 +184,7 @@ async fn submissions_wait_for_the_replicas_asked_for() {
         "the acknowledged submission is on the replica"
     );
 
-    let two = waiting_store(&master.url(), queue, "2");
+    let two = waiting_store(&master.url(), queue, "2").await;
     let task = noop(json!({}));
     let err = two.enqueue(std::slice::from_ref(&task)).await.unwrap_err();
     assert!(err.to_string().contains("1 of 2 replicas"), "{err}");

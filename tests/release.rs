@@ -79,7 +79,7 @@ async fn a_release_deploys_verifies_promotes_watches_and_becomes_known_good() {
     let redis = RedisServer::start();
     let sim = SimProcess::spawn(&["--build-secs", "1"]);
     let w = worker(&redis, &sim, "rel").await;
-    let q = w.store();
+    let q = w.store().await;
     let payload = json!({"project": "shop", "watchSecs": 3,
         "verify": {"url": sim.site_url(), "expectBody": "ok", "withinSecs": 20}});
     let id = submit(&q, "release", payload).await;
@@ -156,7 +156,7 @@ async fn a_failed_verification_rolls_back_to_the_last_known_good_then_the_fix_go
     let redis = RedisServer::start();
     let sim = SimProcess::spawn(&["--build-secs", "1"]);
     let w = worker(&redis, &sim, "fix").await;
-    let q = w.store();
+    let q = w.store().await;
     let release = |within: u64| {
         json!({"project": "web", "target": "production", "promote": true,
                "verify": {"url": sim.site_url(), "withinSecs": within}})
@@ -235,7 +235,7 @@ async fn a_release_holds_its_project_throughout_and_the_waiting_task_says_for_wh
     let redis = RedisServer::start();
     let sim = SimProcess::spawn(&["--build-secs", "1"]);
     let w = worker(&redis, &sim, "lock").await;
-    let q = w.store();
+    let q = w.store().await;
     // The release's verification keeps failing (503) until the test lets it pass.
     sim.site(json!({"status": 503})).await;
     let payload = json!({"project": "app", "verify": {"url": sim.site_url(), "withinSecs": 60}});
@@ -344,7 +344,7 @@ async fn release_steps_go_to_the_record_and_the_progress_only_while_the_record_e
     use ops_worker::queue::release_run::{Fact, ReleaseProgress};
     use ops_worker::task::{StepEntry, StepName, StepState};
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "steps");
+    let q = store(&redis.url(), "steps").await;
     let t = task("release", "P1", json!({"project": "s"}));
     let id = t.task_id.to_string();
     let entry = |step, state, detail: Option<&str>| StepEntry {

@@ -83,14 +83,14 @@ impl Crash {
             .await
     }
 
-    fn store(&self) -> QueueStore {
-        store(&self.redis.url(), self.queue)
+    async fn store(&self) -> QueueStore {
+        store(&self.redis.url(), self.queue).await
     }
 
     async fn submit(&self, ty: &str, payload: Value) -> String {
         let t = task(ty, "P1", payload);
         let id = t.task_id.to_string();
-        self.store().enqueue(&[t]).await.unwrap();
+        self.store().await.enqueue(&[t]).await.unwrap();
         id
     }
 
@@ -118,7 +118,7 @@ impl Crash {
 #[tokio::test]
 async fn kill_9_while_building_resumes_the_same_deployment() {
     let t = Crash::new("build");
-    let q = t.store();
+    let q = t.store().await;
     let mut a = t.worker().await;
     t.sim.faults(json!({"hold_builds": true})).await;
     let verify = json!({"url": t.sim.site_url(), "withinSecs": 30});
@@ -144,7 +144,7 @@ async fn kill_9_while_building_resumes_the_same_deployment() {
 #[tokio::test]
 async fn kill_9_while_verifying_resumes_the_verification_without_a_second_deployment() {
     let t = Crash::new("verify");
-    let q = t.store();
+    let q = t.store().await;
     let mut a = t.worker().await;
     t.sim.site(json!({"status": 503})).await;
     let verify = json!({"url": t.sim.site_url(), "withinSecs": 60});
@@ -171,7 +171,7 @@ async fn kill_9_while_verifying_resumes_the_verification_without_a_second_deploy
 #[tokio::test]
 async fn kill_9_while_watching_neither_promotes_again_nor_restarts_the_window() {
     let t = Crash::new("watch");
-    let q = t.store();
+    let q = t.store().await;
     let mut a = t.worker().await;
     let verify = json!({"url": t.sim.site_url(), "withinSecs": 30});
     let payload = json!({"project": "w", "watchSecs": 12, "verify": verify});
@@ -204,7 +204,7 @@ async fn kill_9_while_watching_neither_promotes_again_nor_restarts_the_window() 
 #[tokio::test]
 async fn kill_9_during_the_rollback_call_rolls_back_once() {
     let t = Crash::new("rollback");
-    let q = t.store();
+    let q = t.store().await;
     let mut a = t.worker().await;
     let release = |within: u64| {
         json!({"project": "r", "target": "production",
@@ -251,7 +251,7 @@ async fn kill_9_during_the_rollback_call_rolls_back_once() {
 #[tokio::test]
 async fn kill_9_with_the_create_call_in_flight_ends_with_one_deployment() {
     let t = Crash::new("create");
-    let q = t.store();
+    let q = t.store().await;
     let mut a = t.worker().await;
     // Vercel answers slowly: the worker dies after it sent the create, before it got the answer.
     t.sim.faults(json!({"latency_ms": 800})).await;
@@ -284,7 +284,7 @@ async fn kill_9_with_the_create_call_in_flight_ends_with_one_deployment() {
 #[tokio::test]
 async fn kill_9_during_the_promote_call_promotes_once() {
     let t = Crash::new("promote");
-    let q = t.store();
+    let q = t.store().await;
     let mut a = t.worker().await;
     t.sim.site(json!({"status": 503})).await;
     let verify = json!({"url": t.sim.site_url(), "withinSecs": 60});

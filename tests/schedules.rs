@@ -62,7 +62,7 @@ async fn each_tick_fires_once_across_five_instances_and_none_is_missed_when_two_
     for _ in 0..5 {
         workers.push(Worker::builder(&redis.url(), queue).spawn().await);
     }
-    let q = store(&redis.url(), queue);
+    let q = store(&redis.url(), queue).await;
     add_every_second(&redis.url(), queue, "tick");
     eventually(LONG, "4 ticks", || async {
         (ticks(&q, "tick").await.len() >= 4).then_some(())

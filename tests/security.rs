@@ -256,7 +256,7 @@ async fn loopback_trust_refuses_pages_of_other_origins_and_rebound_hosts() {
             );
         }
     }
-    let store = app.store();
+    let store = app.store().await;
     assert!(
         store.recent(100).await.unwrap().is_empty(),
         "an attack enqueued a task"
@@ -305,7 +305,10 @@ async fn a_present_authorization_header_that_is_not_a_token_is_401_even_under_lo
             .to_string();
         assert!(message.ends_with(HINT), "{message}");
     }
-    assert_eq!(app.store().control().await.unwrap(), Control::default());
+    assert_eq!(
+        app.store().await.control().await.unwrap(),
+        Control::default()
+    );
 }
 
 #[tokio::test]
@@ -505,7 +508,7 @@ async fn a_slow_body_is_cut_with_408() {
         rest.closed_after.is_some(),
         "the connection stays open after the 408"
     );
-    assert!(app.store().recent(10).await.unwrap().is_empty());
+    assert!(app.store().await.recent(10).await.unwrap().is_empty());
 }
 
 fn assert_security_headers(what: &str, headers: &HeaderMap) {

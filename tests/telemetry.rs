@@ -26,7 +26,7 @@ async fn panic_once(redis: &RedisServer, queue: &str, extra: &[(&str, &str)]) ->
         .envs(extra.iter().copied())
         .spawn()
         .await;
-    let q = w.store();
+    let q = w.store().await;
     let mut t = noop(json!({"panic": true}));
     t.max_retries = 0;
     let id = t.task_id.to_string();
@@ -161,7 +161,7 @@ async fn an_upstream_error_echoing_the_token_is_stored_and_logged_redacted() {
         .env("VERCEL_API_URL", vercel)
         .spawn()
         .await;
-    let q = w.store();
+    let q = w.store().await;
     let mut t = task("deploy", "P1", json!({"project": "web"}));
     t.max_retries = 0;
     let id = t.task_id.to_string();
@@ -187,7 +187,7 @@ async fn an_upstream_error_echoing_the_token_is_stored_and_logged_redacted() {
 #[tokio::test]
 async fn fail_and_emit_event_scrub_before_writing() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "scrub");
+    let q = store(&redis.url(), "scrub").await;
     let config = ops_worker::config::Config::from_vars(
         &base_env(&redis.url(), "scrub"),
         ops_worker::config::Mode::Tool,

@@ -74,7 +74,7 @@ async fn event_kinds(q: &QueueStore, id: &str) -> Vec<String> {
 async fn deploy_reaches_ready_error_fails_without_retry_and_5xx_bursts_are_retried() {
     let redis = RedisServer::start();
     let sim = SimProcess::spawn(&["--build-secs", "1"]);
-    let q = store(&redis.url(), "deploy");
+    let q = store(&redis.url(), "deploy").await;
     let _w = Worker::builder(&redis.url(), "deploy")
         .envs(sim.worker_env())
         .spawn()
@@ -134,7 +134,7 @@ async fn deploy_reaches_ready_error_fails_without_retry_and_5xx_bursts_are_retri
 async fn operations_hit_the_right_method_and_path() {
     let redis = RedisServer::start();
     let sim = SimProcess::spawn(&["--build-secs", "0.5"]);
-    let q = store(&redis.url(), "ops");
+    let q = store(&redis.url(), "ops").await;
     let _w = Worker::builder(&redis.url(), "ops")
         .envs(sim.worker_env())
         .spawn()
@@ -197,7 +197,7 @@ async fn operations_hit_the_right_method_and_path() {
 async fn kill_9_while_waiting_for_ready_resumes_the_same_deployment() {
     let redis = RedisServer::start();
     let sim = SimProcess::spawn(&["--build-secs", "5"]);
-    let q = store(&redis.url(), "resume");
+    let q = store(&redis.url(), "resume").await;
     let mut env = sim.worker_env();
     env.push(("TASK_LEASE_SECS", "2".into()));
     let mut a = Worker::builder(&redis.url(), "resume")
@@ -235,7 +235,7 @@ async fn kill_9_while_waiting_for_ready_resumes_the_same_deployment() {
 async fn a_retry_finds_the_deployment_an_earlier_attempt_created_instead_of_creating_another() {
     let redis = RedisServer::start();
     let sim = SimProcess::spawn(&["--build-secs", "0.5"]);
-    let q = store(&redis.url(), "dedupe");
+    let q = store(&redis.url(), "dedupe").await;
     // An earlier attempt created this deployment but died before storing its id on the record.
     let mut t = task("deploy", "P1", json!({"project": "web"}));
     let id = t.task_id.to_string();
@@ -266,7 +266,7 @@ async fn a_retry_finds_the_deployment_an_earlier_attempt_created_instead_of_crea
 async fn a_401_fails_the_task_clearly_and_the_token_never_leaks() {
     let redis = RedisServer::start();
     let sim = SimProcess::spawn(&[]);
-    let q = store(&redis.url(), "auth");
+    let q = store(&redis.url(), "auth").await;
     let mut env = sim.worker_env();
     env.retain(|(k, _)| *k != "VERCEL_TOKEN");
     env.push(("VERCEL_TOKEN", TEST_VERCEL_TOKEN.into()));
@@ -312,7 +312,7 @@ async fn two_instances_share_one_rate_limit_and_no_task_fails() {
     let per_min: u64 = 120;
     let burst: u64 = 4;
     let sim = SimProcess::spawn(&["--rate-limit-per-min", &per_min.to_string()]);
-    let q = store(&redis.url(), "limit");
+    let q = store(&redis.url(), "limit").await;
     let mut env = sim.worker_env();
     env.push(("VERCEL_RATE_LIMIT_PER_MIN", per_min.to_string()));
     env.push(("VERCEL_RATE_LIMIT_BURST", burst.to_string()));
@@ -370,7 +370,7 @@ async fn two_instances_share_one_rate_limit_and_no_task_fails() {
 async fn after_a_429_no_instance_calls_before_retry_after() {
     let redis = RedisServer::start();
     let sim = SimProcess::spawn(&["--build-secs", "0.2"]);
-    let q = store(&redis.url(), "hold");
+    let q = store(&redis.url(), "hold").await;
     let mut env = sim.worker_env();
     env.push(("WORKER_CONCURRENCY", "2".into()));
     let _a = Worker::builder(&redis.url(), "hold")
@@ -418,7 +418,7 @@ async fn after_a_429_no_instance_calls_before_retry_after() {
 async fn a_retried_deploy_of_a_project_that_does_not_exist_yet_creates_it_once() {
     let redis = RedisServer::start();
     let sim = SimProcess::spawn(&["--build-secs", "0.2"]);
-    let q = store(&redis.url(), "fresh");
+    let q = store(&redis.url(), "fresh").await;
     // As if a first attempt died before creating anything: the claim makes this attempt 2.
     let id = submit(&q, "deploy", json!({"project": "brand-new"}), 3).await;
     let _: i64 = redis::cmd("HSET")
@@ -473,7 +473,7 @@ async fn a_retried_deploy_of_a_project_that_does_not_exist_yet_creates_it_once()
 async fn kill_9_of_one_of_two_instances_during_30_deploys_converges_to_30_deployments() {
     let redis = RedisServer::start();
     let sim = SimProcess::spawn(&["--build-secs", "1", "--latency-ms", "150"]);
-    let q = store(&redis.url(), "converge");
+    let q = store(&redis.url(), "converge").await;
     let mut env = sim.worker_env();
     env.push(("TASK_LEASE_SECS", "2".into()));
     env.push(("WORKER_CONCURRENCY", "4".into()));
@@ -554,7 +554,7 @@ async fn releases(q: &QueueStore, project: &str) -> Vec<(String, String, String)
 async fn rollback_without_a_deployment_goes_back_to_the_last_known_good_release() {
     let redis = RedisServer::start();
     let sim = SimProcess::spawn(&["--build-secs", "0.2"]);
-    let q = store(&redis.url(), "rel");
+    let q = store(&redis.url(), "rel").await;
     let worker = Worker::builder(&redis.url(), "rel")
         .envs(sim.worker_env())
         .spawn()
@@ -665,7 +665,7 @@ async fn a_running_deploy_shows_its_vercel_state_and_build_log() {
     // BUILDING lasts 80% of the build: long enough that polls paced by the shared rate limit
     // (raised here, so two deploys polling every 0.2 s are not slowed to a call a second) see it.
     let sim = SimProcess::spawn(&["--build-secs", "6"]);
-    let q = store(&redis.url(), "progress");
+    let q = store(&redis.url(), "progress").await;
     let worker = Worker::builder(&redis.url(), "progress")
         .envs(sim.worker_env())
         .env("VERCEL_RATE_LIMIT_PER_MIN", "1200")
@@ -782,7 +782,7 @@ fn lock_owner(redis: &RedisServer, queue: &str, project: &str) -> Option<(String
 async fn two_instances_deploy_one_change_per_project_at_a_time() {
     let redis = RedisServer::start();
     let sim = SimProcess::spawn(&["--build-secs", "1"]);
-    let q = store(&redis.url(), "plock");
+    let q = store(&redis.url(), "plock").await;
     let mut env = sim.worker_env();
     env.push(("TASK_LEASE_SECS", "2".into()));
     env.push(("WORKER_CONCURRENCY", "4".into()));

@@ -38,7 +38,7 @@ async fn heartbeat_of(q: &QueueStore, instance: &str) -> Option<ops_worker::queu
 #[tokio::test]
 async fn paused_priority_waits_while_the_others_drain_then_runs_after_resume() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "pause");
+    let q = store(&redis.url(), "pause").await;
     q.pause(&[ops_worker::task::Priority::P3]).await.unwrap();
     let mut tasks = Vec::new();
     for p in ["P3", "P0", "P1", "P2", "P3"] {
@@ -87,7 +87,7 @@ async fn paused_priority_waits_while_the_others_drain_then_runs_after_resume() {
 #[tokio::test]
 async fn kill_9_mid_task_loses_nothing_another_instance_reclaims() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "crash");
+    let q = store(&redis.url(), "crash").await;
     let ids = enqueue_all(
         &q,
         (0..8).map(|_| noop(json!({"sleep_ms": 1500}))).collect(),
@@ -124,7 +124,7 @@ async fn kill_9_mid_task_loses_nothing_another_instance_reclaims() {
 #[tokio::test]
 async fn sigterm_finishes_or_hands_back_and_a_restart_completes_everything() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "term");
+    let q = store(&redis.url(), "term").await;
     // Four long P0 tasks occupy every consumer; short P2 tasks wait behind them.
     let mut tasks: Vec<TaskRecord> = (0..4)
         .map(|_| task("noop", "P0", json!({"sleep_ms": 4000})))
@@ -174,7 +174,7 @@ async fn sigterm_finishes_or_hands_back_and_a_restart_completes_everything() {
 #[tokio::test]
 async fn sigterm_lets_short_tasks_finish_within_the_timeout() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "term2");
+    let q = store(&redis.url(), "term2").await;
     let ids = enqueue_all(&q, (0..2).map(|_| noop(json!({"sleep_ms": 800}))).collect()).await;
     let mut w = Worker::builder(&redis.url(), "term2")
         .env("WORKER_CONCURRENCY", "2")
@@ -195,7 +195,7 @@ async fn sigterm_lets_short_tasks_finish_within_the_timeout() {
 #[tokio::test]
 async fn redis_restart_mid_run_the_pool_resumes_and_nothing_is_lost() {
     let mut redis = RedisServer::start_persistent();
-    let q = store(&redis.url(), "redis-restart");
+    let q = store(&redis.url(), "redis-restart").await;
     let ids = enqueue_all(
         &q,
         (0..30).map(|_| noop(json!({"sleep_ms": 200}))).collect(),
@@ -230,7 +230,7 @@ async fn redis_restart_mid_run_the_pool_resumes_and_nothing_is_lost() {
 #[tokio::test]
 async fn two_instances_complete_every_task_exactly_once() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "pair");
+    let q = store(&redis.url(), "pair").await;
     let ids = enqueue_all(&q, (0..300).map(|_| noop(json!({"sleep_ms": 2}))).collect()).await;
     let a = Worker::builder(&redis.url(), "pair")
         .env("WORKER_CONCURRENCY", "4")
@@ -268,7 +268,7 @@ async fn two_instances_complete_every_task_exactly_once() {
 #[tokio::test]
 async fn delayed_task_runs_no_earlier_than_run_at() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "delay");
+    let q = store(&redis.url(), "delay").await;
     let _w = Worker::builder(&redis.url(), "delay").spawn().await;
     let run_at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
     let t = ops_worker::task::NewTask {
@@ -293,7 +293,7 @@ async fn delayed_task_runs_no_earlier_than_run_at() {
 #[tokio::test]
 async fn poison_records_are_dead_lettered_with_a_reason_and_the_pool_keeps_working() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "poison");
+    let q = store(&redis.url(), "poison").await;
     let mut conn = redis.conn();
     // Write a pending P1 record straight into Redis, as a hand-written script might.
     let mut push_raw = |id: &str, ty: &str, payload: &str| {
@@ -371,7 +371,7 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_the_pool_keeps_worki
 #[tokio::test]
 async fn poison_tasks_are_only_failed_attempts_and_the_pool_never_leaves_running() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "poison");
+    let q = store(&redis.url(), "poison").await;
     let w = Worker::builder(&redis.url(), "poison")
         .env("WORKER_CONCURRENCY", "4")
         .env("WORKER_MAX_RESTARTS", "1")
@@ -423,7 +423,7 @@ async fn poison_tasks_are_only_failed_attempts_and_the_pool_never_leaves_running
 #[tokio::test]
 async fn consumers_that_die_outside_a_handler_restart_until_the_limit_then_back_off() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "exits");
+    let q = store(&redis.url(), "exits").await;
     let w = Worker::builder(&redis.url(), "exits")
         .env("WORKER_CONCURRENCY", "1")
         .env("WORKER_MAX_RESTARTS", "3")
@@ -504,7 +504,7 @@ async fn consumers_that_die_outside_a_handler_restart_until_the_limit_then_back_
 #[tokio::test]
 async fn a_taken_port_fails_startup_before_any_consumer_claims_a_task() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "taken");
+    let q = store(&redis.url(), "taken").await;
     let ids = enqueue_all(&q, vec![noop(json!({}))]).await;
     let holder = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let port = holder.local_addr().unwrap().port().to_string();
@@ -538,7 +538,7 @@ fn secs_between(from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono
 #[tokio::test]
 async fn long_tasks_on_two_instances_finish_within_ten_percent_of_the_ideal_makespan() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "fair");
+    let q = store(&redis.url(), "fair").await;
     let _a = Worker::builder(&redis.url(), "fair")
         .env("WORKER_CONCURRENCY", "4")
         .spawn()
@@ -574,7 +574,7 @@ async fn long_tasks_on_two_instances_finish_within_ten_percent_of_the_ideal_make
 #[tokio::test]
 async fn a_p0_task_behind_a_backlog_starts_within_one_tasks_time() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "jump");
+    let q = store(&redis.url(), "jump").await;
     let _w = Worker::builder(&redis.url(), "jump")
         .env("WORKER_CONCURRENCY", "4")
         .spawn()
@@ -617,7 +617,7 @@ async fn a_p0_task_behind_a_backlog_starts_within_one_tasks_time() {
 #[tokio::test]
 async fn tasks_claimed_behind_a_long_one_are_handed_back_and_run_elsewhere() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "behind");
+    let q = store(&redis.url(), "behind").await;
     let _w = Worker::builder(&redis.url(), "behind")
         .env("WORKER_CONCURRENCY", "2")
         .spawn()

@@ -137,7 +137,7 @@ async fn read_loop(
 
 async fn read_step(
     store: &QueueStore,
-    conn: &mut Option<redis::aio::MultiplexedConnection>,
+    conn: &mut Option<crate::queue::Conn>,
     last: &mut String,
     tx: &broadcast::Sender<Entry>,
 ) -> Result<(), QueueError> {

@@ -46,6 +46,13 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         tokio::time::timeout(PROBE_TIMEOUT, state.store.ping()).await,
         Ok(Ok(()))
     );
+    let master = match redis_ok {
+        true => tokio::time::timeout(PROBE_TIMEOUT, state.store.redis_master())
+            .await
+            .ok()
+            .flatten(),
+        false => None,
+    };
     let pool = snapshot(&state).await;
     let stuck = pool.as_ref().is_some_and(|p| {
         p.status == PoolStatus::Error && p.status_secs > ERROR_FOR_RESTART.as_secs_f64()
@@ -61,7 +68,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         "status": if down.is_empty() { "ok" } else { "unavailable" },
         "redis": if redis_ok { "ok" } else { "down" },
         "redis_topology": state.store.redis_topology(),
-        "redis_master": state.store.redis_master(),
+        "redis_master": master,
         "worker": pool.as_ref().map(|p| p.status.as_str()).unwrap_or("unknown"),
         "instance": pool.as_ref().map(|p| p.instance.clone()),
         "in_flight": pool.as_ref().map(|p| p.in_flight),

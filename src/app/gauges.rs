@@ -35,6 +35,8 @@ pub struct MetricsActor {
     process: metrics_process::Collector,
     /// A sample is still in flight (a slow Redis must not pile them up).
     busy: bool,
+    /// The master label last set to 1 on the topology gauge, set to 0 when the master moves.
+    master: Option<String>,
 }
 
 fn set_queue_gauges(s: &QueueStats) {
@@ -73,7 +75,26 @@ impl MetricsActor {
             sampler: UsageSampler::new(),
             process,
             busy: false,
+            master: None,
         }
+    }
+
+    /// `ops_worker_redis_topology_info{topology, master}`: 1 for the master in use now. An
+    /// unknown master (nobody answered) keeps the last one shown.
+    fn set_topology(&mut self, master: Option<String>) {
+        let Some(master) = master else {
+            return;
+        };
+        if self.master.as_ref() == Some(&master) {
+            return;
+        }
+        let topology = self.store.redis_topology();
+        if let Some(old) = self.master.take() {
+            gauge!(names::REDIS_TOPOLOGY_INFO, "topology" => topology, "master" => old).set(0.0);
+        }
+        gauge!(names::REDIS_TOPOLOGY_INFO, "topology" => topology, "master" => master.clone())
+            .set(1.0);
+        self.master = Some(master);
     }
 
     fn sample(&mut self, ctx: &mut Context<Self>) {
@@ -102,8 +123,12 @@ impl MetricsActor {
             if let Ok(snap) = supervisor.send(GetSnapshot).await {
                 set_consumer_gauges(&snap);
             }
+            store.redis_master().await
         };
-        ctx.spawn(fut.into_actor(self).map(|_, act, _| act.busy = false));
+        ctx.spawn(fut.into_actor(self).map(|master, act, _| {
+            act.busy = false;
+            act.set_topology(master);
+        }));
     }
 }
 

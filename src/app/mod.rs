@@ -149,8 +149,8 @@ pub struct Instance {
 
 impl Instance {
     /// Start everything `run` runs. Must be called inside an actix System.
-    pub fn start(config: &Config) -> Result<Self, StartupError> {
-        let store = QueueStore::new(&config.redis, &config.queue)?;
+    pub async fn start(config: &Config) -> Result<Self, StartupError> {
+        let store = QueueStore::new(&config.redis, &config.queue).await?;
         info!(
             instance = %config.worker.instance_id,
             queue = %store.key_base(),
@@ -243,7 +243,7 @@ impl Instance {
 
 /// `ops-worker run`: the pool plus the HTTP server, until SIGTERM/SIGINT.
 pub async fn run(config: Config) -> Result<(), StartupError> {
-    let instance = Instance::start(&config)?;
+    let instance = Instance::start(&config).await?;
     shutdown_signal().await;
     instance.shutdown().await;
     Ok(())

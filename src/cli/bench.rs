@@ -194,8 +194,8 @@ struct Drain {
 pub async fn run(base: &Config, args: &BenchArgs) -> Result<(), BenchError> {
     let mut config = bench_config(base, args);
     // Separate stores: the pool's round trips are counted apart from the bench's own polling.
-    let admin = QueueStore::new(&config.redis, &config.queue)?;
-    let pool_store = QueueStore::new(&config.redis, &config.queue)?;
+    let admin = QueueStore::new(&config.redis, &config.queue).await?;
+    let pool_store = QueueStore::new(&config.redis, &config.queue).await?;
     admin.ping().await?;
     let sim = match args.kind.as_str() {
         "deploy" => Some(start_simulator(&mut config).await?),

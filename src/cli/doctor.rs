@@ -6,14 +6,15 @@
 //! required fails. No secret is ever printed.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::json;
 
-use crate::config::{Config, MIN_JWT_SECRET, Mode, RedisSettings, Secret};
-use crate::queue::{QueueError, connect};
+use crate::config::{Config, MIN_JWT_SECRET, Mode, Secret};
 use crate::vercel::client::{VercelClient, VercelError, decode, requests};
+
+mod redis_rows;
+use redis_rows::redis_checks;
 
 /// Outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -126,165 +127,6 @@ pub fn jwt_secret_strength(secret: &Secret) -> Result<(), WeakSecret> {
         return Err(WeakSecret::Placeholder);
     }
     Ok(())
-}
-
-/// Reachable, writable, and not evicting (each a row).
-async fn redis_checks(
-    redis: &RedisSettings,
-    queue: &crate::config::QueueSettings,
-    out: &mut Vec<Check>,
-) {
-    out.push(redis_tls(redis));
-    // One store: with Sentinel, building it asks the Sentinels for the master once.
-    let store = crate::queue::QueueStore::new(redis, queue);
-    if let Some(sentinel) = &redis.sentinel {
-        let master = store.as_ref().ok().and_then(|s| s.redis_master());
-        out.push(match master {
-            Some(m) => check(
-                "redis topology",
-                Status::Ok,
-                format!("sentinel: master `{}` is {m}", sentinel.master),
-            ),
-            None => check(
-                "redis topology",
-                Status::Fail,
-                format!(
-                    "sentinel: no Sentinel of {} knows master `{}`",
-                    sentinel.nodes.len(),
-                    sentinel.master
-                ),
-            ),
-        });
-    } else {
-        out.push(check(
-            "redis topology",
-            Status::Ok,
-            "single endpoint (REDIS_URL)",
-        ));
-    }
-    let Some(mut conn) = redis_connection(store, out).await else {
-        return;
-    };
-    out.push(redis_writable(&mut conn).await);
-    out.push(redis_eviction(&mut conn).await);
-}
-
-/// How the connection is secured: plain, TLS with the system roots or a CA file, mutual TLS;
-/// a warning when certificate checks are off.
-fn redis_tls(redis: &RedisSettings) -> Check {
-    const NAME: &str = "redis tls";
-    let Some(tls) = &redis.tls else {
-        return check(NAME, Status::Skip, "plain redis:// (no TLS)");
-    };
-    if tls.insecure {
-        return check(
-            NAME,
-            Status::Warn,
-            "REDIS_TLS_INSECURE=true: certificates are NOT checked; anyone on the path can read and change the queue",
-        );
-    }
-    let roots = match &tls.ca {
-        Some(ca) => format!("server checked against REDIS_CA_FILE {}", ca.path.display()),
-        None => "server checked against the system's root certificates".to_string(),
-    };
-    let client = match &tls.client {
-        Some((cert, _)) => format!("; client certificate {}", cert.path.display()),
-        None => String::new(),
-    };
-    check(NAME, Status::Ok, format!("rediss://: {roots}{client}"))
-}
-
-/// A connection that answered PING within 3 s, or `None` after pushing the failing row.
-async fn redis_connection(
-    store: Result<crate::queue::QueueStore, QueueError>,
-    out: &mut Vec<Check>,
-) -> Option<redis::aio::MultiplexedConnection> {
-    const NAME: &str = "redis reachable";
-    let conn = async {
-        // The store's client: the URL's host, or the master the Sentinels name.
-        let client = store.map(|s| s.redis_client()).map_err(|e| match e {
-            QueueError::Redis(e) => e,
-            other => redis::RedisError::from(std::io::Error::other(other.to_string())),
-        })?;
-        client.get_multiplexed_async_connection().await
-    };
-    let mut conn = match tokio::time::timeout(Duration::from_secs(3), conn).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            let why = match connect::explain_tls_error(&e) {
-                Some(meaning) => format!("cannot connect: {meaning} ({e})"),
-                None => format!("cannot connect: {e}"),
-            };
-            out.push(check(NAME, Status::Fail, why));
-            return None;
-        }
-        Err(_) => {
-            out.push(check(NAME, Status::Fail, "no answer within 3 s"));
-            return None;
-        }
-    };
-    match redis::cmd("PING").query_async::<String>(&mut conn).await {
-        Ok(_) => {
-            out.push(check(NAME, Status::Ok, "PING answered"));
-            Some(conn)
-        }
-        Err(e) => {
-            out.push(check(NAME, Status::Fail, format!("PING failed: {e}")));
-            None
-        }
-    }
-}
-
-/// SET then DEL a random key that expires in 30 s anyway.
-async fn redis_writable(conn: &mut redis::aio::MultiplexedConnection) -> Check {
-    let key = format!("ops-worker:doctor:{}", uuid::Uuid::new_v4().simple());
-    let write = async {
-        redis::cmd("SET")
-            .arg(&key)
-            .arg("1")
-            .arg("EX")
-            .arg(30)
-            .query_async::<()>(conn)
-            .await?;
-        redis::cmd("DEL").arg(&key).query_async::<i64>(conn).await
-    };
-    match write.await {
-        Ok(_) => check("redis writable", Status::Ok, "SET/DEL succeeded"),
-        Err(e) => check(
-            "redis writable",
-            Status::Fail,
-            format!("write refused: {e}"),
-        ),
-    }
-}
-
-/// `maxmemory-policy` must be `noeviction`; a managed Redis that hides CONFIG is only a warning.
-async fn redis_eviction(conn: &mut redis::aio::MultiplexedConnection) -> Check {
-    const NAME: &str = "redis eviction policy";
-    let policy = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("maxmemory-policy")
-        .query_async::<Vec<String>>(conn)
-        .await;
-    match policy {
-        Ok(v) => match v.get(1) {
-            Some(p) if evicting(p) => check(
-                NAME,
-                Status::Fail,
-                format!(
-                    "maxmemory-policy is {p}: Redis may delete queued tasks under memory pressure \
-                     (the deployment guide's allkeys-lru suggestion would too); set noeviction"
-                ),
-            ),
-            Some(p) => check(NAME, Status::Ok, p.clone()),
-            None => check(NAME, Status::Warn, "CONFIG GET returned nothing"),
-        },
-        Err(e) => check(
-            NAME,
-            Status::Warn,
-            format!("cannot read it ({e}); make sure the service uses noeviction"),
-        ),
-    }
 }
 
 /// The token authenticates, and the team (when set) is visible to it.

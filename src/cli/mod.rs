@@ -144,24 +144,24 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Demo { port, scenario } => demo(&cli, *port, scenario.as_deref()).await,
         Command::Enqueue(args) => {
             let payload = tasks::enqueue_payload(args)?;
-            let (config, store) = tool_store(&cli)?;
+            let (config, store) = tool_store(&cli).await?;
             tasks::enqueue(&store, &config, args, &payload).await
         }
         Command::Doctor { json } => doctor(&cli, *json).await,
-        Command::Stats { json } => tasks::stats(&tool_store(&cli)?.1, *json).await,
-        Command::Show { task_id } => tasks::show(&tool_store(&cli)?.1, task_id).await,
-        Command::Cancel { task_id } => tasks::cancel(&tool_store(&cli)?.1, task_id).await,
-        Command::Retry { task_id } => tasks::retry(&tool_store(&cli)?.1, task_id).await,
+        Command::Stats { json } => tasks::stats(&tool_store(&cli).await?.1, *json).await,
+        Command::Show { task_id } => tasks::show(&tool_store(&cli).await?.1, task_id).await,
+        Command::Cancel { task_id } => tasks::cancel(&tool_store(&cli).await?.1, task_id).await,
+        Command::Retry { task_id } => tasks::retry(&tool_store(&cli).await?.1, task_id).await,
         Command::Pause { priorities } | Command::Resume { priorities } => {
             let pause = matches!(cli.command, Command::Pause { .. });
             let priorities = tasks::parse_priorities(priorities)?;
-            tasks::set_paused(&tool_store(&cli)?.1, &priorities, pause).await
+            tasks::set_paused(&tool_store(&cli).await?.1, &priorities, pause).await
         }
         Command::Releases { project, json } => {
-            tasks::releases(&tool_store(&cli)?.1, project, *json).await
+            tasks::releases(&tool_store(&cli).await?.1, project, *json).await
         }
         Command::Schedule(command) => {
-            let (config, store) = tool_store(&cli)?;
+            let (config, store) = tool_store(&cli).await?;
             schedule::run(&config, &store, command).await
         }
         Command::Bench(args) => bench(&cli, args).await,
@@ -200,10 +200,10 @@ fn load_config(
 }
 
 /// Configuration, logging and a store for the operator tools.
-fn tool_store(cli: &Cli) -> Result<(Config, QueueStore), CliError> {
+async fn tool_store(cli: &Cli) -> Result<(Config, QueueStore), CliError> {
     let config = load_config(cli, Mode::Tool, &[])?;
     crate::telemetry::init(&config.log_level, config.log_format);
-    let store = QueueStore::new(&config.redis, &config.queue)?;
+    let store = QueueStore::new(&config.redis, &config.queue).await?;
     Ok((config, store))
 }
 

@@ -17,7 +17,7 @@ use std::fmt;
 use std::time::Duration;
 
 use reader::Reader;
-pub use redis::{Pem, RedisSettings, RedisTls, Sentinel};
+pub use redis::{Pem, RedisSettings, RedisTls, Sentinel, Topology};
 
 /// A value that must never be printed: tokens, the JWT secret, DSN keys.
 #[derive(Clone, PartialEq, Eq)]

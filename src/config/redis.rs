@@ -1,4 +1,6 @@
-//! Where Redis is and how to reach it: `REDIS_URL` plus the TLS settings of a `rediss://` URL.
+//! Where Redis is and how to reach it: `REDIS_URL` plus the TLS settings of a `rediss://` URL, and
+//! the topology: one endpoint, a Sentinel-managed master (`REDIS_SENTINELS`) or a Redis Cluster
+//! (`REDIS_CLUSTER_NODES`). The last two are exclusive.
 //!
 //! TLS material is read when the configuration is, so a missing or unreadable file is a
 //! configuration error naming its variable (exit 2), not a connection failure later. The client
@@ -17,8 +19,8 @@ pub struct RedisSettings {
     pub url: RedisUrl,
     /// Certificates for a `rediss://` URL; `None` for plain `redis://`.
     pub tls: Option<RedisTls>,
-    /// Follow a Sentinel-managed master instead of the URL's host (`REDIS_SENTINELS`).
-    pub sentinel: Option<Sentinel>,
+    /// How the master is found: the URL's host, the Sentinels, or the cluster's slot map.
+    pub topology: Topology,
     /// `REDIS_MIN_REPLICAS_ACK`: replicas that must acknowledge each submission and outcome
     /// (`WAIT`) before it counts as written; 0 = don't wait.
     pub min_replicas_ack: u32,
@@ -30,17 +32,39 @@ impl RedisSettings {
         Self {
             url: RedisUrl::new(url),
             tls: RedisUrl::new(url).is_tls().then(RedisTls::default),
-            sentinel: None,
+            topology: Topology::Single,
             min_replicas_ack: 0,
         }
     }
 
-    /// `single` or `sentinel`: how the master is found (for doctor, logs and metrics).
-    pub fn topology(&self) -> &'static str {
-        if self.sentinel.is_some() {
-            "sentinel"
-        } else {
-            "single"
+    /// The Sentinels to ask for the master, when the topology is Sentinel.
+    pub fn sentinel(&self) -> Option<&Sentinel> {
+        match &self.topology {
+            Topology::Sentinel(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// How the queue's master is found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Topology {
+    /// One endpoint: the host of `REDIS_URL`.
+    Single,
+    /// A master the Sentinels name (`REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER`).
+    Sentinel(Sentinel),
+    /// A Redis Cluster reached through these seed nodes (`REDIS_CLUSTER_NODES`); the queue lives
+    /// on the master owning its hash tag's slot.
+    Cluster(Vec<(String, u16)>),
+}
+
+impl Topology {
+    /// `single`, `sentinel` or `cluster` (for doctor, `/health`, logs and metrics).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Topology::Single => "single",
+            Topology::Sentinel(_) => "sentinel",
+            Topology::Cluster(_) => "cluster",
         }
     }
 }
@@ -95,7 +119,8 @@ impl RedisUrl {
     }
 }
 
-/// `REDIS_URL`, `REDIS_CA_FILE`, `REDIS_CLIENT_CERT`, `REDIS_CLIENT_KEY`, `REDIS_TLS_INSECURE`.
+/// `REDIS_URL`, `REDIS_CA_FILE`, `REDIS_CLIENT_CERT`, `REDIS_CLIENT_KEY`, `REDIS_TLS_INSECURE`,
+/// the topology variables and `REDIS_MIN_REPLICAS_ACK`.
 pub(super) fn redis(r: &mut Reader, mode: Mode) -> RedisSettings {
     let url = redis_url(r, mode);
     let ca = pem(r, "REDIS_CA_FILE", "a PEM file of CA certificates");
@@ -113,23 +138,92 @@ pub(super) fn redis(r: &mut Reader, mode: Mode) -> RedisSettings {
         client,
         insecure,
     };
-    let sentinel = sentinel(r);
+    let topology = topology(r);
     let min_replicas_ack = r.number("REDIS_MIN_REPLICAS_ACK", 0u32, 0, 16);
     if !url.is_tls() {
         refuse_tls_options(r, &tls);
         return RedisSettings {
             url,
             tls: None,
-            sentinel,
+            topology,
             min_replicas_ack,
         };
     }
     RedisSettings {
         url,
         tls: Some(tls),
-        sentinel,
+        topology,
         min_replicas_ack,
     }
+}
+
+/// Sentinel, Cluster or neither; both at once is refused (naming both variables).
+fn topology(r: &mut Reader) -> Topology {
+    let sentinel = sentinel(r);
+    let cluster = cluster(r);
+    match (sentinel, cluster) {
+        (Some(_), Some(_)) => {
+            for (name, other) in [
+                ("REDIS_SENTINELS", "REDIS_CLUSTER_NODES"),
+                ("REDIS_CLUSTER_NODES", "REDIS_SENTINELS"),
+            ] {
+                r.problem(
+                    name,
+                    format!("cannot be set together with {other} (choose Sentinel or Cluster)"),
+                );
+            }
+            Topology::Single
+        }
+        (Some(s), None) => Topology::Sentinel(s),
+        (None, Some(nodes)) => {
+            refuse_cluster_db(r);
+            Topology::Cluster(nodes)
+        }
+        (None, None) => Topology::Single,
+    }
+}
+
+/// A Redis Cluster has only db 0: a `REDIS_URL` naming another would fail every connection.
+fn refuse_cluster_db(r: &mut Reader) {
+    use redis::IntoConnectionInfo;
+    let db = r
+        .raw("REDIS_URL")
+        .and_then(|u| u.into_connection_info().ok())
+        .map(|info| info.redis_settings().db());
+    if let Some(db) = db.filter(|db| *db != 0) {
+        r.problem(
+            "REDIS_URL",
+            format!(
+                "names db {db}, but a Redis Cluster has only db 0 (REDIS_CLUSTER_NODES is set)"
+            ),
+        );
+    }
+}
+
+/// `REDIS_CLUSTER_NODES`: comma-separated `host:port` seed nodes of a Redis Cluster.
+fn cluster(r: &mut Reader) -> Option<Vec<(String, u16)>> {
+    let raw = r.raw("REDIS_CLUSTER_NODES")?;
+    let nodes = host_ports(raw);
+    if nodes.is_none() {
+        r.problem(
+            "REDIS_CLUSTER_NODES",
+            format!("`{raw}` is not a list of host:port"),
+        );
+    }
+    nodes
+}
+
+/// `host:port,host:port,...` (IPv6 hosts in brackets); `None` when any entry is not one.
+fn host_ports(raw: &str) -> Option<Vec<(String, u16)>> {
+    let nodes: Option<Vec<(String, u16)>> = raw
+        .split(',')
+        .map(|n| {
+            let (host, port) = n.trim().rsplit_once(':')?;
+            let port = port.parse::<u16>().ok().filter(|p| *p > 0)?;
+            (!host.is_empty()).then(|| (host.trim_matches(['[', ']']).to_string(), port))
+        })
+        .collect();
+    nodes.filter(|n| !n.is_empty())
 }
 
 /// `REDIS_SENTINELS` (comma-separated `host:port`) and `REDIS_SENTINEL_MASTER`, both or neither.
@@ -154,20 +248,12 @@ fn sentinel(r: &mut Reader) -> Option<Sentinel> {
         }
         (Some(n), Some(m)) => (n, m),
     };
-    let parsed: Option<Vec<(String, u16)>> = nodes
-        .split(',')
-        .map(|n| {
-            let (host, port) = n.trim().rsplit_once(':')?;
-            let port = port.parse::<u16>().ok().filter(|p| *p > 0)?;
-            (!host.is_empty()).then(|| (host.trim_matches(['[', ']']).to_string(), port))
-        })
-        .collect();
-    match parsed {
-        Some(nodes) if !nodes.is_empty() => Some(Sentinel {
+    match host_ports(nodes) {
+        Some(nodes) => Some(Sentinel {
             nodes,
             master: master.to_string(),
         }),
-        _ => {
+        None => {
             r.problem(
                 "REDIS_SENTINELS",
                 format!("`{nodes}` is not a list of host:port"),

@@ -146,7 +146,7 @@ fn variables_lists_every_section() {
     ] {
         assert!(all.contains(v), "{v} missing from {all:?}");
     }
-    assert_eq!(all.len(), 44, "{all:?}");
+    assert_eq!(all.len(), 45, "{all:?}");
 }
 
 #[test]
@@ -220,7 +220,7 @@ fn sentinels_need_a_master_name_and_host_port_pairs() {
         Mode::Tool,
     )
     .unwrap();
-    let s = c.redis.sentinel.as_ref().unwrap();
+    let s = c.redis.sentinel().unwrap();
     assert_eq!(s.master, "mymaster");
     assert_eq!(
         s.nodes,
@@ -229,7 +229,7 @@ fn sentinels_need_a_master_name_and_host_port_pairs() {
             ("s2.internal".to_string(), 26380)
         ]
     );
-    assert_eq!(c.redis.topology(), "sentinel");
+    assert_eq!(c.redis.topology.name(), "sentinel");
     let problems = problem_names;
     assert_eq!(
         problems(&[("REDIS_SENTINELS", "h:1")]),
@@ -253,4 +253,41 @@ fn problem_names(v: &[(&str, &str)]) -> Vec<String> {
         .into_iter()
         .map(|(name, _)| name)
         .collect()
+}
+
+#[test]
+fn cluster_nodes_are_host_port_pairs_and_exclude_sentinel() {
+    let c = Config::from_vars(
+        &vars(&[("REDIS_CLUSTER_NODES", "10.0.0.1:7000, [::1]:7001")]),
+        Mode::Tool,
+    )
+    .unwrap();
+    assert_eq!(
+        c.redis.topology,
+        Topology::Cluster(vec![("10.0.0.1".into(), 7000), ("::1".into(), 7001)])
+    );
+    assert_eq!(c.redis.topology.name(), "cluster");
+    let problems = problem_names;
+    for bad in ["h", "h:0", "h:1,", ":7000"] {
+        assert_eq!(
+            problems(&[("REDIS_CLUSTER_NODES", bad)]),
+            ["REDIS_CLUSTER_NODES"],
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        problems(&[
+            ("REDIS_CLUSTER_NODES", "h:7000"),
+            ("REDIS_URL", "redis://h:7000/2"),
+        ]),
+        ["REDIS_URL"]
+    );
+    assert_eq!(
+        problems(&[
+            ("REDIS_CLUSTER_NODES", "h:7000"),
+            ("REDIS_SENTINELS", "h:26379"),
+            ("REDIS_SENTINEL_MASTER", "m"),
+        ]),
+        ["REDIS_SENTINELS", "REDIS_CLUSTER_NODES"]
+    );
 }

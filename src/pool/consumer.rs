@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures::FutureExt;
-use redis::aio::MultiplexedConnection;
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info_span, warn};
 
@@ -32,7 +31,7 @@ use super::PoolSignal;
 use super::attempt::Batch;
 use super::usage::InstanceUsage;
 use crate::handlers::HandlerRegistry;
-use crate::queue::{Applied, QueueStore};
+use crate::queue::{Applied, Conn, QueueStore};
 use crate::telemetry::events::{AttemptRecorded, InternalEvent};
 
 /// Why a consumer's loop ended.
@@ -213,7 +212,7 @@ impl Consumer {
 
     async fn consume(mut self) -> Exit {
         debug!("consumer started");
-        let mut blocking: Option<MultiplexedConnection> = None;
+        let mut blocking: Option<Conn> = None;
         let mut backoff = CLAIM_BACKOFF;
         // Set when a claim got no answer: Redis may have leased tasks to us without telling.
         let mut unsure = false;
@@ -282,7 +281,7 @@ impl Consumer {
     }
 
     /// Block until woken, the poll interval passes, or the pool signal changes.
-    async fn wait_for_work(&mut self, blocking: &mut Option<MultiplexedConnection>) {
+    async fn wait_for_work(&mut self, blocking: &mut Option<Conn>) {
         if blocking.is_none() {
             match self
                 .deps

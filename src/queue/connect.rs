@@ -53,7 +53,7 @@ fn install_crypto_provider() {
 }
 
 /// The PEM material in the form the client takes.
-fn certificates(tls: &RedisTls) -> redis::TlsCertificates {
+pub(super) fn certificates(tls: &RedisTls) -> redis::TlsCertificates {
     redis::TlsCertificates {
         client_tls: tls
             .client

@@ -219,7 +219,7 @@ impl QueueStore {
     /// the entry id `after`; empty when none arrived in time.
     pub async fn read_events_blocking(
         &self,
-        conn: &mut redis::aio::MultiplexedConnection,
+        conn: &mut super::Conn,
         after: &str,
         block: std::time::Duration,
         count: usize,

@@ -4,12 +4,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, RedisError, Value};
+use redis::{RedisError, Value};
 use serde_json::Value as Json;
 
 use super::outcome::{Applied, TaskOutcome, parse_outcomes};
-use super::{QueueError, QueueStore, RESPONSE_TIMEOUT};
+use super::{Conn, QueueError, QueueStore};
 use crate::task::{DecodeError, TaskRecord};
 use crate::telemetry;
 
@@ -250,26 +249,16 @@ impl QueueStore {
         parse_outcomes(&reply)
     }
 
-    /// Open a connection for blocking waits (one per consumer).
-    pub async fn blocking_connection(
-        &self,
-        max_block: Duration,
-    ) -> Result<MultiplexedConnection, QueueError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(max_block + RESPONSE_TIMEOUT));
-        let r = self
-            .link
-            .client()
-            .get_multiplexed_async_connection_with_config(&config)
-            .await;
-        self.track(r)
+    /// Open a connection for blocking waits (one per consumer): on a cluster, one that follows
+    /// the queue's slot like the shared one.
+    pub async fn blocking_connection(&self, max_block: Duration) -> Result<Conn, QueueError> {
+        self.dedicated_connection(max_block).await
     }
 
     /// Block until a wake-up token arrives or `timeout` passes. `true` when woken.
     pub async fn wait_for_work(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         timeout: Duration,
     ) -> Result<bool, QueueError> {
         let r: Result<Option<(String, String)>, RedisError> = redis::cmd("BLPOP")

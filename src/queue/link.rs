@@ -1,5 +1,6 @@
-//! The store's way to Redis: one shared, self-reconnecting connection plus the client that opens
-//! the dedicated blocking ones. With a single Redis that is all. With Sentinel the master's
+//! The store's way to Redis: one shared connection plus what opens the dedicated blocking ones.
+//! With a single Redis that is all. On a Redis Cluster the `redis` cluster client routes, follows
+//! `MOVED`/`ASK` and refreshes its slot map itself ([`super::conn`]). With Sentinel the master's
 //! address comes from the Sentinels, and the link follows a failover: when a call fails the way a
 //! lost or demoted master fails (connection refused or dropped, timeout, `READONLY`,
 //! `MASTERDOWN`), it asks the Sentinels again (at most every [`RESOLVE_EVERY`]) and, when the
@@ -10,24 +11,35 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ConnectionAddr, IntoConnectionInfo, RedisError};
+use redis::cluster::ClusterClient;
+use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisError};
 use tracing::{info, warn};
 
+use super::conn::{self, Conn};
 use super::{QueueError, RESPONSE_TIMEOUT, connect};
-use crate::config::{RedisSettings, Sentinel};
+use crate::config::{RedisSettings, Sentinel, Topology};
 
 /// Least time between two questions to the Sentinels.
 pub const RESOLVE_EVERY: Duration = Duration::from_millis(500);
 /// How long one Sentinel may take to answer.
 const SENTINEL_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// What opens dedicated connections.
+#[derive(Clone)]
+enum Opener {
+    /// A client for one node: the URL's host or the Sentinel's master.
+    Node(Box<redis::Client>),
+    /// The cluster's client: a dedicated connection follows redirects like the shared one.
+    Cluster(Box<ClusterClient>),
+}
+
 /// The connection in use and where it points.
 struct Current {
-    /// Multiplexed connection shared by every non-blocking call; reconnects by itself.
-    conn: ConnectionManager,
+    /// Shared by every non-blocking call; reconnects by itself.
+    conn: Conn,
     /// Opens the dedicated connections that blocking waits need.
-    client: redis::Client,
-    /// `host:port` of the master (`None` before any Sentinel answered).
+    opener: Opener,
+    /// `host:port` of the master a Sentinel named (`None` before any answered, and without one).
     master: Option<(String, u16)>,
 }
 
@@ -38,41 +50,88 @@ pub struct Link {
     current: Arc<RwLock<Current>>,
     /// How to connect (URL, TLS) and, with Sentinel, whom to ask for the master.
     settings: Arc<RedisSettings>,
+    /// `<prefix>:{<queue>}`: on a cluster, the slot whose master keyless commands go to.
+    queue_key: Arc<str>,
     /// When the Sentinels were last asked (so a burst of errors asks once).
     last_resolve: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Link {
-    /// Connect lazily. With Sentinel, the master is asked for now (briefly blocking); when no
-    /// Sentinel answers, the link starts unresolved and asks again on the first failed call.
-    pub fn open(settings: &RedisSettings) -> Result<Self, QueueError> {
-        let master = settings.sentinel.as_ref().and_then(ask_blocking);
-        let current = connect_to(settings, master)?;
+    /// Connect lazily. With Sentinel, the master is asked for now; when no Sentinel answers, the
+    /// link starts unresolved and asks again on the first failed call.
+    pub async fn open(settings: &RedisSettings, queue_key: &str) -> Result<Self, QueueError> {
+        let current = match &settings.topology {
+            Topology::Cluster(nodes) => {
+                let client = conn::cluster_client(settings, nodes)?;
+                Current {
+                    conn: conn::shared_cluster(&client, queue_key),
+                    opener: Opener::Cluster(Box::new(client)),
+                    master: None,
+                }
+            }
+            Topology::Sentinel(sentinel) => connect_to(settings, ask(sentinel).await)?,
+            Topology::Single => connect_to(settings, None)?,
+        };
         Ok(Link {
             current: Arc::new(RwLock::new(current)),
             settings: Arc::new(settings.clone()),
+            queue_key: queue_key.into(),
             last_resolve: Arc::new(Mutex::new(None)),
         })
     }
 
     /// The shared connection.
-    pub fn conn(&self) -> ConnectionManager {
+    pub fn conn(&self) -> Conn {
         self.read(|c| c.conn.clone())
     }
 
-    /// A client for dedicated connections (blocking waits).
-    pub fn client(&self) -> redis::Client {
-        self.read(|c| c.client.clone())
+    /// A connection of its own, for blocking waits of up to `max_block` (on a cluster, it
+    /// follows redirects like the shared one).
+    pub async fn dedicated(&self, max_block: Duration) -> Result<Conn, RedisError> {
+        match self.read(|c| c.opener.clone()) {
+            Opener::Node(client) => {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(2)))
+                    .set_response_timeout(Some(max_block + RESPONSE_TIMEOUT));
+                let conn = client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                Ok(Conn::Node(conn))
+            }
+            Opener::Cluster(client) => {
+                conn::dedicated_cluster(&client, &self.queue_key, max_block).await
+            }
+        }
     }
 
-    /// `single` or `sentinel`.
+    /// `single`, `sentinel` or `cluster`.
     pub fn topology(&self) -> &'static str {
-        self.settings.topology()
+        self.settings.topology.name()
     }
 
-    /// `host:port` of the master in use, when Sentinel found one.
-    pub fn master(&self) -> Option<String> {
-        self.read(|c| c.master.as_ref().map(|(h, p)| format!("{h}:{p}")))
+    /// `host:port` of the master in use: the URL's host, the one a Sentinel named, or on a
+    /// cluster the node that owns the queue's slot now (asked: `CLUSTER NODES` of the node the
+    /// client routes to). `None` when no Sentinel or cluster node answered.
+    pub async fn master(&self) -> Option<String> {
+        match self.settings.topology {
+            Topology::Cluster(_) => cluster_master(&mut self.conn()).await,
+            Topology::Sentinel(_) => {
+                self.read(|c| c.master.as_ref().map(|(h, p)| format!("{h}:{p}")))
+            }
+            Topology::Single => match self
+                .settings
+                .url
+                .expose()
+                .into_connection_info()
+                .ok()?
+                .addr()
+            {
+                ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+                    Some(format!("{host}:{port}"))
+                }
+                _ => None,
+            },
+        }
     }
 
     fn read<T>(&self, f: impl FnOnce(&Current) -> T) -> T {
@@ -82,7 +141,7 @@ impl Link {
 
     /// A call failed with `e`: with Sentinel, and an error a failover explains, ask again.
     pub fn note_error(&self, e: &RedisError) {
-        if self.settings.sentinel.is_none() || !failover_symptom(e) {
+        if self.settings.sentinel().is_none() || !failover_symptom(e) {
             return;
         }
         {
@@ -100,7 +159,7 @@ impl Link {
 
     /// Ask the Sentinels; switch when the master moved.
     async fn resolve(&self) {
-        let Some(sentinel) = self.settings.sentinel.as_ref() else {
+        let Some(sentinel) = self.settings.sentinel() else {
             return;
         };
         let Some(master) = ask(sentinel).await else {
@@ -121,6 +180,22 @@ impl Link {
     }
 }
 
+/// The `myself` line of `CLUSTER NODES` on the node owning the queue's slot: its `host:port`.
+async fn cluster_master(conn: &mut Conn) -> Option<String> {
+    let nodes: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query_async(conn)
+        .await
+        .ok()?;
+    let line = nodes.lines().find(|l| {
+        l.split(' ')
+            .nth(2)
+            .is_some_and(|flags| flags.split(',').any(|f| f == "myself"))
+    })?;
+    let addr = line.split(' ').nth(1)?;
+    Some(addr.split('@').next()?.to_string())
+}
+
 /// Errors a lost or demoted master causes.
 fn failover_symptom(e: &RedisError) -> bool {
     e.is_io_error()
@@ -135,7 +210,7 @@ fn connect_to(
     settings: &RedisSettings,
     master: Option<(String, u16)>,
 ) -> Result<Current, QueueError> {
-    let client = match (&settings.sentinel, &master) {
+    let client = match (settings.sentinel(), &master) {
         (None, _) => connect::client(settings)?,
         (Some(_), Some((host, port))) => connect::client_at(settings, at(settings, host, *port)?)?,
         // No Sentinel answered yet: a closed port, so calls fail fast until one does.
@@ -148,14 +223,15 @@ fn connect_to(
         .set_max_delay(Duration::from_secs(2));
     let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
     Ok(Current {
-        conn,
-        client,
+        conn: Conn::Managed(conn),
+        opener: Opener::Node(Box::new(client)),
         master,
     })
 }
 
-/// `REDIS_URL`'s connection info (credentials, db, TLS) pointed at `host:port`.
-fn at(
+/// `REDIS_URL`'s connection info (credentials, db, TLS, `REDIS_TLS_INSECURE`) pointed at
+/// `host:port`.
+pub(super) fn at(
     settings: &RedisSettings,
     host: &str,
     port: u16,
@@ -169,7 +245,7 @@ fn at(
         } => ConnectionAddr::TcpTls {
             host: host.to_string(),
             port,
-            insecure: *insecure,
+            insecure: *insecure || settings.tls.as_ref().is_some_and(|t| t.insecure),
             tls_params: tls_params.clone(),
         },
         _ => ConnectionAddr::Tcp(host.to_string(), port),
@@ -196,19 +272,4 @@ async fn ask(sentinel: &Sentinel) -> Option<(String, u16)> {
         }
     }
     None
-}
-
-/// The same question with blocking connections, for startup outside (or before) a runtime.
-fn ask_blocking(sentinel: &Sentinel) -> Option<(String, u16)> {
-    sentinel.nodes.iter().find_map(|(host, port)| {
-        let client = redis::Client::open(format!("redis://{host}:{port}")).ok()?;
-        let mut conn = client.get_connection_with_timeout(SENTINEL_TIMEOUT).ok()?;
-        conn.set_read_timeout(Some(SENTINEL_TIMEOUT)).ok()?;
-        redis::cmd("SENTINEL")
-            .arg("get-master-addr-by-name")
-            .arg(&sentinel.master)
-            .query::<Option<(String, u16)>>(&mut conn)
-            .ok()
-            .flatten()
-    })
 }

@@ -4,7 +4,8 @@
 //!
 //! | file | holds |
 //! |---|---|
-//! | `mod.rs` | the store, its connection, error counting, key names |
+//! | `mod.rs` | the store, error counting, slot-migration retries, key names |
+//! | `link.rs` + `conn.rs` | the connections of each topology (single, Sentinel, Cluster) |
 //! | `scripts.rs` + `lua/` | the atomic steps, one Lua file each, sharing `lua/lib.lua` |
 //! | `outcome.rs` | what a script did to each task ([`TaskOutcome`]), parsed from its reply |
 //! | `tasks.rs` | submit, read, list, cancel, replay (the submitter's and operator's side) |
@@ -12,6 +13,7 @@
 //! | `lifecycle.rs` | claim, renew, complete, fail, release, project locks, blocking waits (the consumer's side) |
 //! | `maintenance.rs` | promote due tasks, reclaim lapsed leases |
 //! | `stats.rs` | the queue snapshot, pause and resume |
+//! | `server.rs` | what the Redis server reports (memory, CPU), deleting a whole queue |
 //! | `control.rs` | operators' pool commands, typed |
 //! | `heartbeat.rs` | instance heartbeats and the pool status they carry |
 //! | `events.rs` | the event stream |
@@ -54,8 +56,10 @@
 //! | `project:<project>:waiting`, `projects:waiting` | zset, set | tasks waiting for the project by (priority, ready time); projects with waiters |
 //! | `stats:<minute>` | hash | one epoch minute (instance clock) of history, 25 h TTL: `completed`, `failed`, `retried`, `cancelled` and wait buckets `w0`..`w14` (HINCRBY by every instance), `pending_P0`..`pending_P3`, `in_flight`, `capacity` (the minute's sampler) |
 //! | `stats:sampler:<minute>` | string | the instance that samples the minute's depths (SET NX, 120 s) |
+//! | `migration-guard` | never written | declared by every script (`KEYS[2]`) so a cluster slot migration refuses scripts before they run |
 
 pub mod build;
+mod conn;
 pub mod connect;
 mod control;
 mod events;
@@ -72,9 +76,11 @@ pub mod release_run;
 pub mod releases;
 pub mod schedules;
 mod scripts;
+mod server;
 mod stats;
 mod tasks;
 
+pub use conn::Conn;
 pub use control::{
     Control, DesiredState, InstanceControl, MAX_CONCURRENCY, PoolCommand, ScopeControl,
 };
@@ -110,6 +116,10 @@ pub const RECENT_MAX: u64 = 1_000;
 pub const IDEMPOTENCY_TTL_SECS: u64 = 86_400;
 /// How long one Redis reply may take on the shared connection before it counts as an error.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A key of the queue's slot that is never written; every script declares it (`KEYS[2]`).
+const MIGRATION_GUARD: &str = "migration-guard";
+/// How long a script refused by a slot migration is retried before the error is returned.
+const MIGRATION_RETRY_FOR: Duration = Duration::from_secs(10);
 /// How long a write waits for `REDIS_MIN_REPLICAS_ACK` replicas.
 pub const REPLICA_WAIT: Duration = Duration::from_secs(1);
 
@@ -196,6 +206,12 @@ impl Outage {
     }
 }
 
+/// Errors a slot migration (resharding) or a cluster still settling causes, where the call did
+/// not run and can be sent again.
+fn migrating(e: &RedisError) -> bool {
+    matches!(e.code(), Some("TRYAGAIN" | "ASK" | "MOVED" | "CLUSTERDOWN"))
+}
+
 fn now_iso() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
@@ -233,12 +249,13 @@ fn pairs_to_map(flat: Vec<String>) -> HashMap<String, String> {
 
 impl QueueStore {
     /// Create a store. Connects lazily: a Redis that is down now is retried on every call, so a
-    /// worker can start before its Redis does.
-    pub fn new(redis: &RedisSettings, settings: &QueueSettings) -> Result<Self, QueueError> {
+    /// worker can start before its Redis does. With Sentinel, the master is asked for first.
+    pub async fn new(redis: &RedisSettings, settings: &QueueSettings) -> Result<Self, QueueError> {
+        let base = settings.key_base();
         Ok(QueueStore {
-            link: link::Link::open(redis)?,
+            link: link::Link::open(redis, &base).await?,
             min_replicas_ack: redis.min_replicas_ack,
-            base: settings.key_base().into(),
+            base: base.into(),
             scripts: Arc::new(Scripts::new()),
             lease: settings.lease,
             retention: settings.retention,
@@ -286,77 +303,33 @@ impl QueueStore {
         }
     }
 
-    /// A client for a connection of its own to the Redis (the master, with Sentinel).
-    pub fn redis_client(&self) -> redis::Client {
-        self.link.client()
+    /// A connection of its own (blocking waits, doctor): to the URL's host, the Sentinel's
+    /// master, or the cluster (routing like the shared one). Replies may take `max_block` more.
+    pub async fn dedicated_connection(&self, max_block: Duration) -> Result<Conn, QueueError> {
+        let r = self.link.dedicated(max_block).await;
+        self.track(r)
     }
 
-    /// `single` or `sentinel`.
+    /// `single`, `sentinel` or `cluster`.
     pub fn redis_topology(&self) -> &'static str {
         self.link.topology()
     }
 
-    /// The master in use when Sentinel found one (`host:port`).
-    pub fn redis_master(&self) -> Option<String> {
-        self.link.master()
+    /// The master in use (`host:port`): `REDIS_URL`'s host, the one a Sentinel named, or on a
+    /// cluster the node owning the queue's slot now. `None` when no Sentinel or node answered.
+    pub async fn redis_master(&self) -> Option<String> {
+        self.link.master().await
     }
 
-    /// Redis's `used_memory` and `maxmemory` (0 = no limit), from `INFO memory`.
-    pub async fn memory(&self) -> Result<(u64, u64), QueueError> {
-        let info: String = self.query(redis::cmd("INFO").arg("memory")).await?;
-        let field = |name: &str| {
-            info.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        };
-        match (field("used_memory"), field("maxmemory")) {
-            (Some(used), Some(max)) => Ok((used, max)),
-            _ => Err(QueueError::Protocol(
-                "INFO memory has no used_memory / maxmemory".into(),
-            )),
-        }
-    }
-
-    /// Tasks completed so far (`completed_total`): one `HGET`, for callers that poll it often
-    /// (`bench`), where the `stats` snapshot would be the larger cost.
-    pub async fn completed_total(&self) -> Result<u64, QueueError> {
-        let v: Option<u64> = self
-            .query(
-                redis::cmd("HGET")
-                    .arg(self.key("counters"))
-                    .arg("completed_total"),
-            )
-            .await?;
-        Ok(v.unwrap_or(0))
-    }
-
-    /// CPU seconds the Redis server has used since it started (`used_cpu_sys + used_cpu_user`
-    /// from `INFO cpu`), and its version (`redis_version` from `INFO server`).
-    pub async fn server_cpu(&self) -> Result<(f64, String), QueueError> {
-        let info: String = self
-            .query(redis::cmd("INFO").arg("server").arg("cpu"))
-            .await?;
-        let field = |name: &str| {
-            info.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .map(str::trim)
-        };
-        let secs = |name: &str| field(name).and_then(|v| v.parse::<f64>().ok());
-        match (secs("used_cpu_sys"), secs("used_cpu_user")) {
-            (Some(sys), Some(user)) => Ok((
-                sys + user,
-                field("redis_version").unwrap_or("unknown").to_string(),
-            )),
-            _ => Err(QueueError::Protocol(
-                "INFO cpu has no used_cpu_sys / used_cpu_user".into(),
-            )),
-        }
-    }
-
-    /// A script call with the common prelude arguments filled in.
+    /// A script call with the common prelude arguments filled in. `KEYS[1]`, the events stream,
+    /// routes the call; `KEYS[2]` is [`MIGRATION_GUARD`], a key of the same slot that is never
+    /// written: while the slot migrates between cluster nodes, a script declaring a key that
+    /// exists on neither side is refused up front (`TRYAGAIN` or `ASK`, before any write)
+    /// instead of failing half-way on a key that already moved, and [`QueueStore::run`] retries it.
     fn invocation<'a>(&self, script: &'a redis::Script) -> ScriptInvocation<'a> {
         let mut inv = script.prepare_invoke();
         inv.key(self.key("events"))
+            .key(self.key(MIGRATION_GUARD))
             .arg(&*self.base)
             .arg(EVENTS_STREAM_MAX)
             .arg(RECENT_MAX)
@@ -368,13 +341,29 @@ impl QueueStore {
         inv
     }
 
+    /// Run a script. While the queue's slot migrates to another cluster node, the script is
+    /// refused before it runs (`TRYAGAIN`, `ASK`, `MOVED`, `CLUSTERDOWN`, see
+    /// [`QueueStore::invocation`]): it is sent again after a short back-off (5 ms doubling up
+    /// to 200 ms, for up to [`MIGRATION_RETRY_FOR`]), so a resharding delays calls but fails none.
     async fn run<T: redis::FromRedisValue>(
         &self,
         inv: &ScriptInvocation<'_>,
     ) -> Result<T, QueueError> {
-        let mut conn = self.link.conn();
-        let r = inv.invoke_async(&mut conn).await;
-        self.track(r)
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let mut conn = self.link.conn();
+            let r = inv.invoke_async(&mut conn).await;
+            match r {
+                Err(e) if migrating(&e) && started.elapsed() < MIGRATION_RETRY_FOR => {
+                    self.round_trips.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(error = %e, "queue slot migrating; sending the script again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                r => return self.track(r),
+            }
+        }
     }
 
     /// Run a script that writes submissions, then wait for `REDIS_MIN_REPLICAS_ACK` replicas
@@ -449,32 +438,6 @@ impl QueueStore {
         }
         let replies: Vec<redis::Value> = self.pipeline(&pipe).await?;
         Ok(replies.iter().map(lossy_map).collect())
-    }
-
-    /// Delete every key of this queue (used by `bench` on its private queue).
-    pub async fn destroy(&self) -> Result<u64, QueueError> {
-        let mut deleted = 0u64;
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = self
-                .query(
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(format!("{}:*", self.base))
-                        .arg("COUNT")
-                        .arg(1000),
-                )
-                .await?;
-            if !keys.is_empty() {
-                let n: u64 = self.query(redis::cmd("UNLINK").arg(&keys)).await?;
-                deleted += n;
-            }
-            if next == 0 {
-                return Ok(deleted);
-            }
-            cursor = next;
-        }
     }
 }
 

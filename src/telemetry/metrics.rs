@@ -48,6 +48,7 @@ pub mod names {
     pub const CPU_USAGE: &str = "ops_worker_cpu_usage_ratio";
     pub const MEMORY_USAGE: &str = "ops_worker_memory_usage_ratio";
     pub const BUILD_INFO: &str = "ops_worker_build_info";
+    pub const REDIS_TOPOLOGY_INFO: &str = "ops_worker_redis_topology_info";
 }
 
 /// Histogram buckets (seconds), up to the 10-minute ceiling of the longest task. The 300 s
@@ -178,6 +179,11 @@ pub const ALL: &[Spec] = &[
         "resident memory / the container's memory limit",
     ),
     spec(BUILD_INFO, Gauge, "build information; always 1"),
+    spec(
+        REDIS_TOPOLOGY_INFO,
+        Gauge,
+        "1 for the Redis topology and the master the queue is on now, 0 for masters before",
+    ),
 ];
 
 /// Label values known only to the layers above (pool statuses, Vercel operations), so their

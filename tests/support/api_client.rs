@@ -81,7 +81,7 @@ impl Worker {
             .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         let id = v["task_id"].as_str().expect("task_id").to_string();
-        let q = self.store();
+        let q = self.store().await;
         eventually(FIXTURE_TIMEOUT, &format!("task {id} failed"), || async {
             let r = q.get(&id).await.ok()??;
             (r.status == TaskStatus::Failed).then_some(())

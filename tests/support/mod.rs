@@ -13,6 +13,7 @@
 
 mod api_client;
 mod app;
+pub mod cluster;
 pub mod proxy;
 mod redis_server;
 pub mod sentinel;
@@ -90,9 +91,11 @@ pub fn base_env(redis_url: &str, queue: &str) -> HashMap<String, String> {
 }
 
 /// The library's view of a queue, for enqueuing and inspecting from tests.
-pub fn store(redis_url: &str, queue: &str) -> QueueStore {
+pub async fn store(redis_url: &str, queue: &str) -> QueueStore {
     let config = Config::from_vars(&base_env(redis_url, queue), Mode::Tool).expect("test config");
-    QueueStore::new(&config.redis, &config.queue).expect("store")
+    QueueStore::new(&config.redis, &config.queue)
+        .await
+        .expect("store")
 }
 
 /// A valid noop task.

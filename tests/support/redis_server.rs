@@ -70,6 +70,16 @@ impl RedisServer {
         Self::launch_with(false, None, args)
     }
 
+    /// A Redis with extra `redis-server` arguments (for example a cluster node's).
+    pub fn start_with(extra: Vec<String>) -> Self {
+        Self::launch_with(false, None, extra)
+    }
+
+    /// The server's own directory (relative config files such as `nodes.conf` live here).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     fn launch(persistent: bool) -> Self {
         Self::launch_with(persistent, None, Vec::new())
     }

@@ -152,8 +152,8 @@ impl Worker {
     }
 
     /// The library's view of this worker's queue.
-    pub fn store(&self) -> QueueStore {
-        store(&self.redis_url, &self.queue)
+    pub async fn store(&self) -> QueueStore {
+        store(&self.redis_url, &self.queue).await
     }
 
     /// Its process id (0 once reaped).

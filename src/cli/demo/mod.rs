@@ -190,7 +190,7 @@ pub async fn run(
     };
     let config = demo_config(&vars, &target, queue)?;
     crate::telemetry::init(&config.log_level, config.log_format);
-    let instance = Instance::start(&config)?;
+    let instance = Instance::start(&config).await?;
     let store = instance.store.clone();
 
     let outcome = match scenario {

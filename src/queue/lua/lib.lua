@@ -4,8 +4,17 @@
 --   ARGV[1] key base incl. the hash tag, e.g. "ops:{default}" (all keys of a queue share one slot)
 --   ARGV[2] approximate cap of the events stream    ARGV[3] cap of the "recent" index
 --   ARGV[4] retention of finished records, seconds
--- and its own arguments from ARGV[5] on. KEYS[1] is always the events stream: it routes the call to
--- the right node; the other keys are derived from the key base and live in the same hash slot.
+-- and its own arguments from ARGV[5] on.
+--
+-- Keys, declared and derived (see docs/architecture.md section 4):
+--   KEYS[1] is always the events stream "<base>:events": it routes the call to the node that owns
+--           the queue's hash slot (on a Redis Cluster, its master).
+--   KEYS[2] is always "<base>:migration-guard", a key no script reads or writes. While the slot
+--           migrates between cluster nodes, Redis refuses a call that declares a key missing on
+--           the node (TRYAGAIN / ASK) before the script runs, so no script can start on one node
+--           and fail half-way on a key already moved; the store sends it again after a back-off.
+--   Every other key is derived here from ARGV[1] (k(), task_key(), project_key()), so it carries
+--   the queue's hash tag and lives in the same slot. Scripts never touch a key outside the tag.
 -- Time comes from the Redis server's clock, so instances with skewed clocks still agree on lease
 -- deadlines, back-offs and run_at.
 local B = ARGV[1]
