@@ -680,10 +680,8 @@ async fn a_cursor_keeps_its_place_when_its_own_entry_moves_or_goes() {
     assert_eq!(last.next, None);
 }
 
-#[tokio::test]
-async fn listings_filter_by_each_field_and_skip_or_show_bad_entries() {
-    let redis = RedisServer::start();
-    let q = store(&redis.url(), "filters").await;
+/// Completed, dead-lettered, pending deploy, cancelled and pending tasks, in that order.
+async fn one_task_in_each_state(q: &QueueStore) -> [TaskRecord; 5] {
     let done = task("noop", "P0", json!({}));
     let dead = task("noop", "P0", json!({}));
     let deploy = task("deploy", "P1", json!({"project": "web"}));
@@ -707,11 +705,13 @@ async fn listings_filter_by_each_field_and_skip_or_show_bad_entries() {
         q.cancel(&id(&gone)).await.unwrap(),
         CancelOutcome::Cancelled
     );
+    [done, dead, deploy, gone, waiting]
+}
 
-    // Bad entries: an id with no record, a key that is not a hash, an id and a record that are
-    // not UTF-8.
+/// Bad entries in the listing indexes: an id with no record, a key that is not a hash, an id and a
+/// record that are not UTF-8.
+fn plant_bad_entries(redis: &RedisServer, q: &QueueStore, bad_id: &[u8]) {
     let mut conn = redis.conn();
-    let bad_id: &[u8] = b"bad-\xff\xfe";
     let mut task_key = q.key("task:").into_bytes();
     task_key.extend_from_slice(bad_id);
     let _: () = redis::cmd("SET")
@@ -746,6 +746,16 @@ async fn listings_filter_by_each_field_and_skip_or_show_bad_entries() {
             .query(&mut conn)
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn listings_filter_by_each_field_and_skip_or_show_bad_entries() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "filters").await;
+    let [done, dead, deploy, gone, waiting] = one_task_in_each_state(&q).await;
+    let id = |t: &TaskRecord| t.task_id.to_string();
+    let bad_id: &[u8] = b"bad-\xff\xfe";
+    plant_bad_entries(&redis, &q, bad_id);
 
     let list = |f: &dyn Fn(&mut ListQuery)| {
         let mut query = ListQuery::new(ListIndex::Recent, 100);
@@ -818,23 +828,19 @@ fn lock_holder(redis: &RedisServer, queue: &str, project: &str) -> Option<String
         .unwrap()
 }
 
-/// One change per project: a second task of a busy project waits (pending, no attempt burnt,
-/// visible in an event naming the project and the holder); waiters get the project in order of
-/// priority then submission as each holder completes, fails or loses its lease; other projects
-/// and cancelled waiters are not held up.
-#[tokio::test]
-async fn a_busy_project_defers_its_tasks_and_hands_the_lock_over_in_priority_order() {
-    let redis = RedisServer::start();
-    let q = store(&redis.url(), "plock").await;
+/// `web` held by a first P2 deploy; waiting: a second P2 deploy, then a P1 one (a P0 waiter was
+/// cancelled); project `api` taken meanwhile. Checks each step and the `task.waiting_for_project`
+/// events, and returns the ids of the holder, the P2 waiter and the P1 waiter.
+async fn line_up_for_web(q: &QueueStore) -> (String, String, String) {
     let deploy = |p: &str| task("deploy", p, json!({"project": "web"}));
     let (a1, a2) = (deploy("P2"), deploy("P2"));
     q.enqueue(&[a1.clone(), a2.clone()]).await.unwrap();
-    let (id1, got) = claim_and_hold(&q, "t/c0", "web").await;
+    let (id1, got) = claim_and_hold(q, "t/c0", "web").await;
     assert_eq!(
         (id1.as_str(), got),
         (a1.task_id.to_string().as_str(), ProjectClaim::Acquired)
     );
-    let (id2, got) = claim_and_hold(&q, "t/c1", "web").await;
+    let (id2, got) = claim_and_hold(q, "t/c1", "web").await;
     assert_eq!(
         got,
         ProjectClaim::Waiting {
@@ -848,7 +854,7 @@ async fn a_busy_project_defers_its_tasks_and_hands_the_lock_over_in_priority_ord
     let id3 = a3.task_id.to_string();
     q.enqueue(&[a3]).await.unwrap();
     assert!(matches!(
-        claim_and_hold(&q, "t/c2", "web").await.1,
+        claim_and_hold(q, "t/c2", "web").await.1,
         ProjectClaim::Waiting { .. }
     ));
     // A waiter that is cancelled leaves the line.
@@ -856,7 +862,7 @@ async fn a_busy_project_defers_its_tasks_and_hands_the_lock_over_in_priority_ord
     let id4 = a4.task_id.to_string();
     q.enqueue(&[a4]).await.unwrap();
     assert!(matches!(
-        claim_and_hold(&q, "t/c3", "web").await.1,
+        claim_and_hold(q, "t/c3", "web").await.1,
         ProjectClaim::Waiting { .. }
     ));
     assert_eq!(q.cancel(&id4).await.unwrap(), CancelOutcome::Cancelled);
@@ -868,7 +874,7 @@ async fn a_busy_project_defers_its_tasks_and_hands_the_lock_over_in_priority_ord
     );
     q.enqueue(&[other]).await.unwrap();
     assert_eq!(
-        claim_and_hold(&q, "t/c4", "api").await.1,
+        claim_and_hold(q, "t/c4", "api").await.1,
         ProjectClaim::Acquired
     );
     let waits: Vec<_> = q
@@ -885,6 +891,18 @@ async fn a_busy_project_defers_its_tasks_and_hands_the_lock_over_in_priority_ord
     );
     assert_eq!(waits[0].data["holder"], id1.as_str());
     assert_eq!(waits[0].data["status"], "pending");
+    (id1, id2, id3)
+}
+
+/// One change per project: a second task of a busy project waits (pending, no attempt burnt,
+/// visible in an event naming the project and the holder); waiters get the project in order of
+/// priority then submission as each holder completes, fails or loses its lease; other projects
+/// and cancelled waiters are not held up.
+#[tokio::test]
+async fn a_busy_project_defers_its_tasks_and_hands_the_lock_over_in_priority_order() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "plock").await;
+    let (id1, id2, id3) = line_up_for_web(&q).await;
 
     // The holder completes: the P1 waiter gets the project and runs next, its first attempt.
     q.complete(&[(id1.clone(), json!({}))]).await.unwrap();
