@@ -85,9 +85,15 @@ async fn a_master_failover_mid_drain_is_followed_and_loses_no_task() {
         worker.logs()
     );
     let master = format!("127.0.0.1:{}", set.replica.port);
-    assert_eq!(q.redis_master().await, Some(master.clone()));
+    assert_eq!(q.redis_master().await, Some(master));
 
-    // doctor and /health name the topology and the master now in use.
+    topology_names_the_master(&set, queue, &worker, old).await;
+}
+
+/// After the failover, doctor, /health and /metrics name the topology and the new master (the
+/// replica); the old master's gauge is 0.
+async fn topology_names_the_master(set: &SentinelSet, queue: &str, worker: &Worker, old: u16) {
+    let master = format!("127.0.0.1:{}", set.replica.port);
     let nodes = set.nodes();
     let extra = [
         ("REDIS_SENTINELS", nodes.as_str()),
