@@ -8,37 +8,16 @@
 # OPS_WORKER_BIN picks the binary (default target/release/ops-worker, built when missing).
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(dirname "$here")
-tasks=${TASKS:-20000}
-concurrency=${CONCURRENCY:-50}
-rounds=${ROUNDS:-2}
-bin=${OPS_WORKER_BIN:-$root/target/release/ops-worker}
-for n in "$tasks" "$concurrency" "$rounds"; do
-  [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "TASKS, CONCURRENCY and ROUNDS must be positive integers" >&2; exit 2; }
-done
-[[ -x $bin ]] || (cd "$root" && cargo build --release)
+source "$(dirname "$0")/common.sh"
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-master=$(free_port)
-replica=$(free_port)
-work=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-for role in master replica; do
-  mkdir -p "$work/$role"
-  port=${!role}
-  args=(--port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work/$role" --logfile "$work/$role/redis.log")
-  [[ $role == replica ]] && args+=(--replicaof 127.0.0.1 "$master")
-  redis-server "${args[@]}" &
-  pids+=($!)
-done
-# The first full sync waits for repl-diskless-sync-delay (5 s by default): wait until it is online.
+redis master
+master=$port
+redis replica --replicaof 127.0.0.1 "$master"
 for _ in $(seq 400); do
-  redis-cli -p "$master" INFO replication 2>/dev/null | grep -q '^slave0:.*state=online' && break
+  replica_online "$master" && break
   sleep 0.05
 done
-redis-cli -p "$master" INFO replication | grep -q '^slave0:.*state=online' || { echo "the replica did not sync" >&2; exit 1; }
+replica_online "$master" || { echo "the replica did not sync" >&2; exit 1; }
 
 results=$work/results.jsonl
 for round in $(seq "$rounds"); do

@@ -14,37 +14,14 @@
 # bench/peers/bullmq on first use.
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(dirname "$here")
-tasks=${TASKS:-50000}
-concurrency=${CONCURRENCY:-50}
-rounds=${ROUNDS:-1}
-bin=${OPS_WORKER_BIN:-$root/target/release/ops-worker}
-redis_server=${REDIS_SERVER:-redis-server}
-
-for n in "$tasks" "$concurrency" "$rounds"; do
-  [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "TASKS, CONCURRENCY and ROUNDS must be positive integers" >&2; exit 2; }
-done
 command -v node >/dev/null || { echo "node is required for the BullMQ peer" >&2; exit 2; }
+default_tasks=50000 default_rounds=1 source "$(dirname "$0")/common.sh"
 
-if [[ ! -x $bin ]]; then
-  (cd "$root" && cargo build --release)
-fi
 # Idempotent: installs what package-lock.json pins, only when it is not there yet.
 (cd "$here/peers/bullmq" && { [[ -d node_modules/bullmq ]] || npm ci --no-audit --no-fund --loglevel=error; })
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-work=$(mktemp -d)
-"$redis_server" --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
-  --logfile "$work/redis.log" &
-redis_pid=$!
-trap 'kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null; rm -rf "$work"' EXIT
+redis peers
 url="redis://127.0.0.1:$port"
-for _ in $(seq 100); do
-  redis-cli -p "$port" PING >/dev/null 2>&1 && break
-  sleep 0.05
-done
-redis-cli -p "$port" PING >/dev/null
 
 results=$work/results.jsonl
 for round in $(seq "$rounds"); do

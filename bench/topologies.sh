@@ -9,46 +9,7 @@
 # OPS_WORKER_BIN picks the binary (default target/release/ops-worker, built when missing).
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(dirname "$here")
-tasks=${TASKS:-20000}
-concurrency=${CONCURRENCY:-50}
-rounds=${ROUNDS:-2}
-bin=${OPS_WORKER_BIN:-$root/target/release/ops-worker}
-for n in "$tasks" "$concurrency" "$rounds"; do
-  [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "TASKS, CONCURRENCY and ROUNDS must be positive integers" >&2; exit 2; }
-done
-[[ -x $bin ]] || (cd "$root" && cargo build --release)
-
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-work=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-
-# redis NAME [ARGS...]: a private redis-server in $work/NAME on a free port, left in $port. A port
-# another process took between free_port and the bind is retried on a fresh one.
-redis() {
-  local name=$1
-  shift
-  mkdir -p "$work/$name"
-  for _attempt in 1 2 3 4 5; do
-    port=$(free_port)
-    (cd "$work/$name" && exec redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
-      --dir "$work/$name" --logfile "$work/$name/redis.log" "$@") &
-    local pid=$!
-    for _ in $(seq 200); do
-      kill -0 "$pid" 2>/dev/null || break
-      if redis-cli -p "$port" PING >/dev/null 2>&1; then
-        pids+=("$pid")
-        return
-      fi
-      sleep 0.05
-    done
-    kill "$pid" 2>/dev/null || true
-  done
-  echo "redis $name did not start (see $work/$name/redis.log)" >&2
-  exit 1
-}
+source "$(dirname "$0")/common.sh"
 
 # Single.
 redis single
@@ -64,7 +25,7 @@ printf 'port %s\nbind 127.0.0.1\ndir %s\nsentinel monitor bench 127.0.0.1 %s 1\n
 redis-sentinel "$work/sentinel.conf" --logfile "$work/sentinel.log" &
 pids+=($!)
 for _ in $(seq 400); do
-  redis-cli -p "$master" INFO replication 2>/dev/null | grep -q '^slave0:.*state=online' &&
+  replica_online "$master" &&
     redis-cli -p "$sentinel" SENTINEL get-master-addr-by-name bench 2>/dev/null | grep -q "$master" && break
   sleep 0.05
 done
