@@ -18,10 +18,9 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ops_worker::api::auth::{JwtKeys, Role};
-use ops_worker::config::Secret;
+use ops_worker::api::auth::Role;
 use ops_worker::queue::QueueStore;
-use ops_worker::task::TaskStatus;
+use ops_worker::task::{TaskRecord, TaskStatus};
 use serde_json::json;
 use support::*;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
@@ -107,16 +106,21 @@ struct Browser {
     stderr: Arc<Mutex<String>>,
     started: Instant,
     transcript: Vec<String>,
+    /// The first task the page saw complete, and the P3 task held by the pause (the detail
+    /// views open them again).
+    first: String,
+    p3: String,
 }
 
 impl Browser {
-    fn spawn(base_url: &str, tokens: [&str; 2], instance: &str, screenshot: &Path) -> Self {
+    fn spawn(base_url: &str, instance: &str, screenshot: &Path) -> Self {
         let mut child = Command::new("node")
             .arg(browser_dir().join("dashboard.mjs"))
             .current_dir(browser_dir())
             .env("BASE_URL", base_url)
-            .env("TOKEN", tokens[0])
-            .env("VIEWER_TOKEN", tokens[1])
+            .env("TOKEN", token(Role::Admin))
+            .env("VIEWER_TOKEN", token(Role::Viewer))
+            .env("AGENT_TOKEN", token(Role::Agent))
             .env("INSTANCE", instance)
             .env("SCREENSHOT", screenshot)
             .env("CHROMIUM", chromium_path())
@@ -145,6 +149,8 @@ impl Browser {
             stderr,
             started: Instant::now(),
             transcript: Vec::new(),
+            first: String::new(),
+            p3: String::new(),
         }
     }
 
@@ -256,27 +262,127 @@ async fn dashboard_drives_the_worker_in_a_real_browser() {
         .envs(sim.worker_env())
         .spawn()
         .await;
-    let base_url = worker.base_url();
     let store = store(&redis.url(), QUEUE);
-    let token = JwtKeys::new(&Secret::new(TEST_JWT_SECRET), false)
-        .mint("browser-test", Role::Admin, 3600)
-        .expect("mint token");
-    let viewer = JwtKeys::new(&Secret::new(TEST_JWT_SECRET), false)
-        .mint("browser-test", Role::Viewer, 3600)
-        .expect("mint token");
+    let feeder = Feeder::start(store.clone());
 
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
     std::fs::create_dir_all(&target).expect("create target/");
     let screenshot = target.join("dashboard.png");
     let _ = std::fs::remove_file(&screenshot);
 
-    println!("worker {} at {base_url}", worker.instance);
-    let mut browser = Browser::spawn(&base_url, [&token, &viewer], &worker.instance, &screenshot);
+    println!("worker {} at {}", worker.instance, worker.base_url());
+    let mut browser = Browser::spawn(&worker.base_url(), &worker.instance, &screenshot);
 
     // Bogus token rejected, real token accepted, this instance shown running.
     browser.expect("READY").await;
+    tasks_and_pauses(&mut browser, &store).await;
+    retry_from_the_page(&mut browser, &store).await;
+    detail_views(&mut browser, &worker, &store).await;
+    hold_back_p3(&store, &feeder).await;
+    charts_and_lists(&mut browser, &worker, &store, &feeder).await;
+    controls(&mut browser, &worker, &store).await;
+    // After `controls`: the instance runs two consumers, one for the release, one to defer the deploy.
+    let release = release_views(&mut browser, &sim, &store).await;
+    schedules(&mut browser, &worker).await;
+    browser.expect("A11Y_OK").await;
+    screenshots(&mut browser, &worker, &store, feeder, &release).await;
+    roles(&mut browser, &worker, &store).await;
+    browser.expect("DONE").await;
+    let status = browser.child.wait().await.expect("wait for node");
+    assert!(status.success(), "the script exited with {status}");
+    check_screenshots(&target, &screenshot);
+    println!(
+        "dashboard browser test passed in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+}
 
-    // A task enqueued behind the page's back must show up and reach completed.
+/// Background traffic, so the charts and the screenshots show a minute of work: noops of P0, P1
+/// and P2 at a steady pace with a burst now and then, and a few failing ones (retried once, then
+/// dead letters); P3 only near the end, while P3 is paused (the page's P3 steps count P3's
+/// depth). At most [`Feeder::FAILURES`] failures (the dead letters stay on one page).
+struct Feeder {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Set while the lists are paged: new and re-scored rows would move between pages.
+    hold: Arc<std::sync::atomic::AtomicBool>,
+    /// Set while P3 is paused near the end: P3 tasks are fed too, a backlog the depth chart shows.
+    backlog: Arc<std::sync::atomic::AtomicBool>,
+    handle: tokio::task::JoinHandle<usize>,
+    started: Instant,
+}
+
+impl Feeder {
+    const FAILURES: usize = 6;
+
+    fn start(store: QueueStore) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let hold = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let backlog = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, held, low) = (stop.clone(), hold.clone(), backlog.clone());
+        let handle = tokio::spawn(async move {
+            let (mut n, mut failures) = (0usize, 0usize);
+            while !flag.load(Ordering::Relaxed) {
+                if held.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                let batch = if n % 40 == 0 { 8 } else { 1 };
+                let mut tasks = Vec::with_capacity(batch);
+                for _ in 0..batch {
+                    n += 1;
+                    let priority = ["P2", "P1", "P2", "P0", "P2", "P1"][n % 6];
+                    let mut t = if n % 9 == 0 && failures < Self::FAILURES {
+                        failures += 1;
+                        task("noop", priority, json!({"fail": true}))
+                    } else {
+                        task("noop", priority, json!({"sleep_ms": 20 + (n * 37) % 230}))
+                    };
+                    t.max_retries = 1;
+                    tasks.push(t);
+                }
+                if low.load(Ordering::Relaxed) {
+                    tasks.push(task("noop", "P3", json!({"sleep_ms": 30})));
+                }
+                let _ = store.enqueue(&tasks).await;
+                // Pacing, not synchronisation: about two tasks a second.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            n
+        });
+        Feeder {
+            stop,
+            hold,
+            backlog,
+            handle,
+            started: Instant::now(),
+        }
+    }
+
+    /// Hold (or resume) feeding; while held, wait until nothing is pending, running or retrying.
+    async fn hold(&self, on: bool, store: &QueueStore) {
+        self.hold.store(on, std::sync::atomic::Ordering::Relaxed);
+        if on {
+            eventually(LONG, "the background traffic drained", || async {
+                let s = store.stats().await.ok()?;
+                // P3 may be held back by now: its backlog stays where it is.
+                let moving = s.pending_total - s.pending.p3;
+                (moving == 0 && s.in_flight == 0 && s.retrying == 0).then_some(())
+            })
+            .await;
+        }
+    }
+
+    /// Stop feeding; how many tasks were fed.
+    async fn stop(self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.await.expect("the feeder task")
+    }
+}
+
+/// A task enqueued behind the page's back reaches completed; Pause P3 / Resume P3 on the page
+/// hold and release a P3 task (each effect checked in Redis).
+async fn tasks_and_pauses(browser: &mut Browser, store: &QueueStore) {
     let first = noop(json!({"sleep_ms": 300}));
     let id = first.task_id.to_string();
     store.enqueue(&[first]).await.expect("enqueue");
@@ -320,8 +426,12 @@ async fn dashboard_drives_the_worker_in_a_real_browser() {
         stats.paused
     );
     assert_eq!(browser.expect("P3_COMPLETED").await, p3_id);
+    browser.first = id;
+    browser.p3 = p3_id;
+}
 
-    // A dead-lettered task: the page's Retry button replays it (it then fails again).
+/// A dead-lettered task: the page's Retry button replays it (it then fails again).
+async fn retry_from_the_page(browser: &mut Browser, store: &QueueStore) {
     let mut bad = noop(json!({"fail": true}));
     bad.max_retries = 0;
     let bad_id = bad.task_id.to_string();
@@ -334,28 +444,87 @@ async fn dashboard_drives_the_worker_in_a_real_browser() {
     browser.send(format!("FAILED_TASK {bad_id}")).await;
     assert_eq!(browser.expect("RETRIED").await, bad_id);
     assert_eq!(
-        events_for(&store, &bad_id, "task.requeued").await,
+        events_for(store, &bad_id, "task.requeued").await,
         1,
         "Retry on the page must replay the task"
     );
     eventually(LONG, "the replayed task to run and fail again", || async {
-        (events_for(&store, &bad_id, "task.failed").await >= 2).then_some(())
+        (events_for(store, &bad_id, "task.failed").await >= 2).then_some(())
     })
     .await;
+}
 
-    let deploy = detail_views(&mut browser, &worker, &store, &id, &p3_id).await;
-    charts_and_lists(&mut browser, &worker, &store).await;
-    controls(&mut browser, &worker, &store).await;
-    schedules(&mut browser, &worker).await;
-    browser.expect("A11Y_OK").await;
+/// As an operator holding back low-priority work would: P3 paused while P3 tasks keep coming,
+/// a backlog the depth chart shows (the page's own P3 steps are over by now).
+async fn hold_back_p3(store: &QueueStore, feeder: &Feeder) {
+    use ops_worker::task::Priority;
+    store.pause(&[Priority::P3]).await.expect("pause P3");
+    feeder
+        .backlog
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+}
 
-    browser.send(format!("SHOT {deploy}")).await;
+/// Once the traffic has run a minute and a depth sample shows the P3 backlog, P3 is resumed and
+/// drains; then the screenshots, with the release's detail open (the admin was offered every
+/// control on the way).
+async fn screenshots(
+    browser: &mut Browser,
+    worker: &Worker,
+    store: &QueueStore,
+    feeder: Feeder,
+    release: &str,
+) {
+    use ops_worker::task::Priority;
+    let started = feeder.started;
+    eventually(
+        Duration::from_secs(150),
+        "a minute of traffic and a depth sample with the P3 backlog",
+        || async {
+            let hour = viewer_get(worker, "/api/stats/history?range=1h").await;
+            let backlog = hour["points"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|x| x["pending"]["P3"].as_u64() > Some(5)));
+            (started.elapsed() >= Duration::from_secs(60) && backlog).then_some(())
+        },
+    )
+    .await;
+    feeder
+        .backlog
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    store.resume(&[Priority::P3]).await.expect("resume P3");
+    eventually(LONG, "the P3 backlog drained", || async {
+        (store.stats().await.ok()?.pending.p3 == 0).then_some(())
+    })
+    .await;
+    browser.send(format!("SHOT {release}")).await;
+    let offered: usize = browser
+        .expect("ADMIN_CONTROLS")
+        .await
+        .parse()
+        .expect("a count");
+    assert!(offered >= 30, "the admin sees every control: {offered}");
     browser.expect("SCREENSHOT").await;
-    browser.expect("VIEWER_NO_BUTTONS").await;
-    browser.expect("DONE").await;
-    let status = browser.child.wait().await.expect("wait for node");
-    assert!(status.success(), "the script exited with {status}");
+    let fed = feeder.stop().await;
+    assert!(fed >= 100, "the background traffic fed {fed} tasks");
+}
 
+/// A viewer is offered nothing; an agent exactly the cancel controls, and its Cancel works.
+async fn roles(browser: &mut Browser, worker: &Worker, store: &QueueStore) {
+    browser.expect("VIEWER_NO_BUTTONS").await;
+    let waiting = worker.waiting_task().await;
+    browser.send(format!("AGENT {waiting}")).await;
+    assert_eq!(
+        browser.expect("AGENT_CONTROLS").await,
+        "detail-cancel,recent-cancel,select-all@recent,select-task@recent",
+        "an agent may cancel, not retry, delete, pause, schedule or command the pool"
+    );
+    assert_eq!(browser.expect("AGENT_CANCELLED").await, waiting);
+    let rec = store.get(&waiting).await.expect("get").expect("record");
+    assert_eq!(rec.status, TaskStatus::Cancelled, "the agent's Cancel");
+}
+
+/// The four PNGs the script saved: present, PNG, not tiny.
+fn check_screenshots(target: &Path, screenshot: &Path) {
     for part in ["charts", "lists", "schedules"] {
         let path = target.join(format!("dashboard-{part}.png"));
         let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -365,10 +534,10 @@ async fn dashboard_drives_the_worker_in_a_real_browser() {
             path.display()
         );
     }
-    let meta = std::fs::metadata(&screenshot).expect("screenshot written");
+    let meta = std::fs::metadata(screenshot).expect("screenshot written");
     let mut magic = [0u8; 8];
     use std::io::Read;
-    std::fs::File::open(&screenshot)
+    std::fs::File::open(screenshot)
         .and_then(|mut f| f.read_exact(&mut magic))
         .expect("read screenshot");
     assert_eq!(&magic, b"\x89PNG\r\n\x1a\n", "the screenshot is not a PNG");
@@ -377,24 +546,41 @@ async fn dashboard_drives_the_worker_in_a_real_browser() {
         "the screenshot is suspiciously small ({} bytes)",
         meta.len()
     );
-    println!(
-        "dashboard browser test passed in {:.1} s; screenshot {} ({} bytes)",
-        t0.elapsed().as_secs_f64(),
-        screenshot.display(),
-        meta.len()
-    );
+    println!("screenshot {} ({} bytes)", screenshot.display(), meta.len());
 }
 
 /// Task detail: a deploy's build against the simulator, a deep link, a row click, Cancel, a live
-/// update, and Pause/Resume P1 (each effect checked here, through Redis or the API). Answers the
-/// deploy's id.
-async fn detail_views(
-    browser: &mut Browser,
-    worker: &Worker,
-    store: &QueueStore,
-    noop_id: &str,
-    p3_id: &str,
-) -> String {
+/// update, and Pause/Resume P1 (each effect checked here, through Redis or the API).
+async fn detail_views(browser: &mut Browser, worker: &Worker, store: &QueueStore) {
+    deploy_detail(browser, store).await;
+    let (first, p3) = (browser.first.clone(), browser.p3.clone());
+    browser.send(format!("DETAIL {first}")).await;
+    assert_eq!(browser.expect("DETAIL_SHOWN").await, first);
+    assert_eq!(browser.expect("ROW_OPENED").await, p3);
+
+    let waiting = worker.waiting_task().await;
+    browser.send(format!("WAITING {waiting}")).await;
+    assert_eq!(browser.expect("CANCELLED").await, waiting);
+    let rec = store.get(&waiting).await.expect("get").expect("record");
+    assert_eq!(
+        rec.status,
+        TaskStatus::Cancelled,
+        "Cancel on the page must cancel"
+    );
+
+    let watched = worker.waiting_task().await;
+    browser.send(format!("WATCH {watched}")).await;
+    assert_eq!(browser.expect("WATCHING").await, watched);
+    store
+        .cancel(&watched)
+        .await
+        .expect("cancel behind the page's back");
+    assert_eq!(browser.expect("LIVE").await, watched);
+    pause_p1(browser, worker).await;
+}
+
+/// A deploy's detail: its deployment id, build log and the link to Vercel's inspector.
+async fn deploy_detail(browser: &mut Browser, store: &QueueStore) {
     let deploy = task("deploy", "P1", json!({"project": "dashboard-web"}));
     let deploy_id = deploy.task_id.to_string();
     store.enqueue(&[deploy]).await.expect("enqueue deploy");
@@ -421,41 +607,13 @@ async fn detail_views(
         rec.inspector_url.as_deref(),
         "the page links to the inspector URL stored with the deployment"
     );
+}
 
-    browser.send(format!("DETAIL {noop_id}")).await;
-    assert_eq!(browser.expect("DETAIL_SHOWN").await, noop_id);
-    assert_eq!(browser.expect("ROW_OPENED").await, p3_id);
-
-    let waiting = worker.waiting_task().await;
-    browser.send(format!("WAITING {waiting}")).await;
-    assert_eq!(browser.expect("CANCELLED").await, waiting);
-    let rec = store.get(&waiting).await.expect("get").expect("record");
-    assert_eq!(
-        rec.status,
-        TaskStatus::Cancelled,
-        "Cancel on the page must cancel"
-    );
-
-    let watched = worker.waiting_task().await;
-    browser.send(format!("WATCH {watched}")).await;
-    assert_eq!(browser.expect("WATCHING").await, watched);
-    store
-        .cancel(&watched)
-        .await
-        .expect("cancel behind the page's back");
-    assert_eq!(browser.expect("LIVE").await, watched);
-
+/// Pause P1 and Resume P1 on the page, checked through the API.
+async fn pause_p1(browser: &mut Browser, worker: &Worker) {
     let paused = |v: serde_json::Value| v["paused"].clone();
     assert_eq!(browser.expect("PAUSED").await, "P1");
-    let viewer = token(Role::Viewer);
-    let (_, stats) = worker
-        .call(
-            reqwest::Method::GET,
-            "/api/queue/stats",
-            Some(&viewer),
-            None,
-        )
-        .await;
+    let stats = viewer_get(worker, "/api/queue/stats").await;
     assert_eq!(
         paused(stats),
         json!(["P1"]),
@@ -463,20 +621,107 @@ async fn detail_views(
     );
     browser.send("P1_CHECKED".into()).await;
     assert_eq!(browser.expect("RESUMED").await, "P1");
-    let (_, stats) = worker
-        .call(
-            reqwest::Method::GET,
-            "/api/queue/stats",
-            Some(&viewer),
-            None,
-        )
-        .await;
+    let stats = viewer_get(worker, "/api/queue/stats").await;
     assert_eq!(
         paused(stats),
         json!([]),
         "Resume P1 on the page must resume P1"
     );
-    deploy_id
+}
+
+/// A record's step history as `step:state` words, as the API spells them.
+fn step_words(rec: &TaskRecord) -> Vec<String> {
+    rec.steps
+        .iter()
+        .map(|e| {
+            let v = serde_json::to_value(e).expect("a step serialises");
+            format!(
+                "{}:{}",
+                v["step"].as_str().unwrap_or("?"),
+                v["state"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
+/// A real `release` held at its verification (the simulated site answers 503) and a deploy of
+/// the same project deferred behind it: the page shows the deploy's `waiting_for` and the
+/// release's steps as the record has them, then both complete once the site passes. Answers the
+/// release's id.
+async fn release_views(browser: &mut Browser, sim: &SimProcess, store: &QueueStore) -> String {
+    sim.site(json!({"status": 503})).await;
+    let verify = json!({"url": sim.site_url(), "withinSecs": 60});
+    let rel = task(
+        "release",
+        "P1",
+        json!({"project": "dashboard-rel", "verify": verify}),
+    );
+    let rel_id = rel.task_id.to_string();
+    store.enqueue(&[rel]).await.expect("enqueue release");
+    let verifying = eventually(LONG, "the release verifying", || async {
+        let r = store.get(&rel_id).await.ok()??;
+        step_words(&r)
+            .contains(&"verify:started".to_string())
+            .then_some(r)
+    })
+    .await;
+    let dep = task("deploy", "P1", json!({"project": "dashboard-rel"}));
+    let dep_id = dep.task_id.to_string();
+    store.enqueue(&[dep]).await.expect("enqueue deploy");
+    let deferred = eventually(LONG, "the deploy waiting for the project", || async {
+        store
+            .get(&dep_id)
+            .await
+            .ok()?
+            .filter(|r| r.waiting_for.is_some())
+    })
+    .await;
+
+    browser.send(format!("RELEASE {rel_id} {dep_id}")).await;
+    assert_eq!(
+        browser.expect("WAITING_SHOWN").await,
+        format!(
+            "{} project=dashboard-rel holder={rel_id}",
+            deferred.status.as_str()
+        ),
+        "the deploy's detail says which project it waits for and which task holds it"
+    );
+    let shown = browser.expect("STEPS_SHOWN").await;
+    let now = store.get(&rel_id).await.expect("get").expect("record");
+    let (status, words) = shown.split_once(' ').unwrap_or((&shown, ""));
+    assert_eq!(
+        status,
+        TaskStatus::InProgress.as_str(),
+        "the release runs while it verifies"
+    );
+    assert!(
+        step_words(&now).join(",").starts_with(words),
+        "the page shows the release's steps so far ({words}); the record has {:?}",
+        step_words(&now)
+    );
+
+    let deployment = verifying.deployment_id.expect("the release's deployment");
+    sim.site(json!({"status": 200, "deployment": deployment}))
+        .await;
+    browser.send("VERIFY_PASSES".into()).await;
+    let done = eventually(LONG, "the release completed", || async {
+        store
+            .get(&rel_id)
+            .await
+            .ok()?
+            .filter(|r| r.status == TaskStatus::Completed)
+    })
+    .await;
+    assert_eq!(
+        browser.expect("RELEASE_DONE").await,
+        step_words(&done).join(","),
+        "the page shows every step of the completed release"
+    );
+    assert_eq!(browser.expect("WAITED_DONE").await, dep_id);
+    let rec = store.get(&dep_id).await.expect("get").expect("record");
+    assert_eq!(rec.status, TaskStatus::Completed, "the deferred deploy ran");
+    assert!(rec.waiting_for.is_none(), "it no longer waits");
+    rel_id
 }
 
 /// `GET path` as a viewer; the body.
@@ -491,7 +736,12 @@ async fn viewer_get(worker: &Worker, path: &str) -> serde_json::Value {
 
 /// Charts from the history route (the page's numbers against the API's) and the lists' paging
 /// and filters.
-async fn charts_and_lists(browser: &mut Browser, worker: &Worker, store: &QueueStore) {
+async fn charts_and_lists(
+    browser: &mut Browser,
+    worker: &Worker,
+    store: &QueueStore,
+    feeder: &Feeder,
+) {
     let charts = browser.expect("CHARTS").await;
     let (shown, capacity) = charts.split_once(' ').unwrap_or((&charts, ""));
     let shown: u64 = shown.parse().expect("a count");
@@ -510,6 +760,7 @@ async fn charts_and_lists(browser: &mut Browser, worker: &Worker, store: &QueueS
     let day: usize = browser.expect("DAY_CHART").await.parse().expect("points");
     assert!((288..=289).contains(&day), "a day in 5-minute steps: {day}");
 
+    feeder.hold(true, store).await;
     let many: Vec<_> = (0..12).map(|_| noop(json!({}))).collect();
     let ids: Vec<String> = many.iter().map(|t| t.task_id.to_string()).collect();
     store.enqueue(&many).await.expect("enqueue");
@@ -537,6 +788,7 @@ async fn charts_and_lists(browser: &mut Browser, worker: &Worker, store: &QueueS
         "the page shows as many rows for id prefix {prefix} as the API"
     );
     assert!(id.starts_with(prefix));
+    feeder.hold(false, store).await;
 }
 
 /// Per-instance stop and start, bulk retry, delete and cancel: each effect checked in Redis.
@@ -605,6 +857,18 @@ async fn schedules(browser: &mut Browser, worker: &Worker) {
         known.join(","),
         "the schedule form offers every task type"
     );
+    let refused = browser.expect("SCHEDULE_REFUSED").await;
+    let (cron, tz) = refused.split_once('|').unwrap_or((&refused, ""));
+    assert!(
+        cron.starts_with("cron=Failed: 400: cron: "),
+        "a bad cron is refused naming the field: {cron}"
+    );
+    assert!(
+        tz.starts_with("tz=Failed: 400: tz: "),
+        "a bad zone is refused naming the field: {tz}"
+    );
+    let list = viewer_get(worker, "/api/schedules").await;
+    assert_eq!(list, json!([]), "nothing stored from the refused forms");
     assert_eq!(browser.expect("SCHEDULE_ADDED").await, "nightly-check");
     let list = viewer_get(worker, "/api/schedules").await;
     let s = list
