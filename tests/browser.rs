@@ -287,6 +287,7 @@ async fn dashboard_drives_the_worker_in_a_real_browser() {
     browser.expect("A11Y_OK").await;
     screenshots(&mut browser, &worker, &store, feeder, &release).await;
     roles(&mut browser, &worker, &store).await;
+    polling_fallback(&mut browser, &store).await;
     browser.expect("DONE").await;
     let status = browser.child.wait().await.expect("wait for node");
     assert!(status.success(), "the script exited with {status}");
@@ -521,6 +522,19 @@ async fn roles(browser: &mut Browser, worker: &Worker, store: &QueueStore) {
     assert_eq!(browser.expect("AGENT_CANCELLED").await, waiting);
     let rec = store.get(&waiting).await.expect("get").expect("record");
     assert_eq!(rec.status, TaskStatus::Cancelled, "the agent's Cancel");
+}
+
+/// With the live stream refused, the page falls back to polling: a task enqueued then still
+/// reaches completed on it.
+async fn polling_fallback(browser: &mut Browser, store: &QueueStore) {
+    browser.expect("POLLING").await;
+    let t = noop(json!({"sleep_ms": 50}));
+    let id = t.task_id.to_string();
+    store.enqueue(&[t]).await.expect("enqueue");
+    browser.send(format!("TASK_POLLED {id}")).await;
+    assert_eq!(browser.expect("POLLED").await, id);
+    let rec = store.get(&id).await.expect("get").expect("record");
+    assert_eq!(rec.status, TaskStatus::Completed, "the page said completed");
 }
 
 /// The four PNGs the script saved: present, PNG, not tiny.

@@ -24,12 +24,12 @@
 //                            TYPES <a,b,…> | SCHEDULE_REFUSED <field>=<message>|… | SCHEDULE_ADDED <name> |
 //                            SCHEDULE_REMOVED <name> | A11Y_OK <focus ring> | ADMIN_CONTROLS <n> |
 //                            SCREENSHOT <path> | VIEWER_NO_BUTTONS | AGENT_CONTROLS <control,…> |
-//                            AGENT_CANCELLED <id> | DONE | FAIL <reason>
+//                            AGENT_CANCELLED <id> | POLLING | POLLED <id> | DONE | FAIL <reason>
 //   test -> script (stdin):  TASK <id> | TASK_P3 <id> | FAILED_TASK <id> | DEPLOY <id> |
 //                            DETAIL <id> | WAITING <id> | WATCH <id> | P1_CHECKED |
 //                            RELEASE <release id> <waiting deploy id> | VERIFY_PASSES | MANY |
 //                            DEAD <id> <id> <id> | OK (the test checked the last step) | SHOT <release id> |
-//                            AGENT <waiting id>
+//                            AGENT <waiting id> | TASK_POLLED <id>
 // Nothing sleeps: every wait polls the page (waitForFunction / waitForSelector) until a deadline.
 // When stdin closes early (the test failed or died) the browser is closed and the script exits.
 
@@ -587,6 +587,23 @@ async function agentMayOnlyCancel(page) {
   send("AGENT_CANCELLED " + waiting);
 }
 
+// 32. The live stream refused (every /api/events request aborted): the page says so and keeps
+//     up by polling; a task the test enqueues then reaches completed on the page.
+async function pollsWithoutTheStream(page) {
+  await page.route("**/api/events**", (route) => route.abort());
+  await page.reload({ waitUntil: "load", timeout: STEP_TIMEOUT });
+  await until(page, "the live state to say it is polling", () =>
+    document.querySelector("#live-state").textContent.startsWith("reconnecting"));
+  send("POLLING");
+  const id = await expectLine("TASK_POLLED");
+  await recentRowReaches(page, id, "completed");
+  if (await page.evaluate(() => document.querySelector("#live-state").textContent === "connected")) {
+    throw new Error("the stream was blocked, yet the page says connected");
+  }
+  await page.unroute("**/api/events**");
+  send("POLLED " + id);
+}
+
 // ---- the scenario ------------------------------------------------------------------------------
 
 async function main() {
@@ -655,6 +672,7 @@ async function main() {
   if (await page.evaluate(() => document.body.dataset.loaded)) {
     throw new Error("the page claims to be loaded with a bogus token");
   }
+  await until(page, "the focus on the token field after the 401", () => document.activeElement?.id === "token-input");
   send("STEP bogus token rejected: " + (await statusMsg(page)));
 
   // 3. The real token: the page loads, keeps the token, and shows this worker running.
@@ -693,6 +711,9 @@ async function main() {
   // 4. The test enqueues a task; its row must reach completed.
   const id = await expectLine("TASK");
   await recentRowReaches(page, id, "completed");
+  // Times are relative ("3.2 s ago"), the absolute time on hover (the cell's title).
+  const when = await page.$eval(`#recent tbody tr[data-task-id="${id}"] td:nth-child(7)`, (td) => [td.textContent, td.title]);
+  if (!/ ago$/.test(when[0]) || isNaN(Date.parse(when[1]))) throw new Error("the updated time is not relative with an absolute title: " + when);
   send("TASK_COMPLETED " + id);
 
   // 5. A reload keeps the token (sessionStorage lives as long as the tab) and shows the same row without asking again.
@@ -763,6 +784,7 @@ async function main() {
 
   await viewerSeesNoButton(page);
   await agentMayOnlyCancel(page);
+  await pollsWithoutTheStream(page);
 
   if (pageErrors.length) throw new Error("uncaught errors in the page: " + pageErrors.join("; "));
   if (badResponses.length) throw new Error("API calls failed with the admin token: " + badResponses.join("; "));
