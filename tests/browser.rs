@@ -281,7 +281,7 @@ async fn dashboard_drives_the_worker_in_a_real_browser() {
     hold_back_p3(&store, &feeder).await;
     charts_and_lists(&mut browser, &worker, &store, &feeder).await;
     controls(&mut browser, &worker, &store).await;
-    // After `controls`: the instance runs two consumers, one for the release, one to defer the deploy.
+    // After `controls`: the instance runs three consumers, one for the release, one to defer the deploy.
     let release = release_views(&mut browser, &sim, &store).await;
     schedules(&mut browser, &worker).await;
     browser.expect("A11Y_OK").await;
@@ -855,6 +855,37 @@ async fn controls(browser: &mut Browser, worker: &Worker, store: &QueueStore) {
         (me["status"].as_str(), me["consumers"].as_u64()),
         (Some("running"), Some(2)),
         "{status}"
+    );
+    browser.send("OK".into()).await;
+    cluster_controls(browser, worker, store).await;
+}
+
+/// Stop all / Start all / Restart all with 3 consumers; then Retry task on a dead letter's detail
+/// and Delete on another's row.
+async fn cluster_controls(browser: &mut Browser, worker: &Worker, store: &QueueStore) {
+    assert_eq!(browser.expect("CLUSTER_RESTARTED").await, worker.instance);
+    let status = viewer_get(worker, "/api/worker/status").await;
+    let me = &status["instances"][0];
+    assert_eq!(
+        (status["status"].as_str(), me["consumers"].as_u64()),
+        (Some("running"), Some(3)),
+        "Restart all with 3 consumers: {status}"
+    );
+    browser.send("OK".into()).await;
+
+    let (retried, deleted) = (worker.failed_task().await, worker.failed_task().await);
+    browser.send(format!("DEAD2 {retried} {deleted}")).await;
+    assert_eq!(browser.expect("DETAIL_RETRIED").await, retried);
+    assert_eq!(
+        events_for(store, &retried, "task.requeued").await,
+        1,
+        "Retry task in the detail replays it"
+    );
+    browser.send("OK".into()).await;
+    assert_eq!(browser.expect("ROW_DELETED").await, deleted);
+    assert!(
+        store.get(&deleted).await.expect("get").is_none(),
+        "Delete on the row removes the record"
     );
     browser.send("OK".into()).await;
 }

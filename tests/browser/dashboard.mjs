@@ -21,6 +21,7 @@
 //                            LIVE_CHART <sum> | DAY_CHART <points> | FILTERED <id> <prefix> <rows> |
 //                            INSTANCE_STOPPED <instance> | BULK_RETRIED <id> <id> | BULK_DELETED <id> |
 //                            BULK_CANCELLED <id> <id> | INSTANCE_STARTED <instance> |
+//                            CLUSTER_RESTARTED <instance> | DETAIL_RETRIED <id> | ROW_DELETED <id> |
 //                            TYPES <a,b,…> | SCHEDULE_REFUSED <field>=<message>|… | SCHEDULE_ADDED <name> |
 //                            SCHEDULE_REMOVED <name> | A11Y_OK <focus ring> | ADMIN_CONTROLS <n> |
 //                            SCREENSHOT <path> | VIEWER_NO_BUTTONS | AGENT_CONTROLS <control,…> |
@@ -28,7 +29,8 @@
 //   test -> script (stdin):  TASK <id> | TASK_P3 <id> | FAILED_TASK <id> | DEPLOY <id> |
 //                            DETAIL <id> | WAITING <id> | WATCH <id> | P1_CHECKED |
 //                            RELEASE <release id> <waiting deploy id> | VERIFY_PASSES | MANY |
-//                            DEAD <id> <id> <id> | OK (the test checked the last step) | SHOT <release id> |
+//                            DEAD <id> <id> <id> | DEAD2 <id> <id> | OK (the test checked the last step) |
+//                            SHOT <release id> |
 //                            AGENT <waiting id> | TASK_POLLED <id>
 // Nothing sleeps: every wait polls the page (waitForFunction / waitForSelector) until a deadline.
 // When stdin closes early (the test failed or died) the browser is closed and the script exits.
@@ -449,6 +451,45 @@ async function controlsScenario(page, dialogs) {
   }, INSTANCE);
   await page.fill("#concurrency", "");
   send("INSTANCE_STARTED " + INSTANCE);
+  await expectLine("OK");
+  await clusterControls(page, dialogs);
+  await oneByOne(page, dialogs);
+}
+
+// 25c. Cluster-wide: Stop all, Start all, then Restart all with 3 consumers (stop and restart ask first).
+async function clusterControls(page, dialogs) {
+  const asked = dialogs.length;
+  const overall = (want) => until(page, `the overall badge "${want}"`, (w) => document.querySelector("#overall").textContent === w, want);
+  await act(page, "#btn-stop", "stop sent to every instance");
+  await overall("stopped");
+  await act(page, "#btn-start", "start sent to every instance");
+  await overall("running");
+  await page.fill("#concurrency", "3");
+  await act(page, "#btn-restart", "restart sent to every instance");
+  await until(page, `instance ${INSTANCE} running with 3 consumers`, (i) => {
+    const tr = document.querySelector(`#instances tr[data-instance="${i}"]`);
+    return tr?.querySelector("td.status")?.textContent === "running" && tr.cells[2].textContent === "3";
+  }, INSTANCE);
+  await page.fill("#concurrency", "");
+  if (dialogs.length !== asked + 2) throw new Error("Stop all and Restart all must ask for a confirmation");
+  send("CLUSTER_RESTARTED " + INSTANCE);
+  await expectLine("OK");
+}
+
+// 25d. One dead letter retried from its detail (Retry task), another deleted from its row (asks first).
+async function oneByOne(page, dialogs) {
+  const [retried, deleted] = (await expectLine("DEAD2")).split(" ");
+  await openDetail(page, retried, "failed");
+  await act(page, "#detail-retry", "retried " + retried);
+  send("DETAIL_RETRIED " + retried);
+  await expectLine("OK");
+  await page.evaluate(() => { location.hash = ""; });
+  const row = `#failed tbody tr[data-task-id="${deleted}"]`;
+  await page.waitForSelector(row, { timeout: STEP_TIMEOUT });
+  const asked = dialogs.length;
+  await act(page, `${row} .delete-btn`, "deleted " + deleted);
+  if (dialogs.length !== asked + 1) throw new Error("Delete on a row did not ask for a confirmation");
+  send("ROW_DELETED " + deleted);
   await expectLine("OK");
 }
 
