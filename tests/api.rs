@@ -93,6 +93,31 @@ const PROTECTED: &[(&str, &str, Role, Id, Option<&str>)] = &[
     ("POST", "/api/worker/stop", Role::Admin, Id::None, None),
     ("POST", "/api/worker/restart", Role::Admin, Id::None, None),
     ("POST", "/api/worker/start", Role::Admin, Id::None, None),
+    (
+        "GET",
+        "/api/projects/web/releases",
+        Role::Viewer,
+        Id::None,
+        None,
+    ),
+    ("GET", "/api/schedules", Role::Viewer, Id::None, None),
+    (
+        "POST",
+        "/api/schedules",
+        Role::Admin,
+        Id::None,
+        Some(
+            r#"{"name": "auth-matrix", "cron": "0 9 * * *", "type": "check", "payload": {"project": "web"}}"#,
+        ),
+    ),
+    // After the POST above: the schedule exists, so the admin's DELETE succeeds.
+    (
+        "DELETE",
+        "/api/schedules/auth-matrix",
+        Role::Admin,
+        Id::None,
+        None,
+    ),
 ];
 
 #[tokio::test]
