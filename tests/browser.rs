@@ -509,11 +509,12 @@ async fn screenshots(
     assert!(fed >= 100, "the background traffic fed {fed} tasks");
 }
 
-/// A viewer is offered nothing; an agent exactly the cancel controls, and its Cancel works.
+/// With a waiting task open, a viewer is offered nothing; an agent exactly the cancel controls,
+/// and its Cancel works.
 async fn roles(browser: &mut Browser, worker: &Worker, store: &QueueStore) {
-    browser.expect("VIEWER_NO_BUTTONS").await;
     let waiting = worker.waiting_task().await;
-    browser.send(format!("AGENT {waiting}")).await;
+    browser.send(format!("ROLES {waiting}")).await;
+    browser.expect("VIEWER_NO_BUTTONS").await;
     assert_eq!(
         browser.expect("AGENT_CONTROLS").await,
         "detail-cancel,recent-cancel,select-all@recent,select-task@recent",
@@ -623,7 +624,7 @@ async fn deploy_detail(browser: &mut Browser, store: &QueueStore) {
     );
 }
 
-/// Pause P1 and Resume P1 on the page, checked through the API.
+/// Pause and Resume P1, then P0 and P2, on the page, checked through the API.
 async fn pause_p1(browser: &mut Browser, worker: &Worker) {
     let paused = |v: serde_json::Value| v["paused"].clone();
     assert_eq!(browser.expect("PAUSED").await, "P1");
@@ -641,6 +642,16 @@ async fn pause_p1(browser: &mut Browser, worker: &Worker) {
         json!([]),
         "Resume P1 on the page must resume P1"
     );
+    for p in ["P0", "P2"] {
+        assert_eq!(browser.expect("PAUSED_EACH").await, p);
+        let stats = viewer_get(worker, "/api/queue/stats").await;
+        assert_eq!(paused(stats), json!([p]), "Pause {p} on the page");
+        browser.send("OK".into()).await;
+        assert_eq!(browser.expect("RESUMED_EACH").await, p);
+        let stats = viewer_get(worker, "/api/queue/stats").await;
+        assert_eq!(paused(stats), json!([]), "Resume {p} on the page");
+        browser.send("OK".into()).await;
+    }
 }
 
 /// A record's step history as `step:state` words, as the API spells them.

@@ -17,7 +17,7 @@
 //                            CANCELLED <id> | WATCHING <id> | LIVE <id> | PAUSED P1 | RESUMED P1 |
 //                            WAITING_SHOWN <status> project=<p> holder=<id> | STEPS_SHOWN <status> <step:state,…> |
 //                            RELEASE_DONE <step:state,…> | WAITED_DONE <id> |
-//                            INSPECTOR <url> | CHARTS <completed in the hour> <capacity> |
+//                            PAUSED_EACH P0|P2 | RESUMED_EACH P0|P2 | INSPECTOR <url> | CHARTS <completed in the hour> <capacity> |
 //                            LIVE_CHART <sum> | DAY_CHART <points> | FILTERED <id> <prefix> <rows> |
 //                            INSTANCE_STOPPED <instance> | BULK_RETRIED <id> <id> | BULK_DELETED <id> |
 //                            BULK_CANCELLED <id> <id> | INSTANCE_STARTED <instance> |
@@ -31,7 +31,7 @@
 //                            RELEASE <release id> <waiting deploy id> | VERIFY_PASSES | MANY |
 //                            DEAD <id> <id> <id> | DEAD2 <id> <id> | OK (the test checked the last step) |
 //                            SHOT <release id> |
-//                            AGENT <waiting id> | TASK_POLLED <id>
+//                            ROLES <waiting id> | TASK_POLLED <id>
 // Nothing sleeps: every wait polls the page (waitForFunction / waitForSelector) until a deadline.
 // When stdin closes early (the test failed or died) the browser is closed and the script exits.
 
@@ -257,6 +257,15 @@ async function detailScenario(page, p3, dialogs) {
   await expectLine("P1_CHECKED");
   await act(page, "#btn-resume-p1", "P1 resumed");
   send("RESUMED P1");
+  // 15a. The other priorities' buttons, P0 and P2, each checked by the test while paused.
+  for (const p of ["P0", "P2"]) {
+    await act(page, `#btn-pause-${p.toLowerCase()}`, p + " paused");
+    send("PAUSED_EACH " + p);
+    await expectLine("OK");
+    await act(page, `#btn-resume-${p.toLowerCase()}`, p + " resumed");
+    send("RESUMED_EACH " + p);
+    await expectLine("OK");
+  }
 }
 
 async function releaseScenario(page) {
@@ -593,9 +602,11 @@ async function adminSeesEverything(page) {
   send("ADMIN_CONTROLS " + shown.length);
 }
 
-// 30. A viewer token: the page loads and offers no button at all.
+// 30. A viewer token, a waiting task open: the page loads and offers no button at all.
 async function viewerSeesNoButton(page) {
+  const waiting = await expectLine("ROLES");
   await useToken(page, VIEWER_TOKEN);
+  await openDetail(page, waiting, "pending");
   const shown = await until(page, "no visible button but the token form's with a viewer token", () => {
     if (document.body.dataset.loaded !== "true" || !document.querySelector("#failed tbody tr")) return false;
     // Paging and chart-range buttons (data-nav) only change what is shown; they stay.
@@ -606,14 +617,14 @@ async function viewerSeesNoButton(page) {
   const left = await visibleControls(page);
   if (left.length) throw new Error("a viewer is offered: " + left.join(", "));
   send("VIEWER_NO_BUTTONS " + shown);
+  return waiting;
 }
 
 // 31. An agent token, a waiting task open: cancelling (that task, or the ticked recent tasks) is
 //     all the page offers; no retry, delete, pool, pause or schedule control. Its Cancel works.
 const AGENT_CONTROLS = ["detail-cancel", "recent-cancel", "select-all@recent", "select-task@recent"];
 
-async function agentMayOnlyCancel(page) {
-  const waiting = await expectLine("AGENT");
+async function agentMayOnlyCancel(page, waiting) {
   await useToken(page, AGENT_TOKEN);
   await openDetail(page, waiting, "pending");
   await until(page, "the agent's Cancel task and the recent list's checkboxes", () =>
@@ -823,8 +834,7 @@ async function main() {
   await page.locator("#schedules").screenshot({ path: extra("schedules") });
   send(`SCREENSHOT ${SCREENSHOT} ${statSync(SCREENSHOT).size} bytes`);
 
-  await viewerSeesNoButton(page);
-  await agentMayOnlyCancel(page);
+  await agentMayOnlyCancel(page, await viewerSeesNoButton(page));
   await pollsWithoutTheStream(page);
 
   if (pageErrors.length) throw new Error("uncaught errors in the page: " + pageErrors.join("; "));
