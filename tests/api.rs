@@ -29,158 +29,114 @@ fn raw_token(secret: &str, role: Role, exp_offset: i64) -> String {
     .unwrap()
 }
 
+/// Which id a route's call consumes; filled per attempt.
+#[derive(Clone, Copy)]
+enum Id {
+    None,
+    Existing,
+    Waiting,
+    Failed,
+}
+
+/// Every protected route: (method, path, minimum role, the id it needs, JSON body).
+const PROTECTED: &[(&str, &str, Role, Id, Option<&str>)] = &[
+    (
+        "POST",
+        "/tasks",
+        Role::Agent,
+        Id::None,
+        Some(r#"{"type": "noop"}"#),
+    ),
+    ("GET", "/tasks/{id}", Role::Viewer, Id::Existing, None),
+    ("POST", "/tasks/{id}/cancel", Role::Agent, Id::Waiting, None),
+    ("POST", "/tasks/{id}/retry", Role::Admin, Id::Failed, None),
+    ("DELETE", "/tasks/{id}", Role::Admin, Id::Failed, None),
+    (
+        "POST",
+        "/api/tasks/bulk",
+        Role::Agent,
+        Id::None,
+        Some(r#"{"action": "cancel", "ids": ["no-such-task"]}"#),
+    ),
+    (
+        "GET",
+        "/api/stats/history?range=1h",
+        Role::Viewer,
+        Id::None,
+        None,
+    ),
+    ("GET", "/stats", Role::Viewer, Id::None, None),
+    ("GET", "/api/worker/status", Role::Viewer, Id::None, None),
+    ("GET", "/api/queue/stats", Role::Viewer, Id::None, None),
+    (
+        "GET",
+        "/api/tasks/recent?limit=10",
+        Role::Viewer,
+        Id::None,
+        None,
+    ),
+    ("GET", "/api/tasks/failed", Role::Viewer, Id::None, None),
+    (
+        "POST",
+        "/api/queue/pause",
+        Role::Admin,
+        Id::None,
+        Some(r#"{"priorities": ["P3"]}"#),
+    ),
+    (
+        "POST",
+        "/api/queue/resume",
+        Role::Admin,
+        Id::None,
+        Some(r#"{"priorities": ["P3"]}"#),
+    ),
+    ("POST", "/api/worker/stop", Role::Admin, Id::None, None),
+    ("POST", "/api/worker/restart", Role::Admin, Id::None, None),
+    ("POST", "/api/worker/start", Role::Admin, Id::None, None),
+    (
+        "GET",
+        "/api/projects/web/releases",
+        Role::Viewer,
+        Id::None,
+        None,
+    ),
+    ("GET", "/api/schedules", Role::Viewer, Id::None, None),
+    (
+        "POST",
+        "/api/schedules",
+        Role::Admin,
+        Id::None,
+        Some(
+            r#"{"name": "auth-matrix", "cron": "0 9 * * *", "type": "check", "payload": {"project": "web"}}"#,
+        ),
+    ),
+    // After the POST above: the schedule exists, so the admin's DELETE succeeds.
+    (
+        "DELETE",
+        "/api/schedules/auth-matrix",
+        Role::Admin,
+        Id::None,
+        None,
+    ),
+];
+
 #[tokio::test]
 async fn every_protected_route_checks_token_and_role() {
     let app = spawn_app("api", &[("WORKER_CONCURRENCY", "1")]).await;
     let bad_sig = raw_token("some-other-secret-some-other-secret", Role::Admin, 3600);
     let expired = raw_token(TEST_JWT_SECRET, Role::Admin, -3600);
     let done = app.waiting_task().await; // any existing id works for GET
-
-    // (method, path, minimum role, body); ids are filled per attempt where the call consumes them.
-    #[derive(Clone, Copy)]
-    enum Id {
-        None,
-        Existing,
-        Waiting,
-        Failed,
-    }
-    let routes: Vec<(Method, &str, Role, Id, Option<Value>)> = vec![
-        (
-            Method::POST,
-            "/tasks",
-            Role::Agent,
-            Id::None,
-            Some(json!({"type": "noop"})),
-        ),
-        (Method::GET, "/tasks/{id}", Role::Viewer, Id::Existing, None),
-        (
-            Method::POST,
-            "/tasks/{id}/cancel",
-            Role::Agent,
-            Id::Waiting,
-            None,
-        ),
-        (
-            Method::POST,
-            "/tasks/{id}/retry",
-            Role::Admin,
-            Id::Failed,
-            None,
-        ),
-        (Method::DELETE, "/tasks/{id}", Role::Admin, Id::Failed, None),
-        (
-            Method::POST,
-            "/api/tasks/bulk",
-            Role::Agent,
-            Id::None,
-            Some(json!({"action": "cancel", "ids": ["no-such-task"]})),
-        ),
-        (
-            Method::GET,
-            "/api/stats/history?range=1h",
-            Role::Viewer,
-            Id::None,
-            None,
-        ),
-        (Method::GET, "/stats", Role::Viewer, Id::None, None),
-        (
-            Method::GET,
-            "/api/worker/status",
-            Role::Viewer,
-            Id::None,
-            None,
-        ),
-        (
-            Method::GET,
-            "/api/queue/stats",
-            Role::Viewer,
-            Id::None,
-            None,
-        ),
-        (
-            Method::GET,
-            "/api/tasks/recent?limit=10",
-            Role::Viewer,
-            Id::None,
-            None,
-        ),
-        (
-            Method::GET,
-            "/api/tasks/failed",
-            Role::Viewer,
-            Id::None,
-            None,
-        ),
-        (
-            Method::POST,
-            "/api/queue/pause",
-            Role::Admin,
-            Id::None,
-            Some(json!({"priorities": ["P3"]})),
-        ),
-        (
-            Method::POST,
-            "/api/queue/resume",
-            Role::Admin,
-            Id::None,
-            Some(json!({"priorities": ["P3"]})),
-        ),
-        (
-            Method::POST,
-            "/api/worker/stop",
-            Role::Admin,
-            Id::None,
-            None,
-        ),
-        (
-            Method::POST,
-            "/api/worker/restart",
-            Role::Admin,
-            Id::None,
-            None,
-        ),
-        (
-            Method::POST,
-            "/api/worker/start",
-            Role::Admin,
-            Id::None,
-            None,
-        ),
-    ];
-    for (method, path, min, id_kind, body) in routes {
-        let path_for = |id: &str| path.replace("{id}", id);
-        let placeholder = path_for(&done);
-        let cases: [(Option<&str>, StatusCode); 3] = [
-            (None, StatusCode::UNAUTHORIZED),
-            (Some(&bad_sig), StatusCode::UNAUTHORIZED),
-            (Some(&expired), StatusCode::UNAUTHORIZED),
-        ];
-        for (tok, want) in cases {
-            let (s, v) = app
-                .call(method.clone(), &placeholder, tok, body.clone())
-                .await;
-            assert_eq!(s, want, "{method} {path} with {tok:?}: {v}");
-            assert_eq!(v["error"]["code"], "unauthorized", "{v}");
-        }
+    for &(method, path, min, id_kind, body) in PROTECTED {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let body: Option<Value> = body.map(|b| serde_json::from_str(b).unwrap());
+        let route = Route {
+            method: &method,
+            path,
+            body: &body,
+        };
+        refuses_bad_tokens(&app, &route, &done, [&bad_sig, &expired]).await;
         if min > Role::Viewer {
-            let lower = if min == Role::Admin {
-                Role::Agent
-            } else {
-                Role::Viewer
-            };
-            let (s, v) = app
-                .call(
-                    method.clone(),
-                    &placeholder,
-                    Some(&token(lower)),
-                    body.clone(),
-                )
-                .await;
-            assert_eq!(
-                s,
-                StatusCode::FORBIDDEN,
-                "{method} {path} as {lower:?}: {v}"
-            );
+            refuses_the_role_below(&app, &route, &done, min).await;
         }
         let id = match id_kind {
             Id::None | Id::Existing => done.clone(),
@@ -190,7 +146,7 @@ async fn every_protected_route_checks_token_and_role() {
         let (s, v) = app
             .call(
                 method.clone(),
-                &path_for(&id),
+                &route.at(&id),
                 Some(&token(min)),
                 body.clone(),
             )
@@ -199,9 +155,72 @@ async fn every_protected_route_checks_token_and_role() {
     }
 }
 
+/// One protected route's call.
+struct Route<'a> {
+    method: &'a Method,
+    path: &'a str,
+    body: &'a Option<Value>,
+}
+
+impl Route<'_> {
+    /// The path with `{id}` filled.
+    fn at(&self, id: &str) -> String {
+        self.path.replace("{id}", id)
+    }
+}
+
+/// No token, a token of another secret, an expired one: 401 `unauthorized` each.
+async fn refuses_bad_tokens(app: &TestApp, r: &Route<'_>, id: &str, bad: [&str; 2]) {
+    let cases: [(Option<&str>, StatusCode); 3] = [
+        (None, StatusCode::UNAUTHORIZED),
+        (Some(bad[0]), StatusCode::UNAUTHORIZED),
+        (Some(bad[1]), StatusCode::UNAUTHORIZED),
+    ];
+    let (method, path) = (r.method, r.path);
+    for (tok, want) in cases {
+        let (s, v) = app
+            .call(method.clone(), &r.at(id), tok, r.body.clone())
+            .await;
+        assert_eq!(s, want, "{method} {path} with {tok:?}: {v}");
+        assert_eq!(v["error"]["code"], "unauthorized", "{v}");
+    }
+}
+
+/// The role just below `min`: 403.
+async fn refuses_the_role_below(app: &TestApp, r: &Route<'_>, id: &str, min: Role) {
+    let lower = if min == Role::Admin {
+        Role::Agent
+    } else {
+        Role::Viewer
+    };
+    let (method, path) = (r.method, r.path);
+    let (s, v) = app
+        .call(
+            method.clone(),
+            &r.at(id),
+            Some(&token(lower)),
+            r.body.clone(),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "{method} {path} as {lower:?}: {v}"
+    );
+}
+
 #[tokio::test]
 async fn validation_errors_name_the_field_and_limits_apply() {
     let app = spawn_app("api", &[("API_BODY_LIMIT_BYTES", "2048")]).await;
+    submissions_are_refused_naming_the_field(&app).await;
+    a_good_submission_and_its_idempotency_key(&app).await;
+    listing_parameters_and_unknown_routes(&app).await;
+    control_bodies_are_checked(&app).await;
+    cancel_and_retry_conflicts(&app).await;
+}
+
+/// Bad fields, a body that is not JSON, a body over the limit.
+async fn submissions_are_refused_naming_the_field(app: &TestApp) {
     let cases = [
         (json!({}), "type"),
         (json!({"type": "teleport"}), "type"),
@@ -241,7 +260,9 @@ async fn validation_errors_name_the_field_and_limits_apply() {
     let (s, v) = app.submit(big).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
     assert_eq!(v["error"]["code"], "payload_too_large");
+}
 
+async fn a_good_submission_and_its_idempotency_key(app: &TestApp) {
     // Happy path: 201 with the record; GET returns it; the guide's alias is accepted.
     let (s, v) = app
         .submit(json!({"type": "deployment", "payload": {"service": "test"}, "priority": "P2"}))
@@ -268,7 +289,9 @@ async fn validation_errors_name_the_field_and_limits_apply() {
     let (s2, b) = app.submit(body).await;
     assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::OK));
     assert_eq!(a["task_id"], b["task_id"]);
+}
 
+async fn listing_parameters_and_unknown_routes(app: &TestApp) {
     // limit is capped, bad limits are named; unknown tasks and routes are JSON 404s.
     let viewer = token(Role::Viewer);
     let (s, v) = app
@@ -333,7 +356,9 @@ async fn validation_errors_name_the_field_and_limits_apply() {
         (s, v["error"]["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
+}
 
+async fn control_bodies_are_checked(app: &TestApp) {
     // Control and pause validation.
     let admin = token(Role::Admin);
     let (s, v) = app
@@ -381,7 +406,10 @@ async fn validation_errors_name_the_field_and_limits_apply() {
         )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+}
 
+async fn cancel_and_retry_conflicts(app: &TestApp) {
+    let admin = token(Role::Admin);
     // Cancel and retry conflicts.
     let (s, _) = app
         .call(
@@ -488,8 +516,29 @@ async fn pool_commands_reach_every_instance_or_just_one() {
     let q = app.store().await;
     let tasks: Vec<_> = (0..6).map(|_| noop(json!({}))).collect();
     q.enqueue(&tasks).await.unwrap();
-    // Let time pass in a way the test can observe: two more heartbeats from each instance
-    // (each is written after the pool re-reads its commands), then nothing may have run.
+    two_heartbeats_of_every_instance(&q).await;
+    let pending_probe = eventually(LONG, "stats", || async { q.stats().await.ok() }).await;
+    assert_eq!(
+        pending_probe.pending_total(),
+        6,
+        "nothing runs while stopped"
+    );
+    assert_eq!(pending_probe.completed_total, 0);
+
+    // Start: both run again and the tasks complete.
+    let (s, _) = app
+        .call(Method::POST, "/api/worker/start", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    all_status("running").await;
+    wait_completed(&q, 6, LONG).await;
+
+    one_instance_then_a_cluster_restart(&app, &second).await;
+}
+
+/// Let time pass in a way the test can observe: two more heartbeats from each instance (each is
+/// written after the pool re-reads its commands).
+async fn two_heartbeats_of_every_instance(q: &ops_worker::queue::QueueStore) {
     for _ in 0..2 {
         let before: Vec<String> = q
             .instances()
@@ -510,22 +559,11 @@ async fn pool_commands_reach_every_instance_or_just_one() {
         })
         .await;
     }
-    let pending_probe = eventually(LONG, "stats", || async { q.stats().await.ok() }).await;
-    assert_eq!(
-        pending_probe.pending_total(),
-        6,
-        "nothing runs while stopped"
-    );
-    assert_eq!(pending_probe.completed_total, 0);
+}
 
-    // Start: both run again and the tasks complete.
-    let (s, _) = app
-        .call(Method::POST, "/api/worker/start", Some(&admin), None)
-        .await;
-    assert_eq!(s, StatusCode::ACCEPTED);
-    all_status("running").await;
-    wait_completed(&q, 6, LONG).await;
-
+/// Stop just the second instance, then restart the cluster with 3 consumers each.
+async fn one_instance_then_a_cluster_restart(app: &TestApp, second: &Worker) {
+    let admin = token(Role::Admin);
     // One instance only.
     let (s, v) = app
         .call(
@@ -606,6 +644,12 @@ fn page_ids(pages: &[Value]) -> Vec<String> {
 #[tokio::test]
 async fn listings_filter_and_page_in_redis_and_name_bad_parameters() {
     let app = spawn_app("listing", &[("WORKER_CONCURRENCY", "1")]).await;
+    bad_listing_parameters_are_named(&app).await;
+    filters_page_across_cursors(&app).await;
+    undecodable_entries_are_listed_lossily(&app).await;
+}
+
+async fn bad_listing_parameters_are_named(app: &TestApp) {
     let viewer = token(Role::Viewer);
     for route in ["/api/tasks/recent", "/api/tasks/failed"] {
         let long = "a".repeat(129);
@@ -634,7 +678,9 @@ async fn listings_filter_and_page_in_redis_and_name_bad_parameters() {
             assert_eq!(v["error"]["field"], field, "{route}?{query}: {v}");
         }
     }
+}
 
+async fn filters_page_across_cursors(app: &TestApp) {
     // Waiting tasks (a week ahead, so they stay put): five P1 noops, three P3 deploys.
     let mut p1 = Vec::new();
     let mut deploys = Vec::new();
@@ -650,7 +696,7 @@ async fn listings_filter_and_page_in_redis_and_name_bad_parameters() {
         let id = v["task_id"].as_str().unwrap().to_string();
         if i < 5 { p1.push(id) } else { deploys.push(id) }
     }
-    let walked = pages(&app, "/api/tasks/recent?priority=p1&limit=2").await;
+    let walked = pages(app, "/api/tasks/recent?priority=p1&limit=2").await;
     assert!(
         walked
             .iter()
@@ -661,7 +707,7 @@ async fn listings_filter_and_page_in_redis_and_name_bad_parameters() {
     p1.sort();
     assert_eq!(got, p1, "every P1 task once, across pages");
     let walked = pages(
-        &app,
+        app,
         "/api/tasks/recent?type=deployment&priority=P3&status=pending",
     )
     .await;
@@ -670,11 +716,13 @@ async fn listings_filter_and_page_in_redis_and_name_bad_parameters() {
     deploys.sort();
     assert_eq!(got, deploys);
     let prefix = &p1[0][..8];
-    let walked = pages(&app, &format!("/api/tasks/recent?id_prefix={prefix}")).await;
+    let walked = pages(app, &format!("/api/tasks/recent?id_prefix={prefix}")).await;
     assert_eq!(page_ids(&walked), [p1[0].clone()]);
-    let walked = pages(&app, "/api/tasks/recent?status=completed").await;
+    let walked = pages(app, "/api/tasks/recent?status=completed").await;
     assert_eq!(page_ids(&walked), Vec::<String>::new());
+}
 
+async fn undecodable_entries_are_listed_lossily(app: &TestApp) {
     // An index id and a record that are not UTF-8: listed lossily, 200, and paged past.
     let mut conn = app.redis.conn();
     let base = "ops:{listing}";
@@ -707,7 +755,7 @@ async fn listings_filter_and_page_in_redis_and_name_bad_parameters() {
         "/api/tasks/recent?limit=1",
         "/api/tasks/failed?limit=1&type=noop",
     ] {
-        let walked = pages(&app, path).await;
+        let walked = pages(app, path).await;
         let lossy = walked
             .iter()
             .flat_map(|p| p["tasks"].as_array().unwrap().iter())

@@ -8,242 +8,30 @@
 //!
 //! The script and the test talk in lines (`WORD rest`, see the top of `dashboard.mjs`); neither
 //! side sleeps to synchronise: the script polls the page, this test polls Redis, each with a
-//! deadline. A full-page screenshot lands in `target/dashboard.png`.
+//! deadline. The screenshots land in `target/dashboard*.png` (docs/ holds copies).
 //! `cargo test --test browser -- --nocapture` prints the transcript.
+//!
+//! This file holds the scenario and its list, control and schedule steps; `browser/harness.rs`
+//! the process, the protocol and the background traffic, `browser/detail.rs` the task-detail
+//! and release steps.
 
+#[path = "browser/detail.rs"]
+mod detail;
+#[path = "browser/harness.rs"]
+mod harness;
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ops_worker::api::auth::{JwtKeys, Role};
-use ops_worker::config::Secret;
+use detail::{detail_views, release_views};
+use harness::*;
 use ops_worker::queue::QueueStore;
 use ops_worker::task::TaskStatus;
 use serde_json::json;
 use support::*;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 const QUEUE: &str = "browser";
-/// Longer than the script's own step timeout (30 s), so its FAIL line, which says what the page
-/// showed, arrives before this side gives up.
-const LINE_TIMEOUT: Duration = Duration::from_secs(120);
-const LONG: Duration = Duration::from_secs(60);
-
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
-}
-
-fn chromium_path() -> PathBuf {
-    std::env::var_os("CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
-}
-
-/// Chromium, Node 20+ and playwright-core must be there; install playwright-core when missing.
-fn preflight() {
-    let chromium = chromium_path();
-    assert!(
-        chromium.is_file(),
-        "the browser test needs Chromium at {}: install it with `apt-get install -y chromium` \
-         (or point CHROMIUM at a Chromium binary)",
-        chromium.display()
-    );
-    let node = std::process::Command::new("node").arg("--version").output();
-    let version = match node {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        Ok(out) => panic!(
-            "`node --version` failed ({}): the browser test needs Node.js 20+ \
-             (apt-get install -y nodejs npm)",
-            out.status
-        ),
-        Err(e) => panic!(
-            "node not found ({e}): the browser test needs Node.js 20+ and npm \
-             (apt-get install -y nodejs npm)"
-        ),
-    };
-    let major: u32 = version
-        .trim_start_matches('v')
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(0);
-    assert!(
-        major >= 20,
-        "the browser test needs Node.js 20 or newer (playwright-core requires it); found {version}"
-    );
-    let dir = browser_dir();
-    if !dir
-        .join("node_modules/playwright-core/package.json")
-        .is_file()
-    {
-        println!(
-            "installing playwright-core into {} (npm install)",
-            dir.display()
-        );
-        let status = std::process::Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .unwrap_or_else(|e| {
-                panic!("npm not found ({e}): install it (apt-get install -y npm), then rerun")
-            });
-        assert!(
-            status.success(),
-            "`npm install --no-audit --no-fund` in {} failed ({status}); run it by hand to see why",
-            dir.display()
-        );
-    }
-}
-
-/// The running `node dashboard.mjs` and both ends of the line protocol.
-struct Browser {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Lines<BufReader<ChildStdout>>,
-    stderr: Arc<Mutex<String>>,
-    started: Instant,
-    transcript: Vec<String>,
-}
-
-impl Browser {
-    fn spawn(base_url: &str, tokens: [&str; 2], instance: &str, screenshot: &Path) -> Self {
-        let mut child = Command::new("node")
-            .arg(browser_dir().join("dashboard.mjs"))
-            .current_dir(browser_dir())
-            .env("BASE_URL", base_url)
-            .env("TOKEN", tokens[0])
-            .env("VIEWER_TOKEN", tokens[1])
-            .env("INSTANCE", instance)
-            .env("SCREENSHOT", screenshot)
-            .env("CHROMIUM", chromium_path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn node tests/browser/dashboard.mjs");
-        let stdin = child.stdin.take();
-        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err = child.stderr.take().expect("stderr");
-        let sink = stderr.clone();
-        tokio::spawn(async move {
-            let mut buf = String::new();
-            let _ = err.read_to_string(&mut buf).await;
-            sink.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push_str(&buf);
-        });
-        Browser {
-            child,
-            stdin,
-            lines,
-            stderr,
-            started: Instant::now(),
-            transcript: Vec::new(),
-        }
-    }
-
-    fn note(&mut self, line: String) {
-        let line = format!("[{:6.2} s] {line}", self.started.elapsed().as_secs_f64());
-        println!("{line}");
-        self.transcript.push(line);
-    }
-
-    fn fail(&self, why: &str) -> ! {
-        let stderr = self
-            .stderr
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        panic!(
-            "browser test failed: {why}\n--- transcript ---\n{}\n--- script stderr ---\n{stderr}",
-            self.transcript.join("\n"),
-        );
-    }
-
-    /// Read lines (printing LOG and STEP ones) until the next protocol line; it must be `word`.
-    async fn expect(&mut self, word: &str) -> String {
-        loop {
-            let next = match tokio::time::timeout(LINE_TIMEOUT, self.lines.next_line()).await {
-                Ok(Ok(Some(line))) => line,
-                Ok(Ok(None)) => {
-                    let status = self.child.wait().await;
-                    // Let the stderr reader finish draining the pipe (it drops its handle when done).
-                    let deadline = Instant::now() + Duration::from_secs(2);
-                    while Arc::strong_count(&self.stderr) > 1 && Instant::now() < deadline {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                    self.fail(&format!(
-                        "the script ended ({status:?}) while the test waited for {word}"
-                    ));
-                }
-                Ok(Err(e)) => self.fail(&format!("reading the script's output: {e}")),
-                Err(_) => self.fail(&format!(
-                    "no {word} line from the script in {LINE_TIMEOUT:?}"
-                )),
-            };
-            let (got, rest) = next.split_once(' ').unwrap_or((next.as_str(), ""));
-            let rest = rest.to_string();
-            match got {
-                "LOG" | "STEP" => self.note(next.clone()),
-                "FAIL" => {
-                    self.note(next.clone());
-                    self.fail(&format!("the page check failed: {rest}"));
-                }
-                _ if got == word => {
-                    self.note(next.clone());
-                    return rest;
-                }
-                _ => {
-                    self.note(next.clone());
-                    self.fail(&format!("expected {word}, the script said `{next}`"));
-                }
-            }
-        }
-    }
-
-    async fn send(&mut self, line: String) {
-        self.note(format!("-> {line}"));
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        if let Err(e) = stdin.write_all(format!("{line}\n").as_bytes()).await {
-            self.fail(&format!("writing `{line}` to the script: {e}"));
-        }
-        let _ = stdin.flush().await;
-    }
-}
-
-impl Drop for Browser {
-    /// Closing stdin tells the script to close Chromium and exit; kill it if it doesn't.
-    fn drop(&mut self) {
-        self.stdin.take();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.start_kill();
-    }
-}
-
-async fn events_for(store: &QueueStore, id: &str, event: &str) -> usize {
-    store
-        .events(10_000)
-        .await
-        .map(|all| {
-            all.iter()
-                .filter(|e| e.event == event && e.task_id == id)
-                .count()
-        })
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_drives_the_worker_in_a_real_browser() {
     let t0 = Instant::now();
@@ -256,27 +44,45 @@ async fn dashboard_drives_the_worker_in_a_real_browser() {
         .envs(sim.worker_env())
         .spawn()
         .await;
-    let base_url = worker.base_url();
     let store = store(&redis.url(), QUEUE).await;
-    let token = JwtKeys::new(&Secret::new(TEST_JWT_SECRET), false)
-        .mint("browser-test", Role::Admin, 3600)
-        .expect("mint token");
-    let viewer = JwtKeys::new(&Secret::new(TEST_JWT_SECRET), false)
-        .mint("browser-test", Role::Viewer, 3600)
-        .expect("mint token");
+    let feeder = Feeder::start(store.clone());
 
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
     std::fs::create_dir_all(&target).expect("create target/");
     let screenshot = target.join("dashboard.png");
     let _ = std::fs::remove_file(&screenshot);
 
-    println!("worker {} at {base_url}", worker.instance);
-    let mut browser = Browser::spawn(&base_url, [&token, &viewer], &worker.instance, &screenshot);
+    println!("worker {} at {}", worker.instance, worker.base_url());
+    let mut browser = Browser::spawn(&worker.base_url(), &worker.instance, &screenshot);
 
     // Bogus token rejected, real token accepted, this instance shown running.
     browser.expect("READY").await;
+    tasks_and_pauses(&mut browser, &store).await;
+    retry_from_the_page(&mut browser, &store).await;
+    detail_views(&mut browser, &worker, &store).await;
+    hold_back_p3(&store, &feeder).await;
+    charts_and_lists(&mut browser, &worker, &store, &feeder).await;
+    controls(&mut browser, &worker, &store).await;
+    // After `controls`: the instance runs three consumers, one for the release, one to defer the deploy.
+    let release = release_views(&mut browser, &sim, &store).await;
+    schedules(&mut browser, &worker).await;
+    browser.expect("A11Y_OK").await;
+    screenshots(&mut browser, &worker, &store, feeder, &release).await;
+    roles(&mut browser, &worker, &store).await;
+    polling_fallback(&mut browser, &store).await;
+    browser.expect("DONE").await;
+    let status = browser.child.wait().await.expect("wait for node");
+    assert!(status.success(), "the script exited with {status}");
+    check_screenshots(&target, &screenshot);
+    println!(
+        "dashboard browser test passed in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+}
 
-    // A task enqueued behind the page's back must show up and reach completed.
+/// A task enqueued behind the page's back reaches completed; Pause P3 / Resume P3 on the page
+/// hold and release a P3 task (each effect checked in Redis).
+async fn tasks_and_pauses(browser: &mut Browser, store: &QueueStore) {
     let first = noop(json!({"sleep_ms": 300}));
     let id = first.task_id.to_string();
     store.enqueue(&[first]).await.expect("enqueue");
@@ -320,8 +126,12 @@ async fn dashboard_drives_the_worker_in_a_real_browser() {
         stats.paused
     );
     assert_eq!(browser.expect("P3_COMPLETED").await, p3_id);
+    browser.first = id;
+    browser.p3 = p3_id;
+}
 
-    // A dead-lettered task: the page's Retry button replays it (it then fails again).
+/// A dead-lettered task: the page's Retry button replays it (it then fails again).
+async fn retry_from_the_page(browser: &mut Browser, store: &QueueStore) {
     let mut bad = noop(json!({"fail": true}));
     bad.max_retries = 0;
     let bad_id = bad.task_id.to_string();
@@ -334,28 +144,101 @@ async fn dashboard_drives_the_worker_in_a_real_browser() {
     browser.send(format!("FAILED_TASK {bad_id}")).await;
     assert_eq!(browser.expect("RETRIED").await, bad_id);
     assert_eq!(
-        events_for(&store, &bad_id, "task.requeued").await,
+        events_for(store, &bad_id, "task.requeued").await,
         1,
         "Retry on the page must replay the task"
     );
     eventually(LONG, "the replayed task to run and fail again", || async {
-        (events_for(&store, &bad_id, "task.failed").await >= 2).then_some(())
+        (events_for(store, &bad_id, "task.failed").await >= 2).then_some(())
     })
     .await;
+}
 
-    let deploy = detail_views(&mut browser, &worker, &store, &id, &p3_id).await;
-    charts_and_lists(&mut browser, &worker, &store).await;
-    controls(&mut browser, &worker, &store).await;
-    schedules(&mut browser, &worker).await;
-    browser.expect("A11Y_OK").await;
+/// As an operator holding back low-priority work would: P3 paused while P3 tasks keep coming,
+/// a backlog the depth chart shows (the page's own P3 steps are over by now).
+async fn hold_back_p3(store: &QueueStore, feeder: &Feeder) {
+    use ops_worker::task::Priority;
+    store.pause(&[Priority::P3]).await.expect("pause P3");
+    feeder
+        .backlog
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+}
 
-    browser.send(format!("SHOT {deploy}")).await;
+/// Once the traffic has run a minute and a depth sample shows the P3 backlog, P3 is resumed and
+/// drains; then the screenshots, with the release's detail open (the admin was offered every
+/// control on the way).
+async fn screenshots(
+    browser: &mut Browser,
+    worker: &Worker,
+    store: &QueueStore,
+    feeder: Feeder,
+    release: &str,
+) {
+    use ops_worker::task::Priority;
+    let started = feeder.started;
+    eventually(
+        Duration::from_secs(150),
+        "a minute of traffic and a depth sample with the P3 backlog",
+        || async {
+            let hour = viewer_get(worker, "/api/stats/history?range=1h").await;
+            let backlog = hour["points"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|x| x["pending"]["P3"].as_u64() > Some(5)));
+            (started.elapsed() >= Duration::from_secs(60) && backlog).then_some(())
+        },
+    )
+    .await;
+    feeder
+        .backlog
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    store.resume(&[Priority::P3]).await.expect("resume P3");
+    eventually(LONG, "the P3 backlog drained", || async {
+        (store.stats().await.ok()?.pending.p3 == 0).then_some(())
+    })
+    .await;
+    browser.send(format!("SHOT {release}")).await;
+    let offered: usize = browser
+        .expect("ADMIN_CONTROLS")
+        .await
+        .parse()
+        .expect("a count");
+    assert!(offered >= 30, "the admin sees every control: {offered}");
     browser.expect("SCREENSHOT").await;
-    browser.expect("VIEWER_NO_BUTTONS").await;
-    browser.expect("DONE").await;
-    let status = browser.child.wait().await.expect("wait for node");
-    assert!(status.success(), "the script exited with {status}");
+    let fed = feeder.stop().await;
+    assert!(fed >= 100, "the background traffic fed {fed} tasks");
+}
 
+/// With a waiting task open, a viewer is offered nothing; an agent exactly the cancel controls,
+/// and its Cancel works.
+async fn roles(browser: &mut Browser, worker: &Worker, store: &QueueStore) {
+    let waiting = worker.waiting_task().await;
+    browser.send(format!("ROLES {waiting}")).await;
+    browser.expect("VIEWER_NO_BUTTONS").await;
+    assert_eq!(
+        browser.expect("AGENT_CONTROLS").await,
+        "detail-cancel,recent-cancel,select-all@recent,select-task@recent",
+        "an agent may cancel, not retry, delete, pause, schedule or command the pool"
+    );
+    assert_eq!(browser.expect("AGENT_CANCELLED").await, waiting);
+    let rec = store.get(&waiting).await.expect("get").expect("record");
+    assert_eq!(rec.status, TaskStatus::Cancelled, "the agent's Cancel");
+}
+
+/// With the live stream refused, the page falls back to polling: a task enqueued then still
+/// reaches completed on it.
+async fn polling_fallback(browser: &mut Browser, store: &QueueStore) {
+    browser.expect("POLLING").await;
+    let t = noop(json!({"sleep_ms": 50}));
+    let id = t.task_id.to_string();
+    store.enqueue(&[t]).await.expect("enqueue");
+    browser.send(format!("TASK_POLLED {id}")).await;
+    assert_eq!(browser.expect("POLLED").await, id);
+    let rec = store.get(&id).await.expect("get").expect("record");
+    assert_eq!(rec.status, TaskStatus::Completed, "the page said completed");
+}
+
+/// The four PNGs the script saved: present, PNG, not tiny.
+fn check_screenshots(target: &Path, screenshot: &Path) {
     for part in ["charts", "lists", "schedules"] {
         let path = target.join(format!("dashboard-{part}.png"));
         let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -365,10 +248,10 @@ async fn dashboard_drives_the_worker_in_a_real_browser() {
             path.display()
         );
     }
-    let meta = std::fs::metadata(&screenshot).expect("screenshot written");
+    let meta = std::fs::metadata(screenshot).expect("screenshot written");
     let mut magic = [0u8; 8];
     use std::io::Read;
-    std::fs::File::open(&screenshot)
+    std::fs::File::open(screenshot)
         .and_then(|mut f| f.read_exact(&mut magic))
         .expect("read screenshot");
     assert_eq!(&magic, b"\x89PNG\r\n\x1a\n", "the screenshot is not a PNG");
@@ -377,121 +260,17 @@ async fn dashboard_drives_the_worker_in_a_real_browser() {
         "the screenshot is suspiciously small ({} bytes)",
         meta.len()
     );
-    println!(
-        "dashboard browser test passed in {:.1} s; screenshot {} ({} bytes)",
-        t0.elapsed().as_secs_f64(),
-        screenshot.display(),
-        meta.len()
-    );
-}
-
-/// Task detail: a deploy's build against the simulator, a deep link, a row click, Cancel, a live
-/// update, and Pause/Resume P1 (each effect checked here, through Redis or the API). Answers the
-/// deploy's id.
-async fn detail_views(
-    browser: &mut Browser,
-    worker: &Worker,
-    store: &QueueStore,
-    noop_id: &str,
-    p3_id: &str,
-) -> String {
-    let deploy = task("deploy", "P1", json!({"project": "dashboard-web"}));
-    let deploy_id = deploy.task_id.to_string();
-    store.enqueue(&[deploy]).await.expect("enqueue deploy");
-    let rec = eventually(LONG, "the deploy completed with a build log", || async {
-        let r = store.get(&deploy_id).await.ok()??;
-        let b = store.build_progress(&deploy_id).await.ok()?;
-        (r.status == TaskStatus::Completed && !b.log.is_empty()).then_some(r)
-    })
-    .await;
-    browser.send(format!("DEPLOY {deploy_id}")).await;
-    let shown = browser.expect("DEPLOY_SHOWN").await;
-    let dep = rec
-        .result
-        .as_ref()
-        .and_then(|r| r["deployment_id"].as_str());
-    let dep = dep.expect("the deploy's result names its deployment");
-    assert!(
-        shown.starts_with(&format!("{deploy_id} {dep} ")),
-        "the page must show deployment {dep}: {shown}"
-    );
-    let inspector = browser.expect("INSPECTOR").await;
-    assert_eq!(
-        Some(inspector.as_str()),
-        rec.inspector_url.as_deref(),
-        "the page links to the inspector URL stored with the deployment"
-    );
-
-    browser.send(format!("DETAIL {noop_id}")).await;
-    assert_eq!(browser.expect("DETAIL_SHOWN").await, noop_id);
-    assert_eq!(browser.expect("ROW_OPENED").await, p3_id);
-
-    let waiting = worker.waiting_task().await;
-    browser.send(format!("WAITING {waiting}")).await;
-    assert_eq!(browser.expect("CANCELLED").await, waiting);
-    let rec = store.get(&waiting).await.expect("get").expect("record");
-    assert_eq!(
-        rec.status,
-        TaskStatus::Cancelled,
-        "Cancel on the page must cancel"
-    );
-
-    let watched = worker.waiting_task().await;
-    browser.send(format!("WATCH {watched}")).await;
-    assert_eq!(browser.expect("WATCHING").await, watched);
-    store
-        .cancel(&watched)
-        .await
-        .expect("cancel behind the page's back");
-    assert_eq!(browser.expect("LIVE").await, watched);
-
-    let paused = |v: serde_json::Value| v["paused"].clone();
-    assert_eq!(browser.expect("PAUSED").await, "P1");
-    let viewer = token(Role::Viewer);
-    let (_, stats) = worker
-        .call(
-            reqwest::Method::GET,
-            "/api/queue/stats",
-            Some(&viewer),
-            None,
-        )
-        .await;
-    assert_eq!(
-        paused(stats),
-        json!(["P1"]),
-        "Pause P1 on the page must pause P1"
-    );
-    browser.send("P1_CHECKED".into()).await;
-    assert_eq!(browser.expect("RESUMED").await, "P1");
-    let (_, stats) = worker
-        .call(
-            reqwest::Method::GET,
-            "/api/queue/stats",
-            Some(&viewer),
-            None,
-        )
-        .await;
-    assert_eq!(
-        paused(stats),
-        json!([]),
-        "Resume P1 on the page must resume P1"
-    );
-    deploy_id
-}
-
-/// `GET path` as a viewer; the body.
-async fn viewer_get(worker: &Worker, path: &str) -> serde_json::Value {
-    let viewer = token(Role::Viewer);
-    let (s, v) = worker
-        .call(reqwest::Method::GET, path, Some(&viewer), None)
-        .await;
-    assert!(s.is_success(), "GET {path}: {s} {v}");
-    v
+    println!("screenshot {} ({} bytes)", screenshot.display(), meta.len());
 }
 
 /// Charts from the history route (the page's numbers against the API's) and the lists' paging
 /// and filters.
-async fn charts_and_lists(browser: &mut Browser, worker: &Worker, store: &QueueStore) {
+async fn charts_and_lists(
+    browser: &mut Browser,
+    worker: &Worker,
+    store: &QueueStore,
+    feeder: &Feeder,
+) {
     let charts = browser.expect("CHARTS").await;
     let (shown, capacity) = charts.split_once(' ').unwrap_or((&charts, ""));
     let shown: u64 = shown.parse().expect("a count");
@@ -510,6 +289,7 @@ async fn charts_and_lists(browser: &mut Browser, worker: &Worker, store: &QueueS
     let day: usize = browser.expect("DAY_CHART").await.parse().expect("points");
     assert!((288..=289).contains(&day), "a day in 5-minute steps: {day}");
 
+    feeder.hold(true, store).await;
     let many: Vec<_> = (0..12).map(|_| noop(json!({}))).collect();
     let ids: Vec<String> = many.iter().map(|t| t.task_id.to_string()).collect();
     store.enqueue(&many).await.expect("enqueue");
@@ -537,6 +317,7 @@ async fn charts_and_lists(browser: &mut Browser, worker: &Worker, store: &QueueS
         "the page shows as many rows for id prefix {prefix} as the API"
     );
     assert!(id.starts_with(prefix));
+    feeder.hold(false, store).await;
 }
 
 /// Per-instance stop and start, bulk retry, delete and cancel: each effect checked in Redis.
@@ -591,6 +372,37 @@ async fn controls(browser: &mut Browser, worker: &Worker, store: &QueueStore) {
         "{status}"
     );
     browser.send("OK".into()).await;
+    cluster_controls(browser, worker, store).await;
+}
+
+/// Stop all / Start all / Restart all with 3 consumers; then Retry task on a dead letter's detail
+/// and Delete on another's row.
+async fn cluster_controls(browser: &mut Browser, worker: &Worker, store: &QueueStore) {
+    assert_eq!(browser.expect("CLUSTER_RESTARTED").await, worker.instance);
+    let status = viewer_get(worker, "/api/worker/status").await;
+    let me = &status["instances"][0];
+    assert_eq!(
+        (status["status"].as_str(), me["consumers"].as_u64()),
+        (Some("running"), Some(3)),
+        "Restart all with 3 consumers: {status}"
+    );
+    browser.send("OK".into()).await;
+
+    let (retried, deleted) = (worker.failed_task().await, worker.failed_task().await);
+    browser.send(format!("DEAD2 {retried} {deleted}")).await;
+    assert_eq!(browser.expect("DETAIL_RETRIED").await, retried);
+    assert_eq!(
+        events_for(store, &retried, "task.requeued").await,
+        1,
+        "Retry task in the detail replays it"
+    );
+    browser.send("OK".into()).await;
+    assert_eq!(browser.expect("ROW_DELETED").await, deleted);
+    assert!(
+        store.get(&deleted).await.expect("get").is_none(),
+        "Delete on the row removes the record"
+    );
+    browser.send("OK".into()).await;
 }
 
 /// A schedule added and removed from the page, checked through the API.
@@ -605,6 +417,18 @@ async fn schedules(browser: &mut Browser, worker: &Worker) {
         known.join(","),
         "the schedule form offers every task type"
     );
+    let refused = browser.expect("SCHEDULE_REFUSED").await;
+    let (cron, tz) = refused.split_once('|').unwrap_or((&refused, ""));
+    assert!(
+        cron.starts_with("cron=Failed: 400: cron: "),
+        "a bad cron is refused naming the field: {cron}"
+    );
+    assert!(
+        tz.starts_with("tz=Failed: 400: tz: "),
+        "a bad zone is refused naming the field: {tz}"
+    );
+    let list = viewer_get(worker, "/api/schedules").await;
+    assert_eq!(list, json!([]), "nothing stored from the refused forms");
     assert_eq!(browser.expect("SCHEDULE_ADDED").await, "nightly-check");
     let list = viewer_get(worker, "/api/schedules").await;
     let s = list

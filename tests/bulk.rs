@@ -235,6 +235,13 @@ async fn the_charts_series_come_from_the_history_kept_in_redis() {
     assert!((60..=61).contains(&n), "an hour of minutes: {n}");
     assert_eq!(sum(&hour, "waits"), 12, "one wait per claimed task");
     assert_eq!(sum(&hour, "failed") + sum(&hour, "retried"), 0);
+    sampler_turn_taken(&store).await;
+    other_ranges_and_bad_parameters(&app, &hour).await;
+    the_minute_expires_after_25_hours(&store, &hour).await;
+}
+
+/// Whichever instance sampled the minute took its `SET NX` turn.
+async fn sampler_turn_taken(store: &ops_worker::queue::QueueStore) {
     let sampler = format!("{}:stats:sampler:*", store.key_base());
     let mut conn = store
         .dedicated_connection(Duration::from_secs(5))
@@ -246,14 +253,18 @@ async fn the_charts_series_come_from_the_history_kept_in_redis() {
         .await
         .expect("KEYS");
     assert!(!turns.is_empty(), "a sampler turn was taken");
+}
 
-    let (s, day) = history(&app, "?range=24h&step=1h").await;
+/// The day (per hour) sums to the hour's count, the live range has 600 seconds, bad range and
+/// step values are named.
+async fn other_ranges_and_bad_parameters(app: &TestApp, hour: &Value) {
+    let (s, day) = history(app, "?range=24h&step=1h").await;
     assert_eq!(s, StatusCode::OK, "{day}");
     assert_eq!(day["step_secs"], 3600);
-    assert_eq!(sum(&day, "completed"), sum(&hour, "completed"));
+    assert_eq!(sum(&day, "completed"), sum(hour, "completed"));
 
     // The live part: per second from the tp: counters.
-    let (s, live) = history(&app, "?range=10m").await;
+    let (s, live) = history(app, "?range=10m").await;
     assert_eq!(s, StatusCode::OK, "{live}");
     assert_eq!(live["points"].as_array().map(Vec::len), Some(600));
     assert!(sum(&live, "completed") >= 12, "{}", sum(&live, "completed"));
@@ -264,7 +275,7 @@ async fn the_charts_series_come_from_the_history_kept_in_redis() {
         ("?range=1h&step=1h", ""),
         ("?range=10m&step=1m", "step"),
     ] {
-        let (s, v) = history(&app, q).await;
+        let (s, v) = history(app, q).await;
         if field.is_empty() {
             assert_eq!(s, StatusCode::OK, "{q}: {v}");
         } else {
@@ -272,6 +283,14 @@ async fn the_charts_series_come_from_the_history_kept_in_redis() {
             assert_eq!(v["error"]["field"], field, "{q}: {v}");
         }
     }
+}
+
+/// The hash of a busy minute expires after 25 hours.
+async fn the_minute_expires_after_25_hours(store: &ops_worker::queue::QueueStore, hour: &Value) {
+    let mut conn = store
+        .dedicated_connection(Duration::from_secs(5))
+        .await
+        .expect("connect");
     let busy = hour["points"]
         .as_array()
         .and_then(|p| p.iter().find(|x| x["completed"].as_u64() > Some(0)))

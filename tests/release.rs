@@ -410,14 +410,21 @@ async fn release_steps_go_to_the_record_and_the_progress_only_while_the_record_e
         p.failed,
         Some((StepName::Verify, "GET / answered 500".into()))
     );
+    a_fact_is_deleted_and_the_progress_expires(&q, &redis, &id).await;
+}
+
+/// An empty value deletes a fact (the history stays); the progress expires with the
+/// failed-record retention.
+async fn a_fact_is_deleted_and_the_progress_expires(q: &QueueStore, redis: &RedisServer, id: &str) {
+    use ops_worker::queue::release_run::Fact;
     // An empty value deletes the fact; the history is kept.
     assert!(
-        q.record_release_step(&id, &[], &[(Fact::Verified, String::new())])
+        q.record_release_step(id, &[], &[(Fact::Verified, String::new())])
             .await
             .unwrap()
     );
-    assert!(!q.release_progress(&id).await.unwrap().verified);
-    assert_eq!(q.get(&id).await.unwrap().unwrap().steps.len(), 3);
+    assert!(!q.release_progress(id).await.unwrap().verified);
+    assert_eq!(q.get(id).await.unwrap().unwrap().steps.len(), 3);
     // The progress expires with the failed-record retention.
     let mut conn = redis::Client::open(redis.url()).unwrap();
     let ttl: i64 = redis::cmd("TTL")

@@ -600,6 +600,21 @@ async fn rollback_without_a_deployment_goes_back_to_the_last_known_good_release(
     let listed = releases(&q, "shop").await;
     assert_eq!(listed[0], good(&preview, "promote"), "{listed:?}");
 
+    releases_listed_by_the_api_and_the_cli(&worker, &redis.url(), [&preview, &v2, &v1]).await;
+    let nothing = submit(&q, "rollback", json!({"project": "empty"}), 0).await;
+    let rec = wait_status(&q, &nothing, TaskStatus::Failed).await;
+    let error = rec.error.unwrap_or_default();
+    assert!(error.contains("no known-good release"), "{error}");
+}
+
+/// `GET /api/projects/shop/releases` lists `newest_first`; a bad project name is a 400 naming
+/// it; `ops-worker releases shop --json` prints as many.
+async fn releases_listed_by_the_api_and_the_cli(
+    worker: &Worker,
+    redis_url: &str,
+    newest_first: [&str; 3],
+) {
+    let [preview, v2, v1] = newest_first;
     let (status, body) = worker
         .call(
             reqwest::Method::GET,
@@ -626,7 +641,7 @@ async fn rollback_without_a_deployment_goes_back_to_the_last_known_good_release(
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("project"), "{body}");
-    let out = cli(&redis.url(), "rel", &[], &["releases", "shop", "--json"]);
+    let out = cli(redis_url, "rel", &[], &["releases", "shop", "--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -634,11 +649,6 @@ async fn rollback_without_a_deployment_goes_back_to_the_last_known_good_release(
     );
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed.as_array().unwrap().len(), 3, "{printed}");
-
-    let nothing = submit(&q, "rollback", json!({"project": "empty"}), 0).await;
-    let rec = wait_status(&q, &nothing, TaskStatus::Failed).await;
-    let error = rec.error.unwrap_or_default();
-    assert!(error.contains("no known-good release"), "{error}");
 }
 
 /// `GET /tasks/{id}/build` of a deploy over the API.
@@ -830,9 +840,15 @@ async fn two_instances_deploy_one_change_per_project_at_a_time() {
         !check_events.contains(&"task.waiting_for_project".to_string()),
         "a read never waits: {check_events:?}"
     );
+    builds_never_overlap_within_a_project(&sim, &q).await;
+    a_crashed_holder_frees_the_project(&sim, &q, &redis, &mut workers).await;
+}
+
+/// The 12 builds: one at a time per project, overlapping across projects; some deploys waited.
+async fn builds_never_overlap_within_a_project(sim: &SimProcess, q: &QueueStore) {
     let (alpha, beta) = (
-        build_windows(&sim, "alpha").await,
-        build_windows(&sim, "beta").await,
+        build_windows(sim, "alpha").await,
+        build_windows(sim, "beta").await,
     );
     assert_eq!((alpha.len(), beta.len()), (6, 6));
     for w in [&alpha, &beta] {
@@ -855,17 +871,25 @@ async fn two_instances_deploy_one_change_per_project_at_a_time() {
         .filter(|e| e.event == "task.waiting_for_project")
         .count();
     assert!(waited > 0, "some deploys waited for their project");
+}
 
-    // Kill -9 the instance holding alpha while a second alpha deploy waits for it.
+/// Kill -9 the instance holding alpha while a second alpha deploy waits for it: the waiting one
+/// runs once the lease lapses, the holder's task is reclaimed.
+async fn a_crashed_holder_frees_the_project(
+    sim: &SimProcess,
+    q: &QueueStore,
+    redis: &RedisServer,
+    workers: &mut [Worker],
+) {
     sim.faults(json!({"build_secs": 4})).await;
-    let first = submit(&q, "deploy", json!({"project": "alpha"}), 3).await;
+    let first = submit(q, "deploy", json!({"project": "alpha"}), 3).await;
     let (_, instance) = eventually(LONG, "alpha locked by the new deploy", || async {
-        lock_owner(&redis, "plock", "alpha").filter(|(holder, _)| *holder == first)
+        lock_owner(redis, "plock", "alpha").filter(|(holder, _)| *holder == first)
     })
     .await;
-    let second = submit(&q, "deploy", json!({"project": "alpha"}), 3).await;
+    let second = submit(q, "deploy", json!({"project": "alpha"}), 3).await;
     eventually(LONG, "the second alpha deploy waiting", || async {
-        let waits = event_kinds(&q, &second).await;
+        let waits = event_kinds(q, &second).await;
         waits
             .contains(&"task.waiting_for_project".to_string())
             .then_some(())
@@ -873,9 +897,9 @@ async fn two_instances_deploy_one_change_per_project_at_a_time() {
     .await;
     let victim = workers.iter().position(|w| w.instance == instance).unwrap();
     workers[victim].kill9();
-    let rec = wait_status(&q, &second, TaskStatus::Completed).await;
+    let rec = wait_status(q, &second, TaskStatus::Completed).await;
     assert_eq!(rec.attempts, 1);
-    let rec = wait_status(&q, &first, TaskStatus::Completed).await;
+    let rec = wait_status(q, &first, TaskStatus::Completed).await;
     assert_eq!(
         rec.attempts, 2,
         "the crashed holder was reclaimed after its lease lapsed"

@@ -288,10 +288,19 @@ async fn user_endpoint_validates() {
 #[tokio::test]
 async fn deployment_lifecycle_validates_in_every_state() {
     let base = start_sim(config(0.5));
+    let (id, url) = a_created_deployment(&base).await;
+    let project_id = states_and_lookups_validate(&base, &id, &url).await;
+    promote_and_rollback_answer_empty_bodies(&base, &id, &project_id).await;
+    a_preview_is_promoted_only_once_ready(&base).await;
+}
+
+/// `POST /v13/deployments`: the id's and URL's shapes, QUEUED, the fields sent echoed. Answers
+/// the id and URL.
+async fn a_created_deployment(base: &str) -> (String, String) {
     let meta = json!({"ops_task": "t-1", "branch": "main"});
     let body =
         json!({"name": "shop", "target": "production", "gitSource": github_source(), "meta": meta});
-    let created = create(&base, &body).await;
+    let created = create(base, &body).await;
     let id = created["id"].as_str().expect("id").to_string();
     assert!(id.starts_with("dpl_") && id.len() == 28, "{id}");
     assert!(id[4..].chars().all(|c| c.is_ascii_alphanumeric()), "{id}");
@@ -305,9 +314,15 @@ async fn deployment_lifecycle_validates_in_every_state() {
     assert_eq!(created["meta"]["ops_task"], "t-1");
     assert_eq!(created["gitSource"]["repo"], "web");
 
-    let building = wait_for(&base, &id, "BUILDING").await;
+    (id, url)
+}
+
+/// BUILDING and READY validate (and a body missing a required field does not); the deployment by
+/// hostname, in the listings, and its project. Answers the project id.
+async fn states_and_lookups_validate(base: &str, id: &str, url: &str) -> String {
+    let building = wait_for(base, id, "BUILDING").await;
     assert_deployment_valid(&building);
-    let ready = wait_for(&base, &id, "READY").await;
+    let ready = wait_for(base, id, "READY").await;
     assert_deployment_valid(&ready);
     assert!(ready["ready"].is_number() && ready["readyStateAt"].is_number());
     // The full alternative really is checked: dropping a required field fails it.
@@ -319,35 +334,40 @@ async fn deployment_lifecycle_validates_in_every_state() {
     );
     assert!(!errors(&full, &broken).is_empty());
     // By hostname too, as Vercel allows.
-    let by_url = get(&base, &format!("/v13/deployments/{url}")).await;
-    assert_eq!(by_url.json["id"], id.as_str());
+    let by_url = get(base, &format!("/v13/deployments/{url}")).await;
+    assert_eq!(by_url.json["id"], id);
 
     let list = get(
-        &base,
+        base,
         "/v6/deployments?projectId=shop&limit=5&target=production",
     )
     .await;
     assert_eq!(list.status, StatusCode::OK, "{}", list.text);
     assert_response_valid("/v6/deployments", "get", 200, &list.json);
-    assert_eq!(list.json["deployments"][0]["uid"], id.as_str());
+    assert_eq!(list.json["deployments"][0]["uid"], id);
     assert_eq!(list.json["deployments"][0]["state"], "READY");
     assert_eq!(list.json["pagination"]["count"], 1);
     let project_id = ready["projectId"].as_str().expect("projectId").to_string();
     let by_id = get(
-        &base,
+        base,
         &format!("/v6/deployments?projectId={project_id}&state=READY"),
     )
     .await;
     assert_response_valid("/v6/deployments", "get", 200, &by_id.json);
     assert_eq!(by_id.json["deployments"].as_array().map(Vec::len), Some(1));
 
-    let project = get(&base, "/v9/projects/shop").await;
+    let project = get(base, "/v9/projects/shop").await;
     assert_eq!(project.status, StatusCode::OK, "{}", project.text);
     assert_response_valid("/v9/projects/{idOrName}", "get", 200, &project.json);
     assert_eq!(project.json["id"], project_id.as_str());
 
+    project_id
+}
+
+/// Promote and rollback: 201 with an empty body; the deployment then reads PROMOTED.
+async fn promote_and_rollback_answer_empty_bodies(base: &str, id: &str, project_id: &str) {
     let promote = post(
-        &base,
+        base,
         &format!("/v10/projects/{project_id}/promote/{id}"),
         &json!({}),
     )
@@ -359,20 +379,23 @@ async fn deployment_lifecycle_validates_in_every_state() {
         promote.text
     );
     assert_eq!(
-        wait_for(&base, &id, "READY").await["readySubstate"],
+        wait_for(base, id, "READY").await["readySubstate"],
         "PROMOTED"
     );
     let rollback = post(
-        &base,
+        base,
         &format!("/v1/projects/shop/rollback/{id}"),
         &json!({}),
     )
     .await;
     assert_eq!(rollback.status, StatusCode::CREATED, "{}", rollback.text);
     assert!(rollback.text.is_empty());
+}
 
+/// A preview: promoting it before READY is a 409; once READY it is promoted and still validates.
+async fn a_preview_is_promoted_only_once_ready(base: &str) {
     // A deployment that is not READY yet cannot be promoted.
-    let fresh = create(&base, &json!({"name": "shop"})).await;
+    let fresh = create(base, &json!({"name": "shop"})).await;
     let fresh_id = fresh["id"].as_str().expect("id");
     assert_eq!(
         fresh["target"],
@@ -380,7 +403,7 @@ async fn deployment_lifecycle_validates_in_every_state() {
         "preview is reported as target null"
     );
     let early = post(
-        &base,
+        base,
         &format!("/v10/projects/shop/promote/{fresh_id}"),
         &json!({}),
     )
@@ -388,12 +411,12 @@ async fn deployment_lifecycle_validates_in_every_state() {
     assert_error_shape(&early, StatusCode::CONFLICT);
 
     // A promoted preview reports that it serves production, in a body that still validates.
-    let promoted = wait_for(&base, fresh_id, "READY").await;
+    let promoted = wait_for(base, fresh_id, "READY").await;
     assert_eq!(promoted["readySubstate"], Value::Null, "not promoted yet");
     let path = format!("/v10/projects/shop/promote/{fresh_id}");
-    let promote = post(&base, &path, &json!({})).await;
+    let promote = post(base, &path, &json!({})).await;
     assert_eq!(promote.status, StatusCode::CREATED, "{}", promote.text);
-    let after = wait_for(&base, fresh_id, "READY").await;
+    let after = wait_for(base, fresh_id, "READY").await;
     assert_eq!(after["readySubstate"], "PROMOTED");
     assert_deployment_valid(&after);
 }

@@ -71,9 +71,10 @@ pub enum AuthError {
 pub enum Role {
     /// Reads tasks, stats and the dashboard.
     Viewer,
-    /// Also submits, cancels and retries tasks.
+    /// Also submits and cancels tasks (one or many); retrying and deleting dead letters is admin.
     Agent,
-    /// Also controls the pool and the queue (pause, resume, restart).
+    /// Also retries and deletes tasks, controls the pool and the queue (start, stop, restart,
+    /// pause, resume) and the schedules.
     Admin,
 }
 
