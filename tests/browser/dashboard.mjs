@@ -575,7 +575,52 @@ async function a11yScenario(page) {
   await page.keyboard.press("Tab");
   const ring = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
   if (ring === "none") throw new Error("the focused control shows no focus ring");
+  const low = await lowContrastText(page);
+  if (low.length) throw new Error("text below the WCAG AA contrast ratio: " + low.join("; "));
   send("A11Y_OK " + ring);
+}
+
+/** Visible text whose colour against its background is below WCAG AA (4.5:1, or 3:1 for large
+ *  text), as "<tag> '<text>' <ratio>" (one entry per tag and colour pair). */
+async function lowContrastText(page) {
+  return page.evaluate(() => {
+    const parse = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+    const lum = ([r, g, b]) => {
+      const ch = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+      return 0.2126 * ch(r) + 0.7152 * ch(g) + 0.0722 * ch(b);
+    };
+    const over = (fg, bg) => {
+      const a = fg.length > 3 ? fg[3] : 1;
+      return [0, 1, 2].map((i) => fg[i] * a + bg[i] * (1 - a));
+    };
+    const background = (el) => {
+      for (let e = el; e; e = e.parentElement) {
+        const c = parse(getComputedStyle(e).backgroundColor);
+        if (c.length >= 3 && (c.length === 3 || c[3] > 0)) return c.slice(0, 3);
+      }
+      return [255, 255, 255];
+    };
+    const seen = new Set();
+    const out = [];
+    for (const el of document.querySelectorAll("body *")) {
+      if (el.offsetParent === null || el.closest("svg")) continue;
+      const text = [...el.childNodes].filter((n) => n.nodeType === 3).map((n) => n.textContent).join("").trim();
+      if (!text) continue;
+      const style = getComputedStyle(el);
+      const bg = background(el);
+      const fg = over(parse(style.color), bg);
+      const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+      const ratio = (hi + 0.05) / (lo + 0.05);
+      const size = parseFloat(style.fontSize);
+      const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+      const key = el.tagName + style.color + bg.join();
+      if (ratio < (large ? 3 : 4.5) && !seen.has(key)) {
+        seen.add(key);
+        out.push(`${el.tagName.toLowerCase()} '${text.slice(0, 30)}' ${ratio.toFixed(2)}`);
+      }
+    }
+    return out;
+  });
 }
 
 // ---- roles: each token is offered exactly what it may do ----------------------------------------
