@@ -19,6 +19,7 @@ mod redis_server;
 pub mod sentinel;
 mod sim;
 pub mod tls;
+pub mod vercel_tasks;
 mod worker;
 
 pub use api_client::{token, week_ahead};
