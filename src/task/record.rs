@@ -85,21 +85,30 @@ fn rfc3339(t: &DateTime<Utc>) -> String {
 }
 
 impl TaskRecord {
-    /// The hash fields written on enqueue. Absent optionals are simply not written.
+    /// The hash fields written on enqueue. What a reader takes as the default when absent is not
+    /// written, to keep records small (a queued record is read back from memory by the claim, so
+    /// its bytes cost Redis time at large backlogs): the id (the key holds it), a payload or
+    /// metadata of `{}`, zero attempts, and absent optionals. The fields the `task.created` event
+    /// carries come first (`enqueue.lua` reads them at these positions).
     pub fn to_fields(&self) -> Vec<(&'static str, String)> {
         let mut f = vec![
-            ("task_id", self.task_id.to_string()),
             ("type", self.task_type.as_str().to_string()),
-            ("priority", self.priority.as_str().to_string()),
-            ("payload", self.payload.to_string()),
-            ("source", self.source.clone()),
             ("status", self.status.as_str().to_string()),
-            ("attempts", self.attempts.to_string()),
+            ("trace_id", self.trace_id.clone()),
+            ("priority", self.priority.as_str().to_string()),
+            ("source", self.source.clone()),
             ("max_retries", self.max_retries.to_string()),
             ("created_at", rfc3339(&self.created_at)),
-            ("trace_id", self.trace_id.clone()),
-            ("metadata", self.metadata.to_string()),
         ];
+        if !is_empty_object(&self.payload) {
+            f.push(("payload", self.payload.to_string()));
+        }
+        if self.attempts != 0 {
+            f.push(("attempts", self.attempts.to_string()));
+        }
+        if !is_empty_object(&self.metadata) {
+            f.push(("metadata", self.metadata.to_string()));
+        }
         if let Some(k) = &self.idempotency_key {
             f.push(("idempotency_key", k.clone()));
         }
@@ -164,7 +173,9 @@ impl TaskRecord {
         }
     }
 
-    /// Decode a record from its Redis hash. Every problem names the field.
+    /// Decode a record from its Redis hash. Every problem names the field. The hash need not hold
+    /// `task_id` (the key does): callers add the key's id as `task_id` when it is absent
+    /// ([`with_key_id`]); absent `payload`, `metadata` and `attempts` read as `{}`, `{}` and 0.
     pub fn from_fields(map: &HashMap<String, String>) -> Result<Self, DecodeError> {
         let opt = |field: &str| map.get(field).filter(|s| !s.is_empty()).cloned();
 
@@ -176,12 +187,16 @@ impl TaskRecord {
             priority: req(map, "priority")?
                 .parse()
                 .map_err(|e| bad("priority", e))?,
-            payload: json("payload", req(map, "payload")?)?,
+            payload: match map.get("payload") {
+                Some(s) => json("payload", s)?,
+                None => Value::Object(Map::new()),
+            },
             source: opt("source").unwrap_or_else(|| "unknown".into()),
             status: req(map, "status")?.parse().map_err(|e| bad("status", e))?,
-            attempts: req(map, "attempts")?
-                .parse()
-                .map_err(|e| bad("attempts", e))?,
+            attempts: match map.get("attempts") {
+                Some(a) => a.parse().map_err(|e| bad("attempts", e))?,
+                None => 0,
+            },
             max_retries: req(map, "max_retries")?
                 .parse()
                 .map_err(|e| bad("max_retries", e))?,
@@ -206,6 +221,20 @@ impl TaskRecord {
             steps: steps(map),
         })
     }
+}
+
+/// A record's hash fields with the id of its key as `task_id` when the hash holds none (records
+/// are written without it; older ones, and hand-written ones, may hold one, which is kept so a
+/// reader can check it against the key).
+pub fn with_key_id(map: &mut HashMap<String, String>, id: &str) {
+    if !map.contains_key("task_id") {
+        map.insert("task_id".into(), id.to_string());
+    }
+}
+
+/// `{}`: the default of `payload` and `metadata`, not written.
+fn is_empty_object(v: &Value) -> bool {
+    v.as_object().is_some_and(Map::is_empty)
 }
 
 // Decoding helpers of `TaskRecord::from_fields`; each error names the field.

@@ -5,9 +5,10 @@
 -- existing task (the id returned is then the existing one).
 -- One HSET per record (a ready task's `ready_ms` included); the event is built from the fields
 -- given, and the recent-index entries of the batch go in one ZADD.
--- The fields come in the order the store sends them (task_id, type, priority, payload, source,
--- status, attempts, max_retries, created_at, trace_id, ...): the event's fields are read at their
--- usual places, and searched for only when not there.
+-- The fields come in the order the store sends them (type, status, trace_id, priority, source,
+-- max_retries, created_at, then payload, attempts, metadata, ... only when not their defaults, see
+-- TaskRecord::to_fields): the event's fields are read at their usual places, and searched for
+-- only when not there.
 local idem_ttl = tonumber(ARGV[5])
 
 -- The value of field `name` among the pairs ARGV[first..last]: looked up at pair `slot` first (the
@@ -46,10 +47,10 @@ while i <= #ARGV do
     out[#out + 1] = {existing, 0}
   else
     local last = first + 2 * n - 1
-    local rec = {type = field_at(first, last, 'type', 1), priority = prio,
-                 status = field_at(first, last, 'status', 5),
-                 attempts = field_at(first, last, 'attempts', 6),
-                 trace_id = field_at(first, last, 'trace_id', 9)}
+    local rec = {type = field_at(first, last, 'type', 0), priority = prio,
+                 status = field_at(first, last, 'status', 1),
+                 attempts = field_at(first, last, 'attempts', 7),
+                 trace_id = field_at(first, last, 'trace_id', 2)}
     local delayed = run_at > NOW
     -- The given pairs go to HSET straight from ARGV (no table of them is built).
     if delayed then
