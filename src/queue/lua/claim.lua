@@ -64,8 +64,7 @@ for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
           leases[#leases + 1] = id
           touched[#touched + 1] = NOW
           touched[#touched + 1] = id
-          emit('task.started', id, nil,
-            {type = v[2], priority = prio, status = 'in_progress', attempts = attempts, trace_id = v[4]})
+          emit_row('task.started', {id, v[2] or '', prio, 'in_progress', tonumber(attempts), v[4] or ''})
           v[1], v[3] = 'in_progress', attempts
           -- Not stored: claimed_ms is only the consumer's (its wait since the task became ready).
           v[#CLAIM_FIELDS + 1], v[#CLAIM_FIELDS + 2] = now_iso(), tostring(NOW)

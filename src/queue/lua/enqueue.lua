@@ -47,10 +47,10 @@ while i <= #ARGV do
     out[#out + 1] = {existing, 0}
   else
     local last = first + 2 * n - 1
-    local rec = {type = field_at(first, last, 'type', 0), priority = prio,
-                 status = field_at(first, last, 'status', 1),
-                 attempts = field_at(first, last, 'attempts', 7),
-                 trace_id = field_at(first, last, 'trace_id', 2)}
+    local row = {id, field_at(first, last, 'type', 0) or '', prio,
+                 field_at(first, last, 'status', 1) or '',
+                 tonumber(field_at(first, last, 'attempts', 7) or '0') or 0,
+                 field_at(first, last, 'trace_id', 2) or ''}
     local delayed = run_at > NOW
     -- The given pairs go to HSET straight from ARGV (no table of them is built).
     if delayed then
@@ -68,7 +68,7 @@ while i <= #ARGV do
     end
     touched[#touched + 1] = NOW
     touched[#touched + 1] = id
-    emit('task.created', id, nil, rec)
+    emit_row('task.created', row)
     out[#out + 1] = {id, 1}
   end
 end
