@@ -1024,3 +1024,53 @@ async fn a_handed_back_holder_keeps_its_project() {
         (id1, ProjectClaim::Acquired)
     );
 }
+
+/// Records are written without the fields whose value is the default (the id, `{}` payload and
+/// metadata, zero attempts), and every reader (the claim, `get`, listings) shows them as the
+/// defaults; a task with a payload and metadata keeps both through the claim.
+#[tokio::test]
+async fn default_fields_are_not_stored_and_read_back_as_defaults() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "small");
+    let plain = noop(json!({}));
+    let mut rich = noop(json!({"sleep_ms": 1}));
+    rich.metadata = json!({"team": "web"});
+    q.enqueue(&[plain.clone(), rich.clone()]).await.unwrap();
+    let id = plain.task_id.to_string();
+    let stored: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(format!("ops:{{small}}:task:{id}"))
+        .query(&mut redis.conn())
+        .unwrap();
+    for absent in ["task_id", "payload", "metadata", "attempts"] {
+        assert!(!stored.contains_key(absent), "{absent} stored: {stored:?}");
+    }
+    let shown = q.get(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            shown.task_id,
+            &shown.payload,
+            &shown.metadata,
+            shown.attempts
+        ),
+        (plain.task_id, &json!({}), &json!({}), 0)
+    );
+    let page = q.recent(10).await.unwrap();
+    assert!(
+        page.iter()
+            .any(|t| t.task_id == plain.task_id && t.payload == json!({}))
+    );
+    let claimed = q.claim("t/c0", 5).await.unwrap().tasks;
+    assert_eq!(claimed.len(), 2);
+    let recs: Vec<&TaskRecord> = claimed.iter().map(|c| c.record.as_ref().unwrap()).collect();
+    assert_eq!((recs[0].task_id, recs[0].attempts), (plain.task_id, 1));
+    assert_eq!(recs[0].payload, json!({}));
+    assert_eq!(
+        (recs[1].task_id, &recs[1].payload),
+        (rich.task_id, &rich.payload)
+    );
+    assert_eq!(recs[1].trace_id, rich.trace_id);
+    assert_eq!(recs[1].status, TaskStatus::InProgress);
+    // The full record (metadata included) is still what `get` shows.
+    let full = q.get(&rich.task_id.to_string()).await.unwrap().unwrap();
+    assert_eq!(full.metadata, json!({"team": "web"}));
+}
