@@ -18,7 +18,9 @@ use crate::telemetry;
 pub struct ClaimedTask {
     /// The id as stored (kept separately: the record may not decode).
     pub id: String,
-    /// The decoded record, or why it could not be decoded (poison).
+    /// The decoded record, or why it could not be decoded (poison). Only the fields the claim
+    /// reads (`CLAIM_FIELDS`) are filled in; display-only ones (source, metadata, result, ...)
+    /// hold their defaults: read the record with [`QueueStore::get`] to show it.
     pub record: Result<TaskRecord, DecodeError>,
     /// Time between becoming ready to run and this claim.
     pub wait: Duration,
