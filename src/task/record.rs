@@ -85,11 +85,14 @@ fn rfc3339(t: &DateTime<Utc>) -> String {
 }
 
 impl TaskRecord {
-    /// The hash fields written on enqueue. What a reader takes as the default when absent is not
-    /// written, to keep records small (a queued record is read back from memory by the claim, so
-    /// its bytes cost Redis time at large backlogs): the id (the key holds it), a payload or
-    /// metadata of `{}`, zero attempts, and absent optionals. The fields the `task.created` event
-    /// carries come first (`enqueue.lua` reads them at these positions).
+    /// The hash fields written on enqueue. Absent optionals and a `metadata` of `{}` are not
+    /// written (every reader takes them as the defaults). `task_id`, `payload` and `attempts` are
+    /// written even at their defaults (the key holds the id; `{}`; 0) although this version reads
+    /// their absence as the defaults too: an instance of an earlier version, still running during
+    /// a rolling deploy, requires them and would dead-letter a record without them as malformed.
+    /// Once no such instance can run they may be left out as well (see docs/benchmarks.md).
+    /// The fields the `task.created` event carries come first (`enqueue.lua` reads them at these
+    /// positions).
     pub fn to_fields(&self) -> Vec<(&'static str, String)> {
         let mut f = vec![
             ("type", self.task_type.as_str().to_string()),
@@ -99,13 +102,10 @@ impl TaskRecord {
             ("source", self.source.clone()),
             ("max_retries", self.max_retries.to_string()),
             ("created_at", rfc3339(&self.created_at)),
+            ("attempts", self.attempts.to_string()),
+            ("task_id", self.task_id.to_string()),
+            ("payload", self.payload.to_string()),
         ];
-        if !is_empty_object(&self.payload) {
-            f.push(("payload", self.payload.to_string()));
-        }
-        if self.attempts != 0 {
-            f.push(("attempts", self.attempts.to_string()));
-        }
         if !is_empty_object(&self.metadata) {
             f.push(("metadata", self.metadata.to_string()));
         }
@@ -232,7 +232,7 @@ pub fn with_key_id(map: &mut HashMap<String, String>, id: &str) {
     }
 }
 
-/// `{}`: the default of `payload` and `metadata`, not written.
+/// `{}`: the default of `metadata` (and of `payload`), not written.
 fn is_empty_object(v: &Value) -> bool {
     v.as_object().is_some_and(Map::is_empty)
 }

@@ -6,7 +6,7 @@
 -- One HSET per record (a ready task's `ready_ms` included); the event is built from the fields
 -- given, and the recent-index entries of the batch go in one ZADD.
 -- The fields come in the order the store sends them (type, status, trace_id, priority, source,
--- max_retries, created_at, then payload, attempts, metadata, ... only when not their defaults, see
+-- max_retries, created_at, attempts, task_id, payload, then the optional ones, see
 -- TaskRecord::to_fields): the event's fields are read at their usual places, and searched for
 -- only when not there.
 local idem_ttl = tonumber(ARGV[5])
