@@ -12,6 +12,13 @@ use uuid::Uuid;
 
 use super::{Priority, StepEntry, TaskStatus, TaskType, WaitingFor};
 
+/// Whether records are written with the fields an earlier version's consumer requires even at
+/// their defaults (`task_id`, a `{}` payload, 0 attempts), which this version reads as absent too.
+/// `true` while an instance of a version before compact records may run beside this one (a
+/// rolling deploy); a later version can turn it off: ~64 bytes per record and ~1 µs of Redis CPU
+/// per task less (docs/benchmarks.md).
+const WRITE_EARLIER_VERSIONS_FIELDS: bool = true;
+
 /// The stored task. Serialises to the JSON the API returns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskRecord {
@@ -89,8 +96,8 @@ impl TaskRecord {
     /// written (every reader takes them as the defaults). `task_id`, `payload` and `attempts` are
     /// written even at their defaults (the key holds the id; `{}`; 0) although this version reads
     /// their absence as the defaults too: an instance of an earlier version, still running during
-    /// a rolling deploy, requires them and would dead-letter a record without them as malformed.
-    /// Once no such instance can run they may be left out as well (see docs/benchmarks.md).
+    /// a rolling deploy, requires them and would dead-letter a record without them as malformed
+    /// (`WRITE_EARLIER_VERSIONS_FIELDS`).
     /// The fields the `task.created` event carries come first (`enqueue.lua` reads them at these
     /// positions).
     pub fn to_fields(&self) -> Vec<(&'static str, String)> {
@@ -102,10 +109,16 @@ impl TaskRecord {
             ("source", self.source.clone()),
             ("max_retries", self.max_retries.to_string()),
             ("created_at", rfc3339(&self.created_at)),
-            ("attempts", self.attempts.to_string()),
-            ("task_id", self.task_id.to_string()),
-            ("payload", self.payload.to_string()),
         ];
+        if WRITE_EARLIER_VERSIONS_FIELDS || self.attempts != 0 {
+            f.push(("attempts", self.attempts.to_string()));
+        }
+        if WRITE_EARLIER_VERSIONS_FIELDS {
+            f.push(("task_id", self.task_id.to_string()));
+        }
+        if WRITE_EARLIER_VERSIONS_FIELDS || !is_empty_object(&self.payload) {
+            f.push(("payload", self.payload.to_string()));
+        }
         if !is_empty_object(&self.metadata) {
             f.push(("metadata", self.metadata.to_string()));
         }
