@@ -16,7 +16,7 @@ fn record_round_trips_through_hash_fields() {
     }
     .validate(2, Utc::now())
     .unwrap();
-    let mut map: HashMap<String, String> = rec
+    let map: HashMap<String, String> = rec
         .to_fields()
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
