@@ -1044,3 +1044,58 @@ async fn a_handed_back_holder_keeps_its_project() {
         (id1, ProjectClaim::Acquired)
     );
 }
+
+/// Records are written without a `{}` metadata, and every reader (the claim, `get`, listings)
+/// also takes an absent id, payload or attempts count as the default (a later version may stop
+/// writing them); a task with a payload and metadata keeps both.
+#[tokio::test]
+async fn default_fields_are_not_stored_and_read_back_as_defaults() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "small");
+    let plain = noop(json!({}));
+    let mut rich = noop(json!({"sleep_ms": 1}));
+    rich.metadata = json!({"team": "web"});
+    q.enqueue(&[plain.clone(), rich.clone()]).await.unwrap();
+    let id = plain.task_id.to_string();
+    let key = format!("ops:{{small}}:task:{id}");
+    let stored: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(&key)
+        .query(&mut redis.conn())
+        .unwrap();
+    assert!(!stored.contains_key("metadata"), "{stored:?}");
+    // A record holding only what this version needs (as a later version may write it).
+    let _: i64 = redis::cmd("HDEL")
+        .arg(&key)
+        .arg(&["task_id", "payload", "attempts"])
+        .query(&mut redis.conn())
+        .unwrap();
+    let shown = q.get(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            shown.task_id,
+            &shown.payload,
+            &shown.metadata,
+            shown.attempts
+        ),
+        (plain.task_id, &json!({}), &json!({}), 0)
+    );
+    let page = q.recent(10).await.unwrap();
+    assert!(
+        page.iter()
+            .any(|t| t.task_id == plain.task_id && t.payload == json!({}))
+    );
+    let claimed = q.claim("t/c0", 5).await.unwrap().tasks;
+    assert_eq!(claimed.len(), 2);
+    let recs: Vec<&TaskRecord> = claimed.iter().map(|c| c.record.as_ref().unwrap()).collect();
+    assert_eq!((recs[0].task_id, recs[0].attempts), (plain.task_id, 1));
+    assert_eq!(recs[0].payload, json!({}));
+    assert_eq!(
+        (recs[1].task_id, &recs[1].payload),
+        (rich.task_id, &rich.payload)
+    );
+    assert_eq!(recs[1].trace_id, rich.trace_id);
+    assert_eq!(recs[1].status, TaskStatus::InProgress);
+    // The full record (metadata included) is still what `get` shows.
+    let full = q.get(&rich.task_id.to_string()).await.unwrap().unwrap();
+    assert_eq!(full.metadata, json!({"team": "web"}));
+}

@@ -17,7 +17,9 @@ use crate::telemetry;
 pub struct ClaimedTask {
     /// The id as stored (kept separately: the record may not decode).
     pub id: String,
-    /// The decoded record, or why it could not be decoded (poison).
+    /// The decoded record, or why it could not be decoded (poison). Only the fields the claim
+    /// reads (`CLAIM_FIELDS`) are filled in; display-only ones (source, metadata, result, ...)
+    /// hold their defaults: read the record with [`QueueStore::get`] to show it.
     pub record: Result<TaskRecord, DecodeError>,
     /// Time between becoming ready to run and this claim.
     pub wait: Duration,
@@ -57,6 +59,26 @@ pub enum ProjectClaim {
     Stale { status: String },
 }
 
+/// The record fields a claim reads, in `claim.lua`'s order (its `CLAIM_FIELDS`), followed by the
+/// two it adds: what the consumer and the handlers use, not the display-only fields (source,
+/// metadata, result, ...), which a claimed task's record therefore holds as their defaults.
+const CLAIM_FIELDS: [&str; 14] = [
+    "status",
+    "type",
+    "attempts",
+    "trace_id",
+    "task_id",
+    "priority",
+    "payload",
+    "max_retries",
+    "created_at",
+    "ready_ms",
+    "deployment_id",
+    "steps",
+    "started_at",
+    "claimed_ms",
+];
+
 fn claimed_task(entry: &Value) -> Result<ClaimedTask, QueueError> {
     let Value::Array(items) = entry else {
         return Err(QueueError::Protocol(format!(
@@ -69,13 +91,11 @@ fn claimed_task(entry: &Value) -> Result<ClaimedTask, QueueError> {
         ));
     };
     let id = String::from_utf8_lossy(id).into_owned();
-    let mut map = HashMap::with_capacity(items.len() / 2);
-    for pair in items.chunks(2) {
-        if let [Value::BulkString(k), Value::BulkString(v)] = pair {
-            map.insert(
-                String::from_utf8_lossy(k).into_owned(),
-                String::from_utf8_lossy(v).into_owned(),
-            );
+    let mut map = HashMap::with_capacity(CLAIM_FIELDS.len());
+    for (name, v) in CLAIM_FIELDS.iter().zip(items) {
+        // Absent fields come as nil.
+        if let Value::BulkString(v) = v {
+            map.insert(name.to_string(), String::from_utf8_lossy(v).into_owned());
         }
     }
     let num = |f: &str| map.get(f).and_then(|v| v.parse::<i64>().ok());
@@ -83,6 +103,7 @@ fn claimed_task(entry: &Value) -> Result<ClaimedTask, QueueError> {
         (Some(c), Some(r)) if c > r => Duration::from_millis((c - r) as u64),
         _ => Duration::ZERO,
     };
+    crate::task::with_key_id(&mut map, &id);
     let record = TaskRecord::from_fields(&map).and_then(|r| {
         if r.task_id.to_string() == id {
             Ok(r)

@@ -201,8 +201,7 @@ fn parse_match(v: &redis::Value) -> Result<TaskRecord, QueueError> {
     };
     let id = bytes(id).ok_or_else(|| protocol("a match's id is not a string"))?;
     let mut map = super::lossy_map(flat);
-    map.entry("task_id".into())
-        .or_insert_with(|| String::from_utf8_lossy(id).into_owned());
+    crate::task::with_key_id(&mut map, &String::from_utf8_lossy(id));
     Ok(TaskRecord::from_fields_lossy(&map))
 }
 

@@ -70,10 +70,11 @@ impl QueueStore {
         let reply: redis::Value = self
             .query(redis::cmd("HGETALL").arg(self.key(&format!("task:{id}"))))
             .await?;
-        let map = super::lossy_map(&reply);
+        let mut map = super::lossy_map(&reply);
         if map.is_empty() {
             return Ok(None);
         }
+        crate::task::with_key_id(&mut map, id);
         Ok(Some(TaskRecord::from_fields_lossy(&map)))
     }
 

@@ -20,7 +20,7 @@ pub use payload::{
     PROJECT_FIELDS, Payload, ProductionChange, RELEASE_MAX_SECS, Redeploy, Release, Rollback,
     URL_PLACEHOLDER, VERIFY_DEFAULT_STATUS, VERIFY_DEFAULT_WITHIN_SECS, Verify,
 };
-pub use record::{DecodeError, TaskRecord};
+pub use record::{DecodeError, TaskRecord, with_key_id};
 pub use rules::SubmitRules;
 pub use schedule::{Schedule, ScheduleSpec};
 pub use steps::{StepEntry, StepName, StepState, WaitingFor};

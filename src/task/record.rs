@@ -12,6 +12,13 @@ use uuid::Uuid;
 
 use super::{Priority, StepEntry, TaskStatus, TaskType, WaitingFor};
 
+/// Whether records are written with the fields an earlier version's consumer requires even at
+/// their defaults (`task_id`, a `{}` payload, 0 attempts), which this version reads as absent too.
+/// `true` while an instance of a version before compact records may run beside this one (a
+/// rolling deploy); a later version can turn it off: ~64 bytes per record and ~1 µs of Redis CPU
+/// per task less (docs/benchmarks.md).
+const WRITE_EARLIER_VERSIONS_FIELDS: bool = true;
+
 /// The stored task. Serialises to the JSON the API returns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskRecord {
@@ -85,21 +92,36 @@ fn rfc3339(t: &DateTime<Utc>) -> String {
 }
 
 impl TaskRecord {
-    /// The hash fields written on enqueue. Absent optionals are simply not written.
+    /// The hash fields written on enqueue. Absent optionals and a `metadata` of `{}` are not
+    /// written (every reader takes them as the defaults). `task_id`, `payload` and `attempts` are
+    /// written even at their defaults (the key holds the id; `{}`; 0) although this version reads
+    /// their absence as the defaults too: an instance of an earlier version, still running during
+    /// a rolling deploy, requires them and would dead-letter a record without them as malformed
+    /// (`WRITE_EARLIER_VERSIONS_FIELDS`).
+    /// The fields the `task.created` event carries come first (`enqueue.lua` reads them at these
+    /// positions).
     pub fn to_fields(&self) -> Vec<(&'static str, String)> {
         let mut f = vec![
-            ("task_id", self.task_id.to_string()),
             ("type", self.task_type.as_str().to_string()),
-            ("priority", self.priority.as_str().to_string()),
-            ("payload", self.payload.to_string()),
-            ("source", self.source.clone()),
             ("status", self.status.as_str().to_string()),
-            ("attempts", self.attempts.to_string()),
+            ("trace_id", self.trace_id.clone()),
+            ("priority", self.priority.as_str().to_string()),
+            ("source", self.source.clone()),
             ("max_retries", self.max_retries.to_string()),
             ("created_at", rfc3339(&self.created_at)),
-            ("trace_id", self.trace_id.clone()),
-            ("metadata", self.metadata.to_string()),
         ];
+        if WRITE_EARLIER_VERSIONS_FIELDS || self.attempts != 0 {
+            f.push(("attempts", self.attempts.to_string()));
+        }
+        if WRITE_EARLIER_VERSIONS_FIELDS {
+            f.push(("task_id", self.task_id.to_string()));
+        }
+        if WRITE_EARLIER_VERSIONS_FIELDS || !is_empty_object(&self.payload) {
+            f.push(("payload", self.payload.to_string()));
+        }
+        if !is_empty_object(&self.metadata) {
+            f.push(("metadata", self.metadata.to_string()));
+        }
         if let Some(k) = &self.idempotency_key {
             f.push(("idempotency_key", k.clone()));
         }
@@ -164,7 +186,9 @@ impl TaskRecord {
         }
     }
 
-    /// Decode a record from its Redis hash. Every problem names the field.
+    /// Decode a record from its Redis hash. Every problem names the field. The hash need not hold
+    /// `task_id` (the key does): callers add the key's id as `task_id` when it is absent
+    /// ([`with_key_id`]); absent `payload`, `metadata` and `attempts` read as `{}`, `{}` and 0.
     pub fn from_fields(map: &HashMap<String, String>) -> Result<Self, DecodeError> {
         let opt = |field: &str| map.get(field).filter(|s| !s.is_empty()).cloned();
 
@@ -176,12 +200,16 @@ impl TaskRecord {
             priority: req(map, "priority")?
                 .parse()
                 .map_err(|e| bad("priority", e))?,
-            payload: json("payload", req(map, "payload")?)?,
+            payload: match map.get("payload") {
+                Some(s) => json("payload", s)?,
+                None => Value::Object(Map::new()),
+            },
             source: opt("source").unwrap_or_else(|| "unknown".into()),
             status: req(map, "status")?.parse().map_err(|e| bad("status", e))?,
-            attempts: req(map, "attempts")?
-                .parse()
-                .map_err(|e| bad("attempts", e))?,
+            attempts: match map.get("attempts") {
+                Some(a) => a.parse().map_err(|e| bad("attempts", e))?,
+                None => 0,
+            },
             max_retries: req(map, "max_retries")?
                 .parse()
                 .map_err(|e| bad("max_retries", e))?,
@@ -206,6 +234,20 @@ impl TaskRecord {
             steps: steps(map),
         })
     }
+}
+
+/// A record's hash fields with the id of its key as `task_id` when the hash holds none (records
+/// are written without it; older ones, and hand-written ones, may hold one, which is kept so a
+/// reader can check it against the key).
+pub fn with_key_id(map: &mut HashMap<String, String>, id: &str) {
+    if !map.contains_key("task_id") {
+        map.insert("task_id".into(), id.to_string());
+    }
+}
+
+/// `{}`: the default of `metadata` (and of `payload`), not written.
+fn is_empty_object(v: &Value) -> bool {
+    v.as_object().is_some_and(Map::is_empty)
 }
 
 // Decoding helpers of `TaskRecord::from_fields`; each error names the field.

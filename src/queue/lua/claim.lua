@@ -4,9 +4,14 @@
 -- scored by its lease deadline. Stale list entries (cancelled or finished tasks) are dropped; an id
 -- with no record at all, or whose key is not a hash, is dead-lettered as a stub so an operator can
 -- see it. No record can abort the batch.
--- Returns { claimed, skipped }: per claimed task, its id followed by its record as a flat
--- field/value list (as read, then the changed fields: a later pair of a field wins), and { id, outcome, detail, type } per id it did not claim: `dead_lettered` (no record)
--- or `stale` (the entry outlived a cancelled or finished task).
+-- Returns { claimed, skipped }: per claimed task, its id followed by the values of CLAIM_FIELDS
+-- (HMGET order, false when absent; status and attempts as the claim set them), then started_at
+-- and claimed_ms; and { id, outcome, detail, type } per id it did not claim: `dead_lettered` (no
+-- record) or `stale` (the entry outlived a cancelled or finished task).
+-- The claim reads only the fields the consumer and the handlers use (src/queue/lifecycle.rs
+-- names them in the same order), not the whole record: fewer strings through Lua per task.
+local CLAIM_FIELDS = {'status', 'type', 'attempts', 'trace_id', 'task_id', 'priority', 'payload',
+  'max_retries', 'created_at', 'ready_ms', 'deployment_id', 'steps'}
 local consumer, lease, want = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local paused = {}
 for _, p in ipairs(redis.call('SMEMBERS', k('paused'))) do paused[p] = true end
@@ -30,55 +35,44 @@ for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
       if not ids then break end
       for _, id in ipairs(ids) do
         local tk = task_key(id)
-        local flat = redis.pcall('HGETALL', tk)
-        if type(flat) == 'table' and flat.err then
+        local v = redis.pcall('HMGET', tk, unpack(CLAIM_FIELDS))
+        local kind = nil
+        if type(v) == 'table' and v.err then
+          kind = redis.call('TYPE', tk)['ok'] or 'value'
+        elseif not v[1] and redis.call('EXISTS', tk) == 0 then
+          kind = 'none'
+        end
+        if kind and kind ~= 'none' then
           -- Not a hash (written by hand): keep it for inspection, dead-letter a stub in its place.
-          local kind = redis.call('TYPE', tk)['ok'] or 'value'
           redis.call('RENAME', tk, k('corrupt:' .. id))
           stub(tk, id, prio)
           local why = 'the task key held a ' .. kind .. ', not a task record; kept as corrupt:' .. id
           dead_letter(id, why)
           skipped[#skipped + 1] = {id, 'dead_lettered', why, 'unknown'}
-        elseif #flat == 0 then
+        elseif kind == 'none' then
           stub(tk, id, prio)
           local why = 'the queue held an id with no task record (written to Redis by hand?)'
           dead_letter(id, why)
           skipped[#skipped + 1] = {id, 'dead_lettered', why, 'unknown'}
+        elseif v[1] == 'pending' then
+          -- One read (HMGET) and one write per task; the reply is the values read with the
+          -- claim's changes in place.
+          local attempts = tostring((tonumber(v[3]) or 0) + 1)
+          redis.call('HSET', tk, 'status', 'in_progress', 'attempts', attempts,
+            'started_at', now_iso(), 'worker', consumer)
+          leases[#leases + 1] = NOW + lease
+          leases[#leases + 1] = id
+          touched[#touched + 1] = NOW
+          touched[#touched + 1] = id
+          emit_row('task.started', {id, v[2] or '', prio, 'in_progress', tonumber(attempts), v[4] or ''})
+          v[1], v[3] = 'in_progress', attempts
+          -- Not stored: claimed_ms is only the consumer's (its wait since the task became ready).
+          v[#CLAIM_FIELDS + 1], v[#CLAIM_FIELDS + 2] = now_iso(), tostring(NOW)
+          table.insert(v, 1, id)
+          out[#out + 1] = v
         else
-          -- One read (HGETALL) and one write per task; the reply is the record as read followed by
-          -- the fields the claim changed (the reader keeps a field's last value), so no table of the
-          -- record is built. Only the fields the event needs are picked out of it.
-          local status, ty, attempts, trace = nil, nil, nil, nil
-          for i = 1, #flat, 2 do
-            local f = flat[i]
-            if f == 'status' then status = flat[i + 1]
-            elseif f == 'type' then ty = flat[i + 1]
-            elseif f == 'attempts' then attempts = flat[i + 1]
-            elseif f == 'trace_id' then trace = flat[i + 1] end
-          end
-          if status == 'pending' then
-            attempts = tostring((tonumber(attempts) or 0) + 1)
-            redis.call('HSET', tk, 'status', 'in_progress', 'attempts', attempts,
-              'started_at', now_iso(), 'worker', consumer)
-            leases[#leases + 1] = NOW + lease
-            leases[#leases + 1] = id
-            touched[#touched + 1] = NOW
-            touched[#touched + 1] = id
-            emit('task.started', id, nil,
-              {type = ty, priority = prio, status = 'in_progress', attempts = attempts, trace_id = trace})
-            local n = #flat
-            flat[n + 1], flat[n + 2] = 'status', 'in_progress'
-            flat[n + 3], flat[n + 4] = 'attempts', attempts
-            flat[n + 5], flat[n + 6] = 'started_at', now_iso()
-            flat[n + 7], flat[n + 8] = 'worker', consumer
-            -- Not stored: only the consumer uses it (its wait since the task became ready).
-            flat[n + 9], flat[n + 10] = 'claimed_ms', tostring(NOW)
-            table.insert(flat, 1, id)
-            out[#out + 1] = flat
-          else
-            -- any other status: a stale entry (cancelled / already done); drop it
-            skipped[#skipped + 1] = {id, 'stale', status or 'missing', ty or ''}
-          end
+          -- any other status: a stale entry (cancelled / already done); drop it
+          skipped[#skipped + 1] = {id, 'stale', v[1] or 'missing', v[2] or ''}
         end
       end
     end

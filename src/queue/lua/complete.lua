@@ -25,8 +25,7 @@ for i = 5, #ARGV, 2 do
     released[#released + 1] = id
     touched[#touched + 1] = NOW
     touched[#touched + 1] = id
-    emit('task.completed', id, nil,
-      {type = f[3], priority = f[2], status = 'completed', attempts = f[4], trace_id = f[5]})
+    emit_row('task.completed', {id, f[3] or '', f[2] or '', 'completed', tonumber(f[4] or '0') or 0, f[5] or ''})
   else
     out[#out + 1] = {id, 'stale', status or 'missing', f[3] or ''}
   end

@@ -5,9 +5,10 @@
 -- existing task (the id returned is then the existing one).
 -- One HSET per record (a ready task's `ready_ms` included); the event is built from the fields
 -- given, and the recent-index entries of the batch go in one ZADD.
--- The fields come in the order the store sends them (task_id, type, priority, payload, source,
--- status, attempts, max_retries, created_at, trace_id, ...): the event's fields are read at their
--- usual places, and searched for only when not there.
+-- The fields come in the order the store sends them (type, status, trace_id, priority, source,
+-- max_retries, created_at, attempts, task_id, payload, then the optional ones, see
+-- TaskRecord::to_fields): the event's fields are read at their usual places, and searched for
+-- only when not there.
 local idem_ttl = tonumber(ARGV[5])
 
 -- The value of field `name` among the pairs ARGV[first..last]: looked up at pair `slot` first (the
@@ -46,10 +47,10 @@ while i <= #ARGV do
     out[#out + 1] = {existing, 0}
   else
     local last = first + 2 * n - 1
-    local rec = {type = field_at(first, last, 'type', 1), priority = prio,
-                 status = field_at(first, last, 'status', 5),
-                 attempts = field_at(first, last, 'attempts', 6),
-                 trace_id = field_at(first, last, 'trace_id', 9)}
+    local row = {id, field_at(first, last, 'type', 0) or '', prio,
+                 field_at(first, last, 'status', 1) or '',
+                 tonumber(field_at(first, last, 'attempts', 7) or '0') or 0,
+                 field_at(first, last, 'trace_id', 2) or ''}
     local delayed = run_at > NOW
     -- The given pairs go to HSET straight from ARGV (no table of them is built).
     if delayed then
@@ -67,7 +68,7 @@ while i <= #ARGV do
     end
     touched[#touched + 1] = NOW
     touched[#touched + 1] = id
-    emit('task.created', id, nil, rec)
+    emit_row('task.created', row)
     out[#out + 1] = {id, 1}
   end
 end

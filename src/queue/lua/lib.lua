@@ -75,6 +75,16 @@ local EVENTS_PER_ENTRY = 64
 -- Runs of consecutive events of one kind: { event = name, rows = { row, ... } }; a row is
 -- { id, type, priority, status, attempts, trace_id [, reason or '' [, extra]] }.
 local EVENT_RUNS = {}
+-- Append a ready-made row (see above) to the runs: the batch scripts' path, which builds the row
+-- from what it already holds (no `rec` table per event).
+local function emit_row(event, row)
+  local run = EVENT_RUNS[#EVENT_RUNS]
+  if not run or run.event ~= event or #run.rows >= EVENTS_PER_ENTRY then
+    run = {event = event, rows = {}}
+    EVENT_RUNS[#EVENT_RUNS + 1] = run
+  end
+  run.rows[#run.rows + 1] = row
+end
 local function emit(event, id, reason, rec, extra)
   if not rec then
     local f = fields(task_key(id), 'type', 'priority', 'status', 'attempts', 'trace_id')
@@ -84,12 +94,7 @@ local function emit(event, id, reason, rec, extra)
                tonumber(rec.attempts or '0') or 0, rec.trace_id or ''}
   if (reason and reason ~= '') or extra then row[7] = reason or '' end
   if extra then row[8] = extra end
-  local run = EVENT_RUNS[#EVENT_RUNS]
-  if not run or run.event ~= event or #run.rows >= EVENTS_PER_ENTRY then
-    run = {event = event, rows = {}}
-    EVENT_RUNS[#EVENT_RUNS + 1] = run
-  end
-  run.rows[#run.rows + 1] = row
+  emit_row(event, row)
 end
 
 -- One task's event as a version-1 body (what the stream held per task before version 2, and what

@@ -52,3 +52,37 @@ fn decode_names_the_broken_field() {
         "never accepted at submission"
     );
 }
+
+#[test]
+fn defaults_are_not_written_and_read_back_as_defaults() {
+    let rec = NewTask {
+        task_type: Some("noop".into()),
+        ..Default::default()
+    }
+    .validate(2, Utc::now())
+    .unwrap();
+    let mut map: HashMap<String, String> = rec
+        .to_fields()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    for absent in ["metadata", "run_at", "idempotency_key"] {
+        assert!(
+            !map.contains_key(absent),
+            "{absent} is not written: {map:?}"
+        );
+    }
+    // What earlier versions require is still written; this one reads its absence as well.
+    for kept in ["task_id", "payload", "attempts"] {
+        assert!(map.remove(kept).is_some(), "{kept} is written: {map:?}");
+    }
+    with_key_id(&mut map, &rec.task_id.to_string());
+    let back = TaskRecord::from_fields(&map).unwrap();
+    assert_eq!(back, TaskRecord::from_fields_lossy(&map));
+    assert_eq!((back.payload, back.metadata), (json!({}), json!({})));
+    assert_eq!((back.attempts, back.task_id), (0, rec.task_id));
+    // A stored id wins over the key's, so a reader can tell them apart.
+    map.insert("task_id".into(), "stored".into());
+    with_key_id(&mut map, &rec.task_id.to_string());
+    assert_eq!(map["task_id"], "stored");
+}
