@@ -1051,7 +1051,7 @@ async fn a_handed_back_holder_keeps_its_project() {
 #[tokio::test]
 async fn default_fields_are_not_stored_and_read_back_as_defaults() {
     let redis = RedisServer::start();
-    let q = store(&redis.url(), "small");
+    let q = store(&redis.url(), "small").await;
     let plain = noop(json!({}));
     let mut rich = noop(json!({"sleep_ms": 1}));
     rich.metadata = json!({"team": "web"});
