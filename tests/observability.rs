@@ -6,6 +6,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ops_worker::queue::QueueStore;
 use ops_worker::task::Priority;
 use serde_json::{Value, json};
 use support::*;
@@ -31,14 +32,9 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-#[tokio::test]
-async fn metrics_show_exactly_the_workload_and_gauges_match_stats() {
-    let redis = RedisServer::start();
-    let q = store(&redis.url(), "metrics").await;
-    let w = Worker::builder(&redis.url(), "metrics")
-        .env("WORKER_CONCURRENCY", "4")
-        .spawn()
-        .await;
+/// 100 noops that complete, 5 that fail at once (no retries), and 3 P3 noops held by pausing
+/// P3; returns once the 100 completed.
+async fn run_workload(q: &QueueStore) {
     let mut tasks: Vec<_> = (0..100).map(|_| noop(json!({}))).collect();
     for _ in 0..5 {
         let mut t = noop(json!({"fail": true}));
@@ -54,7 +50,18 @@ async fn metrics_show_exactly_the_workload_and_gauges_match_stats() {
     )
     .await
     .unwrap();
-    wait_completed(&q, 100, LONG).await;
+    wait_completed(q, 100, LONG).await;
+}
+
+#[tokio::test]
+async fn metrics_show_exactly_the_workload_and_gauges_match_stats() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "metrics").await;
+    let w = Worker::builder(&redis.url(), "metrics")
+        .env("WORKER_CONCURRENCY", "4")
+        .spawn()
+        .await;
+    run_workload(&q).await;
 
     let base = w.base_url();
     // The topology gauge names the single Redis the queue is on.
@@ -62,19 +69,22 @@ async fn metrics_show_exactly_the_workload_and_gauges_match_stats() {
         r#"ops_worker_redis_topology_info{{topology="single",master="127.0.0.1:{}"}}"#,
         redis.port
     );
+    let settled = [
+        (
+            r#"ops_worker_tasks_total{type="noop",outcome="completed"}"#,
+            100.0,
+        ),
+        (
+            r#"ops_worker_tasks_total{type="noop",outcome="failed"}"#,
+            5.0,
+        ),
+        ("ops_worker_queue_dead_letter", 5.0),
+        (r#"ops_worker_queue_pending{priority="P3"}"#, 3.0),
+        (topology.as_str(), 1.0),
+    ];
     let metrics = eventually(LONG, "counters and sampled gauges settle", || async {
         let m = scrape(&base).await;
-        let ok = sample(
-            &m,
-            r#"ops_worker_tasks_total{type="noop",outcome="completed"}"#,
-        ) == Some(100.0)
-            && sample(
-                &m,
-                r#"ops_worker_tasks_total{type="noop",outcome="failed"}"#,
-            ) == Some(5.0)
-            && sample(&m, "ops_worker_queue_dead_letter") == Some(5.0)
-            && sample(&m, r#"ops_worker_queue_pending{priority="P3"}"#) == Some(3.0)
-            && sample(&m, &topology) == Some(1.0);
+        let ok = settled.iter().all(|(s, v)| sample(&m, s) == Some(*v));
         ok.then_some(m)
     })
     .await;

@@ -92,6 +92,31 @@ async fn assert_each_completed_once(q: &QueueStore, tasks: &[TaskRecord]) {
     }
 }
 
+/// `/health` and `/metrics` of `worker` name the cluster and the master on `port`, INFO reached
+/// that master, and idle consumers block on their own cluster connections without timing out.
+async fn names_its_master(worker: &Worker, port: u16) {
+    let master = format!("127.0.0.1:{port}");
+    let health: Value = reqwest::get(worker.url("/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["redis_topology"], "cluster", "{health}");
+    assert_eq!(health["redis_master"], master.as_str(), "{health}");
+    let metrics = topology_gauge(worker, &master).await;
+    // INFO memory reached the queue's master (a keyless command sent to every master would
+    // not parse).
+    let used = sample(&metrics, "ops_worker_redis_memory_used_bytes");
+    assert!(used.is_some_and(|b| b > 0.0), "{metrics}");
+    // Idle consumers block on their own cluster connections without timing out.
+    assert!(
+        !worker.logs().contains("blocking wait failed"),
+        "{}",
+        worker.logs()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_queues_on_different_masters_drain_at_once() {
     let cluster = RedisCluster::start();
@@ -142,26 +167,7 @@ async fn two_queues_on_different_masters_drain_at_once() {
 
     // /health and /metrics name the topology and the master each queue is on.
     for (worker, port) in [(&wa, ports[0]), (&wb, ports[1])] {
-        let master = format!("127.0.0.1:{port}");
-        let health: Value = reqwest::get(worker.url("/health"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(health["redis_topology"], "cluster", "{health}");
-        assert_eq!(health["redis_master"], master.as_str(), "{health}");
-        let metrics = topology_gauge(worker, &master).await;
-        // INFO memory reached the queue's master (a keyless command sent to every master would
-        // not parse).
-        let used = sample(&metrics, "ops_worker_redis_memory_used_bytes");
-        assert!(used.is_some_and(|b| b > 0.0), "{metrics}");
-        // Idle consumers block on their own cluster connections without timing out.
-        assert!(
-            !worker.logs().contains("blocking wait failed"),
-            "{}",
-            worker.logs()
-        );
+        names_its_master(worker, port).await;
     }
 
     // destroy (SCAN on the queue's master, then UNLINK) deletes every key of the queue.
