@@ -9,46 +9,19 @@ use std::time::Duration;
 
 use ops_worker::api::auth::Role;
 use ops_worker::queue::QueueStore;
-use ops_worker::task::{TaskRecord, TaskStatus};
+use ops_worker::task::TaskStatus;
 use reqwest::Method;
 use serde_json::{Value, json};
+use support::vercel_tasks::{event_kinds, history, wait_status};
 use support::*;
 
 const LONG: Duration = Duration::from_secs(90);
-
-async fn wait_status(q: &QueueStore, id: &str, want: TaskStatus) -> TaskRecord {
-    eventually(LONG, &format!("task {id} {want}"), || async {
-        q.get(id).await.ok()?.filter(|r| r.status == want)
-    })
-    .await
-}
 
 async fn submit(q: &QueueStore, ty: &str, payload: Value) -> String {
     let t = task(ty, "P1", payload);
     let id = t.task_id.to_string();
     q.enqueue(&[t]).await.unwrap();
     id
-}
-
-/// The history as `step:state` words.
-fn history(rec: &TaskRecord) -> Vec<String> {
-    rec.steps
-        .iter()
-        .map(|e| {
-            let state = serde_json::to_value(e.state).unwrap();
-            format!("{}:{}", e.step, state.as_str().unwrap())
-        })
-        .collect()
-}
-
-async fn event_kinds(q: &QueueStore, id: &str) -> Vec<String> {
-    q.events(10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.task_id == id)
-        .map(|e| e.event)
-        .collect()
 }
 
 /// Requests of the simulator's log with this method whose path starts with `prefix`:

@@ -9,6 +9,7 @@ use std::time::Duration;
 use ops_worker::queue::QueueStore;
 use ops_worker::task::{TaskRecord, TaskStatus};
 use serde_json::{Value, json};
+use support::vercel_tasks::history;
 use support::*;
 
 const LONG: Duration = Duration::from_secs(120);
@@ -18,17 +19,6 @@ async fn wait_status(q: &QueueStore, id: &str, want: TaskStatus) -> TaskRecord {
         q.get(id).await.ok()?.filter(|r| r.status == want)
     })
     .await
-}
-
-/// The history as `step:state` words.
-fn history(rec: &TaskRecord) -> Vec<String> {
-    rec.steps
-        .iter()
-        .map(|e| {
-            let state = serde_json::to_value(e.state).unwrap();
-            format!("{}:{}", e.step, state.as_str().unwrap())
-        })
-        .collect()
 }
 
 /// The record once its history holds `word` (`step:state`).

@@ -1,5 +1,5 @@
 //! Helpers of the Vercel pipeline tests: submit a task, wait for its status, read what the
-//! simulator saw and which events a task emitted.
+//! simulator saw, which events a task emitted and a release's step history.
 
 use std::time::Duration;
 
@@ -67,5 +67,16 @@ pub async fn event_kinds(q: &QueueStore, id: &str) -> Vec<String> {
         .into_iter()
         .filter(|e| e.task_id == id)
         .map(|e| e.event)
+        .collect()
+}
+
+/// The history as `step:state` words.
+pub fn history(rec: &TaskRecord) -> Vec<String> {
+    rec.steps
+        .iter()
+        .map(|e| {
+            let state = serde_json::to_value(e.state).unwrap();
+            format!("{}:{}", e.step, state.as_str().unwrap())
+        })
         .collect()
 }
