@@ -48,6 +48,7 @@ const PROTECTED: &[(&str, &str, Role, Id, Option<&str>)] = &[
         Some(r#"{"type": "noop"}"#),
     ),
     ("GET", "/tasks/{id}", Role::Viewer, Id::Existing, None),
+    ("GET", "/tasks/{id}/build", Role::Viewer, Id::Existing, None),
     ("POST", "/tasks/{id}/cancel", Role::Agent, Id::Waiting, None),
     ("POST", "/tasks/{id}/retry", Role::Admin, Id::Failed, None),
     ("DELETE", "/tasks/{id}", Role::Admin, Id::Failed, None),
