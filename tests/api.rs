@@ -274,14 +274,7 @@ async fn a_good_submission_and_its_idempotency_key(app: &TestApp) {
         (Some("deploy"), Some("pending"))
     );
     let id = v["task_id"].as_str().unwrap();
-    let (s, got) = app
-        .call(
-            Method::GET,
-            &format!("/tasks/{id}"),
-            Some(&token(Role::Viewer)),
-            None,
-        )
-        .await;
+    let (s, got) = app.view(&format!("/tasks/{id}")).await;
     assert_eq!((s, got["task_id"].as_str()), (StatusCode::OK, Some(id)));
 
     // Idempotency over HTTP: same key, same task, 200 instead of 201.

@@ -96,12 +96,7 @@ async fn assert_each_completed_once(q: &QueueStore, tasks: &[TaskRecord]) {
 /// that master, and idle consumers block on their own cluster connections without timing out.
 async fn names_its_master(worker: &Worker, port: u16) {
     let master = format!("127.0.0.1:{port}");
-    let health: Value = reqwest::get(worker.url("/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = worker.health().await;
     assert_eq!(health["redis_topology"], "cluster", "{health}");
     assert_eq!(health["redis_master"], master.as_str(), "{health}");
     let metrics = topology_gauge(worker, &master).await;
@@ -250,15 +245,7 @@ async fn doctor_names_the_cluster_and_the_queue_master() {
         &["doctor", "--json"],
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let row = |name: &str| {
-        report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .cloned()
-            .unwrap()
-    };
+    let row = |name: &str| doctor_check(&report, name);
     let topology = row("redis topology");
     assert_eq!(topology["status"], "ok", "{report}");
     let detail = topology["detail"].as_str().unwrap();
@@ -296,12 +283,7 @@ async fn a_worker_started_while_the_cluster_is_down_works_once_it_is_back() {
     let queue = cluster.queue_on(cluster.ports()[1], "late");
     cluster.kill();
     let mut worker = cluster_worker(&cluster, &queue).await;
-    let health: Value = reqwest::get(worker.url("/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = worker.health().await;
     assert_eq!(health["redis"], "down", "{health}");
     cluster.restart();
     let q = cluster_store(&cluster, &queue).await;
@@ -365,12 +347,7 @@ async fn the_documented_acl_user_works_on_a_cluster() {
     let tasks: Vec<_> = (0..20).map(|_| noop(json!({}))).collect();
     q.enqueue(&tasks).await.unwrap();
     wait_completed(&q, 20, LONG).await;
-    let health: Value = reqwest::get(worker.url("/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = worker.health().await;
     let master = format!("127.0.0.1:{}", cluster.ports()[0]);
     assert_eq!(health["redis_master"], master.as_str(), "{health}");
     let logs = worker.logs();

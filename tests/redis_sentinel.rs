@@ -106,15 +106,7 @@ async fn topology_names_the_master(set: &SentinelSet, queue: &str, worker: &Work
         &["doctor", "--json"],
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let row = |name: &str| {
-        report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .cloned()
-            .unwrap()
-    };
+    let row = |name: &str| doctor_check(&report, name);
     assert_eq!(row("redis topology")["status"], "ok", "{report}");
     assert!(
         row("redis topology")["detail"]
@@ -124,12 +116,7 @@ async fn topology_names_the_master(set: &SentinelSet, queue: &str, worker: &Work
         "{report}"
     );
     assert_eq!(row("redis reachable")["status"], "ok", "{report}");
-    let health: serde_json::Value = reqwest::get(worker.url("/health"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = worker.health().await;
     assert_eq!(
         (
             health["redis_topology"].as_str(),

@@ -7,7 +7,6 @@ mod support;
 
 use std::time::Duration;
 
-use ops_worker::api::auth::Role;
 use ops_worker::queue::QueueStore;
 use ops_worker::task::TaskStatus;
 use reqwest::Method;
@@ -104,14 +103,7 @@ async fn a_release_deploys_verifies_promotes_watches_and_becomes_known_good() {
     );
 
     // The API shows the history, with when and what.
-    let (status, body) = w
-        .call(
-            Method::GET,
-            &format!("/tasks/{id}"),
-            Some(&token(Role::Viewer)),
-            None,
-        )
-        .await;
+    let (status, body) = w.view(&format!("/tasks/{id}")).await;
     assert_eq!(status, 200);
     let steps = body["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 10);
@@ -230,14 +222,7 @@ async fn a_release_holds_its_project_throughout_and_the_waiting_task_says_for_wh
         (wf.project.as_str(), wf.holder.as_str()),
         ("app", rel.as_str())
     );
-    let (_, body) = w
-        .call(
-            Method::GET,
-            &format!("/tasks/{dep}"),
-            Some(&token(Role::Viewer)),
-            None,
-        )
-        .await;
+    let (_, body) = w.view(&format!("/tasks/{dep}")).await;
     assert_eq!(
         body["waiting_for"],
         json!({"project": "app", "holder": rel})
@@ -249,14 +234,7 @@ async fn a_release_holds_its_project_throughout_and_the_waiting_task_says_for_wh
     wait_status(&q, &rel, TaskStatus::Completed).await;
     let done = wait_status(&q, &dep, TaskStatus::Completed).await;
     assert!(done.waiting_for.is_none());
-    let (_, body) = w
-        .call(
-            Method::GET,
-            &format!("/tasks/{dep}"),
-            Some(&token(Role::Viewer)),
-            None,
-        )
-        .await;
+    let (_, body) = w.view(&format!("/tasks/{dep}")).await;
     assert!(body.get("waiting_for").is_none(), "{body}");
 }
 

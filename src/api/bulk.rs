@@ -13,7 +13,6 @@ use super::auth::{Admin, Role, Viewer, require};
 use super::error::ApiError;
 use super::tasks::{check_id, json_object, read_body};
 use crate::queue::{CancelOutcome, DeleteOutcome, QueueStore, ReplayOutcome, status_text};
-use crate::task::TaskRecord;
 
 /// Most ids one bulk request may name.
 pub const BULK_MAX: usize = 100;
@@ -98,13 +97,10 @@ pub(super) async fn cancel_one(store: &QueueStore, id: &str) -> Result<&'static 
     }
 }
 
-/// Replay one dead letter; its record afterwards.
-pub(super) async fn retry_one(store: &QueueStore, id: &str) -> Result<TaskRecord, ApiError> {
+/// Replay one dead letter (it is `pending` again).
+pub(super) async fn retry_one(store: &QueueStore, id: &str) -> Result<(), ApiError> {
     match store.replay(id).await? {
-        ReplayOutcome::Replayed => store
-            .get(id)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("task {id} not found"))),
+        ReplayOutcome::Replayed => Ok(()),
         ReplayOutcome::NotFound => Err(ApiError::NotFound(format!("task {id} not found"))),
         ReplayOutcome::Stub => Err(ApiError::Conflict(format!(
             "task {id} is a dead-lettered stub with no task behind it; nothing to retry"
@@ -189,7 +185,7 @@ fn parse_bulk(body: &[u8]) -> Result<(Action, Vec<String>), ApiError> {
 /// Apply `action` to one id.
 async fn apply(store: &QueueStore, action: Action, id: String) -> BulkResult {
     let done = match action {
-        Action::Retry => retry_one(store, &id).await.map(|r| r.status.as_str()),
+        Action::Retry => retry_one(store, &id).await.map(|()| "pending"),
         Action::Delete => delete_one(store, &id).await.map(|_| "deleted"),
         Action::Cancel => cancel_one(store, &id).await,
     };

@@ -179,7 +179,9 @@ pub async fn retry(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     check_id(&id)?;
-    let record = super::bulk::retry_one(&state.store, &id).await?;
+    super::bulk::retry_one(&state.store, &id).await?;
+    let record = state.store.get(&id).await?;
+    let record = record.ok_or_else(|| ApiError::NotFound(format!("task {id} not found")))?;
     Ok(HttpResponse::Ok().json(record))
 }
 

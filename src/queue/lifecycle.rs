@@ -290,3 +290,28 @@ impl QueueStore {
         Ok(self.track(r)?.is_some())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The claim's reply is read by position: `claim.lua`'s list and [`super::CLAIM_FIELDS`] must
+    /// name the same fields in the same order.
+    #[test]
+    fn claim_fields_match_the_script() {
+        let lua = include_str!("lua/claim.lua");
+        let start = lua
+            .find("local CLAIM_FIELDS = {")
+            .expect("claim.lua lists its fields");
+        let list = &lua[start..];
+        let list = &list[list.find('{').unwrap_or(0) + 1..list.find('}').unwrap_or(0)];
+        let script: Vec<&str> = list
+            .split(',')
+            .map(|f| f.trim().trim_matches('\''))
+            .collect();
+        assert_eq!(script, super::CLAIM_FIELDS[..script.len()]);
+        assert_eq!(
+            script.len() + 2,
+            super::CLAIM_FIELDS.len(),
+            "two fields added"
+        );
+    }
+}

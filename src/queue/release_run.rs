@@ -136,13 +136,6 @@ impl QueueStore {
         Ok(ReleaseProgress::from_map(&super::pairs_to_map(flat)))
     }
 
-    /// Forget the progress of release task `task_id` (a replayed release starts afresh).
-    pub async fn forget_release_progress(&self, task_id: &str) -> Result<(), QueueError> {
-        self.query::<i64>(redis::cmd("DEL").arg(self.release_key(task_id)))
-            .await
-            .map(|_| ())
-    }
-
     /// Append `steps` to the record's history and store `facts` (an empty value deletes the
     /// fact), in one atomic step. `false` when the record is gone (nothing written).
     pub async fn record_release_step(

@@ -53,6 +53,12 @@ impl Worker {
         )
     }
 
+    /// `GET path` with a viewer token.
+    pub async fn view(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(&token(Role::Viewer)), None)
+            .await
+    }
+
     /// `POST /tasks` with an agent token.
     pub async fn submit(&self, body: Value) -> (StatusCode, Value) {
         self.call(

@@ -170,3 +170,12 @@ pub fn cli(
         .output()
         .expect("run ops-worker")
 }
+
+/// The check named `name` of a `doctor --json` report.
+pub fn doctor_check(report: &Value, name: &str) -> Value {
+    report["checks"]
+        .as_array()
+        .and_then(|checks| checks.iter().find(|c| c["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("no check {name:?} in {report}"))
+}

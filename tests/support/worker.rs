@@ -152,6 +152,16 @@ impl Worker {
     }
 
     /// The library's view of this worker's queue.
+    /// `GET /health` as JSON.
+    pub async fn health(&self) -> Value {
+        reqwest::get(self.url("/health"))
+            .await
+            .expect("GET /health")
+            .json()
+            .await
+            .expect("/health answers JSON")
+    }
+
     pub async fn store(&self) -> QueueStore {
         store(&self.redis_url, &self.queue).await
     }

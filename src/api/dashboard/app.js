@@ -173,8 +173,8 @@ function startLive() {
   if (!token) return;
   follow("/api/events", liveAbort.signal, () => {
     document.body.dataset.liveEvents = String(Number(document.body.dataset.liveEvents || 0) + 1);
-    // Bursts of events cause one refresh.
-    if (!refreshTimer) refreshTimer = setTimeout(() => { refreshTimer = null; refresh(); }, 150);
+    // Bursts of events cause one refresh, at most about one a second.
+    if (!refreshTimer) refreshTimer = setTimeout(() => { refreshTimer = null; refresh(); }, 1000);
   }, (up) => {
     liveUp = up;
     $("#live-state").textContent = up ? "connected" : "reconnecting (polling meanwhile)";
@@ -185,6 +185,7 @@ function startLive() {
 let detailId = null;
 let detailAbort = null;
 let detailSeen = new Set();
+let detailTimer = null;
 
 async function route() {
   if (detailAbort) { detailAbort.abort(); detailAbort = null; }
@@ -201,14 +202,20 @@ async function route() {
   $("#detail-events").replaceChildren();
   $("#detail-fields").replaceChildren(Object.assign(document.createElement("dd"), { textContent: "Loading…" }));
   $("#detail-title").focus();
-  await loadDetail();
+  const t = await loadDetail();
   if (!token) return;
   detailAbort = new AbortController();
-  follow("/api/events?after=0&task=" + encodeURIComponent(detailId), detailAbort.signal, (f) => {
+  // Stream ids start with their time in ms (Redis's clock): replay from five minutes before the
+  // task was created (room for a skewed instance clock), not the whole retained stream.
+  const created = t ? Date.parse(t.created_at) : NaN;
+  const after = Number.isFinite(created) ? Math.max(created - 300000, 0) + "-0" : "0";
+  const path = "/api/events?after=" + after + "&task=" + encodeURIComponent(detailId);
+  follow(path, detailAbort.signal, (f) => {
     if (detailSeen.has(f.id)) return;
     detailSeen.add(f.id);
     appendEvent(f);
-    loadDetail();
+    // A burst of the task's events reloads the detail once.
+    if (!detailTimer) detailTimer = setTimeout(() => { detailTimer = null; loadDetail(); }, 250);
   }, () => {});
 }
 
@@ -238,6 +245,7 @@ async function loadDetail() {
     $("#detail-build").hidden = !deploy;
     if (deploy) renderBuild(t, await api("GET", "/tasks/" + id + "/build"));
     document.body.dataset.detailLoaded = id;
+    return t;
   } catch (e) {
     if (e.status === 404) {
       const dd = document.createElement("dd");
@@ -276,7 +284,19 @@ function renderDetail(t) {
 }
 
 // ---- refresh ----------------------------------------------------------------------------------------
+let refreshing = false;
 async function refresh() {
+  // One refresh at a time: an event burst and the polling timer never stack them up.
+  if (refreshing) return;
+  refreshing = true;
+  try {
+    await refreshOnce();
+  } finally {
+    refreshing = false;
+  }
+}
+
+async function refreshOnce() {
   if (!token) {
     say("Enter a token to see the worker (mint one with: ops-worker token --role admin).", false);
     return;

@@ -1,4 +1,4 @@
--- Delete dead-lettered task ARGV[5] for good: its record, its build progress, its place in the
+-- Delete dead-lettered task ARGV[5] for good: its record, its build and release progress, its place in the
 -- `failed` and `recent` indexes, and its idempotency key when that still names it. Only a failed
 -- task (or a dead-lettered id without a record) can be deleted.
 -- Returns deleted | not_found | <current status>.
@@ -14,5 +14,5 @@ end
 emit('task.deleted', id, 'deleted by an operator')
 redis.call('ZREM', k('failed'), id)
 redis.call('ZREM', k('recent'), id)
-redis.call('DEL', tk, k('build:' .. id), k('build:' .. id .. ':log'))
+redis.call('DEL', tk, k('build:' .. id), k('build:' .. id .. ':log'), k('release:' .. id))
 return 'deleted'

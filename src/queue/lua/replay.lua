@@ -12,6 +12,8 @@ redis.call('PERSIST', tk)
 redis.call('HSET', tk, 'status', 'pending', 'attempts', 0, 'ready_ms', NOW)
 -- A replay is a fresh start: a deploy creates a new deployment rather than resume the failed one.
 redis.call('HDEL', tk, 'completed_at', 'started_at', 'worker', 'cancel_requested', 'deployment_id', 'inspector_url', 'result')
+-- ... and a release starts afresh: its stored progress (deployment, steps done) is dropped.
+redis.call('DEL', k('release:' .. id))
 redis.call('LPUSH', k('pending:' .. f[2]), id)
 touch(id)
 emit('task.requeued', id, 'replayed by an operator')

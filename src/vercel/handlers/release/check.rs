@@ -39,15 +39,34 @@ async fn once(
         ));
     }
     if let Some(want) = &verify.expect_body {
-        let body = resp
-            .text()
+        let body = body_start(resp)
             .await
             .map_err(|e| format!("GET {url}: cannot read the body: {}", e.without_url()))?;
-        if !body.contains(want.as_str()) {
-            return Err(format!("the body of {url} does not contain `{want}`"));
+        if !String::from_utf8_lossy(&body).contains(want.as_str()) {
+            return Err(format!(
+                "the first {} KiB of {url}'s body do not contain `{want}`",
+                BODY_READ_MAX / 1024
+            ));
         }
     }
     Ok(status)
+}
+
+/// How much of a checked page's body is searched for the expected text: a check reads it every
+/// try and every watch interval, so a huge page is never held whole.
+const BODY_READ_MAX: usize = 64 * 1024;
+
+/// The first [`BODY_READ_MAX`] bytes of the body.
+async fn body_start(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while body.len() < BODY_READ_MAX {
+        let Some(chunk) = resp.chunk().await? else {
+            break;
+        };
+        let room = BODY_READ_MAX - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+    Ok(body)
 }
 
 /// GET `url` until it answers as `verify` expects, for at most `limit`: a summary of the passing

@@ -59,9 +59,15 @@ async fn back_to_known_good(run: &mut Run<'_>) -> Result<String, StepFailure> {
         });
     }
     let production = run.spec.deploy.build.target.as_deref() == Some("production");
+    let never_served = format!("production never served {bad}: nothing to roll back");
     if !production && !run.progress.promoting {
-        let why = format!("production never served {bad}: nothing to roll back");
-        return skip(run, why).await;
+        return skip(run, never_served).await;
+    }
+    // A production deployment goes live when its build reaches READY: one whose build failed
+    // (or never finished) was never served, and a rollback would only re-point production at
+    // what it serves already.
+    if production && !run.progress.built {
+        return skip(run, never_served).await;
     }
     let target = match run.progress.rollback_to.clone() {
         Some(target) => target,

@@ -69,8 +69,8 @@ pub(super) struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    /// Read the stored progress. A release replayed by an operator (its record lost the
-    /// deployment the progress names) starts afresh.
+    /// Read the stored progress. A replay drops it (`replay.lua`), so a run that finds none
+    /// starts afresh, and history entries already on the record belong to an earlier run.
     pub(super) async fn load(
         api: &'a VercelApi,
         ctx: &'a TaskContext,
@@ -79,18 +79,15 @@ impl<'a> Run<'a> {
         http: &'a reqwest::Client,
     ) -> Result<Run<'a>, TaskError> {
         let id = ctx.record.task_id.to_string();
-        let unreadable =
-            |e| TaskError::Retryable(format!("cannot read the release's progress: {e}"));
-        let mut progress = ctx.store.release_progress(&id).await.map_err(unreadable)?;
-        let mut history_from = 0;
-        if progress.deployment_id.is_some() && ctx.record.deployment_id.is_none() {
-            history_from = ctx.record.steps.len();
-            ctx.store
-                .forget_release_progress(&id)
-                .await
-                .map_err(unreadable)?;
-            progress = ReleaseProgress::default();
-        }
+        let progress = ctx.store.release_progress(&id).await.map_err(|e| {
+            TaskError::Retryable(format!("cannot read the release's progress: {e}"))
+        })?;
+        // Every run's first note stores its run id: without one, nothing on the record is ours.
+        let history_from = if progress.run.is_none() {
+            ctx.record.steps.len()
+        } else {
+            0
+        };
         Ok(Run {
             api,
             store: &ctx.store,
