@@ -59,47 +59,70 @@ pub enum ProjectClaim {
     Stale { status: String },
 }
 
-/// The record fields a claim reads, in `claim.lua`'s order (its `CLAIM_FIELDS`), followed by the
-/// two it adds: what the consumer and the handlers use, not the display-only fields (source,
-/// metadata, result, ...), which a claimed task's record therefore holds as their defaults.
-const CLAIM_FIELDS: [&str; 14] = [
+/// The record fields a claim reads, in `claim.lua`'s order (its `CLAIM_FIELDS`): what the
+/// consumer and the handlers use, not the display-only fields (source, metadata, result, ...),
+/// which a claimed task's record therefore holds as their defaults. Each claimed task comes as
+/// these values followed by its priority (the list it was on) and its id (the key's); the
+/// batch's `started_at` and `claimed_ms` come once.
+const CLAIM_FIELDS: [&str; 10] = [
     "status",
     "type",
     "attempts",
     "trace_id",
-    "task_id",
-    "priority",
     "payload",
     "max_retries",
     "created_at",
     "ready_ms",
     "deployment_id",
     "steps",
-    "started_at",
-    "claimed_ms",
 ];
 
-fn claimed_task(entry: &Value) -> Result<ClaimedTask, QueueError> {
+/// What every task of one claim shares: when it started (RFC 3339, Redis clock) and the claim's
+/// time in epoch ms (for the wait since each task became ready).
+struct BatchTimes {
+    started_at: String,
+    claimed_ms: Option<i64>,
+}
+
+fn bulk_string(v: Option<&Value>) -> Option<String> {
+    match v {
+        Some(Value::BulkString(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
+    }
+}
+
+fn claimed_task(entry: &Value, batch: &BatchTimes) -> Result<ClaimedTask, QueueError> {
     let Value::Array(items) = entry else {
         return Err(QueueError::Protocol(format!(
             "expected a claimed record, got {entry:?}"
         )));
     };
-    let Some((Value::BulkString(id), items)) = items.split_first() else {
+    let Some((Value::BulkString(id), items)) = items.split_last() else {
         return Err(QueueError::Protocol(
             "a claimed record without its id".into(),
         ));
     };
+    let Some((prio, items)) = items.split_last() else {
+        return Err(QueueError::Protocol(
+            "a claimed record without its priority".into(),
+        ));
+    };
     let id = String::from_utf8_lossy(id).into_owned();
-    let mut map = HashMap::with_capacity(CLAIM_FIELDS.len());
+    let mut map = HashMap::with_capacity(CLAIM_FIELDS.len() + 3);
+    if let Some(p) = bulk_string(Some(prio)) {
+        map.insert("priority".to_string(), p);
+    }
     for (name, v) in CLAIM_FIELDS.iter().zip(items) {
         // Absent fields come as nil.
         if let Value::BulkString(v) = v {
             map.insert(name.to_string(), String::from_utf8_lossy(v).into_owned());
         }
     }
-    let num = |f: &str| map.get(f).and_then(|v| v.parse::<i64>().ok());
-    let wait = match (num("claimed_ms"), num("ready_ms")) {
+    if !batch.started_at.is_empty() {
+        map.insert("started_at".to_string(), batch.started_at.clone());
+    }
+    let ready = map.get("ready_ms").and_then(|v| v.parse::<i64>().ok());
+    let wait = match (batch.claimed_ms, ready) {
         (Some(c), Some(r)) if c > r => Duration::from_millis((c - r) as u64),
         _ => Duration::ZERO,
     };
@@ -131,8 +154,15 @@ impl QueueStore {
         let (Some(Value::Array(records)), Some(skipped)) = (parts.first(), parts.get(1)) else {
             return Err(QueueError::Protocol(format!("claim answered {reply:?}")));
         };
+        let batch = BatchTimes {
+            started_at: bulk_string(parts.get(2)).unwrap_or_default(),
+            claimed_ms: bulk_string(parts.get(3)).and_then(|v| v.parse().ok()),
+        };
         Ok(Claim {
-            tasks: records.iter().map(claimed_task).collect::<Result<_, _>>()?,
+            tasks: records
+                .iter()
+                .map(|r| claimed_task(r, &batch))
+                .collect::<Result<_, _>>()?,
             skipped: parse_outcomes(skipped)?,
         })
     }
@@ -307,11 +337,6 @@ mod tests {
             .split(',')
             .map(|f| f.trim().trim_matches('\''))
             .collect();
-        assert_eq!(script, super::CLAIM_FIELDS[..script.len()]);
-        assert_eq!(
-            script.len() + 2,
-            super::CLAIM_FIELDS.len(),
-            "two fields added"
-        );
+        assert_eq!(script, super::CLAIM_FIELDS);
     }
 }

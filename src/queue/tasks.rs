@@ -59,8 +59,15 @@ impl QueueStore {
                     inv.arg(k).arg(v);
                 }
             }
-            let reply: Vec<(String, i64)> = self.run_durable(&inv).await?;
-            out.extend(reply.into_iter().map(|(id, created)| (id, created == 1)));
+            // Only the tasks not created (an idempotency key matched) are answered, by position.
+            let matched: Vec<(usize, String)> = self.run_durable(&inv).await?;
+            let first = out.len();
+            out.extend(chunk.iter().map(|t| (t.task_id.to_string(), true)));
+            for (pos, existing) in matched {
+                if let Some(slot) = pos.checked_sub(1).and_then(|p| out.get_mut(first + p)) {
+                    *slot = (existing, false);
+                }
+            }
         }
         Ok(out)
     }

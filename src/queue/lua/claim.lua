@@ -4,14 +4,18 @@
 -- scored by its lease deadline. Stale list entries (cancelled or finished tasks) are dropped; an id
 -- with no record at all, or whose key is not a hash, is dead-lettered as a stub so an operator can
 -- see it. No record can abort the batch.
--- Returns { claimed, skipped }: per claimed task, its id followed by the values of CLAIM_FIELDS
--- (HMGET order, false when absent; status and attempts as the claim set them), then started_at
--- and claimed_ms; and { id, outcome, detail, type } per id it did not claim: `dead_lettered` (no
--- record) or `stale` (the entry outlived a cancelled or finished task).
+-- Returns { claimed, skipped, started_at, claimed_ms }: per claimed task, the values of
+-- CLAIM_FIELDS (HMGET order, false when absent; status and attempts as the claim set them)
+-- followed by its priority (the list it was popped from) and its id; { id, outcome, detail, type } per id it did not claim: `dead_lettered` (no
+-- record) or `stale` (the entry outlived a cancelled or finished task); then the batch's start
+-- time (RFC 3339) and the claim's time in epoch ms.
 -- The claim reads only the fields the consumer and the handlers use (src/queue/lifecycle.rs
--- names them in the same order), not the whole record: fewer strings through Lua per task.
-local CLAIM_FIELDS = {'status', 'type', 'attempts', 'trace_id', 'task_id', 'priority', 'payload',
-  'max_retries', 'created_at', 'ready_ms', 'deployment_id', 'steps'}
+-- names them in the same order), not the whole record: fewer strings through Lua per task. The
+-- id is the key's and the priority the list's, so neither is read (an absent field costs a
+-- whole scan of the record).
+local CLAIM_FIELDS = {'status', 'type', 'attempts', 'trace_id', 'payload', 'max_retries',
+  'created_at', 'ready_ms', 'deployment_id', 'steps'}
+local NF = #CLAIM_FIELDS
 local consumer, lease, want = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local paused = {}
 for _, p in ipairs(redis.call('SMEMBERS', k('paused'))) do paused[p] = true end
@@ -23,15 +27,20 @@ local function stub(tk, id, prio)
   redis.call('HSET', tk, 'task_id', id, 'type', 'unknown', 'priority', prio, 'payload', '{}',
     'attempts', 0, 'max_retries', 0, 'created_at', now_iso())
 end
--- Lease and recent-index entries of the whole batch, written with one ZADD each at the end.
-local leases, touched = {}, {}
+-- Lease and recent-index entries of the whole batch, written with one ZADD each at the end
+-- (`n` counts the tasks claimed: `#` on a growing table costs a search per use).
+local leases, touched, n = {}, {}, 0
+-- Every lease of the batch ends at the same time; numbers go to redis.call as strings.
+local deadline = int_s(NOW + lease)
+-- The next attempt number as a string, for the usual small counts without a conversion.
+local NEXT_ATTEMPT = {['0'] = '1', ['1'] = '2', ['2'] = '3', ['3'] = '4', ['4'] = '5', ['5'] = '6'}
 for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
-  if #out >= want then break end
+  if n >= want then break end
   if not paused[prio] then
     local list = k('pending:' .. prio)
-    while #out < want do
+    while n < want do
       -- One RPOP for what is still wanted; every id popped is claimed or accounted for below.
-      local ids = redis.call('RPOP', list, want - #out)
+      local ids = redis.call('RPOP', list, int_s(want - n))
       if not ids then break end
       for _, id in ipairs(ids) do
         local tk = task_key(id)
@@ -57,19 +66,17 @@ for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
         elseif v[1] == 'pending' then
           -- One read (HMGET) and one write per task; the reply is the values read with the
           -- claim's changes in place.
-          local attempts = tostring((tonumber(v[3]) or 0) + 1)
+          local attempts = v[3] and NEXT_ATTEMPT[v[3]] or int_s((tonumber(v[3]) or 0) + 1)
           redis.call('HSET', tk, 'status', 'in_progress', 'attempts', attempts,
             'started_at', now_iso(), 'worker', consumer)
-          leases[#leases + 1] = NOW + lease
-          leases[#leases + 1] = id
-          touched[#touched + 1] = NOW
-          touched[#touched + 1] = id
+          n = n + 1
+          leases[2 * n - 1], leases[2 * n] = deadline, id
+          touched[2 * n - 1], touched[2 * n] = NOW_S, id
           emit_row('task.started', {id, v[2] or '', prio, 'in_progress', tonumber(attempts), v[4] or ''})
           v[1], v[3] = 'in_progress', attempts
-          -- Not stored: claimed_ms is only the consumer's (its wait since the task became ready).
-          v[#CLAIM_FIELDS + 1], v[#CLAIM_FIELDS + 2] = now_iso(), tostring(NOW)
-          table.insert(v, 1, id)
-          out[#out + 1] = v
+          -- The priority (the list it was on) and the id follow the values read (no shift of them).
+          v[NF + 1], v[NF + 2] = prio, id
+          out[n] = v
         else
           -- any other status: a stale entry (cancelled / already done); drop it
           skipped[#skipped + 1] = {id, 'stale', v[1] or 'missing', v[2] or ''}
@@ -78,9 +85,11 @@ for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
     end
   end
 end
-if #leases > 0 then
+if n > 0 then
   redis.call('ZADD', k('inflight'), unpack(leases))
   redis.call('ZADD', k('recent'), unpack(touched))
   trim_recent()
 end
-return {out, skipped}
+-- started_at and claimed_ms (not stored: only the consumer's, its wait since the task became
+-- ready) are the same for the whole batch: sent once.
+return {out, skipped, now_iso(), NOW_S}

@@ -1,15 +1,15 @@
 -- Enqueue a batch of tasks atomically.
--- ARGV[5] idempotency TTL (s); then per task:
+-- ARGV[5] idempotency TTL (s, as a string: passed on to SET as it is); then per task:
 --   id, priority, run_at_ms (0 = now), idempotency key ('' = none), n, then n field/value pairs.
--- Returns, per task: { id, created } where created is 1, or 0 when an idempotency key matched an
--- existing task (the id returned is then the existing one).
+-- Returns { position, existing id } (position from 1, in submission order) for each task whose
+-- idempotency key matched an existing task, which was then not created; every other task given
+-- was created. (Only the exceptions are listed: a batch's reply stays small.)
 -- One HSET per record (a ready task's `ready_ms` included); the event is built from the fields
 -- given, and the recent-index entries of the batch go in one ZADD.
 -- The fields come in the order the store sends them (type, status, trace_id, priority, source,
 -- max_retries, created_at, attempts, task_id, payload, then the optional ones, see
 -- TaskRecord::to_fields): the event's fields are read at their usual places, and searched for
 -- only when not there.
-local idem_ttl = tonumber(ARGV[5])
 
 -- The value of field `name` among the pairs ARGV[first..last]: looked up at pair `slot` first (the
 -- order the store sends them in), else searched for.
@@ -24,12 +24,13 @@ end
 
 local out = {}
 local ready = 0
-local touched = {}
+local touched, nt = {}, 0
 -- Ready ids per priority, in submission order: one LPUSH per priority at the end (the same order
 -- as one LPUSH each).
 local pushes = {}
-local i = 6
-while i <= #ARGV do
+local i, argc, pos = 6, #ARGV, 0
+while i <= argc do
+  pos = pos + 1
   local id, prio, run_at, idem, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
   local first = i + 5
   i = first + 2 * n
@@ -40,11 +41,11 @@ while i <= #ARGV do
     if prev and redis.call('EXISTS', task_key(prev)) == 1 then
       existing = prev
     else
-      redis.call('SET', ik, id, 'EX', idem_ttl)
+      redis.call('SET', ik, id, 'EX', ARGV[5])
     end
   end
   if existing then
-    out[#out + 1] = {existing, 0}
+    out[#out + 1] = {pos, existing}
   else
     local last = first + 2 * n - 1
     local row = {id, field_at(first, last, 'type', 0) or '', prio,
@@ -55,9 +56,9 @@ while i <= #ARGV do
     -- The given pairs go to HSET straight from ARGV (no table of them is built).
     if delayed then
       redis.call('HSET', task_key(id), unpack(ARGV, first, last))
-      redis.call('ZADD', k('delayed'), run_at, id)
+      redis.call('ZADD', k('delayed'), ARGV[first - 3], id)
     else
-      redis.call('HSET', task_key(id), 'ready_ms', NOW, unpack(ARGV, first, last))
+      redis.call('HSET', task_key(id), 'ready_ms', NOW_S, unpack(ARGV, first, last))
       local list = pushes[prio]
       if not list then
         list = {}
@@ -66,16 +67,15 @@ while i <= #ARGV do
       list[#list + 1] = id
       ready = ready + 1
     end
-    touched[#touched + 1] = NOW
-    touched[#touched + 1] = id
+    nt = nt + 2
+    touched[nt - 1], touched[nt] = NOW_S, id
     emit_row('task.created', row)
-    out[#out + 1] = {id, 1}
   end
 end
 for prio, ids in pairs(pushes) do
   redis.call('LPUSH', k('pending:' .. prio), unpack(ids))
 end
-if #touched > 0 then
+if nt > 0 then
   redis.call('ZADD', k('recent'), unpack(touched))
 end
 trim_recent()

@@ -21,8 +21,12 @@ local B = ARGV[1]
 local STREAM_MAX = ARGV[2]
 local RECENT_MAX = tonumber(ARGV[3])
 -- ARGV[4] is "<completed and cancelled retention>:<failed retention>", in seconds.
-local RETENTION_DONE = tonumber(string.match(ARGV[4], '^(%d+)'))
-local RETENTION = tonumber(string.match(ARGV[4], ':(%d+)$'))
+local RETENTION_DONE_S = string.match(ARGV[4], '^(%d+)')
+local RETENTION_S = string.match(ARGV[4], ':(%d+)$')
+local RETENTION_DONE = tonumber(RETENTION_DONE_S)
+local RETENTION = tonumber(RETENTION_S)
+-- The last rank `recent` keeps, as ZREMRANGEBYRANK takes it.
+local RECENT_LAST_S = string.format('%d', -(RECENT_MAX + 1))
 
 local function iso(ms)
   -- RFC 3339 UTC from epoch milliseconds (days-from-civil inverse, proleptic Gregorian).
@@ -45,6 +49,12 @@ end
 
 local T = redis.call('TIME')
 local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
+-- NOW as the decimal string Redis stores. Numbers are passed to redis.call as strings built once
+-- per call: Redis turns every Lua number argument into a string with snprintf("%.17g"), which
+-- cost more than the command itself in the batch scripts (one conversion per task per number).
+local NOW_S = T[1] .. string.format('%03d', math.floor(tonumber(T[2]) / 1000))
+-- The whole part of n as a decimal string (for arguments computed per call, not per task).
+local function int_s(n) return string.format('%d', n) end
 -- NOW as RFC 3339, formatted on first use only (most calls of a batch-free script need it once,
 -- some never).
 local NOW_ISO_CACHE = nil
@@ -111,7 +121,7 @@ end
 -- per entry written here (oldest first) and `events:count` their sum; past the cap the oldest
 -- entries are dropped (XTRIM MINID) until the sum fits again.
 local function trim_events(added)
-  local count = redis.call('INCRBY', k('events:count'), added)
+  local count = redis.call('INCRBY', k('events:count'), int_s(added))
   local cap = tonumber(STREAM_MAX)
   if count <= cap then return end
   local last = nil
@@ -142,9 +152,10 @@ local function flush_events()
     local data = cjson.encode({v = 2, event = run.event, ts = now_iso(), tasks = run.rows})
     -- MAXLEN (in entries) only bounds the stream should `events:sizes` be lost; trim_events keeps
     -- it at about STREAM_MAX events.
+    local n_s = int_s(#run.rows)
     local id = redis.call('XADD', k('events'), 'MAXLEN', '~', STREAM_MAX, '*', 'event', run.event,
-      'v', '2', 'n', #run.rows, 'data', data)
-    redis.call('RPUSH', k('events:sizes'), id .. ' ' .. #run.rows)
+      'v', '2', 'n', n_s, 'data', data)
+    redis.call('RPUSH', k('events:sizes'), id .. ' ' .. n_s)
     added = added + #run.rows
     local chan = k('events:' .. run.event)
     if patterns == nil then patterns = redis.call('PUBSUB', 'NUMPAT') end
@@ -159,8 +170,8 @@ local function flush_events()
 end
 
 -- Keep the dashboard's "recent" index ordered by last change.
-local function touch(id) redis.call('ZADD', k('recent'), NOW, id) end
-local function trim_recent() redis.call('ZREMRANGEBYRANK', k('recent'), 0, -(RECENT_MAX + 1)) end
+local function touch(id) redis.call('ZADD', k('recent'), NOW_S, id) end
+local function trim_recent() redis.call('ZREMRANGEBYRANK', k('recent'), '0', RECENT_LAST_S) end
 
 -- Wake up to n blocked consumers (tokens are capped so an idle queue can't grow the list).
 local function wake(n)
@@ -169,7 +180,7 @@ local function wake(n)
   local toks = {}
   for i = 1, n do toks[i] = '1' end
   redis.call('LPUSH', k('wake'), unpack(toks))
-  redis.call('LTRIM', k('wake'), 0, 1023)
+  redis.call('LTRIM', k('wake'), '0', '1023')
 end
 
 -- One change per project at a time: `project:<p>` holds the id of the task allowed to change
@@ -238,10 +249,11 @@ end
 
 -- Per-second throughput buckets for "completed/failed in the last 1 m / 5 m".
 local function count_outcome(outcome, n)
-  local key = k('tp:' .. outcome .. ':' .. math.floor(NOW / 1000))
-  redis.call('INCRBY', key, n)
-  redis.call('EXPIRE', key, 600)
-  redis.call('HINCRBY', k('counters'), outcome .. '_total', n)
+  local key = k('tp:' .. outcome .. ':' .. T[1])
+  local n_s = int_s(n)
+  redis.call('INCRBY', key, n_s)
+  redis.call('EXPIRE', key, '600')
+  redis.call('HINCRBY', k('counters'), outcome .. '_total', n_s)
 end
 
 -- Finished records stay readable for their retention (failed ones longer, to be replayed), then
@@ -250,7 +262,8 @@ end
 -- caller read them; then the record keeps `worker` (the consumer that ran it: nothing reads it
 -- once the task is finished, and one HDEL per task is saved) and the flag is deleted only if set.
 local function finish(tk, status, extra_field, extra_value, read)
-  free_project(string.sub(tk, #B + 7), tk, read)
+  -- (The id is cut from the key only when there may be a project to free.)
+  if not read or read[1] or read[2] then free_project(string.sub(tk, #B + 7), tk, read) end
   if extra_field then
     redis.call('HSET', tk, 'status', status, 'completed_at', now_iso(), extra_field, extra_value)
   else
@@ -261,7 +274,7 @@ local function finish(tk, status, extra_field, extra_value, read)
   elseif read[3] then
     redis.call('HDEL', tk, 'cancel_requested')
   end
-  redis.call('EXPIRE', tk, status == 'failed' and RETENTION or RETENTION_DONE)
+  redis.call('EXPIRE', tk, status == 'failed' and RETENTION_S or RETENTION_DONE_S)
 end
 
 -- Move a task to the dead-letter set with its reason (kept, replayable, for the retention period).
