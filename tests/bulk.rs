@@ -216,17 +216,19 @@ async fn the_charts_series_come_from_the_history_kept_in_redis() {
     let tasks: Vec<_> = (0..12).map(|_| noop(json!({"sleep_ms": 20}))).collect();
     store.enqueue(&tasks).await.expect("enqueue");
     wait_completed(&store, 12, LONG).await;
-    // The flush (every 5 s) and the minute's sample arrive without anything else happening.
+    // The completions are counted by the scripts at once; each instance's waits arrive with its
+    // flush (every 5 s) and the minute's sample once a minute, without anything else happening.
     let hour = eventually(
         LONG,
-        "12 completed, a sample and waits in the hour",
+        "12 completed, a sample and 12 waits in the hour",
         || async {
             let (s, v) = history(&app, "?range=1h").await;
             assert_eq!(s, StatusCode::OK, "{v}");
             let points = v["points"].as_array()?;
             let sampled = points.iter().any(|p| p["capacity"].is_u64());
             let waits = points.iter().any(|p| p["wait_ms"]["p99"].is_number());
-            (sum(&v, "completed") == 12 && sampled && waits).then_some(v)
+            let all_waits = sum(&v, "waits") >= 12;
+            (sum(&v, "completed") == 12 && sampled && waits && all_waits).then_some(v)
         },
     )
     .await;
@@ -307,4 +309,112 @@ async fn the_minute_expires_after_25_hours(store: &ops_worker::queue::QueueStore
         ttl > 24 * 3600 && ttl <= 25 * 3600,
         "the minute's hash expires after 25 h: {ttl}"
     );
+}
+
+/// The outcomes summed over the last hour of the history, read from Redis:
+/// (completed, failed, retried, cancelled).
+async fn hour_outcomes(store: &ops_worker::queue::QueueStore) -> (u64, u64, u64, u64) {
+    let points = store.history(60, 60).await.expect("history");
+    points.iter().fold((0, 0, 0, 0), |(c, f, r, x), p| {
+        (
+            c + p.completed,
+            f + p.failed,
+            r + p.retried,
+            x + p.cancelled,
+        )
+    })
+}
+
+#[tokio::test]
+async fn every_outcome_counts_once_in_the_script_that_records_it() {
+    use ops_worker::queue::{CancelOutcome, Failure};
+    // No instance runs: nothing is flushed, whatever the history holds the scripts wrote.
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "history-exact").await;
+    let tasks: Vec<_> = (0..10).map(|_| noop(json!({}))).collect();
+    q.enqueue(&tasks).await.expect("enqueue");
+    let claimed = q.claim("t/c0", 10).await.expect("claim").tasks;
+    let ids: Vec<String> = claimed.iter().map(|t| t.id.clone()).collect();
+    assert_eq!(ids.len(), 10);
+    let done: Vec<_> = ids[..4].iter().map(|id| (id.clone(), json!({}))).collect();
+    q.complete(&done).await.expect("complete");
+    let failure = |id: &String, retryable| Failure {
+        id: id.clone(),
+        reason: "boom".into(),
+        retryable,
+        backoff: Duration::from_secs(60),
+    };
+    // Two retried and one dead-lettered in one call.
+    let fails = [
+        failure(&ids[4], true),
+        failure(&ids[5], true),
+        failure(&ids[6], false),
+    ];
+    q.fail("t/c0", &fails).await.expect("fail");
+    // Two running tasks cancelled: one stopped by its consumer, one that failed meanwhile.
+    for id in &ids[7..9] {
+        assert_eq!(
+            q.cancel(id).await.expect("cancel"),
+            CancelOutcome::Cancelling
+        );
+    }
+    q.finish_cancel("t/c0", &ids[7])
+        .await
+        .expect("finish_cancel");
+    q.fail("t/c0", &[failure(&ids[8], true)])
+        .await
+        .expect("fail");
+    // A waiting task cancelled at once; a completion reported twice counts once.
+    let waiting = noop(json!({}));
+    q.enqueue(std::slice::from_ref(&waiting))
+        .await
+        .expect("enqueue");
+    let waiting_id = waiting.task_id.to_string();
+    assert_eq!(
+        q.cancel(&waiting_id).await.expect("cancel"),
+        CancelOutcome::Cancelled
+    );
+    q.complete(&done).await.expect("complete again");
+
+    assert_eq!(hour_outcomes(&q).await, (4, 1, 2, 3));
+    let s = q.stats().await.expect("stats");
+    assert_eq!(
+        (s.completed_total, s.failed_total, s.cancelled_total),
+        (4, 1, 3)
+    );
+    assert_eq!((s.completed_last_1m, s.failed_last_1m), (4, 1));
+    let mut conn = q
+        .dedicated_connection(Duration::from_secs(5))
+        .await
+        .expect("connect");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:stats:*", q.key_base()))
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    assert!(
+        !keys.is_empty() && keys.len() <= 2,
+        "one minute (or two): {keys:?}"
+    );
+    for key in keys {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .expect("TTL");
+        assert!(ttl > 24 * 3600 && ttl <= 25 * 3600, "{key}: {ttl}");
+    }
+}
+
+#[tokio::test]
+async fn an_instance_killed_right_after_completing_loses_no_counts() {
+    let mut app = spawn_app("history-kill", &[("WORKER_CONCURRENCY", "4")]).await;
+    let store = app.store().await;
+    let tasks: Vec<_> = (0..20).map(|_| noop(json!({}))).collect();
+    store.enqueue(&tasks).await.expect("enqueue");
+    wait_completed(&store, 20, LONG).await;
+    // Killed before its next flush: the counts are already in the minute hashes.
+    app.worker.kill9();
+    let (completed, failed, retried, cancelled) = hour_outcomes(&store).await;
+    assert_eq!((completed, failed, retried, cancelled), (20, 0, 0, 0));
 }

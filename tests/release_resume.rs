@@ -302,3 +302,50 @@ async fn kill_9_during_the_promote_call_promotes_once() {
         "one deployment, promoted once"
     );
 }
+
+#[tokio::test]
+async fn kill_9_after_a_replay_labels_only_this_runs_steps_resumed() {
+    let t = Crash::new("replayed");
+    let q = t.store().await;
+    let mut a = t.worker().await;
+    // Run 1 fails at verify (the site never answers 200).
+    t.sim.site(json!({"status": 500})).await;
+    let verify = json!({"url": t.sim.site_url(), "withinSecs": 2});
+    let id = t
+        .submit("release", json!({"project": "rp", "verify": verify}))
+        .await;
+    let failed = wait_status(&q, &id, TaskStatus::Failed).await;
+    let first = failed.deployment_id.clone().unwrap();
+    assert!(history(&failed).contains(&"verify:started".to_string()));
+
+    // Run 2 (replayed) crashes while building its own deployment.
+    t.sim.faults(json!({"hold_builds": true})).await;
+    q.replay(&id).await.unwrap();
+    let second = eventually(LONG, "run 2 created its deployment", || async {
+        let r = q.get(&id).await.ok()??;
+        let d = r.deployment_id.clone().filter(|d| *d != first)?;
+        history(&r)
+            .iter()
+            .filter(|w| *w == "build:started")
+            .nth(1)
+            .map(|_| d)
+    })
+    .await;
+    a.kill9();
+    t.sim
+        .site(json!({"status": 200, "deployment": second}))
+        .await;
+    let _b = t.worker().await;
+    t.sim.faults(json!({"hold_builds": false})).await;
+    let rec = wait_status(&q, &id, TaskStatus::Completed).await;
+    let h = history(&rec);
+    assert!(h.contains(&"build:resumed".to_string()), "{h:?}");
+    // Run 1's verify is not run 2's: run 2 starts its verification.
+    assert!(!h.contains(&"verify:resumed".to_string()), "{h:?}");
+    assert_eq!(
+        h.iter().filter(|w| *w == "verify:started").count(),
+        2,
+        "{h:?}"
+    );
+    assert_eq!(rec.deployment_id.as_deref(), Some(second.as_str()));
+}

@@ -174,7 +174,7 @@ fn render_metrics(handle: Option<&PrometheusHandle>) -> Result<HttpResponse, Api
     match handle {
         Some(h) => Ok(HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4")
-            .body(h.render())),
+            .body(crate::telemetry::metrics::render(h))),
         None => Err(ApiError::Unavailable(
             "the metrics recorder is not installed".into(),
         )),

@@ -13,7 +13,7 @@ use crate::pool::supervisor::{GetSnapshot, PoolSnapshot, SupervisorActor};
 use crate::pool::usage::InstanceUsage;
 use crate::queue::{QueueStats, QueueStore};
 use crate::task::Priority;
-use crate::telemetry::metrics::names;
+use crate::telemetry::metrics::{names, set_redis_topology};
 use crate::telemetry::resources::UsageSampler;
 
 /// How often gauges are sampled.
@@ -35,8 +35,6 @@ pub struct MetricsActor {
     process: metrics_process::Collector,
     /// A sample is still in flight (a slow Redis must not pile them up).
     busy: bool,
-    /// The master label last set to 1 on the topology gauge, set to 0 when the master moves.
-    master: Option<String>,
 }
 
 fn set_queue_gauges(s: &QueueStats) {
@@ -75,26 +73,16 @@ impl MetricsActor {
             sampler: UsageSampler::new(),
             process,
             busy: false,
-            master: None,
         }
     }
 
-    /// `ops_worker_redis_topology_info{topology, master}`: 1 for the master in use now. An
-    /// unknown master (nobody answered) keeps the last one shown.
-    fn set_topology(&mut self, master: Option<String>) {
-        let Some(master) = master else {
-            return;
-        };
-        if self.master.as_ref() == Some(&master) {
-            return;
+    /// `ops_worker_redis_topology_info{topology, master}`: one series, 1, for the master in use
+    /// now (a master the queue left is no longer exported). An unknown master (nobody answered)
+    /// keeps the last one shown.
+    fn set_topology(&self, master: Option<String>) {
+        if let Some(master) = master {
+            set_redis_topology(self.store.redis_topology(), &master);
         }
-        let topology = self.store.redis_topology();
-        if let Some(old) = self.master.take() {
-            gauge!(names::REDIS_TOPOLOGY_INFO, "topology" => topology, "master" => old).set(0.0);
-        }
-        gauge!(names::REDIS_TOPOLOGY_INFO, "topology" => topology, "master" => master.clone())
-            .set(1.0);
-        self.master = Some(master);
     }
 
     fn sample(&mut self, ctx: &mut Context<Self>) {

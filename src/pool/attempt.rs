@@ -409,11 +409,12 @@ impl<'a> Batch<'a> {
                 Verdict::Failed { class, .. } => Some(class),
                 _ => None,
             };
-            // The charts' history: counted here, flushed to Redis by the chores, off the hot path.
-            let store = &self.consumer.deps.store;
-            store
-                .history_tally()
-                .note(outcome, r.priority.map(|_| r.wait));
+            // The charts' wait times: counted here, flushed to Redis by the chores, off the hot
+            // path (the outcome was counted by the script that recorded it).
+            if r.priority.is_some() {
+                let store = &self.consumer.deps.store;
+                store.history_tally().note_wait(outcome, r.wait);
+            }
             AttemptRecorded {
                 task_type: r.task_type,
                 priority: r.priority,

@@ -38,9 +38,6 @@ pub async fn maintain(store: QueueStore) {
                 .filter(|o| !matches!(o.applied, Applied::Stale { .. }))
                 .map(|o| (o.type_label(), o.applied.metric()))
                 .collect();
-            for (_, outcome) in &tasks {
-                store.history_tally().note(*outcome, None);
-            }
             LeasesReclaimed { tasks: &tasks }.emit();
         }
         Err(e) => warn!(error = %e, "reclaiming lapsed leases failed"),
@@ -58,15 +55,15 @@ pub async fn maintain(store: QueueStore) {
     }
 }
 
-/// How often this instance adds its outcome counts to the history and looks whether the
+/// How often this instance adds its wait-time counts to the history and looks whether the
 /// minute's queue sample is still to be taken.
 pub const HISTORY_EVERY: Duration = Duration::from_secs(5);
 
-/// The charts' history: flush this instance's counts, and take the minute's sample when this
-/// instance wins the minute's turn.
+/// The charts' history: flush this instance's wait-time counts (the outcomes are counted by the
+/// scripts), and take the minute's sample when this instance wins the minute's turn.
 pub async fn history(store: QueueStore) {
     if let Err(e) = store.flush_history().await {
-        warn!(error = %e, "adding outcome counts to the history failed; kept for the next flush");
+        warn!(error = %e, "adding wait-time counts to the history failed; kept for the next flush");
     }
     match store.sample_history().await {
         Ok(true) => debug!("queue depths sampled into the history"),

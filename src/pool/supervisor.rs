@@ -379,9 +379,9 @@ impl Handler<Shutdown> for SupervisorActor {
                 Some("shutdown"),
             )
             .await;
-            // The drained pool's last outcomes still count in the charts' history.
+            // The drained pool's last wait times still count in the charts' history.
             if let Err(e) = store.flush_history().await {
-                warn!(error = %e, "could not add the last outcome counts to the history");
+                warn!(error = %e, "could not add the last wait-time counts to the history");
             }
             if let Err(e) = store.remove_heartbeat(&instance).await {
                 warn!(error = %e, "could not remove the heartbeat; it will expire");

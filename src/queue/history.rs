@@ -1,10 +1,15 @@
 //! The 24 h history behind the dashboard's charts, kept in Redis as one hash per minute
-//! (`stats:<minute>`, epoch minutes on the instance clock, expiring after [`HISTORY_TTL`]).
+//! (`stats:<minute>`, epoch minutes, expiring after [`HISTORY_TTL`]).
 //!
-//! Two writers, both off the hot path:
-//! - every instance counts its own outcomes and wait times in a [`HistoryTally`] (memory only;
-//!   the consumers add to it after recording a batch) and adds them to the minute's hash with
-//!   `HINCRBY` every few seconds ([`QueueStore::flush_history`], from the supervisor's chores);
+//! Three writers:
+//! - the outcomes (completed, failed, retried, cancelled) are counted by the scripts that record
+//!   them, in the same call, on the Redis clock (`count_outcome` in `lua/lib.lua`: one `HINCRBY`
+//!   per outcome kind per call, not per task), so nothing is lost when an instance dies and
+//!   nothing counts twice;
+//! - every instance counts its tasks' wait times in a [`HistoryTally`] (memory only; the
+//!   consumers add to it after recording a batch) and adds them to the minute's hash with one
+//!   `MULTI`/`EXEC` of `HINCRBY`s every few seconds ([`QueueStore::flush_history`], from the
+//!   supervisor's chores; minutes of the instance clock);
 //! - once a minute, whichever instance wins `SET stats:sampler:<minute> NX` samples the queue
 //!   depth per priority, the tasks in flight and the consumers of the live instances (the
 //!   capacity) into the same hash ([`QueueStore::sample_history`]).
@@ -33,7 +38,10 @@ pub const WAIT_BUCKETS: usize = WAIT_BOUNDS_MS.len() + 1;
 /// stays bounded.
 const TALLY_MINUTES_MAX: usize = 60;
 
-/// The counts of one minute of one instance (or, read back, of the whole cluster).
+/// The wait-time counts of one minute, per bucket of [`WAIT_BOUNDS_MS`].
+pub type WaitBuckets = [u64; WAIT_BUCKETS];
+
+/// The counts of one minute of the whole cluster, as read back.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MinuteTally {
     /// Tasks completed.
@@ -42,10 +50,10 @@ pub struct MinuteTally {
     pub failed: u64,
     /// Attempts that failed and were scheduled again.
     pub retried: u64,
-    /// Running tasks stopped on a cancel.
+    /// Tasks cancelled (waiting ones at once, running ones when their consumer stopped them).
     pub cancelled: u64,
     /// Wait times (ready -> claimed) per bucket of [`WAIT_BOUNDS_MS`].
-    pub wait: [u64; WAIT_BUCKETS],
+    pub wait: WaitBuckets,
 }
 
 impl MinuteTally {
@@ -59,24 +67,14 @@ impl MinuteTally {
             *a += b;
         }
     }
+}
 
-    /// The hash fields and increments (only the non-zero ones).
-    fn fields(&self) -> Vec<(String, u64)> {
-        let mut v = vec![
-            ("completed".to_string(), self.completed),
-            ("failed".to_string(), self.failed),
-            ("retried".to_string(), self.retried),
-            ("cancelled".to_string(), self.cancelled),
-        ];
-        v.extend(
-            self.wait
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (format!("w{i}"), *n)),
-        );
-        v.retain(|(_, n)| *n > 0);
-        v
-    }
+/// The hash fields and increments of a minute's waits (only the non-zero ones).
+fn wait_fields(wait: &WaitBuckets) -> impl Iterator<Item = (String, u64)> + '_ {
+    wait.iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(i, n)| (format!("w{i}"), *n))
 }
 
 /// The bucket a wait falls in.
@@ -122,48 +120,40 @@ pub fn current_minute() -> u64 {
         .unwrap_or(0)
 }
 
-/// One instance's counts not yet added to Redis, by minute. Shared by the store's clones.
+/// One instance's wait-time counts not yet added to Redis, by minute (the outcomes are counted
+/// by the scripts). Shared by the store's clones.
 #[derive(Debug, Default)]
 pub struct HistoryTally {
-    /// Minute -> counts since the last flush.
-    minutes: Mutex<BTreeMap<u64, MinuteTally>>,
+    /// Minute -> wait buckets since the last flush.
+    minutes: Mutex<BTreeMap<u64, WaitBuckets>>,
     /// The last minute this instance tried to take the sampler's turn for (+1; 0 = never), so
     /// it asks once a minute.
     sampled: AtomicU64,
 }
 
 impl HistoryTally {
-    /// Count one recorded attempt: its outcome and, for tasks that were claimed and ran, their
-    /// wait. Hand-backs (`Released`) count nothing: the task runs again and counts then.
-    pub fn note(&self, outcome: AttemptOutcome, wait: Option<Duration>) {
+    /// Count the wait of one recorded attempt of a task that was claimed and ran. Hand-backs
+    /// (`Released`) count nothing: the task runs again and counts then. (Its outcome is counted
+    /// by the script that recorded it.)
+    pub fn note_wait(&self, outcome: AttemptOutcome, wait: Duration) {
         self.note_at(current_minute(), outcome, wait);
     }
 
-    fn note_at(&self, minute: u64, outcome: AttemptOutcome, wait: Option<Duration>) {
+    fn note_at(&self, minute: u64, outcome: AttemptOutcome, wait: Duration) {
         if outcome == AttemptOutcome::Released {
             return;
         }
         let Ok(mut minutes) = self.minutes.lock() else {
             return;
         };
-        let m = minutes.entry(minute).or_default();
-        match outcome {
-            AttemptOutcome::Completed => m.completed += 1,
-            AttemptOutcome::Failed => m.failed += 1,
-            AttemptOutcome::Retried => m.retried += 1,
-            AttemptOutcome::Cancelled => m.cancelled += 1,
-            AttemptOutcome::Released => {}
-        }
-        if let Some(w) = wait {
-            m.wait[wait_bucket(w)] += 1;
-        }
+        minutes.entry(minute).or_insert([0; WAIT_BUCKETS])[wait_bucket(wait)] += 1;
         while minutes.len() > TALLY_MINUTES_MAX {
             minutes.pop_first();
         }
     }
 
     /// Take everything counted so far.
-    fn take(&self) -> BTreeMap<u64, MinuteTally> {
+    fn take(&self) -> BTreeMap<u64, WaitBuckets> {
         self.minutes
             .lock()
             .map(|mut m| std::mem::take(&mut *m))
@@ -171,12 +161,15 @@ impl HistoryTally {
     }
 
     /// Put counts back that could not be flushed (they go out with the next flush).
-    fn restore(&self, taken: BTreeMap<u64, MinuteTally>) {
+    fn restore(&self, taken: BTreeMap<u64, WaitBuckets>) {
         let Ok(mut minutes) = self.minutes.lock() else {
             return;
         };
         for (minute, t) in taken {
-            minutes.entry(minute).or_default().add(&t);
+            let m = minutes.entry(minute).or_insert([0; WAIT_BUCKETS]);
+            for (a, b) in m.iter_mut().zip(t.iter()) {
+                *a += b;
+            }
         }
         while minutes.len() > TALLY_MINUTES_MAX {
             minutes.pop_first();
@@ -190,7 +183,7 @@ impl HistoryTally {
 }
 
 impl QueueStore {
-    /// This store's tally of outcomes and waits, flushed by [`QueueStore::flush_history`].
+    /// This store's tally of waits, flushed by [`QueueStore::flush_history`].
     pub fn history_tally(&self) -> &HistoryTally {
         &self.history
     }
@@ -200,17 +193,19 @@ impl QueueStore {
         self.key(&format!("stats:{minute}"))
     }
 
-    /// Add the tally to the minute hashes (one pipeline of `HINCRBY`s and `EXPIRE`s). On an
-    /// error the counts are kept for the next flush. Returns the minutes written.
+    /// Add the tally to the minute hashes (one `MULTI`/`EXEC` of `HINCRBY`s and `EXPIRE`s: all
+    /// or nothing, so a flush that fails half-way adds nothing and the counts kept for the next
+    /// flush count once). Returns the minutes written.
     pub async fn flush_history(&self) -> Result<usize, QueueError> {
         let taken = self.history.take();
         if taken.is_empty() {
             return Ok(0);
         }
         let mut pipe = redis::pipe();
+        pipe.atomic();
         for (minute, t) in &taken {
             let key = self.minute_key(*minute);
-            for (field, n) in t.fields() {
+            for (field, n) in wait_fields(t) {
                 pipe.cmd("HINCRBY").arg(&key).arg(field).arg(n).ignore();
             }
             pipe.cmd("EXPIRE")
@@ -297,23 +292,26 @@ mod tests {
     }
 
     #[test]
-    fn the_tally_counts_by_minute_and_gives_back_what_failed_to_flush() {
+    fn the_tally_counts_waits_by_minute_and_gives_back_what_failed_to_flush() {
+        let ms = Duration::from_millis;
         let t = HistoryTally::default();
-        t.note_at(7, AttemptOutcome::Completed, Some(Duration::from_millis(3)));
-        t.note_at(7, AttemptOutcome::Failed, None);
-        t.note_at(7, AttemptOutcome::Released, Some(Duration::from_millis(3)));
-        t.note_at(8, AttemptOutcome::Retried, Some(Duration::from_millis(60)));
+        t.note_at(7, AttemptOutcome::Completed, ms(3));
+        t.note_at(7, AttemptOutcome::Failed, ms(4));
+        t.note_at(7, AttemptOutcome::Released, ms(3));
+        t.note_at(8, AttemptOutcome::Retried, ms(60));
         let taken = t.take();
-        assert_eq!(taken[&7].completed, 1);
-        assert_eq!(taken[&7].failed, 1);
-        assert_eq!(taken[&7].wait[0], 1);
-        assert_eq!(taken[&8].wait[2], 1);
+        assert_eq!(taken[&7][0], 2, "hand-backs count no wait");
+        assert_eq!(taken[&8][2], 1);
+        assert_eq!(
+            wait_fields(&taken[&8]).collect::<Vec<_>>(),
+            [("w2".into(), 1)]
+        );
         assert!(t.take().is_empty());
         t.restore(taken.clone());
-        t.note_at(7, AttemptOutcome::Completed, None);
-        assert_eq!(t.take()[&7].completed, 2);
+        t.note_at(7, AttemptOutcome::Completed, ms(5));
+        assert_eq!(t.take()[&7][0], 3);
         for m in 0..100 {
-            t.note_at(m, AttemptOutcome::Completed, None);
+            t.note_at(m, AttemptOutcome::Completed, ms(1));
         }
         assert_eq!(t.take().len(), TALLY_MINUTES_MAX);
     }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use redis::Value;
 use serde::Serialize;
 
-use super::history::{MinuteTally, WAIT_BUCKETS, current_minute, percentile};
+use super::history::{MinuteTally, WAIT_BUCKETS, percentile};
 use super::{PerPriority, QueueError, QueueStore};
 
 /// Seconds the live series covers (the `tp:` counters live 10 minutes).
@@ -36,7 +36,7 @@ pub struct HistoryPoint {
     pub failed: u64,
     /// Failed attempts scheduled again.
     pub retried: u64,
-    /// Running tasks stopped on a cancel.
+    /// Tasks cancelled (waiting ones at once, running ones when their consumer stopped them).
     pub cancelled: u64,
     /// `completed` per second of the step.
     pub completed_per_sec: f64,
@@ -68,7 +68,7 @@ pub struct LivePoint {
 /// What one minute's hash holds, decoded.
 #[derive(Debug, Default)]
 struct MinuteRead {
-    /// Counts flushed by the instances.
+    /// Outcomes (counted by the scripts) and waits (flushed by the instances).
     tally: MinuteTally,
     /// The sampler's fields, when the minute was sampled: depths, in flight, capacity.
     sample: Option<(PerPriority, u64, u64)>,
@@ -135,15 +135,16 @@ fn step_point(first: u64, minutes: &[MinuteRead]) -> HistoryPoint {
 }
 
 impl QueueStore {
-    /// The last `range_min` minutes (the current one included) in steps of `step_min` minutes,
-    /// aligned on multiples of the step, oldest first: one pipeline of `HGETALL`s.
+    /// The last `range_min` minutes (the current one included, on the Redis clock, which the
+    /// scripts count outcomes by) in steps of `step_min` minutes, aligned on multiples of the
+    /// step, oldest first: one `TIME`, then one pipeline of `HGETALL`s.
     pub async fn history(
         &self,
         range_min: u64,
         step_min: u64,
     ) -> Result<Vec<HistoryPoint>, QueueError> {
         let step = step_min.max(1);
-        let now = current_minute();
+        let now = self.redis_minute().await?;
         let first = (now + 1).saturating_sub(range_min.max(1));
         let first = first - first % step;
         let minutes: Vec<u64> = (first..=now).collect();
@@ -156,6 +157,12 @@ impl QueueStore {
             .enumerate()
             .map(|(i, chunk)| step_point(first + i as u64 * step, chunk))
             .collect())
+    }
+
+    /// The current epoch minute on the Redis clock.
+    async fn redis_minute(&self) -> Result<u64, QueueError> {
+        let (secs, _micros): (u64, u64) = self.query(&redis::cmd("TIME")).await?;
+        Ok(secs / 60)
     }
 
     /// Completed and failed per second over the last [`LIVE_SECS`] seconds of the Redis clock,

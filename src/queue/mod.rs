@@ -42,6 +42,7 @@
 //! | `recent` | zset | ids by last change, capped (dashboard) |
 //! | `counters` | hash | completed/failed/reclaimed/cancelled totals |
 //! | `tp:<outcome>:<sec>` | string | per-second outcome counts, 10 min TTL |
+//! | `stats:<minute>` | hash | the charts' history of one minute (outcomes by the scripts, waits, samples), 25 h TTL |
 //! | `wake` | list | wake-up tokens idle consumers block on |
 //! | `events` | stream | capped event log (batch entries: see `events.rs`); also PUBLISHed on `events:<event>` |
 //! | `events:sizes`, `events:count` | list, string | events per batch entry and their sum (the stream's cap in events) |
@@ -168,7 +169,7 @@ pub struct QueueStore {
     /// Whether Redis is unreachable now, so an outage logs one ERROR when it starts and one INFO
     /// with its length when it ends (not one line per failed call).
     outage: Arc<Outage>,
-    /// This instance's outcome and wait counts not yet flushed to the history (`history.rs`).
+    /// This instance's wait counts not yet flushed to the history (`history.rs`).
     history: Arc<history::HistoryTally>,
 }
 

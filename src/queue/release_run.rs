@@ -17,8 +17,6 @@ use crate::task::{StepEntry, StepName};
 pub enum Fact {
     /// The run id put in the deployment's `meta.ops_release_run` (written before the create).
     Run,
-    /// Epoch ms when the create was first about to be sent (lower bound of the lookup).
-    CreateIntentMs,
     /// The deployment created (also stored on the record).
     DeploymentId,
     /// The deployment's hostname.
@@ -50,7 +48,6 @@ impl Fact {
     pub fn field(self) -> &'static str {
         match self {
             Fact::Run => "run",
-            Fact::CreateIntentMs => "create_intent_ms",
             Fact::DeploymentId => "deployment_id",
             Fact::Url => "url",
             Fact::Built => "built",
@@ -72,8 +69,6 @@ impl Fact {
 pub struct ReleaseProgress {
     /// See [`Fact::Run`].
     pub run: Option<String>,
-    /// See [`Fact::CreateIntentMs`].
-    pub create_intent_ms: Option<i64>,
     /// See [`Fact::DeploymentId`].
     pub deployment_id: Option<String>,
     /// See [`Fact::Url`].
@@ -107,7 +102,6 @@ impl ReleaseProgress {
             .and_then(|s| serde_json::from_value::<StepName>(serde_json::Value::String(s)).ok());
         ReleaseProgress {
             run: text(Fact::Run),
-            create_intent_ms: ms(Fact::CreateIntentMs),
             deployment_id: text(Fact::DeploymentId),
             url: text(Fact::Url),
             built: flag(Fact::Built),

@@ -1,18 +1,18 @@
 //! The queue's atomic steps, one Lua file each under `lua/`, all sharing the `lua/lib.lua` prelude.
 //!
 //! Each script's body runs as the function `main` between the prelude and an epilogue that writes
-//! the events the body emitted ([`EPILOGUE`]), so a script never forgets them, also when its body
-//! returns early or raises an error after some writes.
+//! the outcome counts and events the body recorded ([`EPILOGUE`]), so a script never forgets
+//! them, also when its body returns early or raises an error after some writes.
 //!
 //! `redis::Script` sends `EVALSHA` and falls back to loading the script on `NOSCRIPT`, so a Redis
 //! restart (which forgets loaded scripts) needs no special handling.
 
 use redis::Script;
 
-/// Runs the body, then writes its buffered events (`flush_events` in `lua/lib.lua`); an error of
-/// the body is raised again after the events of what it already wrote are out.
-const EPILOGUE: &str =
-    "\nend\nlocal ok, r = pcall(main)\nflush_events()\nif not ok then error(r, 0) end\nreturn r\n";
+/// Runs the body, then writes its outcome counts and buffered events (`flush_outcomes` and
+/// `flush_events` in `lua/lib.lua`); an error of the body is raised again after the counts and
+/// events of what it already wrote are out.
+const EPILOGUE: &str = "\nend\nlocal ok, r = pcall(main)\nflush_outcomes()\nflush_events()\nif not ok then error(r, 0) end\nreturn r\n";
 
 macro_rules! script {
     ($file:literal) => {

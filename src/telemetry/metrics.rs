@@ -5,11 +5,12 @@
 //! Code never spells a metric name: it uses the constants in [`names`], and counters and
 //! histograms are only touched by the internal events of [`super::events`].
 //!
-//! `/metrics` only renders the recorder's handle. Every metric is described (HELP) when the
-//! recorder is installed, and every known label combination starts at 0 so the first increment of
-//! a series is not lost to Prometheus's first-scrape baseline.
+//! `/metrics` only renders the recorder's handle ([`render`]), plus the one series the recorder
+//! cannot hold ([`set_redis_topology`]). Every metric is described (HELP) when the recorder is
+//! installed, and every known label combination starts at 0 so the first increment of a series
+//! is not lost to Prometheus's first-scrape baseline.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
@@ -182,7 +183,7 @@ pub const ALL: &[Spec] = &[
     spec(
         REDIS_TOPOLOGY_INFO,
         Gauge,
-        "1 for the Redis topology and the master the queue is on now, 0 for masters before",
+        "1 for the Redis topology and the master the queue is on now (one series)",
     ),
 ];
 
@@ -201,6 +202,48 @@ pub struct Series {
 }
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The labels (topology, master) of [`names::REDIS_TOPOLOGY_INFO`]'s one series. Kept here, not
+/// in the recorder: a recorder series cannot be removed, so a master the queue left would stay
+/// as a series of its own after every failover.
+static TOPOLOGY: Mutex<Option<(String, String)>> = Mutex::new(None);
+
+/// Name the master the queue is on now: from then on `ops_worker_redis_topology_info` holds
+/// only its series (the previous master's is gone).
+pub fn set_redis_topology(topology: &str, master: &str) {
+    if let Ok(mut t) = TOPOLOGY.lock() {
+        *t = Some((topology.to_string(), master.to_string()));
+    }
+}
+
+/// The exposition text of `/metrics`: the recorder's series, then the topology series.
+pub fn render(handle: &PrometheusHandle) -> String {
+    let mut text = handle.render();
+    text.push_str(&topology_text());
+    text
+}
+
+/// `ops_worker_redis_topology_info` in the text format (empty until a master is known).
+fn topology_text() -> String {
+    let Some((topology, master)) = TOPOLOGY.lock().ok().and_then(|t| t.clone()) else {
+        return String::new();
+    };
+    let help = ALL
+        .iter()
+        .find(|m| m.name == REDIS_TOPOLOGY_INFO)
+        .map_or("", |m| m.help);
+    let esc = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    format!(
+        "# HELP {REDIS_TOPOLOGY_INFO} {help}\n# TYPE {REDIS_TOPOLOGY_INFO} gauge\n\
+         {REDIS_TOPOLOGY_INFO}{{topology=\"{}\",master=\"{}\"}} 1\n\n",
+        esc(&topology),
+        esc(&master)
+    )
+}
 
 /// Install the process-wide Prometheus recorder (once), describe every metric and start every
 /// known series at 0.
@@ -308,6 +351,26 @@ mod tests {
             .collect();
         assert_eq!(between, [360.0, 420.0, 480.0, 540.0]);
         assert_eq!(BUCKETS.last(), Some(&600.0));
+    }
+
+    #[test]
+    fn the_topology_series_follows_the_master_and_is_the_only_one() {
+        set_redis_topology("cluster", "10.0.0.1:7000");
+        set_redis_topology("cluster", "10.0.0.2:7001");
+        let text = topology_text();
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(REDIS_TOPOLOGY_INFO))
+            .collect();
+        assert_eq!(
+            series,
+            [r#"ops_worker_redis_topology_info{topology="cluster",master="10.0.0.2:7001"} 1"#],
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE ops_worker_redis_topology_info gauge"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -27,6 +27,7 @@ for i = 6, #ARGV, 4 do
       redis.call('ZREM', k('inflight'), id)
       redis.call('ZADD', k('retry'), at, id)
       keep_project_through(id, tk, backoff)
+      count_outcome('retried', 1)
       touch(id)
       emit('task.retrying', id, reason)
       out[#out + 1] = {id, 'retrying', tostring(at), ty}

@@ -247,13 +247,36 @@ local function keep_project_through(id, tk, backoff)
   end
 end
 
--- Per-second throughput buckets for "completed/failed in the last 1 m / 5 m".
+-- Outcomes (completed, failed = dead-lettered, retried, cancelled) recorded by this call, summed
+-- per kind and written once when the script ends (`flush_outcomes`, from the epilogue), so a batch
+-- costs the same few commands as one task: per kind, the charts' minute hash
+-- `stats:<epoch minute>` (Redis clock, kept 25 h; see docs/dashboard.md), the `counters` total
+-- (not for retried) and, for completed and failed, the per-second `tp:<outcome>:<sec>` bucket of
+-- the live chart (kept 10 minutes).
+local OUTCOMES = {}
+local OUTCOME_KINDS = {'completed', 'failed', 'retried', 'cancelled'}
+local HISTORY_TTL = '90000'
 local function count_outcome(outcome, n)
-  local key = k('tp:' .. outcome .. ':' .. T[1])
-  local n_s = int_s(n)
-  redis.call('INCRBY', key, n_s)
-  redis.call('EXPIRE', key, '600')
-  redis.call('HINCRBY', k('counters'), outcome .. '_total', n_s)
+  OUTCOMES[outcome] = (OUTCOMES[outcome] or 0) + n
+end
+local function flush_outcomes()
+  local minute = nil
+  for _, outcome in ipairs(OUTCOME_KINDS) do
+    local n = OUTCOMES[outcome]
+    if n and n > 0 then
+      local ns = string.format('%d', n)
+      if not minute then minute = k('stats:' .. string.format('%d', math.floor(NOW / 60000))) end
+      redis.call('HINCRBY', minute, outcome, ns)
+      if outcome ~= 'retried' then redis.call('HINCRBY', k('counters'), outcome .. '_total', ns) end
+      if outcome == 'completed' or outcome == 'failed' then
+        local key = k('tp:' .. outcome .. ':' .. T[1])
+        redis.call('INCRBY', key, ns)
+        redis.call('EXPIRE', key, '600')
+      end
+    end
+  end
+  OUTCOMES = {}
+  if minute then redis.call('EXPIRE', minute, HISTORY_TTL) end
 end
 
 -- Finished records stay readable for their retention (failed ones longer, to be replayed), then
@@ -298,7 +321,7 @@ local function cancel_now(id, reason)
   finish(tk, 'cancelled')
   redis.call('ZADD', k('done'), NOW, id)
   if reason then redis.call('HSET', tk, 'error', reason) end
-  redis.call('HINCRBY', k('counters'), 'cancelled_total', 1)
+  count_outcome('cancelled', 1)
   touch(id)
   emit('task.cancelled', id, reason)
 end

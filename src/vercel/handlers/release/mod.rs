@@ -109,8 +109,8 @@ async fn deploy_step(run: &mut Run<'_>) -> Result<String, StepFailure> {
         }
         None => {
             let run_id = Run::new_run_id();
-            let now = chrono::Utc::now().timestamp_millis().to_string();
-            let facts = vec![(Fact::Run, run_id.clone()), (Fact::CreateIntentMs, now)];
+            // Always this run's first entry, with its run id (see `run::history_from`).
+            let facts = vec![(Fact::Run, run_id.clone())];
             run.note(&[(Deploy, Started, None)], facts).await?;
             let target = run.spec.deploy.build.target.clone();
             run.event("release.started", json!({"target": target}))

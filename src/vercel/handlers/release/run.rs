@@ -71,6 +71,7 @@ pub(super) struct Run<'a> {
 impl<'a> Run<'a> {
     /// Read the stored progress. A replay drops it (`replay.lua`), so a run that finds none
     /// starts afresh, and history entries already on the record belong to an earlier run.
+    /// A run that finds its run id resumes: its entries start at its `deploy: started`.
     pub(super) async fn load(
         api: &'a VercelApi,
         ctx: &'a TaskContext,
@@ -82,12 +83,7 @@ impl<'a> Run<'a> {
         let progress = ctx.store.release_progress(&id).await.map_err(|e| {
             TaskError::Retryable(format!("cannot read the release's progress: {e}"))
         })?;
-        // Every run's first note stores its run id: without one, nothing on the record is ours.
-        let history_from = if progress.run.is_none() {
-            ctx.record.steps.len()
-        } else {
-            0
-        };
+        let history_from = history_from(&ctx.record.steps, progress.run.is_some());
         Ok(Run {
             api,
             store: &ctx.store,
@@ -195,13 +191,27 @@ impl<'a> Run<'a> {
     }
 }
 
+/// Where this run's entries start in the record's history. Every run's first note is
+/// `deploy: started` together with its run id (`Fact::Run`), and a replay deletes the run id; so
+/// without a run id nothing on the record is this run's, and with one this run began at the last
+/// `deploy: started` (entries before it belong to a run replayed since). When that entry was
+/// trimmed away (more than 100 since), so were all older ones: everything left is this run's.
+fn history_from(steps: &[StepEntry], has_run_id: bool) -> usize {
+    if !has_run_id {
+        return steps.len();
+    }
+    steps
+        .iter()
+        .rposition(|e| e.step == StepName::Deploy && e.state == StepState::Started)
+        .unwrap_or(0)
+}
+
 /// What storing `value` for `fact` means for the progress in memory.
 fn apply(p: &mut ReleaseProgress, fact: Fact, value: String) {
     let flag = value == "1";
     let text = (!value.is_empty()).then_some(value);
     match fact {
         Fact::Run => p.run = text,
-        Fact::CreateIntentMs => p.create_intent_ms = text.and_then(|v| v.parse().ok()),
         Fact::DeploymentId => p.deployment_id = text,
         Fact::Url => p.url = text,
         Fact::Built => p.built = flag,
@@ -222,5 +232,49 @@ fn apply(p: &mut ReleaseProgress, fact: Fact, value: String) {
         }
         Fact::RollbackTo => p.rollback_to = text,
         Fact::RolledBack => p.rolled_back = flag,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use StepName::{Build, Deploy, Verify};
+    use StepState::{Failed, Started, Succeeded};
+
+    fn entries(steps: &[(StepName, StepState)]) -> Vec<StepEntry> {
+        steps
+            .iter()
+            .map(|(step, state)| StepEntry {
+                step: *step,
+                state: *state,
+                at: chrono::Utc::now(),
+                detail: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_resumed_run_after_a_replay_owns_only_its_own_entries() {
+        // Run 1 got to verify and failed; it was replayed; run 2 began and crashed in build.
+        let steps = entries(&[
+            (Deploy, Started),
+            (Deploy, Succeeded),
+            (Build, Started),
+            (Build, Succeeded),
+            (Verify, Started),
+            (Verify, Failed),
+            (Deploy, Started),
+            (Deploy, Succeeded),
+            (Build, Started),
+        ]);
+        assert_eq!(
+            history_from(&steps, false),
+            9,
+            "a fresh run owns nothing yet"
+        );
+        let from = history_from(&steps, true);
+        assert_eq!(from, 6, "the resumed run began at its deploy: started");
+        assert!(steps[from..].iter().all(|e| e.step != Verify));
+        assert_eq!(history_from(&steps[7..], true), 0, "its start trimmed away");
     }
 }
