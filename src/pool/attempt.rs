@@ -17,7 +17,7 @@ use super::PoolSignal;
 use super::consumer::{Consumer, Exit, HOLD_LIMIT};
 use super::record::{self, Writes};
 use crate::handlers::{ExitConsumer, HandlerFuture, TaskContext, TaskError};
-use crate::queue::{ClaimedTask, Failure, retry_backoff};
+use crate::queue::{ClaimedTask, Done, Failure, TaskFacts, retry_backoff};
 use crate::task::{DecodeError, Payload, Priority, TaskType, ValidationError};
 use crate::telemetry::events::{AttemptOutcome, AttemptRecorded, InternalEvent};
 
@@ -73,6 +73,8 @@ struct Ran {
     priority: Option<Priority>,
     /// Attempts including this one (for the back-off).
     attempts: u32,
+    /// The record's trace id (the completion's event carries it without a read-back).
+    trace_id: String,
     /// Ready to claimed.
     wait: Duration,
     /// Handler run time.
@@ -289,6 +291,7 @@ impl<'a> Batch<'a> {
             task_type: "unknown",
             priority: None,
             attempts: 0,
+            trace_id: String::new(),
             wait: task.wait,
             run: Duration::ZERO,
             span: info_span!("task", task_id = %task.id),
@@ -335,6 +338,7 @@ impl<'a> Batch<'a> {
         ran.task_type = record.task_type.as_str();
         ran.priority = Some(record.priority);
         ran.attempts = record.attempts;
+        ran.trace_id.clone_from(&record.trace_id);
         ran.span = info_span!(
             "task",
             task_id = %record.task_id,
@@ -433,7 +437,16 @@ impl Writes {
     /// Add what `r` needs written.
     fn add(&mut self, r: &Ran) {
         match &r.verdict {
-            Verdict::Done(v) => self.complete.push((r.id.clone(), v.clone())),
+            Verdict::Done(v) => self.complete.push(Done {
+                id: r.id.clone(),
+                result: v.clone(),
+                facts: r.priority.map(|p| TaskFacts {
+                    task_type: r.task_type,
+                    priority: p.as_str(),
+                    attempts: r.attempts,
+                    trace_id: r.trace_id.clone(),
+                }),
+            }),
             Verdict::Failed {
                 reason, retryable, ..
             } => self.fail.push(Failure {

@@ -5,16 +5,15 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use tracing::error;
 
-use crate::queue::{Applied, Failure, QueueError, QueueStore, TaskOutcome};
+use crate::queue::{Applied, Done, Failure, QueueError, QueueStore, TaskOutcome};
 
 /// The script calls one batch needs.
 #[derive(Default)]
 pub(super) struct Writes {
     /// Successful attempts and their results.
-    pub complete: Vec<(String, Value)>,
+    pub complete: Vec<Done>,
     /// Failed attempts; the `fail` script decides retry or dead-letter.
     pub fail: Vec<Failure>,
     /// Leases handed back (drain deadline, or claimed but never started).
@@ -25,7 +24,7 @@ pub(super) struct Writes {
 
 /// One script call.
 enum Step {
-    Complete(Vec<(String, Value)>),
+    Complete(Vec<Done>),
     Fail(Vec<Failure>),
     Release(Vec<String>),
     Cancel(String),
@@ -38,7 +37,7 @@ impl Step {
         consumer: &str,
     ) -> Result<Vec<TaskOutcome>, QueueError> {
         match self {
-            Step::Complete(done) => store.complete(done).await,
+            Step::Complete(done) => store.complete_claimed(done).await,
             Step::Fail(failures) => store.fail(consumer, failures).await,
             Step::Release(ids) => store.release(consumer, ids).await,
             Step::Cancel(id) => store.finish_cancel(consumer, id).await,

@@ -77,6 +77,26 @@ const CLAIM_FIELDS: [&str; 10] = [
     "steps",
 ];
 
+/// A successful attempt to record.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub id: String,
+    /// The handler's result, stored on the record.
+    pub result: Json,
+    /// The `task.completed` event's fields as the consumer knows them from its claim; `None`
+    /// has the script read them from the record.
+    pub facts: Option<TaskFacts>,
+}
+
+/// What a consumer knows of a task it claimed, for its events.
+#[derive(Debug, Clone)]
+pub struct TaskFacts {
+    pub task_type: &'static str,
+    pub priority: &'static str,
+    pub attempts: u32,
+    pub trace_id: String,
+}
+
 /// What every task of one claim shares: when it started (RFC 3339, Redis clock) and the claim's
 /// time in epoch ms (for the wait since each task became ready).
 struct BatchTimes {
@@ -91,13 +111,11 @@ fn bulk_string(v: Option<&Value>) -> Option<String> {
     }
 }
 
-fn claimed_task(entry: &Value, batch: &BatchTimes) -> Result<ClaimedTask, QueueError> {
-    let Value::Array(items) = entry else {
-        return Err(QueueError::Protocol(format!(
-            "expected a claimed record, got {entry:?}"
-        )));
-    };
-    let Some((Value::BulkString(id), items)) = items.split_last() else {
+/// Values per claimed task in the claim's flat reply: the fields, the priority and the id.
+const CLAIM_STRIDE: usize = CLAIM_FIELDS.len() + 2;
+
+fn claimed_task(entry: &[Value], batch: &BatchTimes) -> Result<ClaimedTask, QueueError> {
+    let Some((Value::BulkString(id), items)) = entry.split_last() else {
         return Err(QueueError::Protocol(
             "a claimed record without its id".into(),
         ));
@@ -158,9 +176,15 @@ impl QueueStore {
             started_at: bulk_string(parts.get(2)).unwrap_or_default(),
             claimed_ms: bulk_string(parts.get(3)).and_then(|v| v.parse().ok()),
         };
+        if records.len() % CLAIM_STRIDE != 0 {
+            return Err(QueueError::Protocol(format!(
+                "claim answered {} values, not a multiple of {CLAIM_STRIDE}",
+                records.len()
+            )));
+        }
         Ok(Claim {
             tasks: records
-                .iter()
+                .chunks(CLAIM_STRIDE)
                 .map(|r| claimed_task(r, &batch))
                 .collect::<Result<_, _>>()?,
             skipped: parse_outcomes(skipped)?,
@@ -211,24 +235,46 @@ impl QueueStore {
         })
     }
 
+    /// Record successful attempts of tasks the caller did not claim itself (the script reads
+    /// the event's fields from each record); see [`QueueStore::complete_claimed`].
+    pub async fn complete(&self, done: &[(String, Json)]) -> Result<Vec<TaskOutcome>, QueueError> {
+        let done: Vec<Done> = done
+            .iter()
+            .map(|(id, result)| Done {
+                id: id.clone(),
+                result: result.clone(),
+                facts: None,
+            })
+            .collect();
+        self.complete_claimed(&done).await
+    }
+
     /// Record successful attempts; answers what was applied to each (`Completed`, or `Stale`
     /// when the task had already finished). The script lists only the stale ones.
-    pub async fn complete(&self, done: &[(String, Json)]) -> Result<Vec<TaskOutcome>, QueueError> {
+    pub async fn complete_claimed(&self, done: &[Done]) -> Result<Vec<TaskOutcome>, QueueError> {
         if done.is_empty() {
             return Ok(vec![]);
         }
         let mut inv = self.invocation(&self.scripts.complete);
-        for (id, result) in done {
-            inv.arg(id).arg(result.to_string());
+        for d in done {
+            inv.arg(&d.id).arg(d.result.to_string());
+            match &d.facts {
+                Some(f) => inv
+                    .arg(f.task_type)
+                    .arg(f.priority)
+                    .arg(f.attempts)
+                    .arg(&f.trace_id),
+                None => inv.arg("").arg("").arg("").arg(""),
+            };
         }
         let reply: Value = self.run(&inv).await?;
         self.outcome_replicated().await;
         let stale = parse_outcomes(&reply)?;
         let completed = done
             .iter()
-            .filter(|(id, _)| !stale.iter().any(|s| &s.id == id))
-            .map(|(id, _)| TaskOutcome {
-                id: id.clone(),
+            .filter(|d| !stale.iter().any(|s| s.id == d.id))
+            .map(|d| TaskOutcome {
+                id: d.id.clone(),
                 task_type: None,
                 applied: Applied::Completed,
             });

@@ -87,7 +87,7 @@ pub use control::{
 };
 pub use events::{StreamEntry, StreamEvent, StreamPage};
 pub use heartbeat::{Heartbeat, PoolStatus};
-pub use lifecycle::{Claim, ClaimedTask, Failure, ProjectClaim};
+pub use lifecycle::{Claim, ClaimedTask, Done, Failure, ProjectClaim, TaskFacts};
 pub use limiter::LimiterAnswer;
 pub use listing::{
     Cursor, LIST_LIMIT_MAX, ListIndex, ListQuery, SCAN_MIN, SCAN_PER_ROW, TaskPage, scan_budget,

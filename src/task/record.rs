@@ -17,7 +17,7 @@ use super::{Priority, StepEntry, TaskStatus, TaskType, WaitingFor};
 /// `true` while an instance of a version before compact records may run beside this one (a
 /// rolling deploy); a later version can turn it off: ~64 bytes per record and ~1 µs of Redis CPU
 /// per task less (docs/benchmarks.md).
-const WRITE_EARLIER_VERSIONS_FIELDS: bool = true;
+const WRITE_EARLIER_VERSIONS_FIELDS: bool = false;
 
 /// The stored task. Serialises to the JSON the API returns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

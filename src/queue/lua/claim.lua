@@ -4,9 +4,9 @@
 -- scored by its lease deadline. Stale list entries (cancelled or finished tasks) are dropped; an id
 -- with no record at all, or whose key is not a hash, is dead-lettered as a stub so an operator can
 -- see it. No record can abort the batch.
--- Returns { claimed, skipped, started_at, claimed_ms }: per claimed task, the values of
--- CLAIM_FIELDS (HMGET order, false when absent; status and attempts as the claim set them)
--- followed by its priority (the list it was popped from) and its id; { id, outcome, detail, type } per id it did not claim: `dead_lettered` (no
+-- Returns { claimed, skipped, started_at, claimed_ms }: `claimed` is one flat list holding, per
+-- claimed task, the values of CLAIM_FIELDS (HMGET order, false when absent; status and attempts
+-- as the claim set them) followed by its priority (the list it was popped from) and its id; { id, outcome, detail, type } per id it did not claim: `dead_lettered` (no
 -- record) or `stale` (the entry outlived a cancelled or finished task); then the batch's start
 -- time (RFC 3339) and the claim's time in epoch ms.
 -- The claim reads only the fields the consumer and the handlers use (src/queue/lifecycle.rs
@@ -16,6 +16,7 @@
 local CLAIM_FIELDS = {'status', 'type', 'attempts', 'trace_id', 'payload', 'max_retries',
   'created_at', 'ready_ms', 'deployment_id', 'steps'}
 local NF = #CLAIM_FIELDS
+local STRIDE = NF + 2
 local consumer, lease, want = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local paused = {}
 for _, p in ipairs(redis.call('SMEMBERS', k('paused'))) do paused[p] = true end
@@ -74,9 +75,12 @@ for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
           touched[2 * n - 1], touched[2 * n] = NOW_S, id
           emit_row('task.started', {id, v[2] or '', prio, 'in_progress', tonumber(attempts), v[4] or ''})
           v[1], v[3] = 'in_progress', attempts
-          -- The priority (the list it was on) and the id follow the values read (no shift of them).
-          v[NF + 1], v[NF + 2] = prio, id
-          out[n] = v
+          -- One flat reply for the batch (Redis converts every nested table of a reply with a
+          -- deferred length of its own): the values read, then the priority (the list it was
+          -- on) and the id, STRIDE entries per task.
+          local at = (n - 1) * STRIDE
+          for j = 1, NF do out[at + j] = v[j] end
+          out[at + NF + 1], out[at + NF + 2] = prio, id
         else
           -- any other status: a stale entry (cancelled / already done); drop it
           skipped[#skipped + 1] = {id, 'stale', v[1] or 'missing', v[2] or ''}

@@ -1,4 +1,6 @@
--- Record successful outcomes: pairs (id, result JSON) from ARGV[5] on.
+-- Record successful outcomes: from ARGV[5] on, per task: id, result JSON, then the event's type,
+-- priority, attempts and trace id as the consumer knows them from its claim, or four '' to have
+-- them read from the record (a caller that did not claim the task).
 -- A task already terminal (completed elsewhere after a reclaim, cancelled) is left alone: delivery is
 -- at-least-once, the first outcome wins.
 -- Returns { id, 'stale', status, type } for each task it did not complete (already finished, or
@@ -8,12 +10,19 @@ local out = {}
 -- Lease removals and recent-index entries of the whole batch, one command each at the end
 -- (`n` counts them: `#` on a growing table costs a search per use).
 local released, touched, n = {}, {}, 0
-for i = 5, #ARGV, 2 do
+for i = 5, #ARGV, 6 do
   local id, result = ARGV[i], ARGV[i + 1]
   local tk = task_key(id)
-  -- One read per task: what the event needs and the project fields finish() would read.
-  local f = fields(tk, 'status', 'priority', 'type', 'attempts', 'trace_id', 'project_lock', 'waiting_for',
-    'cancel_requested')
+  -- One read per task: the status, the project fields finish() would read, and the event's
+  -- fields only when the caller does not know them (each field read costs a scan of the record).
+  local f
+  if ARGV[i + 2] ~= '' then
+    local g = fields(tk, 'status', 'project_lock', 'waiting_for', 'cancel_requested')
+    f = {g[1], ARGV[i + 3], ARGV[i + 2], ARGV[i + 4], ARGV[i + 5], g[2], g[3], g[4]}
+  else
+    f = fields(tk, 'status', 'priority', 'type', 'attempts', 'trace_id', 'project_lock',
+      'waiting_for', 'cancel_requested')
+  end
   local status = f[1]
   if status == 'in_progress' or status == 'pending' or status == 'retrying' then
     if status == 'pending' then
