@@ -12,11 +12,10 @@ use uuid::Uuid;
 
 use super::{Priority, StepEntry, TaskStatus, TaskType, WaitingFor};
 
-/// Whether records are written with the fields an earlier version's consumer requires even at
-/// their defaults (`task_id`, a `{}` payload, 0 attempts), which this version reads as absent too.
-/// `true` while an instance of a version before compact records may run beside this one (a
-/// rolling deploy); a later version can turn it off: ~64 bytes per record and ~1 µs of Redis CPU
-/// per task less (docs/benchmarks.md).
+/// Whether records are written with the fields builds before compact records (commit `345215e`)
+/// require even at their defaults (`task_id`, a `{}` payload, 0 attempts). Off: records are
+/// compact (~64 bytes and ~4 % of the Redis work per task less, docs/benchmarks.md); a rolling
+/// deploy from an older build goes through a build that reads both forms (docs/operations.md).
 const WRITE_EARLIER_VERSIONS_FIELDS: bool = false;
 
 /// The stored task. Serialises to the JSON the API returns.
@@ -93,11 +92,8 @@ fn rfc3339(t: &DateTime<Utc>) -> String {
 
 impl TaskRecord {
     /// The hash fields written on enqueue. Absent optionals and a `metadata` of `{}` are not
-    /// written (every reader takes them as the defaults). `task_id`, `payload` and `attempts` are
-    /// written even at their defaults (the key holds the id; `{}`; 0) although this version reads
-    /// their absence as the defaults too: an instance of an earlier version, still running during
-    /// a rolling deploy, requires them and would dead-letter a record without them as malformed
-    /// (`WRITE_EARLIER_VERSIONS_FIELDS`).
+    /// written (every reader takes them as the defaults), nor are `task_id` (the key holds it), a
+    /// `{}` payload and 0 attempts (`WRITE_EARLIER_VERSIONS_FIELDS`).
     /// The fields the `task.created` event carries come first (`enqueue.lua` reads them at these
     /// positions).
     pub fn to_fields(&self) -> Vec<(&'static str, String)> {
