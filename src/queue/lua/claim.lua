@@ -67,13 +67,14 @@ for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
         elseif v[1] == 'pending' then
           -- One read (HMGET) and one write per task; the reply is the values read with the
           -- claim's changes in place.
-          local attempts = v[3] and NEXT_ATTEMPT[v[3]] or int_s((tonumber(v[3]) or 0) + 1)
+          -- (A compact record has no attempts field before its first claim.)
+          local attempts = NEXT_ATTEMPT[v[3] or '0'] or int_s((tonumber(v[3]) or 0) + 1)
           redis.call('HSET', tk, 'status', 'in_progress', 'attempts', attempts,
             'started_at', now_iso(), 'worker', consumer)
           n = n + 1
           leases[2 * n - 1], leases[2 * n] = deadline, id
           touched[2 * n - 1], touched[2 * n] = NOW_S, id
-          emit_row('task.started', {id, v[2] or '', prio, 'in_progress', tonumber(attempts), v[4] or ''})
+          emit_row('task.started', {id, v[2] or '', prio, 'in_progress', attempts, v[4] or ''})
           v[1], v[3] = 'in_progress', attempts
           -- One flat reply for the batch (Redis converts every nested table of a reply with a
           -- deferred length of its own): the values read, then the priority (the list it was

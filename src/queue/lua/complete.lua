@@ -35,7 +35,7 @@ for i = 5, #ARGV, 6 do
     n = n + 1
     released[n] = id
     touched[2 * n - 1], touched[2 * n] = NOW_S, id
-    emit_row('task.completed', {id, f[3] or '', f[2] or '', 'completed', tonumber(f[4] or '0') or 0, f[5] or ''})
+    emit_row('task.completed', {id, f[3] or '', f[2] or '', 'completed', f[4] or '0', f[5] or ''})
   else
     out[#out + 1] = {id, 'stale', status or 'missing', f[3] or ''}
   end

@@ -22,16 +22,31 @@ local function field_at(first, last, name, slot)
   return nil
 end
 
+-- The attempts of a new task: written (after created_at, pair 7) only when not 0.
+local function attempts_at(first, last)
+  local at = first + 14
+  if at < last and ARGV[at] == 'attempts' then return ARGV[at + 1] end
+  return '0'
+end
+
 local out = {}
 local ready = 0
 local touched, nt = {}, 0
 -- Ready ids per priority, in submission order: one LPUSH per priority at the end (the same order
 -- as one LPUSH each).
 local pushes = {}
+-- Pair counts met so far, as numbers (a batch has a handful of distinct counts: no tonumber,
+-- which runs strtod, per task).
+local COUNTS = {}
 local i, argc, pos = 6, #ARGV, 0
 while i <= argc do
   pos = pos + 1
-  local id, prio, run_at, idem, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
+  local id, prio, run_at, idem, n_s = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local n = COUNTS[n_s]
+  if not n then
+    n = tonumber(n_s) or 0
+    COUNTS[n_s] = n
+  end
   local first = i + 5
   i = first + 2 * n
   local existing = nil
@@ -50,9 +65,9 @@ while i <= argc do
     local last = first + 2 * n - 1
     local row = {id, field_at(first, last, 'type', 0) or '', prio,
                  field_at(first, last, 'status', 1) or '',
-                 tonumber(field_at(first, last, 'attempts', 7) or '0') or 0,
+                 attempts_at(first, last),
                  field_at(first, last, 'trace_id', 2) or ''}
-    local delayed = run_at > NOW
+    local delayed = run_at ~= '0' and (tonumber(run_at) or 0) > NOW
     -- The given pairs go to HSET straight from ARGV (no table of them is built).
     if delayed then
       redis.call('HSET', task_key(id), unpack(ARGV, first, last))
