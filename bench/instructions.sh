@@ -36,12 +36,12 @@ start_counted_redis() {
 count() {
   local b=$1 url="redis://127.0.0.1:$port"
   # Warm-up: loads the scripts, so the counted run does not include their compilation.
-  REDIS_URL=$url WORKER_CONCURRENCY=$concurrency "$b" bench --tasks 200 >/dev/null
+  REDIS_URL=$url WORKER_CONCURRENCY=$concurrency "$b" bench --tasks 200 >/dev/null 2>>"$work/bench.log"
   redis-cli -p "$port" FLUSHALL >/dev/null
   rm -f "$work"/callgrind.*.*
   callgrind_control -z "$vpid" >/dev/null
   callgrind_control -i on "$vpid" >/dev/null
-  REDIS_URL=$url WORKER_CONCURRENCY=$concurrency "$b" bench --tasks "$tasks" >/dev/null
+  REDIS_URL=$url WORKER_CONCURRENCY=$concurrency "$b" bench --tasks "$tasks" >/dev/null 2>>"$work/bench.log"
   callgrind_control -i off "$vpid" >/dev/null
   callgrind_control -d "$vpid" >/dev/null
   redis-cli -p "$port" FLUSHALL >/dev/null

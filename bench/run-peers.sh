@@ -27,20 +27,25 @@ results=$work/results.jsonl
 for round in $(seq "$rounds"); do
   echo "round $round/$rounds: ops-worker" >&2
   REDIS_URL=$url WORKER_CONCURRENCY=$concurrency "$bin" bench --tasks "$tasks" --json "$@" \
-    | jq -c '. + {system: "ops-worker"}' >>"$results"
+    | jq -c --argjson round "$round" '. + {system: "ops-worker", round: $round}' >>"$results"
   redis-cli -p "$port" FLUSHALL >/dev/null
   echo "round $round/$rounds: bullmq" >&2
-  (cd "$here/peers/bullmq" && REDIS_URL=$url TASKS=$tasks CONCURRENCY=$concurrency node bench.mjs) >>"$results"
+  (cd "$here/peers/bullmq" && REDIS_URL=$url TASKS=$tasks CONCURRENCY=$concurrency node bench.mjs) \
+    | jq -c --argjson round "$round" '. + {round: $round}' >>"$results"
   redis-cli -p "$port" FLUSHALL >/dev/null
 done
 
 version=$(redis-cli -p "$port" INFO server | tr -d '\r' | sed -n 's/^redis_version://p')
 echo "$tasks noop tasks, concurrency $concurrency, Redis $version on 127.0.0.1:$port, $(nproc) cores"
+# "x BullMQ mean": against the mean of BullMQ's runs; "x same round": against BullMQ's run of the
+# same round (the two ran minutes apart at most).
 jq -rs '
   (map(select(.system == "bullmq") | .drain_per_sec) | add / length) as $bull
-  | ["system", "prefetch", "enqueue/s", "drain/s", "x BullMQ mean", "Redis CPU us/task", "(enqueue)", "RSS MiB"],
+  | (map(select(.system == "bullmq") | {key: (.round | tostring), value: .drain_per_sec}) | from_entries) as $by_round
+  | ["system", "prefetch", "enqueue/s", "drain/s", "x BullMQ mean", "x same round", "Redis CPU us/task", "(enqueue)", "RSS MiB"],
     (.[] | [.system, (.prefetch // "-"), (.enqueue_per_sec | floor), (.drain_per_sec | floor),
             ((.drain_per_sec / $bull * 100 | floor) / 100),
+            ((.drain_per_sec / $by_round[.round | tostring] * 100 | floor) / 100),
             ((.redis_cpu_us_per_task * 10 | floor) / 10),
             ((.redis_cpu_us_per_task_enqueue * 10 | floor) / 10),
             ((.peak_rss_mb * 10 | floor) / 10)])
