@@ -142,7 +142,18 @@ async fn with_pool<T>(
     let supervisor =
         crate::app::start_pool(config, pool_store.clone(), handlers, Some(probe)).supervisor;
     let out = work.await;
-    let _ = supervisor.send(StopPool).await;
+    // As `run` bounds its shutdown: past the drain's own timeout plus a margin the bench goes on
+    // (the queue is deleted; leases of a consumer that never stopped would lapse).
+    let grace = config.worker.shutdown_timeout + Duration::from_secs(10);
+    if tokio::time::timeout(grace, supervisor.send(StopPool))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_secs = grace.as_secs_f64(),
+            "the pool did not stop within its grace period; going on"
+        );
+    }
     Ok(out)
 }
 
