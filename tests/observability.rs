@@ -23,15 +23,6 @@ async fn scrape(base: &str) -> String {
         .unwrap()
 }
 
-/// The value of one sample line `name{labels} value` (labels as written by the exporter).
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 /// 100 noops that complete, 5 that fail at once (no retries), and 3 P3 noops held by pausing
 /// P3; returns once the 100 completed.
 async fn run_workload(q: &QueueStore) {
@@ -84,7 +75,9 @@ async fn metrics_show_exactly_the_workload_and_gauges_match_stats() {
     ];
     let metrics = eventually(LONG, "counters and sampled gauges settle", || async {
         let m = scrape(&base).await;
-        let ok = settled.iter().all(|(s, v)| sample(&m, s) == Some(*v));
+        let ok = settled
+            .iter()
+            .all(|(s, v)| metric_sample(&m, s) == Some(*v));
         ok.then_some(m)
     })
     .await;
@@ -106,7 +99,7 @@ async fn metrics_show_exactly_the_workload_and_gauges_match_stats() {
             105.0,
         ),
     ] {
-        assert_eq!(sample(&metrics, series), Some(want), "{series}");
+        assert_eq!(metric_sample(&metrics, series), Some(want), "{series}");
     }
     assert!(metrics.contains(r#"ops_worker_task_duration_seconds_bucket{type="noop",le="600"}"#));
     assert!(metrics.contains("# HELP ops_worker_tasks_total"));
@@ -118,11 +111,11 @@ async fn metrics_show_exactly_the_workload_and_gauges_match_stats() {
 
     assert_gauges_match_stats(&metrics, &redis.url());
     assert_eq!(
-        sample(&metrics, r#"ops_worker_queue_paused{priority="P3"}"#),
+        metric_sample(&metrics, r#"ops_worker_queue_paused{priority="P3"}"#),
         Some(1.0)
     );
     assert_eq!(
-        sample(&metrics, r#"ops_worker_worker_status{status="running"}"#),
+        metric_sample(&metrics, r#"ops_worker_worker_status{status="running"}"#),
         Some(1.0)
     );
 }
@@ -134,7 +127,7 @@ fn assert_gauges_match_stats(metrics: &str, redis_url: &str) {
     for p in ["P0", "P1", "P2", "P3"] {
         let series = format!(r#"ops_worker_queue_pending{{priority="{p}"}}"#);
         assert_eq!(
-            sample(metrics, &series),
+            metric_sample(metrics, &series),
             stats["pending"][p].as_f64(),
             "{p}"
         );
@@ -144,7 +137,11 @@ fn assert_gauges_match_stats(metrics: &str, redis_url: &str) {
         ("ops_worker_queue_retrying", "retrying"),
         ("ops_worker_queue_dead_letter", "failed"),
     ] {
-        assert_eq!(sample(metrics, series), stats[field].as_f64(), "{series}");
+        assert_eq!(
+            metric_sample(metrics, series),
+            stats[field].as_f64(),
+            "{series}"
+        );
     }
 }
 

@@ -37,27 +37,13 @@ async fn cluster_worker(cluster: &RedisCluster, queue: &str) -> Worker {
         .await
 }
 
-/// The value of one series in a `/metrics` text (`None` when absent).
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 /// `ops_worker_redis_topology_info` of `master`, once the worker's sampler has set it.
 async fn topology_gauge(worker: &Worker, master: &str) -> String {
     let series =
         format!(r#"ops_worker_redis_topology_info{{topology="cluster",master="{master}"}}"#);
     eventually(LONG, &format!("{series} = 1"), || async {
-        let text = reqwest::get(worker.url("/metrics"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        (sample(&text, &series) == Some(1.0)).then_some(text)
+        let text = worker.metrics_text().await?;
+        (metric_sample(&text, &series) == Some(1.0)).then_some(text)
     })
     .await
 }
@@ -102,7 +88,7 @@ async fn names_its_master(worker: &Worker, port: u16) {
     let metrics = topology_gauge(worker, &master).await;
     // INFO memory reached the queue's master (a keyless command sent to every master would
     // not parse).
-    let used = sample(&metrics, "ops_worker_redis_memory_used_bytes");
+    let used = metric_sample(&metrics, "ops_worker_redis_memory_used_bytes");
     assert!(used.is_some_and(|b| b > 0.0), "{metrics}");
     // Idle consumers block on their own cluster connections without timing out.
     assert!(

@@ -131,12 +131,7 @@ async fn topology_names_the_master(set: &SentinelSet, queue: &str, worker: &Work
         )
     };
     let metrics = eventually(LONG, "the topology gauge follows the failover", || async {
-        let text = reqwest::get(worker.url("/metrics"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let text = worker.metrics_text().await?;
         text.contains(&format!("{}1", gauge(set.replica.port)))
             .then_some(text)
     })

@@ -139,6 +139,16 @@ where
 }
 
 /// The HTTP status of a GET (`None` while nothing answers).
+/// The value of one series `name{labels}` (labels as the exporter writes them) in a `/metrics`
+/// text, `None` when absent.
+pub fn metric_sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 pub async fn http_status(url: &str) -> Option<u16> {
     reqwest::get(url).await.ok().map(|r| r.status().as_u16())
 }

@@ -220,6 +220,12 @@ impl Worker {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Its `/metrics` text, `None` while it does not answer.
+    pub async fn metrics_text(&self) -> Option<String> {
+        let r = self.http.get(self.url("/metrics")).send().await.ok()?;
+        r.text().await.ok()
+    }
+
     /// The port of its metrics listener (`METRICS_PORT`), from its "metrics listening" log line
     /// (written before "HTTP listening", so it is there once the worker is healthy).
     pub fn metrics_port(&self) -> Option<u16> {

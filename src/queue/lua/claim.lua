@@ -6,7 +6,8 @@
 -- see it. No record can abort the batch.
 -- Returns { claimed, skipped, started_at, claimed_ms }: `claimed` is one flat list holding, per
 -- claimed task, the values of CLAIM_FIELDS (HMGET order, false when absent; status and attempts
--- as the claim set them) followed by its priority (the list it was popped from) and its id; { id, outcome, detail, type } per id it did not claim: `dead_lettered` (no
+-- as the claim set them) followed by its priority (the list it was popped from) and its id;
+-- `skipped` holds { id, outcome, detail, type } per id it did not claim: `dead_lettered` (no
 -- record) or `stale` (the entry outlived a cancelled or finished task); then the batch's start
 -- time (RFC 3339) and the claim's time in epoch ms.
 -- The claim reads only the fields the consumer and the handlers use (src/queue/lifecycle.rs

@@ -7,9 +7,8 @@
 -- One HSET per record (a ready task's `ready_ms` included); the event is built from the fields
 -- given, and the recent-index entries of the batch go in one ZADD.
 -- The fields come in the order the store sends them (type, status, trace_id, priority, source,
--- max_retries, created_at, attempts, task_id, payload, then the optional ones, see
--- TaskRecord::to_fields): the event's fields are read at their usual places, and searched for
--- only when not there.
+-- max_retries, created_at, then attempts when not 0, payload when not {}, then the optional ones,
+-- see TaskRecord::to_fields): the event's fields are read at their usual places.
 
 -- The value of field `name` among the pairs ARGV[first..last]: looked up at pair `slot` first (the
 -- order the store sends them in), else searched for.
