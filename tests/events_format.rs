@@ -1,11 +1,12 @@
-//! Events format version 2 against a real redis-server: the scripts write one stream entry per
-//! run of events of one kind, the readers expand it into one event per task with the body a
-//! one-event entry has, resuming inside a batch neither loses nor repeats an event, and the
-//! stream stays capped by events, not entries.
+//! Events format version 3 against a real redis-server: the scripts write one stream entry per
+//! run of events of one kind (flat for the enqueue, claim and completion, JSON for events with a
+//! reason), the readers expand it into one event per task with the body a one-event entry has,
+//! no value can shift a flat entry's rows, resuming inside a batch neither loses nor repeats an
+//! event, and the stream stays capped by events, not entries.
 
 mod support;
 
-use ops_worker::queue::{EVENTS_STREAM_MAX, QueueStore};
+use ops_worker::queue::{EVENTS_STREAM_MAX, Failure, QueueStore};
 use serde_json::json;
 use support::*;
 
@@ -94,4 +95,106 @@ async fn the_stream_keeps_about_its_cap_in_events() {
     );
     let entries = stream_len(&redis, "cap") as usize;
     assert!(entries < kept / 10, "{entries} entries for {kept} events");
+}
+
+/// The `v` field of every entry of the stream, oldest first.
+fn entry_versions(redis: &RedisServer, queue: &str) -> Vec<(String, String)> {
+    let raw: Vec<(String, std::collections::HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg(format!("ops:{{{queue}}}:events"))
+        .arg("-")
+        .arg("+")
+        .query(&mut redis.conn())
+        .unwrap();
+    raw.into_iter()
+        .map(|(_, f)| {
+            let v = f.get("v").cloned().unwrap_or_default();
+            (f.get("event").cloned().unwrap_or_default(), v)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_batch_scripts_write_flat_entries_and_reasons_go_as_json() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "v3").await;
+    let ids = enqueue_noops(&q, 2).await;
+    let claimed = q.claim("t/c0", 2).await.unwrap().tasks;
+    assert_eq!(claimed.len(), 2);
+    q.complete(&[(ids[0].clone(), json!({}))]).await.unwrap();
+    let failure = Failure {
+        id: ids[1].clone(),
+        reason: "boom".into(),
+        retryable: false,
+        backoff: std::time::Duration::ZERO,
+    };
+    q.fail("t/c0", &[failure]).await.unwrap();
+    let versions = entry_versions(&redis, "v3");
+    let want: Vec<(String, String)> = [
+        ("task.created", "3"),
+        ("task.started", "3"),
+        ("task.completed", "3"),
+        ("task.failed", "2"),
+    ]
+    .iter()
+    .map(|(e, v)| (e.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(versions, want);
+    let events = q.events(100).await.unwrap();
+    let kinds: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.event.as_str(), e.task_id.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("task.created", ids[0].as_str()),
+            ("task.created", ids[1].as_str()),
+            ("task.started", ids[0].as_str()),
+            ("task.started", ids[1].as_str()),
+            ("task.completed", ids[0].as_str()),
+            ("task.failed", ids[1].as_str()),
+        ]
+    );
+    assert_eq!(events[4].data["status"], "completed");
+    assert_eq!(events[4].data["attempts"], 1);
+    assert_eq!(events[5].data["reason"], "boom");
+}
+
+#[tokio::test]
+async fn a_separator_in_a_value_cannot_shift_the_rows_of_a_flat_entry() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "sep").await;
+    let mut tasks: Vec<_> = (0..3).map(|_| noop(json!({}))).collect();
+    tasks[1].trace_id = "trace\u{1f}with\u{1f}separators".into();
+    q.enqueue(&tasks).await.unwrap();
+    let ids: Vec<String> = tasks.iter().map(|t| t.task_id.to_string()).collect();
+    // A hand-written record value holding it reaches the claim's event too.
+    let _: i64 = redis::cmd("HSET")
+        .arg(format!("ops:{{sep}}:task:{}", ids[2]))
+        .arg("trace_id")
+        .arg("hand\u{1f}written")
+        .query(&mut redis.conn())
+        .unwrap();
+    assert_eq!(q.claim("t/c0", 3).await.unwrap().tasks.len(), 3);
+    let events = q.events(100).await.unwrap();
+    assert_eq!(events.len(), 6, "{events:?}");
+    let seen: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| {
+            let trace = e.data["trace_id"].as_str().unwrap_or("?");
+            (e.event.as_str(), e.task_id.as_str(), trace)
+        })
+        .collect();
+    assert_eq!(
+        seen[1],
+        ("task.created", ids[1].as_str(), "trace with separators")
+    );
+    assert_eq!(seen[5], ("task.started", ids[2].as_str(), "hand written"));
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.task_id, ids[i % 3], "event {i}: {:?}", e.data);
+        assert_eq!(e.data["type"], "noop", "event {i}");
+    }
+    // The record keeps the value it was given.
+    let stored = q.get(&ids[1]).await.unwrap().unwrap();
+    assert_eq!(stored.trace_id, "trace\u{1f}with\u{1f}separators");
 }

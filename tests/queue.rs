@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ops_worker::queue::{
-    Applied, CancelOutcome, Failure, ListIndex, ListQuery, ProjectClaim, QueueStore, ReplayOutcome,
-    TaskPage, scan_budget,
+    Applied, CancelOutcome, Done, Failure, ListIndex, ListQuery, ProjectClaim, QueueStore,
+    ReplayOutcome, TaskFacts, TaskPage, scan_budget,
 };
 use ops_worker::task::{NewTask, Priority, TaskRecord, TaskStatus, TaskType};
 use serde_json::json;
@@ -1098,4 +1098,112 @@ async fn default_fields_are_not_stored_and_read_back_as_defaults() {
     // The full record (metadata included) is still what `get` shows.
     let full = q.get(&rich.task_id.to_string()).await.unwrap().unwrap();
     assert_eq!(full.metadata, json!({"team": "web"}));
+}
+
+#[tokio::test]
+async fn a_claim_reads_the_run_state_only_for_the_types_that_use_it() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "runstate").await;
+    let light = noop(json!({}));
+    let heavy = task("deploy", "P2", json!({"project": "web"}));
+    q.enqueue(&[light.clone(), heavy.clone()]).await.unwrap();
+    // Both records hold a deployment id (a noop's written by hand: no handler of it reads one).
+    for t in [&light, &heavy] {
+        let _: i64 = redis::cmd("HSET")
+            .arg(format!("ops:{{runstate}}:task:{}", t.task_id))
+            .arg(&["deployment_id", "dpl_resume", "max_retries", "7"])
+            .query(&mut redis.conn())
+            .unwrap();
+    }
+    let claimed = q.claim("t/c0", 5).await.unwrap().tasks;
+    let recs: Vec<&TaskRecord> = claimed.iter().map(|c| c.record.as_ref().unwrap()).collect();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(
+        (
+            recs[0].task_id,
+            recs[0].deployment_id.as_deref(),
+            recs[0].max_retries
+        ),
+        (light.task_id, None, 0),
+        "a noop's claim leaves the run state out"
+    );
+    assert_eq!(
+        (
+            recs[1].task_id,
+            recs[1].deployment_id.as_deref(),
+            recs[1].max_retries
+        ),
+        (heavy.task_id, Some("dpl_resume"), 7),
+        "a deploy's claim reads it"
+    );
+    assert_eq!(recs[1].created_at, heavy.created_at);
+    // Only what the consumer holds differs: the stored record keeps its values.
+    let stored = q.get(&light.task_id.to_string()).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.max_retries, stored.created_at),
+        (7, light.created_at)
+    );
+}
+
+#[tokio::test]
+async fn completing_a_noop_reads_only_its_status_and_a_deploy_frees_its_project() {
+    let redis = RedisServer::start();
+    let q = store(&redis.url(), "lockfree").await;
+    let light = noop(json!({}));
+    let heavy = task("deploy", "P2", json!({"project": "web"}));
+    q.enqueue(&[light.clone(), heavy.clone()]).await.unwrap();
+    let claimed = q.claim("t/c0", 5).await.unwrap().tasks;
+    assert_eq!(claimed.len(), 2);
+    let heavy_id = heavy.task_id.to_string();
+    assert_eq!(
+        q.acquire_project(&heavy_id, "t/c0", "web").await.unwrap(),
+        ProjectClaim::Acquired
+    );
+    let light_id = light.task_id.to_string();
+    assert_eq!(
+        q.cancel(&light_id).await.unwrap(),
+        CancelOutcome::Cancelling
+    );
+    // As the consumer completes them: with the event's facts from its claim.
+    let done: Vec<Done> = claimed
+        .iter()
+        .map(|c| {
+            let r = c.record.as_ref().unwrap();
+            Done {
+                id: c.id.clone(),
+                result: json!({}),
+                facts: Some(TaskFacts {
+                    task_type: r.task_type.as_str(),
+                    priority: r.priority.as_str(),
+                    attempts: r.attempts,
+                    trace_id: r.trace_id.clone(),
+                }),
+            }
+        })
+        .collect();
+    let applied = q.complete_claimed(&done).await.unwrap();
+    assert_eq!(applied.len(), 2, "{applied:?}");
+    for id in [&light_id, &heavy_id] {
+        let rec = q.get(id).await.unwrap().unwrap();
+        assert_eq!(rec.status, TaskStatus::Completed, "{id}");
+    }
+    let lock: Option<String> = redis::cmd("GET")
+        .arg("ops:{lockfree}:project:web")
+        .query(&mut redis.conn())
+        .unwrap();
+    assert_eq!(lock, None, "the deploy's completion freed its project");
+    let holds: Option<String> = redis::cmd("HGET")
+        .arg(format!("ops:{{lockfree}}:task:{heavy_id}"))
+        .arg("project_lock")
+        .query(&mut redis.conn())
+        .unwrap();
+    assert_eq!(holds, None);
+    // The noop's completion read only its status: the operator's late cancel request stays on
+    // the finished record (it completed first).
+    let flag: Option<String> = redis::cmd("HGET")
+        .arg(format!("ops:{{lockfree}}:task:{light_id}"))
+        .arg("cancel_requested")
+        .query(&mut redis.conn())
+        .unwrap();
+    assert_eq!(flag.as_deref(), Some("1"));
 }

@@ -2,11 +2,13 @@
 //! events written here, in a capped stream (for the dashboard and audits) and on pub/sub
 //! `events:<event>` (for live watchers).
 //!
-//! Two entry formats share the stream ("events format version 2", docs/architecture.md §11): an
-//! entry of one event (`event`, `task_id`, `data` = its JSON body; what [`QueueStore::emit_event`]
-//! writes), and the scripts' batch entries (`v` = 2: one entry per run of events of one kind,
-//! `data` listing the tasks). Readers here expand a batch into one [`StreamEvent`] per task with
-//! the same body as a one-event entry, so nobody above this module sees the difference.
+//! Three entry formats share the stream ("events format version 3", docs/architecture.md §11):
+//! an entry of one event (`event`, `task_id`, `data` = its JSON body; what
+//! [`QueueStore::emit_event`] writes), and the scripts' batch entries, one per run of events of
+//! one kind: `v` = 3 (the enqueue's, claim's and completion's: `rows` holds six values per task
+//! joined by a separator, no JSON) and `v` = 2 (events with a reason: `data` lists the tasks as
+//! JSON). Readers here expand a batch into one [`StreamEvent`] per task with the same body as a
+//! one-event entry, so nobody above this module sees the difference.
 
 use std::collections::HashMap;
 
@@ -82,7 +84,7 @@ impl QueueStore {
 
 /// One event with its place in the stream, as `GET /api/events` sends it in `id:`: the entry id
 /// (`<ms>-<seq>`) for an entry of one event (version 1, written by [`QueueStore::emit_event`]),
-/// `<entry id>:<index>` for the index-th event of a version-2 entry (the scripts' batches).
+/// `<entry id>:<index>` for the index-th event of a batch entry (version 2 or 3: the scripts').
 pub type StreamEntry = (String, StreamEvent);
 
 /// Events read from the stream, each batch entry expanded into its events.
@@ -105,10 +107,15 @@ fn decode(raw: Vec<RawEntry>) -> StreamPage {
         ..StreamPage::default()
     };
     for (id, f) in raw {
+        let event = f.get("event").cloned().unwrap_or_default();
+        if f.get("v").is_some_and(|v| v == "3") {
+            expand_flat(&id, &event, &f, &mut page.events);
+            page.last_entry = Some(id);
+            continue;
+        }
         let data = f
             .get("data")
             .and_then(|d| serde_json::from_str::<Value>(d).ok());
-        let event = f.get("event").cloned().unwrap_or_default();
         match data {
             Some(Value::Object(body)) if f.get("v").is_some_and(|v| v == "2") => {
                 expand_batch(&id, &event, &body, &mut page.events)
@@ -125,6 +132,36 @@ fn decode(raw: Vec<RawEntry>) -> StreamPage {
         page.last_entry = Some(id);
     }
     page
+}
+
+/// The separator of a version-3 entry's values (ASCII unit separator; the scripts replace it by
+/// a space in any value that holds it).
+const FLAT_SEP: char = '\u{1f}';
+
+/// The events of one version-3 entry: `ts`, and `rows` holding six values per task (id, type,
+/// priority, status, attempts, trace id) joined by [`FLAT_SEP`], each read as the body a
+/// version-1 entry had.
+fn expand_flat(id: &str, event: &str, f: &HashMap<String, String>, out: &mut Vec<StreamEntry>) {
+    let ts = f.get("ts").map_or(Value::Null, |t| Value::from(t.as_str()));
+    let values: Vec<&str> = f
+        .get("rows")
+        .map_or(vec![], |r| r.split(FLAT_SEP).collect());
+    for (i, row) in values.chunks_exact(6).enumerate() {
+        let mut e = serde_json::Map::new();
+        e.insert("event".into(), event.into());
+        e.insert("task_id".into(), row[0].into());
+        for (n, name) in [(1, "type"), (2, "priority"), (3, "status"), (5, "trace_id")] {
+            e.insert(name.into(), row[n].into());
+        }
+        e.insert("attempts".into(), row[4].parse::<u64>().unwrap_or(0).into());
+        e.insert("ts".into(), ts.clone());
+        let event = StreamEvent {
+            event: event.to_string(),
+            task_id: row[0].to_string(),
+            data: Value::Object(e),
+        };
+        out.push((format!("{id}:{i}"), event));
+    }
 }
 
 /// The events of one version-2 entry (`{"v":2,"event","ts","tasks":[row, ...]}`, a row being
@@ -287,6 +324,43 @@ mod tests {
             json!(3),
             "a count the scripts wrote as a string reads as a number"
         );
+    }
+
+    #[test]
+    fn a_flat_entry_reads_as_the_bodies_of_one_event_entries() {
+        let rows = [
+            "a",
+            "noop",
+            "P2",
+            "in_progress",
+            "2",
+            "tr",
+            "b",
+            "deploy",
+            "P0",
+            "in_progress",
+            "1",
+            "",
+        ]
+        .join("\u{1f}");
+        let raw = entry(&[
+            ("event", "task.started"),
+            ("v", "3"),
+            ("n", "2"),
+            ("ts", "T"),
+            ("rows", &rows),
+        ]);
+        let page = decode(vec![raw]);
+        assert_eq!((page.entries, page.last_entry.as_deref()), (1, Some("7-1")));
+        let ids: Vec<&str> = page.events.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["7-1:0", "7-1:1"]);
+        assert_eq!(
+            page.events[0].1.data,
+            json!({"event": "task.started", "task_id": "a", "type": "noop", "priority": "P2",
+                   "status": "in_progress", "attempts": 2, "trace_id": "tr", "ts": "T"})
+        );
+        assert_eq!(page.events[1].1.task_id, "b");
+        assert_eq!(page.events[1].1.data["trace_id"], "");
     }
 
     #[test]

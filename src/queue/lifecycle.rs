@@ -2,6 +2,7 @@
 //! the blocking wait for work.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use redis::{RedisError, Value};
@@ -9,7 +10,7 @@ use serde_json::Value as Json;
 
 use super::outcome::{Applied, TaskOutcome, parse_outcomes};
 use super::{Conn, QueueError, QueueStore};
-use crate::task::{DecodeError, TaskRecord};
+use crate::task::{DecodeError, TaskRecord, TaskType};
 use crate::telemetry;
 
 /// A task taken by a consumer.
@@ -61,21 +62,42 @@ pub enum ProjectClaim {
 
 /// The record fields a claim reads, in `claim.lua`'s order (its `CLAIM_FIELDS`): what the
 /// consumer and the handlers use, not the display-only fields (source, metadata, result, ...),
-/// which a claimed task's record therefore holds as their defaults. Each claimed task comes as
-/// these values followed by its priority (the list it was on) and its id (the key's); the
-/// batch's `started_at` and `claimed_ms` come once.
+/// which a claimed task's record therefore holds as their defaults. The first
+/// six (`claim.lua`'s `BASE`) are read for every task, the rest (the run state) only for the types
+/// whose handler reads it ([`TaskType::reads_run_state`]); for the others they come as nil.
+/// Each claimed task comes as these values followed by its priority (the list it was on) and its
+/// id (the key's); the batch's `started_at` and `claimed_ms` come once.
 const CLAIM_FIELDS: [&str; 10] = [
     "status",
     "type",
     "attempts",
     "trace_id",
     "payload",
+    "ready_ms",
     "max_retries",
     "created_at",
-    "ready_ms",
     "deployment_id",
     "steps",
 ];
+
+/// The spellings of `types`, space separated, as the scripts take a set of types.
+fn type_list(types: impl Iterator<Item = TaskType>) -> String {
+    types.map(TaskType::as_str).collect::<Vec<_>>().join(" ")
+}
+
+/// The types that never hold a project lock, as `complete.lua` takes them: completing a running
+/// task of one of them reads only its status.
+fn lock_free_types() -> &'static str {
+    static LOCK_FREE: OnceLock<String> = OnceLock::new();
+    LOCK_FREE.get_or_init(|| type_list(TaskType::ALL.into_iter().filter(|t| !t.holds_projects())))
+}
+
+/// The spellings of the types whose claim reads only the first six (`claim.lua`'s `BASE`), space
+/// separated, as the claim script takes them.
+fn light_types() -> &'static str {
+    static LIGHT: OnceLock<String> = OnceLock::new();
+    LIGHT.get_or_init(|| type_list(TaskType::ALL.into_iter().filter(|t| !t.reads_run_state())))
+}
 
 /// A successful attempt to record.
 #[derive(Debug, Clone)]
@@ -139,6 +161,17 @@ fn claimed_task(entry: &[Value], batch: &BatchTimes) -> Result<ClaimedTask, Queu
     if !batch.started_at.is_empty() {
         map.insert("started_at".to_string(), batch.started_at.clone());
     }
+    if map
+        .get("type")
+        .is_some_and(|t| light_types().split(' ').any(|l| l == t))
+    {
+        // Not read for this type (no handler of it uses them): placeholders, so the record
+        // decodes; its stored values are unchanged.
+        map.entry("max_retries".to_string())
+            .or_insert_with(|| "0".to_string());
+        map.entry("created_at".to_string())
+            .or_insert_with(|| batch.started_at.clone());
+    }
     let ready = map.get("ready_ms").and_then(|v| v.parse::<i64>().ok());
     let wait = match (batch.claimed_ms, ready) {
         (Some(c), Some(r)) if c > r => Duration::from_millis((c - r) as u64),
@@ -164,7 +197,8 @@ impl QueueStore {
         let mut inv = self.invocation(&self.scripts.claim);
         inv.arg(consumer)
             .arg(self.lease.as_millis() as u64)
-            .arg(max);
+            .arg(max)
+            .arg(light_types());
         let reply: Value = self.run(&inv).await?;
         let Value::Array(parts) = &reply else {
             return Err(QueueError::Protocol(format!("claim answered {reply:?}")));
@@ -256,6 +290,7 @@ impl QueueStore {
             return Ok(vec![]);
         }
         let mut inv = self.invocation(&self.scripts.complete);
+        inv.arg(lock_free_types());
         for d in done {
             inv.arg(&d.id).arg(d.result.to_string());
             match &d.facts {
@@ -384,5 +419,29 @@ mod tests {
             .map(|f| f.trim().trim_matches('\''))
             .collect();
         assert_eq!(script, super::CLAIM_FIELDS);
+        // The run state starts after the base fields.
+        let base_fields = super::CLAIM_FIELDS
+            .iter()
+            .position(|f| *f == "max_retries")
+            .unwrap_or(0);
+        let base = format!("local BASE = {base_fields}\n");
+        assert!(lua.contains(&base), "claim.lua declares {base:?}");
+    }
+
+    /// The run-state fields are read for the types that use them, and for a spelling the
+    /// script does not know as light.
+    #[test]
+    fn light_types_leave_out_deploy_and_release() {
+        let light: Vec<&str> = super::light_types().split(' ').collect();
+        assert!(light.contains(&"noop") && light.contains(&"promote"));
+        for heavy in ["deploy", "release", "unknown", "deployment"] {
+            assert!(!light.contains(&heavy), "{heavy} needs its run state");
+        }
+    }
+
+    /// Only types whose handlers never take a project lock skip the project read on completion.
+    #[test]
+    fn only_noop_is_lock_free() {
+        assert_eq!(super::lock_free_types(), "noop");
     }
 }

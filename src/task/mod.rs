@@ -158,6 +158,26 @@ impl TaskType {
         TaskType::Noop,
     ];
 
+    /// Whether this type's handler reads the record's run state: its `max_retries`,
+    /// `created_at`, `deployment_id` and `steps` (a deploy resumes its deployment and looks for
+    /// it by creation time, a release replays its steps and counts its attempts). A claim reads
+    /// those four fields only for such types (and for any spelling it does not know): each
+    /// field a script reads costs Redis about as much as the rest of a small task's claim.
+    pub fn reads_run_state(self) -> bool {
+        matches!(
+            self,
+            TaskType::Deploy | TaskType::Release | TaskType::Unknown
+        )
+    }
+
+    /// Whether a task of this type can hold a project's lock: every type whose handler changes
+    /// a Vercel project takes one ([`crate::handlers::TaskContext::hold_project`]), and a
+    /// hand-over gives one only to a task that asked. Completing a task of any other type reads
+    /// no project fields.
+    pub fn holds_projects(self) -> bool {
+        !matches!(self, TaskType::Noop)
+    }
+
     /// The snake_case spelling stored in Redis and shown in the API.
     pub fn as_str(self) -> &'static str {
         match self {

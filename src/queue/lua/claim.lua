@@ -1,4 +1,5 @@
--- Claim up to ARGV[7] tasks for consumer ARGV[5], with a lease of ARGV[6] ms.
+-- Claim up to ARGV[7] tasks for consumer ARGV[5], with a lease of ARGV[6] ms. ARGV[8] lists,
+-- space separated, the task types whose handlers read none of the run-state fields (see below).
 -- Strict priority P0 > P1 > P2 > P3, FIFO within a priority (LPUSH on enqueue, RPOP here), paused
 -- priorities skipped. Each claimed task: status in_progress, attempts + 1, listed in `inflight`
 -- scored by its lease deadline. Stale list entries (cancelled or finished tasks) are dropped; an id
@@ -11,12 +12,17 @@
 -- record) or `stale` (the entry outlived a cancelled or finished task); then the batch's start
 -- time (RFC 3339) and the claim's time in epoch ms.
 -- The claim reads only the fields the consumer and the handlers use (src/queue/lifecycle.rs
--- names them in the same order), not the whole record: fewer strings through Lua per task. The
--- id is the key's and the priority the list's, so neither is read (an absent field costs a
--- whole scan of the record).
-local CLAIM_FIELDS = {'status', 'type', 'attempts', 'trace_id', 'payload', 'max_retries',
-  'created_at', 'ready_ms', 'deployment_id', 'steps'}
+-- names them in the same order), not the whole record: every field read costs Redis a string
+-- through Lua twice (into the script, back out in the reply). The first BASE fields are read for
+-- every task; the run state after them (max_retries, created_at, deployment_id, steps) only for a
+-- type not listed in ARGV[8] (deploy and release use it; for the others it comes as false). The
+-- id is the key's and the priority the list's, so neither is read.
+local CLAIM_FIELDS = {'status', 'type', 'attempts', 'trace_id', 'payload', 'ready_ms',
+  'max_retries', 'created_at', 'deployment_id', 'steps'}
+local BASE = 6
 local NF = #CLAIM_FIELDS
+local LIGHT = {}
+for t in string.gmatch(ARGV[8] or '', '%S+') do LIGHT[t] = true end
 local STRIDE = NF + 2
 local consumer, lease, want = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local paused = {}
@@ -46,7 +52,7 @@ for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
       if not ids then break end
       for _, id in ipairs(ids) do
         local tk = task_key(id)
-        local v = redis.pcall('HMGET', tk, unpack(CLAIM_FIELDS))
+        local v = redis.pcall('HMGET', tk, unpack(CLAIM_FIELDS, 1, BASE))
         local kind = nil
         if type(v) == 'table' and v.err then
           kind = redis.call('TYPE', tk)['ok'] or 'value'
@@ -75,8 +81,14 @@ for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
           n = n + 1
           leases[2 * n - 1], leases[2 * n] = deadline, id
           touched[2 * n - 1], touched[2 * n] = NOW_S, id
-          emit_row('task.started', {id, v[2] or '', prio, 'in_progress', attempts, v[4] or ''})
+          emit_flat('task.started', id, v[2] or '', prio, 'in_progress', attempts, v[4] or '')
           v[1], v[3] = 'in_progress', attempts
+          if LIGHT[v[2]] then
+            for j = BASE + 1, NF do v[j] = false end
+          else
+            local more = redis.call('HMGET', tk, unpack(CLAIM_FIELDS, BASE + 1, NF))
+            for j = BASE + 1, NF do v[j] = more[j - BASE] end
+          end
           -- One flat reply for the batch (Redis converts every nested table of a reply with a
           -- deferred length of its own): the values read, then the priority (the list it was
           -- on) and the id, STRIDE entries per task.

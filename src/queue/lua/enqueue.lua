@@ -62,10 +62,6 @@ while i <= argc do
     out[#out + 1] = {pos, existing}
   else
     local last = first + 2 * n - 1
-    local row = {id, field_at(first, last, 'type', 0) or '', prio,
-                 field_at(first, last, 'status', 1) or '',
-                 attempts_at(first, last),
-                 field_at(first, last, 'trace_id', 2) or ''}
     local delayed = run_at ~= '0' and (tonumber(run_at) or 0) > NOW
     -- The given pairs go to HSET straight from ARGV (no table of them is built).
     if delayed then
@@ -83,7 +79,9 @@ while i <= argc do
     end
     nt = nt + 2
     touched[nt - 1], touched[nt] = NOW_S, id
-    emit_row('task.created', row)
+    emit_flat('task.created', id, field_at(first, last, 'type', 0) or '', prio,
+      field_at(first, last, 'status', 1) or '', attempts_at(first, last),
+      field_at(first, last, 'trace_id', 2) or '')
   end
 end
 for prio, ids in pairs(pushes) do

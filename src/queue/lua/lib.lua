@@ -76,26 +76,38 @@ end
 
 -- Record that a task changed state. Events are buffered and written when the script ends
 -- (`flush_events`, run by the epilogue scripts.rs appends to every script): one stream entry per
--- run of consecutive events of one kind, at most EVENTS_PER_ENTRY tasks each ("events format
--- version 2", see docs/architecture.md), instead of one XADD + PUBLISH per task.
--- `rec` (optional) holds the record's current type, priority, status, attempts and trace_id when
--- the caller already has them; otherwise they are read now, right after the change.
--- `extra` (optional) holds more fields for the body (e.g. the project a task waits for).
+-- run of consecutive events of one kind, at most EVENTS_PER_ENTRY tasks each, instead of one
+-- XADD + PUBLISH per task (see docs/architecture.md, "Events"). Two entry formats:
+-- * version 3, the batch scripts' (`emit_flat`: enqueue, claim, complete): the rows' six values
+--   joined by SEP in one string, no JSON;
+-- * version 2, every event with a reason or extra fields (`emit`): `data` is
+--   {"v":2,"event":...,"ts":...,"tasks":[row, ...]}.
+-- A row is { id, type, priority, status, attempts, trace_id [, reason or '' [, extra]] },
+-- attempts as the decimal string the record holds (readers take the string as the number).
 local EVENTS_PER_ENTRY = 64
--- Runs of consecutive events of one kind: { event = name, rows = { row, ... } }; a row is
--- { id, type, priority, status, attempts, trace_id [, reason or '' [, extra]] }, attempts as the
--- decimal string the record holds (cjson would format a number with snprintf("%.14g"), which cost
--- more than the rest of the row; readers take the string as the number).
+-- The separator of a version-3 entry's values: ASCII "unit separator", which no id, type,
+-- priority, status or count holds; a trace id (free text) or a hand-written record that holds
+-- it has it replaced by a space, so an entry always splits into exactly 6 values per row.
+local SEP = '\31'
+-- Runs of consecutive events of one kind: { event = name, rows = { row, ... } } (version 2) or
+-- { event = name, flat = { six values per row }, n = rows } (version 3).
 local EVENT_RUNS = {}
--- Append a ready-made row (see above) to the runs: the batch scripts' path, which builds the row
--- from what it already holds (no `rec` table per event).
-local function emit_row(event, row)
+-- `s` without SEP in it.
+local function sep_free(s)
+  if string.find(s, SEP, 1, true) then return (string.gsub(s, SEP, ' ')) end
+  return s
+end
+-- Append a row to the runs as six values, without a table per row (the batch scripts' path).
+local function emit_flat(event, id, ty, prio, status, attempts, trace)
   local run = EVENT_RUNS[#EVENT_RUNS]
-  if not run or run.event ~= event or #run.rows >= EVENTS_PER_ENTRY then
-    run = {event = event, rows = {}}
+  if not run or run.event ~= event or not run.flat or run.n >= EVENTS_PER_ENTRY then
+    run = {event = event, flat = {}, n = 0}
     EVENT_RUNS[#EVENT_RUNS + 1] = run
   end
-  run.rows[#run.rows + 1] = row
+  local f, at = run.flat, run.n * 6
+  f[at + 1], f[at + 2], f[at + 3] = sep_free(id), sep_free(ty), prio
+  f[at + 4], f[at + 5], f[at + 6] = status, attempts, sep_free(trace)
+  run.n = run.n + 1
 end
 local function emit(event, id, reason, rec, extra)
   if not rec then
@@ -106,7 +118,12 @@ local function emit(event, id, reason, rec, extra)
                rec.trace_id or ''}
   if (reason and reason ~= '') or extra then row[7] = reason or '' end
   if extra then row[8] = extra end
-  emit_row(event, row)
+  local run = EVENT_RUNS[#EVENT_RUNS]
+  if not run or run.event ~= event or not run.rows or #run.rows >= EVENTS_PER_ENTRY then
+    run = {event = event, rows = {}}
+    EVENT_RUNS[#EVENT_RUNS + 1] = run
+  end
+  run.rows[#run.rows + 1] = row
 end
 
 -- One task's event as a version-1 body (what the stream held per task before version 2, and what
@@ -117,6 +134,17 @@ local function event_body(event, row)
   if row[7] and row[7] ~= '' then body.reason = row[7] end
   if row[8] then for f, v in pairs(row[8]) do body[f] = v end end
   return body
+end
+
+-- The rows of a run as tables (for the pub/sub bodies of a version-3 run).
+local function run_rows(run)
+  if run.rows then return run.rows end
+  local rows, f = {}, run.flat
+  for r = 0, run.n - 1 do
+    local at = r * 6
+    rows[r + 1] = {f[at + 1], f[at + 2], f[at + 3], f[at + 4], f[at + 5], f[at + 6]}
+  end
+  return rows
 end
 
 -- Keep about STREAM_MAX task events in the stream: `events:sizes` lists "<entry id> <events>"
@@ -143,26 +171,34 @@ local function trim_events(added)
   end
 end
 
--- Write the buffered events: per run one stream entry (`event`, `v` = 2, `n` = its tasks, `data` =
--- {"v":2,"event":...,"ts":...,"tasks":[row, ...]}), and the version-1 body of each event on
--- `events:<event>` when anyone subscribes to it (no message is built for an empty channel).
+-- Write the buffered events: per run one stream entry (`event`, `v`, `n` = its tasks, then
+-- version 3: `ts` and `rows` = the values joined by SEP; version 2: `data` = the JSON above), and
+-- the version-1 body of each event on `events:<event>` when anyone subscribes to it (no message
+-- is built for an empty channel).
 local function flush_events()
   if #EVENT_RUNS == 0 then return end
   local patterns = nil
   local added = 0
   for _, run in ipairs(EVENT_RUNS) do
-    local data = cjson.encode({v = 2, event = run.event, ts = now_iso(), tasks = run.rows})
     -- MAXLEN (in entries) only bounds the stream should `events:sizes` be lost; trim_events keeps
     -- it at about STREAM_MAX events.
-    local n_s = int_s(#run.rows)
-    local id = redis.call('XADD', k('events'), 'MAXLEN', '~', STREAM_MAX, '*', 'event', run.event,
-      'v', '2', 'n', n_s, 'data', data)
+    local n = run.n or #run.rows
+    local n_s = int_s(n)
+    local id
+    if run.flat then
+      id = redis.call('XADD', k('events'), 'MAXLEN', '~', STREAM_MAX, '*', 'event', run.event,
+        'v', '3', 'n', n_s, 'ts', now_iso(), 'rows', table.concat(run.flat, SEP))
+    else
+      local data = cjson.encode({v = 2, event = run.event, ts = now_iso(), tasks = run.rows})
+      id = redis.call('XADD', k('events'), 'MAXLEN', '~', STREAM_MAX, '*', 'event', run.event,
+        'v', '2', 'n', n_s, 'data', data)
+    end
     redis.call('RPUSH', k('events:sizes'), id .. ' ' .. n_s)
-    added = added + #run.rows
+    added = added + n
     local chan = k('events:' .. run.event)
     if patterns == nil then patterns = redis.call('PUBSUB', 'NUMPAT') end
     if patterns > 0 or redis.call('PUBSUB', 'NUMSUB', chan)[2] > 0 then
-      for _, row in ipairs(run.rows) do
+      for _, row in ipairs(run_rows(run)) do
         redis.call('PUBLISH', chan, cjson.encode(event_body(run.event, row)))
       end
     end
