@@ -5,15 +5,17 @@
 # `INFO cpu`, the count does not depend on what else the machine is doing, so two builds can be
 # compared on a busy machine; divide by a quiet run's instructions per µs to get µs.
 #
-#   bench/instructions.sh                                    # TASKS=10000, target/release/ops-worker
+#   bench/instructions.sh                  # TASKS=10000, CONCURRENCY=10, target/release/ops-worker
 #   OPS_WORKER_BINS="/tmp/before /tmp/after" ROUNDS=2 bench/instructions.sh
 #
 # Redis runs about 50x slower under callgrind, so claim batches are always full (64): the count is
-# that of a deep backlog. Requires valgrind (callgrind_control).
+# that of a deep backlog. CONCURRENCY defaults to 10 here: with 50 consumers queued behind a Redis
+# that slow, a claim can wait past the client's 5 s response timeout, and the recoveries that
+# follow (hand-backs, re-claims) would be counted too. Requires valgrind (callgrind_control).
 set -euo pipefail
 
 command -v callgrind_control >/dev/null || { echo "valgrind is required (apt-get install valgrind)" >&2; exit 2; }
-default_tasks=10000 default_rounds=1 source "$(dirname "$0")/common.sh"
+CONCURRENCY=${CONCURRENCY:-10} default_tasks=10000 default_rounds=1 source "$(dirname "$0")/common.sh"
 bins=${OPS_WORKER_BINS:-$bin}
 
 # Start redis-server under callgrind with instrumentation off; leaves $port and $vpid.

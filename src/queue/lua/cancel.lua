@@ -7,11 +7,11 @@ local f = fields(tk, 'status', 'priority')
 local status = f[1]
 if not status then return 'not_found' end
 if status == 'in_progress' then
-  redis.call('HSET', tk, 'cancel_requested', '1')
+  rcall('HSET', tk, 'cancel_requested', '1')
   return 'cancelling'
 end
 if status == 'pending' or status == 'retrying' then
-  redis.call('LREM', k('pending:' .. f[2]), 0, id)
+  rcall('LREM', k('pending:' .. f[2]), 0, id)
   cancel_now(id)
   trim_recent()
   return 'cancelled'

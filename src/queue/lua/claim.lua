@@ -26,13 +26,13 @@ for t in string.gmatch(ARGV[8] or '', '%S+') do LIGHT[t] = true end
 local STRIDE = NF + 2
 local consumer, lease, want = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local paused = {}
-for _, p in ipairs(redis.call('SMEMBERS', k('paused'))) do paused[p] = true end
+for _, p in ipairs(rcall('SMEMBERS', k('paused'))) do paused[p] = true end
 local out = {}
 local skipped = {}
 
 -- A minimal record for an id that has none, so it can be dead-lettered visibly.
 local function stub(tk, id, prio)
-  redis.call('HSET', tk, 'task_id', id, 'type', 'unknown', 'priority', prio, 'payload', '{}',
+  rcall('HSET', tk, 'task_id', id, 'type', 'unknown', 'priority', prio, 'payload', '{}',
     'attempts', 0, 'max_retries', 0, 'created_at', now_iso())
 end
 -- Lease and recent-index entries of the whole batch, written with one ZADD each at the end
@@ -48,20 +48,20 @@ for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
     local list = k('pending:' .. prio)
     while n < want do
       -- One RPOP for what is still wanted; every id popped is claimed or accounted for below.
-      local ids = redis.call('RPOP', list, int_s(want - n))
+      local ids = rcall('RPOP', list, int_s(want - n))
       if not ids then break end
       for _, id in ipairs(ids) do
         local tk = task_key(id)
-        local v = redis.pcall('HMGET', tk, unpack(CLAIM_FIELDS, 1, BASE))
+        local v = rpcall('HMGET', tk, unpack(CLAIM_FIELDS, 1, BASE))
         local kind = nil
         if type(v) == 'table' and v.err then
-          kind = redis.call('TYPE', tk)['ok'] or 'value'
-        elseif not v[1] and redis.call('EXISTS', tk) == 0 then
+          kind = rcall('TYPE', tk)['ok'] or 'value'
+        elseif not v[1] and rcall('EXISTS', tk) == 0 then
           kind = 'none'
         end
         if kind and kind ~= 'none' then
           -- Not a hash (written by hand): keep it for inspection, dead-letter a stub in its place.
-          redis.call('RENAME', tk, k('corrupt:' .. id))
+          rcall('RENAME', tk, k('corrupt:' .. id))
           stub(tk, id, prio)
           local why = 'the task key held a ' .. kind .. ', not a task record; kept as corrupt:' .. id
           dead_letter(id, why)
@@ -76,17 +76,22 @@ for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
           -- claim's changes in place.
           -- (A compact record has no attempts field before its first claim.)
           local attempts = NEXT_ATTEMPT[v[3] or '0'] or int_s((tonumber(v[3]) or 0) + 1)
-          redis.call('HSET', tk, 'status', 'in_progress', 'attempts', attempts,
+          rcall('HSET', tk, 'status', 'in_progress', 'attempts', attempts,
             'started_at', now_iso(), 'worker', consumer)
           n = n + 1
           leases[2 * n - 1], leases[2 * n] = deadline, id
           touched[2 * n - 1], touched[2 * n] = NOW_S, id
-          emit_flat('task.started', id, v[2] or '', prio, 'in_progress', attempts, v[4] or '')
+          -- The id (from the list), type and trace id (from the record) may hold anything.
+          local eid, ety, etr = id, v[2] or '', v[4] or ''
+          if find(eid .. ety .. etr, SEP, 1, true) then
+            eid, ety, etr = sep_free(eid), sep_free(ety), sep_free(etr)
+          end
+          emit_flat('task.started', eid, ety, prio, 'in_progress', attempts, etr)
           v[1], v[3] = 'in_progress', attempts
           if LIGHT[v[2]] then
             for j = BASE + 1, NF do v[j] = false end
           else
-            local more = redis.call('HMGET', tk, unpack(CLAIM_FIELDS, BASE + 1, NF))
+            local more = rcall('HMGET', tk, unpack(CLAIM_FIELDS, BASE + 1, NF))
             for j = BASE + 1, NF do v[j] = more[j - BASE] end
           end
           -- One flat reply for the batch (Redis converts every nested table of a reply with a
@@ -104,8 +109,8 @@ for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
   end
 end
 if n > 0 then
-  redis.call('ZADD', k('inflight'), unpack(leases))
-  redis.call('ZADD', k('recent'), unpack(touched))
+  rcall('ZADD', k('inflight'), unpack(leases))
+  rcall('ZADD', k('recent'), unpack(touched))
   trim_recent()
 end
 -- started_at and claimed_ms (not stored: only the consumer's, its wait since the task became

@@ -14,52 +14,68 @@ local out = {}
 local released, touched, n = {}, {}, 0
 local LOCK_FREE = {}
 for t in string.gmatch(ARGV[5], '%S+') do LOCK_FREE[t] = true end
-for i = 6, #ARGV, 6 do
-  local id, result = ARGV[i], ARGV[i + 1]
-  local tk = task_key(id)
-  -- One read per task: the status, the project fields finish() would read, and the event's
-  -- fields only when the caller does not know them (every field read costs Redis a string into
-  -- Lua and a scan of the record).
-  local f
-  if LOCK_FREE[ARGV[i + 2]] then
+-- What finish() is told of a running task of a lock-free type: no project held or awaited, no
+-- cancel flag read (one table for all of them).
+local NOTHING_HELD = {false, false, false}
+
+-- The task's status, priority, type, attempts, trace id and the fields finish() reads, with one
+-- read of the record: the event's fields are the consumer's when it gave them (ARGV[i + 2] on),
+-- and every field read costs Redis a string into Lua and a scan of the record.
+local function read(i, tk)
+  local ty = ARGV[i + 2]
+  if LOCK_FREE[ty] then
     -- Running and of a type that holds no project: only the status is read. (It cannot be
     -- waiting for a project either: a deferred task is pending. A `cancel_requested` an operator
     -- set after the last lease renewal stays on the record: the task completed first.)
-    local status = redis.pcall('HGET', tk, 'status')
+    local status = rpcall('HGET', tk, 'status')
     if status == 'in_progress' then
-      f = {status, ARGV[i + 3], ARGV[i + 2], ARGV[i + 4], ARGV[i + 5], false, false, false}
+      return status, ARGV[i + 3], ty, ARGV[i + 4], ARGV[i + 5], NOTHING_HELD
     end
   end
-  if f then
-    -- (read above)
-  elseif ARGV[i + 2] ~= '' then
+  if ty ~= '' then
     local g = fields(tk, 'status', 'project_lock', 'waiting_for', 'cancel_requested')
-    f = {g[1], ARGV[i + 3], ARGV[i + 2], ARGV[i + 4], ARGV[i + 5], g[2], g[3], g[4]}
-  else
-    f = fields(tk, 'status', 'priority', 'type', 'attempts', 'trace_id', 'project_lock',
-      'waiting_for', 'cancel_requested')
+    return g[1], ARGV[i + 3], ty, ARGV[i + 4], ARGV[i + 5], {g[2], g[3], g[4]}
   end
-  local status = f[1]
+  local f = fields(tk, 'status', 'priority', 'type', 'attempts', 'trace_id', 'project_lock',
+    'waiting_for', 'cancel_requested')
+  return f[1], f[2], f[3], f[4], f[5], {f[6], f[7], f[8]}
+end
+
+for i = 6, #ARGV, 6 do
+  local id = ARGV[i]
+  local tk = task_key(id)
+  local status, prio, ty, attempts, trace, held = read(i, tk)
   if status == 'in_progress' or status == 'pending' or status == 'retrying' then
     if status == 'pending' then
       -- Reclaimed and requeued meanwhile: its work is done, so take it off the list.
-      redis.call('LREM', k('pending:' .. f[2]), 0, id)
+      rcall('LREM', k('pending:' .. prio), 0, id)
     elseif status == 'retrying' then
-      redis.call('ZREM', k('retry'), id)
+      rcall('ZREM', k('retry'), id)
     end
-    finish(tk, 'completed', 'result', result, {f[6], f[7], f[8]})
+    finish(tk, 'completed', 'result', ARGV[i + 1], held)
     n = n + 1
     released[n] = id
     touched[2 * n - 1], touched[2 * n] = NOW_S, id
-    emit_flat('task.completed', id, f[3] or '', f[2] or '', 'completed', f[4] or '0', f[5] or '')
+    -- The trace id (as the claim read it) may hold anything; so may the id and type when they
+    -- were read from the record. (A consumer's facts name a type by its own spelling, and it
+    -- completes only tasks whose id decoded as a UUID.)
+    local eid, ety, etr = id, ty or '', trace or ''
+    if ARGV[i + 2] == '' then
+      if find(eid .. ety .. etr, SEP, 1, true) then
+        eid, ety, etr = sep_free(eid), sep_free(ety), sep_free(etr)
+      end
+    elseif find(etr, SEP, 1, true) then
+      etr = sep_free(etr)
+    end
+    emit_flat('task.completed', eid, ety, prio or '', 'completed', attempts or '0', etr)
   else
-    out[#out + 1] = {id, 'stale', status or 'missing', f[3] or ''}
+    out[#out + 1] = {id, 'stale', status or 'missing', ty or ''}
   end
 end
 if n > 0 then
-  redis.call('ZREM', k('inflight'), unpack(released))
-  redis.call('ZADD', k('recent'), unpack(touched))
-  redis.call('ZADD', k('done'), unpack(touched))
+  rcall('ZREM', k('inflight'), unpack(released))
+  rcall('ZADD', k('recent'), unpack(touched))
+  rcall('ZADD', k('done'), unpack(touched))
   count_outcome('completed', n)
   trim_recent()
 end

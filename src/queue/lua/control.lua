@@ -6,25 +6,25 @@ local scope, command, concurrency = ARGV[5], ARGV[6], ARGV[7]
 local key = k('control')
 local suffix = scope == '' and '' or (':' .. scope)
 if scope == '' then
-  for _, f in ipairs(redis.call('HKEYS', key)) do
+  for _, f in ipairs(rcall('HKEYS', key)) do
     if string.sub(f, 1, 6) == 'state:' or string.sub(f, 1, 12) == 'concurrency:' then
-      redis.call('HDEL', key, f)
+      rcall('HDEL', key, f)
     end
   end
 end
 if command == 'stop' then
-  redis.call('HSET', key, 'state' .. suffix, 'stopped')
+  rcall('HSET', key, 'state' .. suffix, 'stopped')
 else
-  redis.call('HSET', key, 'state' .. suffix, 'running')
+  rcall('HSET', key, 'state' .. suffix, 'running')
 end
 if command == 'restart' then
-  redis.call('HINCRBY', key, 'restart_gen' .. suffix, 1)
+  rcall('HINCRBY', key, 'restart_gen' .. suffix, 1)
 end
 if concurrency ~= '' then
-  redis.call('HSET', key, 'concurrency' .. suffix, concurrency)
+  rcall('HSET', key, 'concurrency' .. suffix, concurrency)
 elseif command ~= 'stop' then
   -- start/restart without a size: back to the instances' own WORKER_CONCURRENCY.
-  redis.call('HDEL', key, 'concurrency' .. suffix)
+  rcall('HDEL', key, 'concurrency' .. suffix)
 end
-redis.call('HSET', key, 'updated_at', now_iso())
-return redis.call('HGETALL', key)
+rcall('HSET', key, 'updated_at', now_iso())
+return rcall('HGETALL', key)

@@ -5,14 +5,14 @@
 local id = ARGV[5]
 local tk = task_key(id)
 local f = fields(tk, 'status', 'idempotency_key')
-local listed = redis.call('ZSCORE', k('failed'), id)
+local listed = rcall('ZSCORE', k('failed'), id)
 if not f[1] and not listed then return 'not_found' end
 if f[1] and f[1] ~= 'failed' then return f[1] end
-if f[2] and f[2] ~= '' and redis.call('GET', k('idem:' .. f[2])) == id then
-  redis.call('DEL', k('idem:' .. f[2]))
+if f[2] and f[2] ~= '' and rcall('GET', k('idem:' .. f[2])) == id then
+  rcall('DEL', k('idem:' .. f[2]))
 end
 emit('task.deleted', id, 'deleted by an operator')
-redis.call('ZREM', k('failed'), id)
-redis.call('ZREM', k('recent'), id)
-redis.call('DEL', tk, k('build:' .. id), k('build:' .. id .. ':log'), k('release:' .. id))
+rcall('ZREM', k('failed'), id)
+rcall('ZREM', k('recent'), id)
+rcall('DEL', tk, k('build:' .. id), k('build:' .. id .. ':log'), k('release:' .. id))
 return 'deleted'

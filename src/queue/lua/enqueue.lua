@@ -51,11 +51,11 @@ while i <= argc do
   local existing = nil
   if idem ~= '' then
     local ik = k('idem:' .. idem)
-    local prev = redis.call('GET', ik)
-    if prev and redis.call('EXISTS', task_key(prev)) == 1 then
+    local prev = rcall('GET', ik)
+    if prev and rcall('EXISTS', task_key(prev)) == 1 then
       existing = prev
     else
-      redis.call('SET', ik, id, 'EX', ARGV[5])
+      rcall('SET', ik, id, 'EX', ARGV[5])
     end
   end
   if existing then
@@ -65,10 +65,10 @@ while i <= argc do
     local delayed = run_at ~= '0' and (tonumber(run_at) or 0) > NOW
     -- The given pairs go to HSET straight from ARGV (no table of them is built).
     if delayed then
-      redis.call('HSET', task_key(id), unpack(ARGV, first, last))
-      redis.call('ZADD', k('delayed'), ARGV[first - 3], id)
+      rcall('HSET', task_key(id), unpack(ARGV, first, last))
+      rcall('ZADD', k('delayed'), ARGV[first - 3], id)
     else
-      redis.call('HSET', task_key(id), 'ready_ms', NOW_S, unpack(ARGV, first, last))
+      rcall('HSET', task_key(id), 'ready_ms', NOW_S, unpack(ARGV, first, last))
       local list = pushes[prio]
       if not list then
         list = {}
@@ -79,16 +79,19 @@ while i <= argc do
     end
     nt = nt + 2
     touched[nt - 1], touched[nt] = NOW_S, id
+    -- The id, type, priority, status and attempts are the store's own (a UUID, names, a
+    -- count); only the trace id is free text.
+    local trace = field_at(first, last, 'trace_id', 2) or ''
+    if find(trace, SEP, 1, true) then trace = sep_free(trace) end
     emit_flat('task.created', id, field_at(first, last, 'type', 0) or '', prio,
-      field_at(first, last, 'status', 1) or '', attempts_at(first, last),
-      field_at(first, last, 'trace_id', 2) or '')
+      field_at(first, last, 'status', 1) or '', attempts_at(first, last), trace)
   end
 end
 for prio, ids in pairs(pushes) do
-  redis.call('LPUSH', k('pending:' .. prio), unpack(ids))
+  rcall('LPUSH', k('pending:' .. prio), unpack(ids))
 end
 if nt > 0 then
-  redis.call('ZADD', k('recent'), unpack(touched))
+  rcall('ZADD', k('recent'), unpack(touched))
 end
 trim_recent()
 wake(ready)

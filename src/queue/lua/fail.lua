@@ -22,10 +22,10 @@ for i = 6, #ARGV, 4 do
       out[#out + 1] = {id, 'cancelled', why, ty}
     elseif retryable and attempts <= max_retries then
       local at = NOW + backoff
-      redis.call('HSET', tk, 'status', 'retrying', 'error', reason)
-      redis.call('HDEL', tk, 'worker')
-      redis.call('ZREM', k('inflight'), id)
-      redis.call('ZADD', k('retry'), at, id)
+      rcall('HSET', tk, 'status', 'retrying', 'error', reason)
+      rcall('HDEL', tk, 'worker')
+      rcall('ZREM', k('inflight'), id)
+      rcall('ZADD', k('retry'), at, id)
       keep_project_through(id, tk, backoff)
       count_outcome('retried', 1)
       touch(id)

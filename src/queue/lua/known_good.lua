@@ -8,19 +8,19 @@ local ids = B .. ':releases:' .. ARGV[6]
 local entries = ids .. ':entries'
 local id = ARGV[7]
 if ARGV[5] == 'record' then
-  if redis.call('HEXISTS', entries, id) == 1 then return 0 end
-  redis.call('LPUSH', ids, id)
-  redis.call('HSET', entries, id, ARGV[8])
+  if rcall('HEXISTS', entries, id) == 1 then return 0 end
+  rcall('LPUSH', ids, id)
+  rcall('HSET', entries, id, ARGV[8])
   local keep = tonumber(ARGV[9])
-  local dropped = redis.call('LRANGE', ids, keep, -1)
-  for _, old in ipairs(dropped) do redis.call('HDEL', entries, old) end
-  redis.call('LTRIM', ids, 0, keep - 1)
+  local dropped = rcall('LRANGE', ids, keep, -1)
+  for _, old in ipairs(dropped) do rcall('HDEL', entries, old) end
+  rcall('LTRIM', ids, 0, keep - 1)
   return 1
 end
-local raw = redis.call('HGET', entries, id)
+local raw = rcall('HGET', entries, id)
 if not raw then return 0 end
 local ok, entry = pcall(cjson.decode, raw)
 if not ok or type(entry) ~= 'table' then return 0 end
 entry['status'] = ARGV[8]
-redis.call('HSET', entries, id, cjson.encode(entry))
+rcall('HSET', entries, id, cjson.encode(entry))
 return 1

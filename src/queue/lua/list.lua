@@ -33,12 +33,12 @@ end
 -- Rank (0-based, newest first) of the first entry after the cursor.
 local function start_rank()
   if cursor_score == '' then return 0 end
-  local lo = redis.call('ZCOUNT', key, '(' .. cursor_score, '+inf')
-  local hi = lo + redis.call('ZCOUNT', key, cursor_score, cursor_score)
+  local lo = rcall('ZCOUNT', key, '(' .. cursor_score, '+inf')
+  local hi = lo + rcall('ZCOUNT', key, cursor_score, cursor_score)
   -- Ranks lo .. hi-1 hold the cursor's score, members descending: find the first one below its id.
   while lo < hi do
     local mid = math.floor((lo + hi) / 2)
-    local m = redis.call('ZREVRANGE', key, mid, mid)[1]
+    local m = rcall('ZREVRANGE', key, mid, mid)[1]
     if m and before(m, cursor_id) then hi = mid else lo = mid + 1 end
   end
   return lo
@@ -48,18 +48,18 @@ end
 -- record, or a key that is not a hash (the read fails, caught by pcall), never matches.
 local function wanted(id)
   if prefix ~= '' and string.sub(id, 1, #prefix) ~= prefix then return false end
-  local f = redis.pcall('HMGET', task_key(id), 'status', 'type', 'priority')
+  local f = rpcall('HMGET', task_key(id), 'status', 'type', 'priority')
   if type(f) ~= 'table' or f.err or not (f[1] or f[2] or f[3]) then return false end
   return (want_status == '' or f[1] == want_status) and (want_type == '' or f[2] == want_type)
     and (want_prio == '' or f[3] == want_prio)
 end
 
-local total = redis.call('ZCARD', key)
+local total = rcall('ZCARD', key)
 local rank = start_rank()
 local examined, ids, last = 0, {}, nil
 while #ids < limit and examined < budget and rank < total do
   local n = math.min(CHUNK, budget - examined)
-  local chunk = redis.call('ZREVRANGE', key, rank, rank + n - 1, 'WITHSCORES')
+  local chunk = rcall('ZREVRANGE', key, rank, rank + n - 1, 'WITHSCORES')
   if #chunk == 0 then break end
   for i = 1, #chunk, 2 do
     examined, rank = examined + 1, rank + 1
@@ -71,7 +71,7 @@ end
 
 local matches = {}
 for _, id in ipairs(ids) do
-  local flat = redis.pcall('HGETALL', task_key(id))
+  local flat = rpcall('HGETALL', task_key(id))
   if type(flat) == 'table' and not flat.err and #flat > 0 then
     matches[#matches + 1] = {id, flat}
   end

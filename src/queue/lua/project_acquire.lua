@@ -10,10 +10,10 @@ local tk = task_key(id)
 local f = fields(tk, 'status', 'worker', 'priority', 'ready_ms', 'cancel_requested')
 if f[1] ~= 'in_progress' or f[2] ~= consumer then return {'stale', f[1] or 'missing'} end
 local lk = project_key(p)
-local holder = redis.call('GET', lk)
+local holder = rcall('GET', lk)
 if not holder or holder == id then
-  redis.call('SET', lk, id, 'PX', lease)
-  redis.call('HSET', tk, 'project_lock', p)
+  rcall('SET', lk, id, 'PX', lease)
+  rcall('HSET', tk, 'project_lock', p)
   return {'acquired', ''}
 end
 if f[5] == '1' then
@@ -21,15 +21,15 @@ if f[5] == '1' then
   trim_recent()
   return {'cancelled', ''}
 end
-redis.call('HDEL', tk, 'worker', 'project_lock', 'started_at')
-redis.call('HINCRBY', tk, 'attempts', -1)
-redis.call('HSET', tk, 'status', 'pending', 'waiting_for', p, 'waiting_holder', holder,
+rcall('HDEL', tk, 'worker', 'project_lock', 'started_at')
+rcall('HINCRBY', tk, 'attempts', -1)
+rcall('HSET', tk, 'status', 'pending', 'waiting_for', p, 'waiting_holder', holder,
   'lease_ms', lease)
-redis.call('ZREM', k('inflight'), id)
+rcall('ZREM', k('inflight'), id)
 local rank = tonumber(string.sub(f[3] or 'P2', 2)) or 2
 local score = rank * 1e13 + (tonumber(f[4]) or NOW)
-redis.call('ZADD', lk .. ':waiting', score, id)
-redis.call('SADD', k('projects:waiting'), p)
+rcall('ZADD', lk .. ':waiting', score, id)
+rcall('SADD', k('projects:waiting'), p)
 touch(id)
 trim_recent()
 emit('task.waiting_for_project', id, 'project ' .. p .. ' is busy with task ' .. holder, nil,

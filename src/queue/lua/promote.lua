@@ -3,14 +3,14 @@
 local limit = tonumber(ARGV[5])
 local n = 0
 for _, set in ipairs({'delayed', 'retry'}) do
-  local ids = redis.call('ZRANGEBYSCORE', k(set), '-inf', NOW, 'LIMIT', 0, limit)
+  local ids = rcall('ZRANGEBYSCORE', k(set), '-inf', NOW, 'LIMIT', 0, limit)
   for _, id in ipairs(ids) do
-    redis.call('ZREM', k(set), id)
+    rcall('ZREM', k(set), id)
     local tk = task_key(id)
     local f = fields(tk, 'status', 'priority')
     if f[1] == 'pending' or f[1] == 'retrying' then
-      redis.call('HSET', tk, 'status', 'pending', 'ready_ms', NOW)
-      redis.call('LPUSH', k('pending:' .. f[2]), id)
+      rcall('HSET', tk, 'status', 'pending', 'ready_ms', NOW)
+      rcall('LPUSH', k('pending:' .. f[2]), id)
       n = n + 1
     end
   end
@@ -18,9 +18,9 @@ end
 wake(n)
 -- A project whose lock lapsed (its holder vanished without a reclaim) with tasks still waiting:
 -- hand it to the best waiter.
-for _, p in ipairs(redis.call('SMEMBERS', k('projects:waiting'))) do
-  if redis.call('EXISTS', project_key(p)) == 0 then hand_over(p) end
+for _, p in ipairs(rcall('SMEMBERS', k('projects:waiting'))) do
+  if rcall('EXISTS', project_key(p)) == 0 then hand_over(p) end
 end
 -- Dead-lettered records expire after the retention; forget their ids too.
-redis.call('ZREMRANGEBYSCORE', k('failed'), '-inf', NOW - RETENTION * 1000)
+rcall('ZREMRANGEBYSCORE', k('failed'), '-inf', NOW - RETENTION * 1000)
 return n

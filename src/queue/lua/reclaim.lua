@@ -5,7 +5,7 @@
 -- Returns, per task, { id, outcome, detail, type }: `requeued`, `dead_lettered` (detail: the
 -- reason), `cancelled` (an operator had asked) or `stale` (the entry outlived its task).
 local limit = tonumber(ARGV[5])
-local ids = redis.call('ZRANGEBYSCORE', k('inflight'), '-inf', NOW, 'LIMIT', 0, limit)
+local ids = rcall('ZRANGEBYSCORE', k('inflight'), '-inf', NOW, 'LIMIT', 0, limit)
 local out = {}
 local requeued = 0
 for _, id in ipairs(ids) do
@@ -13,7 +13,7 @@ for _, id in ipairs(ids) do
   local f = fields(tk, 'status', 'attempts', 'max_retries', 'priority', 'cancel_requested', 'type')
   local ty = f[6] or ''
   if f[1] ~= 'in_progress' then
-    redis.call('ZREM', k('inflight'), id)
+    rcall('ZREM', k('inflight'), id)
     out[#out + 1] = {id, 'stale', f[1] or 'missing', ty}
   elseif f[5] == '1' then
     local why = 'cancelled while running (its worker died)'
@@ -34,7 +34,7 @@ for _, id in ipairs(ids) do
   end
 end
 if requeued > 0 then
-  redis.call('HINCRBY', k('counters'), 'reclaimed_total', requeued)
+  rcall('HINCRBY', k('counters'), 'reclaimed_total', requeued)
   wake(requeued)
 end
 if #out > 0 then trim_recent() end

@@ -5,7 +5,7 @@
 local consumer = ARGV[5]
 local out = {}
 local n = 0
-for _, id in ipairs(redis.call('ZRANGE', k('inflight'), 0, -1)) do
+for _, id in ipairs(rcall('ZRANGE', k('inflight'), 0, -1)) do
   local f = fields(task_key(id), 'status', 'worker')
   if f[1] == 'in_progress' and f[2] == consumer then
     local entry, requeued = hand_back(id, consumer, 'handed back: the claim reply was lost')

@@ -8,27 +8,27 @@
 -- Returns 1, or 0 (nothing written) when the record is gone.
 local id = ARGV[5]
 local tk = task_key(id)
-if redis.call('TYPE', tk).ok ~= 'hash' then return 0 end
+if rcall('TYPE', tk).ok ~= 'hash' then return 0 end
 local new = cjson.decode(ARGV[6])
 if #new > 0 then
-  local raw = redis.call('HGET', tk, 'steps')
+  local raw = rcall('HGET', tk, 'steps')
   local ok, list = pcall(cjson.decode, raw or '[]')
   if not ok or type(list) ~= 'table' then list = {} end
   for _, entry in ipairs(new) do table.insert(list, entry) end
   while #list > 100 do table.remove(list, 1) end
-  redis.call('HSET', tk, 'steps', cjson.encode(list))
+  rcall('HSET', tk, 'steps', cjson.encode(list))
 end
 if #ARGV >= 8 then
   local pk = k('release:' .. id)
   for i = 7, #ARGV - 1, 2 do
     local f, v = ARGV[i], ARGV[i + 1]
     if v == '' then
-      redis.call('HDEL', pk, f)
+      rcall('HDEL', pk, f)
     else
-      redis.call('HSET', pk, f, v)
-      if f == 'deployment_id' then redis.call('HSET', tk, 'deployment_id', v) end
+      rcall('HSET', pk, f, v)
+      if f == 'deployment_id' then rcall('HSET', tk, 'deployment_id', v) end
     end
   end
-  redis.call('EXPIRE', pk, RETENTION)
+  rcall('EXPIRE', pk, RETENTION)
 end
 return 1

@@ -7,11 +7,11 @@ local lost, cancel = {}, {}
 for i = 7, #ARGV do
   local id = ARGV[i]
   local f = fields(task_key(id), 'status', 'worker', 'cancel_requested', 'project_lock')
-  if f[1] == 'in_progress' and f[2] == consumer and redis.call('ZSCORE', k('inflight'), id) then
-    redis.call('ZADD', k('inflight'), 'XX', NOW + lease, id)
+  if f[1] == 'in_progress' and f[2] == consumer and rcall('ZSCORE', k('inflight'), id) then
+    rcall('ZADD', k('inflight'), 'XX', NOW + lease, id)
     -- The project lock it holds lives as long as its lease.
-    if f[4] and redis.call('GET', project_key(f[4])) == id then
-      redis.call('PEXPIRE', project_key(f[4]), lease)
+    if f[4] and rcall('GET', project_key(f[4])) == id then
+      rcall('PEXPIRE', project_key(f[4]), lease)
     end
     if f[3] == '1' then cancel[#cancel + 1] = id end
   else

@@ -7,14 +7,14 @@ local f = fields(tk, 'status', 'priority', 'type')
 if not f[1] then return 'not_found' end
 if f[1] ~= 'failed' then return f[1] end
 if f[3] == 'unknown' then return 'stub' end
-redis.call('ZREM', k('failed'), id)
-redis.call('PERSIST', tk)
-redis.call('HSET', tk, 'status', 'pending', 'attempts', 0, 'ready_ms', NOW)
+rcall('ZREM', k('failed'), id)
+rcall('PERSIST', tk)
+rcall('HSET', tk, 'status', 'pending', 'attempts', 0, 'ready_ms', NOW)
 -- A replay is a fresh start: a deploy creates a new deployment rather than resume the failed one.
-redis.call('HDEL', tk, 'completed_at', 'started_at', 'worker', 'cancel_requested', 'deployment_id', 'inspector_url', 'result')
+rcall('HDEL', tk, 'completed_at', 'started_at', 'worker', 'cancel_requested', 'deployment_id', 'inspector_url', 'result')
 -- ... and a release starts afresh: its stored progress (deployment, steps done) is dropped.
-redis.call('DEL', k('release:' .. id))
-redis.call('LPUSH', k('pending:' .. f[2]), id)
+rcall('DEL', k('release:' .. id))
+rcall('LPUSH', k('pending:' .. f[2]), id)
 touch(id)
 emit('task.requeued', id, 'replayed by an operator')
 trim_recent()

@@ -9,18 +9,18 @@
 local next_key = B .. ':schedules:next'
 if ARGV[5] == 'due' then
   local out = {tostring(NOW)}
-  local due = redis.call('ZRANGEBYSCORE', next_key, '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[6]))
+  local due = rcall('ZRANGEBYSCORE', next_key, '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[6]))
   for i = 1, #due, 2 do
     out[#out + 1] = due[i]
     out[#out + 1] = due[i + 1]
   end
   return out
 end
-local current = redis.call('ZSCORE', next_key, ARGV[6])
+local current = rcall('ZSCORE', next_key, ARGV[6])
 if not current or tonumber(current) ~= tonumber(ARGV[7]) then return 0 end
 if ARGV[8] == '' then
-  redis.call('ZREM', next_key, ARGV[6])
+  rcall('ZREM', next_key, ARGV[6])
 else
-  redis.call('ZADD', next_key, ARGV[8], ARGV[6])
+  rcall('ZADD', next_key, ARGV[8], ARGV[6])
 end
 return 1

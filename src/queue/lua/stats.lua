@@ -6,29 +6,29 @@ local out = {}
 local oldest = 0
 for _, prio in ipairs({'P0', 'P1', 'P2', 'P3'}) do
   local list = k('pending:' .. prio)
-  out[#out + 1] = redis.call('LLEN', list)
+  out[#out + 1] = rcall('LLEN', list)
   -- The next to run sit at the right end; requeued tasks (reclaimed, handed back) go there too,
   -- keeping their original ready time, so look at the last several, not just the last one.
-  for _, id in ipairs(redis.call('LRANGE', list, -64, -1)) do
+  for _, id in ipairs(rcall('LRANGE', list, -64, -1)) do
     local r = tonumber(fields(task_key(id), 'ready_ms')[1])
     if r and (oldest == 0 or r < oldest) then oldest = r end
   end
 end
-out[#out + 1] = redis.call('ZCARD', k('inflight'))
-out[#out + 1] = redis.call('ZCARD', k('retry'))
-out[#out + 1] = redis.call('ZCARD', k('delayed'))
-out[#out + 1] = redis.call('ZCARD', k('failed'))
-local paused = redis.call('SMEMBERS', k('paused'))
+out[#out + 1] = rcall('ZCARD', k('inflight'))
+out[#out + 1] = rcall('ZCARD', k('retry'))
+out[#out + 1] = rcall('ZCARD', k('delayed'))
+out[#out + 1] = rcall('ZCARD', k('failed'))
+local paused = rcall('SMEMBERS', k('paused'))
 table.sort(paused)
 out[#out + 1] = table.concat(paused, ' ')
-local c = redis.call('HMGET', k('counters'), 'completed_total', 'failed_total', 'reclaimed_total', 'cancelled_total')
+local c = rcall('HMGET', k('counters'), 'completed_total', 'failed_total', 'reclaimed_total', 'cancelled_total')
 for i = 1, 4 do out[#out + 1] = tonumber(c[i] or '0') or 0 end
 out[#out + 1] = oldest
 local sec = math.floor(NOW / 1000)
 for _, outcome in ipairs({'completed', 'failed'}) do
   local keys = {}
   for s = sec - 299, sec do keys[#keys + 1] = k('tp:' .. outcome .. ':' .. s) end
-  local vals = redis.call('MGET', unpack(keys))
+  local vals = rcall('MGET', unpack(keys))
   local m1, m5 = 0, 0
   for idx, v in ipairs(vals) do
     local n = tonumber(v or '0') or 0

@@ -7,7 +7,7 @@ local out = {sec}
 for _, outcome in ipairs({'completed', 'failed'}) do
   local keys = {}
   for s = sec - n + 1, sec do keys[#keys + 1] = k('tp:' .. outcome .. ':' .. s) end
-  local vals = redis.call('MGET', unpack(keys))
+  local vals = rcall('MGET', unpack(keys))
   for _, v in ipairs(vals) do out[#out + 1] = tonumber(v or '0') or 0 end
 end
 return out

@@ -5,11 +5,11 @@
 -- wait_ms. reason is ok | bucket | retry_after.
 local rate, burst = tonumber(ARGV[5]), tonumber(ARGV[6])
 local now = NOW
-local hold = tonumber(redis.call('GET', k('vercel:hold_until')) or '0') or 0
+local hold = tonumber(rcall('GET', k('vercel:hold_until')) or '0') or 0
 if hold > now then return {hold - now, 'retry_after'} end
 if rate <= 0 then return {0, 'ok'} end
 local per_ms = rate / 60000
-local b = redis.call('HMGET', k('vercel:bucket'), 'tokens', 'ts')
+local b = rcall('HMGET', k('vercel:bucket'), 'tokens', 'ts')
 local tokens = tonumber(b[1]) or burst
 local ts = tonumber(b[2]) or now
 if now > ts then tokens = math.min(burst, tokens + (now - ts) * per_ms) end
@@ -20,6 +20,6 @@ else
   wait = math.ceil((1 - tokens) / per_ms)
   reason = 'bucket'
 end
-redis.call('HSET', k('vercel:bucket'), 'tokens', tostring(tokens), 'ts', now)
-redis.call('PEXPIRE', k('vercel:bucket'), 600000)
+rcall('HSET', k('vercel:bucket'), 'tokens', tostring(tokens), 'ts', now)
+rcall('PEXPIRE', k('vercel:bucket'), 600000)
 return {wait, reason}

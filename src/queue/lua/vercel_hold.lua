@@ -3,9 +3,9 @@
 local wait = math.min(tonumber(ARGV[5]) or 0, 900000) -- never more than 15 minutes
 local now = NOW
 local want = now + wait
-local cur = tonumber(redis.call('GET', k('vercel:hold_until')) or '0') or 0
+local cur = tonumber(rcall('GET', k('vercel:hold_until')) or '0') or 0
 if want > cur then
-  redis.call('SET', k('vercel:hold_until'), want, 'PX', wait + 1000)
+  rcall('SET', k('vercel:hold_until'), want, 'PX', wait + 1000)
   return want
 end
 return cur
